@@ -1,0 +1,185 @@
+//! A stored response and the questions asked of it on every hit.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use rampart_config::Encoding;
+
+use crate::freshness::Freshness;
+
+/// One stored response (one variant of a URL).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The origin's status.
+    pub status: StatusCode,
+    /// End-to-end headers as stored: no hop-by-hop headers, no `Age`, no
+    /// `Content-Length` (computed per body), and no `Content-Encoding` unless
+    /// the origin encoded the body itself.
+    pub headers: HeaderMap,
+    /// The body as received (identity, or the origin's own coding).
+    pub body: Bytes,
+    /// Compressed copies made once at store time, each smaller than `body`.
+    pub encoded: Vec<(Encoding, Bytes)>,
+    /// The request header values this variant was selected by (`Vary`).
+    pub vary: Vec<(HeaderName, Option<HeaderValue>)>,
+    /// When the response was received (or last revalidated).
+    pub response_time: SystemTime,
+    /// Its corrected initial age at `response_time`.
+    pub initial_age: Duration,
+    /// How long it is fresh and may be served stale.
+    pub freshness: Freshness,
+    /// Tags for purging.
+    pub tags: Vec<String>,
+}
+
+/// How usable an entry is at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryState {
+    /// Within its freshness lifetime.
+    Fresh,
+    /// Expired, within `stale_while_revalidate`.
+    StaleWhileRevalidate,
+    /// Expired, beyond the revalidate window: usable only for conditional
+    /// revalidation, and (if `usable_if_error`) when the origin fails.
+    Stale {
+        /// Whether it is still within `stale_if_error`.
+        usable_if_error: bool,
+    },
+}
+
+/// Bytes counted for an entry beyond its bodies and headers: the cache's own
+/// bookkeeping per entry, measured under load in `bench/l1-memory.sh`.
+pub const ENTRY_OVERHEAD: u64 = 384;
+
+impl Entry {
+    /// The response's current age (RFC 9111 §4.2.3).
+    pub fn age(&self, now: SystemTime) -> Duration {
+        self.initial_age + now.duration_since(self.response_time).unwrap_or(Duration::ZERO)
+    }
+
+    /// Seconds of freshness left; negative once stale.
+    pub fn ttl_secs(&self, now: SystemTime) -> i64 {
+        let age = self.age(now);
+        if self.freshness.lifetime >= age {
+            (self.freshness.lifetime - age).as_secs() as i64
+        } else {
+            let over = age - self.freshness.lifetime;
+            -(over.as_secs() as i64) - i64::from(over.subsec_nanos() > 0)
+        }
+    }
+
+    /// Fresh, stale but servable while revalidating, or stale.
+    pub fn state(&self, now: SystemTime) -> EntryState {
+        let age = self.age(now);
+        let f = &self.freshness;
+        if age < f.lifetime {
+            EntryState::Fresh
+        } else if age < f.lifetime + f.stale_while_revalidate {
+            EntryState::StaleWhileRevalidate
+        } else {
+            EntryState::Stale {
+                usable_if_error: age < f.lifetime + f.stale_if_error,
+            }
+        }
+    }
+
+    /// Whether it may still be served when the origin fails.
+    pub fn usable_if_error(&self, now: SystemTime) -> bool {
+        self.age(now) < self.freshness.lifetime + self.freshness.stale_if_error
+    }
+
+    /// Whether this variant answers a request with these headers.
+    pub fn matches(&self, request: &HeaderMap) -> bool {
+        self.vary
+            .iter()
+            .all(|(name, value)| vary_value(request, name).as_ref() == value.as_ref())
+    }
+
+    /// Bytes this entry is charged against the memory budget.
+    pub fn weight(&self, key_len: usize) -> u64 {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 32)
+            .sum();
+        let encoded: usize = self.encoded.iter().map(|(_, b)| b.len() + 16).sum();
+        let vary: usize = self
+            .vary
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.as_ref().map_or(0, |v| v.len()) + 32)
+            .sum();
+        let tags: usize = self.tags.iter().map(|t| 2 * t.len() + key_len + 96).sum();
+        (self.body.len() + encoded + headers + vary + tags + 2 * key_len) as u64 + ENTRY_OVERHEAD
+    }
+}
+
+/// The normalised value of a request header for `Vary` matching: all field
+/// lines joined with ", ", runs of white space folded.
+pub fn vary_value(request: &HeaderMap, name: &HeaderName) -> Option<HeaderValue> {
+    let mut values = request.get_all(name).iter().peekable();
+    values.peek()?;
+    let mut joined = String::new();
+    for v in values {
+        if !joined.is_empty() {
+            joined.push_str(", ");
+        }
+        joined.push_str(&String::from_utf8_lossy(v.as_bytes()));
+    }
+    let folded = joined.split_whitespace().collect::<Vec<_>>().join(" ");
+    HeaderValue::from_str(&folded).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(lifetime: u64, swr: u64, sie: u64, t0: SystemTime) -> Entry {
+        Entry {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: Bytes::from_static(b"x"),
+            encoded: vec![],
+            vary: vec![],
+            response_time: t0,
+            initial_age: Duration::from_secs(2),
+            freshness: Freshness {
+                lifetime: Duration::from_secs(lifetime),
+                stale_while_revalidate: Duration::from_secs(swr),
+                stale_if_error: Duration::from_secs(sie),
+            },
+            tags: vec![],
+        }
+    }
+
+    #[test]
+    fn states_over_time() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let e = entry(10, 5, 60, t0);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(e.state(at(0)), EntryState::Fresh);
+        assert_eq!(e.ttl_secs(at(0)), 8);
+        assert_eq!(e.state(at(7)), EntryState::Fresh);
+        assert_eq!(e.state(at(8)), EntryState::StaleWhileRevalidate);
+        assert_eq!(e.ttl_secs(at(9)), -1);
+        assert_eq!(e.state(at(13)), EntryState::Stale { usable_if_error: true });
+        assert_eq!(e.state(at(67)), EntryState::Stale { usable_if_error: true });
+        assert_eq!(e.state(at(68)), EntryState::Stale { usable_if_error: false });
+    }
+
+    #[test]
+    fn vary_matching() {
+        let mut e = entry(10, 0, 0, SystemTime::UNIX_EPOCH);
+        let mut req = HeaderMap::new();
+        req.insert("accept-language", HeaderValue::from_static("en,  fr"));
+        e.vary = vec![(
+            HeaderName::from_static("accept-language"),
+            vary_value(&req, &HeaderName::from_static("accept-language")),
+        )];
+        assert!(e.matches(&req));
+        let mut other = HeaderMap::new();
+        other.insert("accept-language", HeaderValue::from_static("de"));
+        assert!(!e.matches(&other));
+        assert!(!e.matches(&HeaderMap::new()));
+    }
+}

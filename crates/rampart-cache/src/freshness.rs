@@ -1,0 +1,325 @@
+//! RFC 9111 decisions as pure functions of the response, the policy and the
+//! time: may this response be stored, for how long is it fresh, how old is it.
+
+use std::time::{Duration, SystemTime};
+
+use http::header::{AGE, CACHE_CONTROL, DATE, EXPIRES, LAST_MODIFIED, SET_COOKIE, VARY};
+use http::HeaderMap;
+use rampart_config::CachePolicy;
+
+use crate::status::NoCacheReason;
+
+/// The `Cache-Control` directives Rampart acts on.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CacheControl {
+    /// `no-store`
+    pub no_store: bool,
+    /// `no-cache` (with or without field names: treated as plain `no-cache`)
+    pub no_cache: bool,
+    /// `private` (with or without field names: treated as plain `private`)
+    pub private: bool,
+    /// `public`
+    pub public: bool,
+    /// `max-age`
+    pub max_age: Option<u64>,
+    /// `s-maxage`
+    pub s_maxage: Option<u64>,
+    /// `must-revalidate` or `proxy-revalidate`
+    pub must_revalidate: bool,
+    /// `stale-while-revalidate` (RFC 5861)
+    pub stale_while_revalidate: Option<u64>,
+    /// `stale-if-error` (RFC 5861)
+    pub stale_if_error: Option<u64>,
+}
+
+impl CacheControl {
+    /// Parses every `Cache-Control` field line of `headers`. Directive names
+    /// are case-insensitive; a malformed delta-seconds counts as 0 (stale),
+    /// the safe reading.
+    pub fn parse(headers: &HeaderMap) -> Self {
+        let mut cc = CacheControl::default();
+        for value in headers.get_all(CACHE_CONTROL) {
+            let Ok(value) = value.to_str() else { continue };
+            for directive in split_list(value) {
+                let (name, arg) = match directive.split_once('=') {
+                    Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
+                    None => (directive, None),
+                };
+                let seconds = || arg.map(|a| a.parse::<u64>().unwrap_or(0));
+                match name.to_ascii_lowercase().as_str() {
+                    "no-store" => cc.no_store = true,
+                    "no-cache" => cc.no_cache = true,
+                    "private" => cc.private = true,
+                    "public" => cc.public = true,
+                    "max-age" => cc.max_age = seconds().or(Some(0)),
+                    "s-maxage" => cc.s_maxage = seconds().or(Some(0)),
+                    "must-revalidate" | "proxy-revalidate" => cc.must_revalidate = true,
+                    "stale-while-revalidate" => cc.stale_while_revalidate = seconds(),
+                    "stale-if-error" => cc.stale_if_error = seconds(),
+                    _ => {}
+                }
+            }
+        }
+        cc
+    }
+}
+
+/// Splits a comma-separated header list, respecting quoted strings.
+pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut quoted = false;
+    for (i, c) in value.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                parts.push(&value[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&value[start..]);
+    parts.into_iter().map(str::trim).filter(|p| !p.is_empty())
+}
+
+/// How long a stored response is fresh and how it may be served stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freshness {
+    /// Freshness lifetime, compared with the response's current age.
+    pub lifetime: Duration,
+    /// Stale window in which it is served while one request revalidates.
+    pub stale_while_revalidate: Duration,
+    /// Stale window in which it is served when the origin fails.
+    pub stale_if_error: Duration,
+}
+
+impl Freshness {
+    /// How long after storing the entry is worth keeping at all.
+    pub fn horizon(&self) -> Duration {
+        self.lifetime + self.stale_while_revalidate.max(self.stale_if_error)
+    }
+}
+
+/// Statuses a cache understands and may store with explicit freshness
+/// (RFC 9110 §15.1, heuristically cacheable ones plus the usual redirects).
+const UNDERSTOOD: &[u16] = &[200, 203, 204, 300, 301, 302, 307, 308, 404, 405, 410, 414, 501];
+/// Statuses that may get heuristic freshness.
+const HEURISTIC: &[u16] = &[200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
+
+/// Decides whether a response may be stored under `policy`, and for how long.
+///
+/// `initial_age` is the response's corrected initial age ([`initial_age`]).
+/// Never stores `no-store` or `private`, nor `Set-Cookie` unless the route
+/// keys on credentials, nor `Vary: *`.
+pub fn decide(
+    policy: &CachePolicy,
+    status: u16,
+    headers: &HeaderMap,
+    initial_age: Duration,
+) -> Result<Freshness, NoCacheReason> {
+    let cc = CacheControl::parse(headers);
+    if cc.no_store {
+        return Err(NoCacheReason::NoStore);
+    }
+    if cc.private {
+        return Err(NoCacheReason::Private);
+    }
+    if headers.contains_key(SET_COOKIE) && !policy.keys_on_credentials() {
+        return Err(NoCacheReason::SetCookie);
+    }
+    if headers
+        .get_all(VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(split_list)
+        .any(|v| v == "*")
+    {
+        return Err(NoCacheReason::VaryStar);
+    }
+
+    let origin_lifetime = if policy.respect_origin {
+        origin_lifetime(&cc, headers, policy.heuristic, status)
+    } else {
+        None
+    };
+    let lifetime = match (origin_lifetime, policy.ttl) {
+        (Some(lifetime), _) if UNDERSTOOD.contains(&status) || policy.statuses.contains(&status) => {
+            lifetime
+        }
+        (Some(_), _) => return Err(NoCacheReason::Status),
+        (None, Some(ttl)) if policy.statuses.contains(&status) => {
+            // A Rampart-decided TTL counts from when Rampart received it.
+            ttl + initial_age
+        }
+        (None, Some(_)) => return Err(NoCacheReason::Status),
+        (None, None) => return Err(NoCacheReason::NoFreshness),
+    };
+    // `no-cache`: may be stored, never served without revalidation.
+    let lifetime = if cc.no_cache { Duration::ZERO } else { lifetime };
+    let (mut swr, mut sie) = (policy.stale_while_revalidate, policy.stale_if_error);
+    if policy.respect_origin {
+        if let Some(s) = cc.stale_while_revalidate {
+            swr = Duration::from_secs(s);
+        }
+        if let Some(s) = cc.stale_if_error {
+            sie = Duration::from_secs(s);
+        }
+    }
+    // An explicit in-protocol directive forbids serving stale (RFC 9111 §4.2.4).
+    if cc.must_revalidate || cc.no_cache {
+        swr = Duration::ZERO;
+        sie = Duration::ZERO;
+    }
+    Ok(Freshness {
+        lifetime,
+        stale_while_revalidate: swr,
+        stale_if_error: sie,
+    })
+}
+
+/// The origin's freshness lifetime (RFC 9111 §4.2.1): `s-maxage`, then
+/// `max-age`, then `Expires` − `Date`, then (if allowed) heuristic.
+fn origin_lifetime(
+    cc: &CacheControl,
+    headers: &HeaderMap,
+    heuristic: bool,
+    status: u16,
+) -> Option<Duration> {
+    if let Some(s) = cc.s_maxage.or(cc.max_age) {
+        return Some(Duration::from_secs(s));
+    }
+    let date = header_date(headers, DATE);
+    if let Some(expires) = headers.get(EXPIRES) {
+        // An invalid Expires (such as "0") means already expired.
+        let Some(expires) = expires.to_str().ok().and_then(|e| httpdate::parse_http_date(e).ok())
+        else {
+            return Some(Duration::ZERO);
+        };
+        let date = date.unwrap_or_else(SystemTime::now);
+        return Some(expires.duration_since(date).unwrap_or(Duration::ZERO));
+    }
+    if heuristic && HEURISTIC.contains(&status) {
+        let last_modified = header_date(headers, LAST_MODIFIED)?;
+        let date = date.unwrap_or_else(SystemTime::now);
+        let since = date.duration_since(last_modified).unwrap_or(Duration::ZERO);
+        return Some((since / 10).min(Duration::from_secs(86_400)));
+    }
+    None
+}
+
+fn header_date(headers: &HeaderMap, name: http::HeaderName) -> Option<SystemTime> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+}
+
+/// The corrected initial age of a response (RFC 9111 §4.2.3).
+pub fn initial_age(headers: &HeaderMap, request_time: SystemTime, response_time: SystemTime) -> Duration {
+    let age_value = headers
+        .get(AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Duration::ZERO, Duration::from_secs);
+    let apparent_age = header_date(headers, DATE)
+        .and_then(|d| response_time.duration_since(d).ok())
+        .unwrap_or(Duration::ZERO);
+    let response_delay = response_time
+        .duration_since(request_time)
+        .unwrap_or(Duration::ZERO);
+    apparent_age.max(age_value + response_delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(list: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in list {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn origin() -> CachePolicy {
+        CachePolicy {
+            ttl: None,
+            respect_origin: true,
+            ..CachePolicy::ttl(Duration::ZERO)
+        }
+    }
+
+    #[test]
+    fn never_stores_private_or_no_store() {
+        let p = CachePolicy::ttl(Duration::from_secs(60));
+        assert_eq!(decide(&p, 200, &headers(&[("cache-control", "no-store")]), Duration::ZERO), Err(NoCacheReason::NoStore));
+        assert_eq!(decide(&p, 200, &headers(&[("cache-control", "Private, max-age=60")]), Duration::ZERO), Err(NoCacheReason::Private));
+        assert_eq!(decide(&p, 200, &headers(&[("set-cookie", "a=b")]), Duration::ZERO), Err(NoCacheReason::SetCookie));
+        assert_eq!(decide(&p, 200, &headers(&[("vary", "Accept, *")]), Duration::ZERO), Err(NoCacheReason::VaryStar));
+        assert_eq!(decide(&p, 500, &headers(&[]), Duration::ZERO), Err(NoCacheReason::Status));
+        let mut keyed = p.clone();
+        keyed.key = vec![rampart_config::KeyPart::Cookie("sid".into())];
+        assert!(decide(&keyed, 200, &headers(&[("set-cookie", "a=b")]), Duration::ZERO).is_ok());
+    }
+
+    #[test]
+    fn origin_freshness_order() {
+        let p = origin();
+        let f = |h: &[(&str, &str)]| decide(&p, 200, &headers(h), Duration::ZERO).map(|f| f.lifetime);
+        assert_eq!(f(&[("cache-control", "max-age=60, s-maxage=120")]), Ok(Duration::from_secs(120)));
+        assert_eq!(f(&[("cache-control", "max-age=60")]), Ok(Duration::from_secs(60)));
+        assert_eq!(
+            f(&[("date", "Sun, 06 Nov 1994 08:49:37 GMT"), ("expires", "Sun, 06 Nov 1994 08:59:37 GMT")]),
+            Ok(Duration::from_secs(600))
+        );
+        assert_eq!(f(&[("expires", "0")]), Ok(Duration::ZERO));
+        assert_eq!(f(&[]), Err(NoCacheReason::NoFreshness));
+        // heuristic is off by default
+        assert_eq!(
+            f(&[("date", "Sun, 06 Nov 1994 08:49:37 GMT"), ("last-modified", "Sun, 06 Nov 1994 07:49:37 GMT")]),
+            Err(NoCacheReason::NoFreshness)
+        );
+        let mut h = origin();
+        h.heuristic = true;
+        assert_eq!(
+            decide(&h, 200, &headers(&[("date", "Sun, 06 Nov 1994 08:49:37 GMT"), ("last-modified", "Sun, 06 Nov 1994 07:49:37 GMT")]), Duration::ZERO).map(|f| f.lifetime),
+            Ok(Duration::from_secs(360))
+        );
+        // with a ttl fallback
+        let mut t = origin();
+        t.ttl = Some(Duration::from_secs(30));
+        assert_eq!(decide(&t, 200, &headers(&[]), Duration::ZERO).map(|f| f.lifetime), Ok(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn stale_windows_and_revalidation_directives() {
+        let mut p = CachePolicy::ttl(Duration::from_secs(10));
+        p.stale_while_revalidate = Duration::from_secs(5);
+        p.stale_if_error = Duration::from_secs(60);
+        let f = decide(&p, 200, &headers(&[]), Duration::ZERO).unwrap();
+        assert_eq!(f.horizon(), Duration::from_secs(70));
+        let f = decide(&p, 200, &headers(&[("cache-control", "must-revalidate")]), Duration::ZERO).unwrap();
+        assert_eq!((f.stale_while_revalidate, f.stale_if_error), (Duration::ZERO, Duration::ZERO));
+        let f = decide(&p, 200, &headers(&[("cache-control", "no-cache")]), Duration::ZERO).unwrap();
+        assert_eq!(f.lifetime, Duration::ZERO);
+        let mut o = origin();
+        o.stale_if_error = Duration::from_secs(1);
+        let f = decide(&o, 200, &headers(&[("cache-control", "max-age=1, stale-while-revalidate=7, stale-if-error=9")]), Duration::ZERO).unwrap();
+        assert_eq!((f.stale_while_revalidate, f.stale_if_error), (Duration::from_secs(7), Duration::from_secs(9)));
+    }
+
+    #[test]
+    fn age_calculation() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let h = headers(&[("age", "30")]);
+        assert_eq!(initial_age(&h, t0, t0 + Duration::from_secs(2)), Duration::from_secs(32));
+        assert_eq!(initial_age(&headers(&[]), t0, t0), Duration::ZERO);
+        assert_eq!(CacheControl::parse(&headers(&[("cache-control", "max-age=abc")])).max_age, Some(0));
+    }
+}

@@ -1,0 +1,376 @@
+//! The in-memory tier (L1): a byte-bounded moka cache of URL keys to their
+//! `Vary` variants, plus an index from tags to keys so that purges find every
+//! entry a tag covers without scanning.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::HeaderMap;
+use moka::notification::RemovalCause;
+use moka::Expiry;
+
+use crate::entry::Entry;
+use crate::key::{primary_of, EXTRA_SEPARATOR};
+
+/// The variants stored for one key.
+#[derive(Debug)]
+pub struct Variants {
+    /// Newest first; at most `max_variants`.
+    pub entries: Vec<Arc<Entry>>,
+    generation: u64,
+    tags: Vec<String>,
+    weight: u32,
+}
+
+/// What a lookup found.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// A variant matching the request.
+    Found(Arc<Entry>),
+    /// Variants exist for the URL, none for this request's `Vary` values.
+    VaryMiss,
+    /// Nothing stored.
+    Miss,
+}
+
+const SHARDS: usize = 16;
+
+/// Tag → keys, with the generation of the value that registered each pair so
+/// that the removal of an old value never unregisters its replacement.
+#[derive(Debug)]
+struct TagIndex {
+    shards: Vec<Mutex<HashMap<String, HashMap<String, u64>>>>,
+}
+
+impl TagIndex {
+    fn new() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    fn shard(&self, tag: &str) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, u64>>> {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in tag.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.shards[(h as usize) % SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn add(&self, tag: &str, key: &str, generation: u64) {
+        self.shard(tag)
+            .entry(tag.to_string())
+            .or_default()
+            .insert(key.to_string(), generation);
+    }
+
+    fn remove(&self, tag: &str, key: &str, generation: u64) {
+        let mut shard = self.shard(tag);
+        if let Some(keys) = shard.get_mut(tag) {
+            if keys.get(key) == Some(&generation) {
+                keys.remove(key);
+            }
+            if keys.is_empty() {
+                shard.remove(tag);
+            }
+        }
+    }
+
+    fn keys(&self, tag: &str) -> Vec<String> {
+        self.shard(tag)
+            .get(tag)
+            .map(|k| k.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn tag_count(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
+    }
+}
+
+/// Keys whose entries were stored with extra key parts are indexed under this
+/// internal tag of their URL, so that an unsafe request to the URL removes
+/// every user's copy.
+fn url_tag(primary: &str) -> String {
+    format!("\u{1}url {primary}")
+}
+
+struct HorizonExpiry;
+
+impl Expiry<String, Arc<Variants>> for HorizonExpiry {
+    fn expire_after_create(&self, _: &String, value: &Arc<Variants>, _: Instant) -> Option<Duration> {
+        Some(horizon(value))
+    }
+    fn expire_after_update(
+        &self,
+        _: &String,
+        value: &Arc<Variants>,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(horizon(value))
+    }
+}
+
+/// How long the longest-lived variant remains useful (fresh or stale-servable).
+fn horizon(value: &Variants) -> Duration {
+    value
+        .entries
+        .iter()
+        .map(|e| e.freshness.horizon().saturating_sub(e.initial_age))
+        .max()
+        .unwrap_or(Duration::ZERO)
+        .max(Duration::from_secs(1))
+}
+
+/// The in-memory cache.
+///
+/// Bounded by bytes: every value is weighed with [`Entry::weight`] (bodies,
+/// compressed copies, headers, tags and a fixed bookkeeping overhead), and the
+/// least valuable entries are evicted (TinyLFU) past the budget. Entries
+/// also leave once their last stale window has passed.
+pub struct MemoryCache {
+    cache: moka::sync::Cache<String, Arc<Variants>>,
+    index: Arc<TagIndex>,
+    generation: AtomicU64,
+    max_variants: usize,
+}
+
+impl std::fmt::Debug for MemoryCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryCache")
+            .field("entries", &self.cache.entry_count())
+            .field("bytes", &self.cache.weighted_size())
+            .finish()
+    }
+}
+
+impl MemoryCache {
+    /// A cache holding at most `budget` bytes and `max_variants` variants per key.
+    pub fn new(budget: u64, max_variants: usize) -> Self {
+        let index = Arc::new(TagIndex::new());
+        let listener_index = Arc::clone(&index);
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(budget)
+            .weigher(|_: &String, v: &Arc<Variants>| v.weight)
+            .expire_after(HorizonExpiry)
+            .eviction_listener(move |key: Arc<String>, value: Arc<Variants>, cause| {
+                if cause == RemovalCause::Replaced {
+                    // The replacement registered its own tags with a newer
+                    // generation; drop only pairs the old value alone had.
+                }
+                for tag in &value.tags {
+                    listener_index.remove(tag, &key, value.generation);
+                }
+            })
+            .build();
+        Self {
+            cache,
+            index,
+            generation: AtomicU64::new(1),
+            max_variants: max_variants.max(1),
+        }
+    }
+
+    /// Finds the variant of `key` that matches the request headers.
+    pub fn lookup(&self, key: &str, request: &HeaderMap) -> Lookup {
+        match self.cache.get(key) {
+            None => Lookup::Miss,
+            Some(v) => v
+                .entries
+                .iter()
+                .find(|e| e.matches(request))
+                .map_or(Lookup::VaryMiss, |e| Lookup::Found(Arc::clone(e))),
+        }
+    }
+
+    /// Stores `entry` under `key`, replacing a variant with the same `Vary`
+    /// values and keeping at most `max_variants` (newest first). Returns the
+    /// stored entry.
+    pub fn insert(&self, key: &str, entry: Entry) -> Arc<Entry> {
+        let entry = Arc::new(entry);
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+        let mut entries: Vec<Arc<Entry>> = Vec::with_capacity(2);
+        entries.push(Arc::clone(&entry));
+        if let Some(existing) = self.cache.get(key) {
+            entries.extend(
+                existing
+                    .entries
+                    .iter()
+                    .filter(|e| e.vary != entry.vary)
+                    .take(self.max_variants - 1)
+                    .cloned(),
+            );
+        }
+        let mut tags: Vec<String> = Vec::new();
+        for e in &entries {
+            for t in &e.tags {
+                if !tags.contains(t) {
+                    tags.push(t.clone());
+                }
+            }
+        }
+        if key.contains(EXTRA_SEPARATOR) {
+            tags.push(url_tag(primary_of(key)));
+        }
+        let weight: u64 = entries.iter().map(|e| e.weight(key.len())).sum();
+        for tag in &tags {
+            self.index.add(tag, key, generation);
+        }
+        self.cache.insert(
+            key.to_string(),
+            Arc::new(Variants {
+                entries,
+                generation,
+                tags,
+                weight: u32::try_from(weight).unwrap_or(u32::MAX),
+            }),
+        );
+        entry
+    }
+
+    /// Removes one key. Returns whether it was present.
+    pub fn purge_key(&self, key: &str) -> bool {
+        self.cache.remove(key).is_some()
+    }
+
+    /// Removes a URL: its plain key and every key that extends it with extra
+    /// key parts. Returns how many keys went.
+    pub fn purge_url(&self, primary: &str) -> usize {
+        let mut n = usize::from(self.purge_key(primary));
+        n += self.purge_tag(&url_tag(primary));
+        n
+    }
+
+    /// Removes every key a tag covers. Returns how many went.
+    pub fn purge_tag(&self, tag: &str) -> usize {
+        self.index
+            .keys(tag)
+            .iter()
+            .filter(|k| self.purge_key(k))
+            .count()
+    }
+
+    /// Number of keys stored (after pending maintenance).
+    pub fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    /// Bytes charged against the budget (after pending maintenance).
+    pub fn weighted_size(&self) -> u64 {
+        self.cache.weighted_size()
+    }
+
+    /// Number of distinct tags indexed.
+    pub fn tag_count(&self) -> usize {
+        self.index.tag_count()
+    }
+
+    /// Runs pending eviction and expiry work now (moka batches it).
+    pub fn run_pending_tasks(&self) {
+        self.cache.run_pending_tasks();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::freshness::Freshness;
+    use bytes::Bytes;
+    use http::{HeaderName, HeaderValue, StatusCode};
+    use std::time::SystemTime;
+
+    fn entry(body: &str, tags: &[&str], vary: Option<&'static str>) -> Entry {
+        Entry {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: Bytes::from(body.to_string()),
+            encoded: vec![],
+            vary: vary
+                .map(|v| vec![(HeaderName::from_static("accept-language"), Some(HeaderValue::from_static(v)))])
+                .unwrap_or_default(),
+            response_time: SystemTime::now(),
+            initial_age: Duration::ZERO,
+            freshness: Freshness {
+                lifetime: Duration::from_secs(60),
+                stale_while_revalidate: Duration::ZERO,
+                stale_if_error: Duration::ZERO,
+            },
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
+    fn lang(v: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("accept-language", HeaderValue::from_static(v));
+        h
+    }
+
+    #[test]
+    fn variants_and_vary_misses() {
+        let c = MemoryCache::new(1 << 20, 4);
+        c.insert("k", entry("en", &[], Some("en")));
+        c.insert("k", entry("fr", &[], Some("fr")));
+        assert!(matches!(c.lookup("k", &lang("en")), Lookup::Found(e) if e.body == "en"));
+        assert!(matches!(c.lookup("k", &lang("fr")), Lookup::Found(e) if e.body == "fr"));
+        assert!(matches!(c.lookup("k", &lang("de")), Lookup::VaryMiss));
+        assert!(matches!(c.lookup("other", &lang("de")), Lookup::Miss));
+        c.insert("k", entry("en2", &[], Some("en")));
+        assert!(matches!(c.lookup("k", &lang("en")), Lookup::Found(e) if e.body == "en2"));
+        assert!(matches!(c.lookup("k", &lang("fr")), Lookup::Found(_)));
+    }
+
+    #[test]
+    fn tag_purge_removes_exactly_the_tagged_keys() {
+        let c = MemoryCache::new(1 << 20, 4);
+        c.insert("a", entry("a", &["event:1", "events"], None));
+        c.insert("b", entry("b", &["event:2", "events"], None));
+        c.insert("c", entry("c", &["other"], None));
+        assert_eq!(c.purge_tag("event:1"), 1);
+        assert!(matches!(c.lookup("a", &HeaderMap::new()), Lookup::Miss));
+        assert!(matches!(c.lookup("b", &HeaderMap::new()), Lookup::Found(_)));
+        assert_eq!(c.purge_tag("events"), 1);
+        assert!(matches!(c.lookup("c", &HeaderMap::new()), Lookup::Found(_)));
+        c.run_pending_tasks();
+        assert_eq!(c.purge_tag("event:1"), 0);
+    }
+
+    #[test]
+    fn replacing_a_value_keeps_its_tags_indexed() {
+        let c = MemoryCache::new(1 << 20, 4);
+        c.insert("a", entry("1", &["t"], None));
+        c.insert("a", entry("2", &["t"], None));
+        c.run_pending_tasks();
+        assert_eq!(c.purge_tag("t"), 1);
+    }
+
+    #[test]
+    fn url_purge_reaches_keyed_copies() {
+        let c = MemoryCache::new(1 << 20, 4);
+        c.insert("http://h/me#aaaa", entry("alice", &[], None));
+        c.insert("http://h/me#bbbb", entry("bob", &[], None));
+        c.insert("http://h/me", entry("anon", &[], None));
+        c.insert("http://h/other#aaaa", entry("x", &[], None));
+        assert_eq!(c.purge_url("http://h/me"), 3);
+        assert!(matches!(c.lookup("http://h/other#aaaa", &HeaderMap::new()), Lookup::Found(_)));
+    }
+
+    #[test]
+    fn stays_within_its_byte_budget() {
+        let budget = 1 << 20;
+        let c = MemoryCache::new(budget, 4);
+        for i in 0..20_000 {
+            c.insert(&format!("http://h/{i}"), entry(&"x".repeat(500), &[], None));
+        }
+        c.run_pending_tasks();
+        assert!(c.weighted_size() <= budget, "{} > {budget}", c.weighted_size());
+        assert!(c.entry_count() > 500);
+    }
+}

@@ -1,0 +1,71 @@
+//! `${NAME}` interpolation of environment variables in config strings.
+//!
+//! `${NAME}` must be set (an unset variable is an error, never an empty
+//! string); `${NAME:-fallback}` uses the fallback when unset or empty;
+//! `$$` writes a literal `$`.
+
+/// Expands `${NAME}` and `${NAME:-fallback}` with `lookup`.
+pub fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        rest = &rest[pos..];
+        if let Some(after) = rest.strip_prefix("$$") {
+            out.push('$');
+            rest = after;
+        } else if let Some(after) = rest.strip_prefix("${") {
+            let end = after
+                .find('}')
+                .ok_or_else(|| format!("unclosed \"${{\" in {text:?}"))?;
+            let inner = &after[..end];
+            let (name, fallback) = match inner.split_once(":-") {
+                Some((name, fallback)) => (name, Some(fallback)),
+                None => (inner, None),
+            };
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("invalid variable name {name:?} in {text:?}"));
+            }
+            match (lookup(name).filter(|v| !v.is_empty() || fallback.is_none()), fallback) {
+                (Some(value), _) => out.push_str(&value),
+                (None, Some(fallback)) => out.push_str(fallback),
+                (None, None) => {
+                    return Err(format!(
+                        "environment variable {name} is not set (write ${{{name}:-default}} for a fallback)"
+                    ))
+                }
+            }
+            rest = &after[end + 1..];
+        } else {
+            out.push('$');
+            rest = &rest[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "TOKEN" => Some("s3cret".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn expands() {
+        assert_eq!(expand("Bearer ${TOKEN}", env).unwrap(), "Bearer s3cret");
+        assert_eq!(expand("${MISSING:-x}", env).unwrap(), "x");
+        assert_eq!(expand("${EMPTY:-x}", env).unwrap(), "x");
+        assert_eq!(expand("${EMPTY}", env).unwrap(), "");
+        assert_eq!(expand("cost $$5 $x", env).unwrap(), "cost $5 $x");
+        assert!(expand("${MISSING}", env).unwrap_err().contains("MISSING is not set"));
+        assert!(expand("${TOKEN", env).is_err());
+        assert!(expand("${BAD NAME}", env).is_err());
+    }
+}

@@ -1,0 +1,519 @@
+//! Rampart's configuration.
+//!
+//! Loading happens in two stages: the TOML text is parsed into the raw serde
+//! structs of [`raw`] (unknown keys rejected, every scalar parsed with its
+//! span), then [`validate`] turns them into the typed [`Config`] that the
+//! rest of Rampart uses. Every error names the file, line, column and field.
+//! Tests and embedders may also build a [`Config`] directly.
+
+pub mod env;
+mod locate;
+pub mod pattern;
+pub mod raw;
+pub mod units;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use http::HeaderName;
+pub use ipnet::IpNet;
+pub use pattern::{PathPattern, RouteMatch};
+
+/// A configuration error with its place in the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {field}: {message}")]
+pub struct ConfigError {
+    /// The file's name as given.
+    pub file: String,
+    /// 1-based line (0 when the error concerns the whole file).
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// Dotted path of the field (`routes[2].cache.ttl`), or `(file)`.
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[server]`: the public listener.
+    pub server: ServerConfig,
+    /// `[admin]`: metrics, health and (later) purge endpoints; off when absent.
+    pub admin: Option<AdminConfig>,
+    /// `[cache]`: the in-memory cache.
+    pub cache: CacheConfig,
+    /// `[compression]`.
+    pub compression: CompressionConfig,
+    /// `[log]`.
+    pub log: LogConfig,
+    /// `[[upstreams]]`, in file order.
+    pub upstreams: Vec<UpstreamConfig>,
+    /// `[[routes]]`, in file order; the first match wins.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address of the public listener.
+    pub listen: SocketAddr,
+    /// Peers whose `X-Forwarded-For` / `X-Forwarded-Proto` / `Forwarded` are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Largest request head (request line and headers) accepted.
+    pub max_header_size: usize,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_size: u64,
+    /// Time a client has to send a whole request head (against slowloris).
+    pub header_read_timeout: Duration,
+    /// How long an idle keep-alive connection stays open.
+    pub keepalive_timeout: Duration,
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    pub shutdown_timeout: Duration,
+    /// Most client connections open at once; further ones wait in the accept queue.
+    pub max_connections: usize,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Address of the admin listener.
+    pub listen: SocketAddr,
+    /// Bearer token for `/admin/*`.
+    pub token: Option<String>,
+}
+
+/// `[cache]`.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// Byte budget of the in-memory cache (bodies, headers and bookkeeping).
+    pub memory: u64,
+    /// Largest response body stored; larger ones stream through uncached.
+    pub max_object_size: u64,
+    /// How long a request waits for a concurrent identical miss before going to the origin itself.
+    pub coalesce_timeout: Duration,
+    /// Most `Vary` variants kept per URL.
+    pub max_variants: usize,
+}
+
+/// A content coding Rampart can produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// Brotli.
+    Br,
+    /// Zstandard.
+    Zstd,
+    /// gzip.
+    Gzip,
+}
+
+impl Encoding {
+    /// The token used in `Accept-Encoding` and `Content-Encoding`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Br => "br",
+            Encoding::Zstd => "zstd",
+            Encoding::Gzip => "gzip",
+        }
+    }
+
+    /// Parses a coding token.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "br" => Some(Encoding::Br),
+            "zstd" => Some(Encoding::Zstd),
+            "gzip" => Some(Encoding::Gzip),
+            _ => None,
+        }
+    }
+}
+
+/// `[compression]`.
+#[derive(Debug, Clone)]
+pub struct CompressionConfig {
+    /// Whether Rampart compresses responses at all.
+    pub enabled: bool,
+    /// Bodies smaller than this are sent as they are.
+    pub min_size: u64,
+    /// Compressible media types (`text/*` style wildcards allowed).
+    pub types: Vec<String>,
+    /// Codings offered, in order of preference when a client accepts several equally.
+    pub algorithms: Vec<Encoding>,
+}
+
+impl CompressionConfig {
+    /// Whether a `Content-Type` value is compressible.
+    pub fn compressible(&self, content_type: &str) -> bool {
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        self.types.iter().any(|t| match t.strip_suffix("/*") {
+            Some(prefix) => essence
+                .split_once('/')
+                .is_some_and(|(top, _)| top == prefix),
+            None => *t == essence,
+        })
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Whether one JSON access-log line is written per request.
+    pub access: bool,
+}
+
+/// `[[upstreams]]`.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// Name routes refer to.
+    pub name: String,
+    /// `host:port` targets, used round robin.
+    pub targets: Vec<String>,
+    /// Deadline for opening a connection to a target.
+    pub connect_timeout: Duration,
+    /// Deadline for a target's response headers.
+    pub timeout: Duration,
+    /// Idle keep-alive connections kept per target.
+    pub max_idle_per_target: usize,
+    /// How long an idle upstream connection is kept.
+    pub idle_timeout: Duration,
+}
+
+/// `[[routes]]`.
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    /// Name used in metrics and logs (defaults to the match string).
+    pub name: String,
+    /// Method and path pattern.
+    pub matcher: RouteMatch,
+    /// Index into [`Config::upstreams`].
+    pub upstream: usize,
+    /// Cache policy; `None` passes every request through.
+    pub cache: Option<CachePolicy>,
+    /// Whether responses on this route may be compressed.
+    pub compress: bool,
+    /// Total deadline for the upstream's response headers on this route.
+    pub timeout: Duration,
+}
+
+/// A route's cache policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachePolicy {
+    /// Freshness lifetime when Rampart decides it (or when the origin says nothing, with `respect_origin`).
+    pub ttl: Option<Duration>,
+    /// Use the origin's `Cache-Control`/`Expires` freshness when present.
+    pub respect_origin: bool,
+    /// With `respect_origin`: allow heuristic freshness (10 % of the age of `Last-Modified`, at most a day).
+    pub heuristic: bool,
+    /// How long after expiry a stale response is served while one background request refreshes it.
+    pub stale_while_revalidate: Duration,
+    /// How long after expiry a stale response is served when the origin fails.
+    pub stale_if_error: Duration,
+    /// Extra request values that become part of the key.
+    pub key: Vec<KeyPart>,
+    /// Statuses stored with a Rampart-decided `ttl`.
+    pub statuses: Vec<u16>,
+}
+
+impl CachePolicy {
+    /// A policy with a fixed TTL and defaults elsewhere.
+    pub fn ttl(ttl: Duration) -> Self {
+        Self {
+            ttl: Some(ttl),
+            respect_origin: false,
+            heuristic: false,
+            stale_while_revalidate: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
+            key: Vec::new(),
+            statuses: DEFAULT_STATUSES.to_vec(),
+        }
+    }
+
+    /// Whether the key includes a credential (the `Authorization` header or a
+    /// cookie), which makes per-user responses safe to store.
+    pub fn keys_on_credentials(&self) -> bool {
+        self.key.iter().any(|k| match k {
+            KeyPart::Header(h) => h == http::header::AUTHORIZATION || h == http::header::COOKIE,
+            KeyPart::Cookie(_) => true,
+        })
+    }
+
+    /// Whether the key includes the `Authorization` header.
+    pub fn keys_on_authorization(&self) -> bool {
+        self.key
+            .iter()
+            .any(|k| matches!(k, KeyPart::Header(h) if h == http::header::AUTHORIZATION))
+    }
+}
+
+/// Statuses stored by default under a Rampart-decided TTL (as nginx's `proxy_cache_valid`, plus the permanent ones).
+pub const DEFAULT_STATUSES: &[u16] = &[200, 203, 204, 300, 301, 308];
+
+/// One extra part of a cache key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyPart {
+    /// `header:NAME`: the value of a request header.
+    Header(HeaderName),
+    /// `cookie:NAME`: the value of one cookie.
+    Cookie(String),
+}
+
+impl KeyPart {
+    /// Parses `header:NAME` or `cookie:NAME`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.split_once(':') {
+            Some(("header", name)) => HeaderName::from_bytes(name.trim().as_bytes())
+                .map(KeyPart::Header)
+                .map_err(|_| format!("invalid header name {name:?}")),
+            Some(("cookie", name)) if !name.trim().is_empty() => {
+                Ok(KeyPart::Cookie(name.trim().to_string()))
+            }
+            _ => Err(format!(
+                "invalid key part {s:?}: write \"header:NAME\" or \"cookie:NAME\""
+            )),
+        }
+    }
+}
+
+/// Media types compressed by default.
+pub const DEFAULT_COMPRESSIBLE: &[&str] = &[
+    "text/*",
+    "application/json",
+    "application/problem+json",
+    "application/javascript",
+    "application/xml",
+    "application/xhtml+xml",
+    "application/rss+xml",
+    "application/atom+xml",
+    "application/ld+json",
+    "application/manifest+json",
+    "application/wasm",
+    "image/svg+xml",
+    "font/ttf",
+    "font/otf",
+];
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        line: 0,
+        column: 0,
+        field: "(file)".into(),
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(&text, &file)
+}
+
+/// Parses and validates config text; `file` names it in errors.
+pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+    let err_at = |offset: usize, message: String| {
+        let loc = locate::locate(text, offset);
+        ConfigError {
+            file: file.to_string(),
+            line: loc.line,
+            column: loc.column,
+            field: if loc.field.is_empty() {
+                "(top level)".into()
+            } else {
+                loc.field
+            },
+            message,
+        }
+    };
+    let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        err_at(offset, e.message().trim().to_string())
+    })?;
+    validate(raw).map_err(|(offset, message)| err_at(offset, message))
+}
+
+type Invalid = (usize, String);
+
+/// Stage two: turns the raw structs into a [`Config`]. Errors carry the byte
+/// offset of the offending value.
+pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
+    let s = raw.server;
+    let server = ServerConfig {
+        listen: s
+            .listen
+            .map_or_else(|| "127.0.0.1:8080".parse().expect("valid"), |l| l.0),
+        trusted_proxies: s.trusted_proxies.into_iter().map(|c| c.0).collect(),
+        max_header_size: s.max_header_size.map_or(64 * 1024, |v| v.0 as usize),
+        max_body_size: s.max_body_size.map_or(10 << 20, |v| v.0),
+        header_read_timeout: s.header_read_timeout.map_or(Duration::from_secs(10), |d| d.0),
+        keepalive_timeout: s.keepalive_timeout.map_or(Duration::from_secs(75), |d| d.0),
+        shutdown_timeout: s.shutdown_timeout.map_or(Duration::from_secs(30), |d| d.0),
+        max_connections: s.max_connections.map_or(10_000, |v| v as usize),
+    };
+    let admin = match raw.admin {
+        None => None,
+        Some(a) => {
+            let token = match a.token {
+                Some(t) if t.get_ref().0.trim().is_empty() => {
+                    return Err((
+                        t.span().start,
+                        "the admin token is empty; set it or remove the key".into(),
+                    ))
+                }
+                Some(t) => Some(t.into_inner().0),
+                None => None,
+            };
+            Some(AdminConfig {
+                listen: a.listen.0,
+                token,
+            })
+        }
+    };
+    let c = raw.cache;
+    let cache = CacheConfig {
+        memory: c.memory.map_or(256 << 20, |v| v.0),
+        max_object_size: c.max_object_size.map_or(8 << 20, |v| v.0),
+        coalesce_timeout: c.coalesce_timeout.map_or(Duration::from_secs(10), |d| d.0),
+        max_variants: c.max_variants.map_or(8, |v| v.max(1) as usize),
+    };
+    let z = raw.compression;
+    let mut algorithms = Vec::new();
+    for a in z.algorithms.unwrap_or_default() {
+        let enc = Encoding::parse(&a.get_ref().0).ok_or_else(|| {
+            (
+                a.span().start,
+                format!("unknown algorithm {:?}: use \"br\", \"zstd\" or \"gzip\"", a.get_ref().0),
+            )
+        })?;
+        algorithms.push(enc);
+    }
+    if algorithms.is_empty() {
+        algorithms = vec![Encoding::Br, Encoding::Zstd, Encoding::Gzip];
+    }
+    let compression = CompressionConfig {
+        enabled: z.enabled.unwrap_or(true),
+        min_size: z.min_size.map_or(1024, |v| v.0),
+        types: z.types.map_or_else(
+            || DEFAULT_COMPRESSIBLE.iter().map(|s| s.to_string()).collect(),
+            |t| t.into_iter().map(|t| t.0.to_ascii_lowercase()).collect(),
+        ),
+        algorithms,
+    };
+
+    let mut upstreams: Vec<UpstreamConfig> = Vec::new();
+    for u in raw.upstreams {
+        let name = u.name.get_ref().0.clone();
+        if name.is_empty() {
+            return Err((u.name.span().start, "an upstream needs a name".into()));
+        }
+        if upstreams.iter().any(|x| x.name == name) {
+            return Err((u.name.span().start, format!("upstream {name:?} is defined twice")));
+        }
+        if u.targets.get_ref().is_empty() {
+            return Err((u.targets.span().start, "an upstream needs at least one target".into()));
+        }
+        upstreams.push(UpstreamConfig {
+            name,
+            targets: u.targets.into_inner().into_iter().map(|t| t.0).collect(),
+            connect_timeout: u.connect_timeout.map_or(Duration::from_secs(5), |d| d.0),
+            timeout: u.timeout.map_or(Duration::from_secs(30), |d| d.0),
+            max_idle_per_target: u.max_idle_per_target.map_or(256, |v| v as usize),
+            idle_timeout: u.idle_timeout.map_or(Duration::from_secs(60), |d| d.0),
+        });
+    }
+
+    let mut routes: Vec<RouteConfig> = Vec::new();
+    for r in raw.routes {
+        let upstream_name = &r.upstream.get_ref().0;
+        let upstream = upstreams
+            .iter()
+            .position(|u| &u.name == upstream_name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = upstreams.iter().map(|u| u.name.as_str()).collect();
+                (
+                    r.upstream.span().start,
+                    format!("no upstream named {upstream_name:?} (defined: {known:?})"),
+                )
+            })?;
+        let name = match &r.name {
+            Some(n) => n.get_ref().0.clone(),
+            None => r.matcher.as_str().to_string(),
+        };
+        if routes.iter().any(|x| x.name == name) {
+            let at = r.name.as_ref().map_or(r.upstream.span().start, |n| n.span().start);
+            return Err((at, format!("route name {name:?} is used twice; give each route a unique name")));
+        }
+        let cache = match r.cache {
+            None => None,
+            Some(p) => Some(cache_policy(p)?),
+        };
+        let timeout = r
+            .timeout
+            .map_or(upstreams[upstream].timeout, |d| d.0);
+        routes.push(RouteConfig {
+            name,
+            matcher: r.matcher,
+            upstream,
+            cache,
+            compress: r.compress.unwrap_or(true),
+            timeout,
+        });
+    }
+
+    Ok(Config {
+        server,
+        admin,
+        cache,
+        compression,
+        log: LogConfig {
+            access: raw.log.access.unwrap_or(true),
+        },
+        upstreams,
+        routes,
+    })
+}
+
+fn cache_policy(p: toml::Spanned<raw::RawCachePolicy>) -> Result<CachePolicy, Invalid> {
+    let at = p.span().start;
+    let p = p.into_inner();
+    let respect_origin = p.respect_origin.unwrap_or(false);
+    if p.ttl.is_none() && !respect_origin {
+        return Err((
+            at,
+            "a cache policy needs `ttl` or `respect_origin = true` (or both)".into(),
+        ));
+    }
+    if p.heuristic == Some(true) && !respect_origin {
+        return Err((at, "`heuristic` applies only with `respect_origin = true`".into()));
+    }
+    let mut key = Vec::new();
+    for k in p.key.unwrap_or_default() {
+        key.push(KeyPart::parse(&k.get_ref().0).map_err(|e| (k.span().start, e))?);
+    }
+    let mut statuses = Vec::new();
+    for s in p.statuses.unwrap_or_default() {
+        let code = *s.get_ref();
+        if !(200..600).contains(&code) {
+            return Err((s.span().start, format!("{code} is not a final HTTP status")));
+        }
+        statuses.push(code);
+    }
+    if statuses.is_empty() {
+        statuses = DEFAULT_STATUSES.to_vec();
+    }
+    Ok(CachePolicy {
+        ttl: p.ttl.map(|d| d.0),
+        respect_origin,
+        heuristic: p.heuristic.unwrap_or(false),
+        stale_while_revalidate: p.stale_while_revalidate.map_or(Duration::ZERO, |d| d.0),
+        stale_if_error: p.stale_if_error.map_or(Duration::ZERO, |d| d.0),
+        key,
+        statuses,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,215 @@
+//! Turns a byte offset in a TOML file into a line, a column and the dotted
+//! path of the field there (`routes[2].cache.ttl`), so every config error
+//! names the field a person has to fix.
+
+/// Where an error is in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub column: usize,
+    /// Dotted field path, empty at the top level.
+    pub field: String,
+}
+
+/// Locates `offset` in `text`.
+pub fn locate(text: &str, offset: usize) -> Location {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = text[line_start..offset].chars().count() + 1;
+    Location {
+        line,
+        column,
+        field: field_path(text, offset),
+    }
+}
+
+#[derive(Debug)]
+enum Token<'a> {
+    Key(&'a str),
+    Equals,
+    Open,
+    Close,
+    Newline,
+    Other,
+}
+
+/// A small scanner: enough of TOML to know which key a byte belongs to.
+fn field_path(text: &str, offset: usize) -> String {
+    let mut table: Vec<String> = Vec::new();
+    let mut array_counts: Vec<(String, usize)> = Vec::new();
+    let mut inline: Vec<String> = Vec::new();
+    let mut current: Option<String> = None;
+    let mut expecting_key = true;
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() && i <= offset {
+        let start = i;
+        let token = match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'\n' => {
+                i += 1;
+                Token::Newline
+            }
+            b' ' | b'\t' | b'\r' => {
+                i += 1;
+                continue;
+            }
+            b'"' | b'\'' => {
+                let delim: &[u8] = match (bytes[i], bytes[i..].starts_with(b"\"\"\""), bytes[i..].starts_with(b"\'\'\'")) {
+                    (b'"', true, _) => b"\"\"\"",
+                    (b'"', false, _) => b"\"",
+                    (_, _, true) => b"\'\'\'",
+                    _ => b"'",
+                };
+                let content_start = i + delim.len();
+                let mut j = content_start;
+                let mut content_end = bytes.len();
+                while j < bytes.len() {
+                    if delim[0] == b'"' && bytes[j] == b'\\' {
+                        j += 2;
+                        continue;
+                    }
+                    if bytes[j..].starts_with(delim) {
+                        content_end = j;
+                        j += delim.len();
+                        break;
+                    }
+                    j += 1;
+                }
+                i = j.min(bytes.len());
+                if expecting_key {
+                    Token::Key(std::str::from_utf8(&bytes[content_start.min(content_end)..content_end]).unwrap_or(""))
+                } else {
+                    Token::Other
+                }
+            }
+            b'[' if expecting_key && inline.is_empty() => {
+                // A table header: [name] or [[name]].
+                let double = text[i..].starts_with("[[");
+                let end = text[i..].find('\n').map_or(bytes.len(), |e| i + e);
+                let header = &text[i..end];
+                let name = header
+                    .trim_start_matches('[')
+                    .split(']')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                table = name.split('.').map(|s| s.trim().to_string()).collect();
+                if double {
+                    let count = match array_counts.iter_mut().find(|(n, _)| *n == name) {
+                        Some((_, c)) => {
+                            *c += 1;
+                            *c
+                        }
+                        None => {
+                            array_counts.push((name.clone(), 1));
+                            1
+                        }
+                    };
+                    if let Some(last) = table.last_mut() {
+                        *last = format!("{last}[{count}]");
+                    }
+                }
+                current = None;
+                i = end;
+                continue;
+            }
+            b'=' => {
+                i += 1;
+                Token::Equals
+            }
+            b'{' => {
+                i += 1;
+                Token::Open
+            }
+            b'}' => {
+                i += 1;
+                Token::Close
+            }
+            b',' => {
+                i += 1;
+                if !inline.is_empty() {
+                    expecting_key = true;
+                }
+                continue;
+            }
+            c if c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.' => {
+                while i < bytes.len()
+                    && (bytes[i].is_ascii_alphanumeric() || matches!(bytes[i], b'_' | b'-' | b'.'))
+                {
+                    i += 1;
+                }
+                if expecting_key {
+                    Token::Key(&text[start..i])
+                } else {
+                    Token::Other
+                }
+            }
+            _ => {
+                i += 1;
+                Token::Other
+            }
+        };
+        match token {
+            Token::Key(k) => {
+                if start <= offset {
+                    current = Some(k.to_string());
+                }
+            }
+            Token::Equals => expecting_key = false,
+            Token::Open => {
+                inline.push(current.take().unwrap_or_default());
+                expecting_key = true;
+            }
+            Token::Close => {
+                current = inline.pop();
+                expecting_key = false;
+            }
+            Token::Newline => {
+                if inline.is_empty() {
+                    expecting_key = true;
+                }
+            }
+            Token::Other => {}
+        }
+    }
+    let mut parts: Vec<String> = table;
+    parts.extend(inline.into_iter().filter(|s| !s.is_empty()));
+    if let Some(k) = current {
+        parts.push(k);
+    }
+    parts.join(".")
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str, needle: &str) -> Location {
+        locate(text, text.find(needle).unwrap())
+    }
+
+    #[test]
+    fn names_fields_in_tables_arrays_and_inline_tables() {
+        let text = "[server]\nlisten = \"x\"\n\n[[routes]]\nmatch = \"GET /a\"\n\n[[routes]]\nmatch = \"GET /b\"\ncache = { ttl = \"10x\", stale_if_error = \"1h\" }\n";
+        let l = at(text, "\"x\"");
+        assert_eq!((l.line, l.field.as_str()), (2, "server.listen"));
+        let l = at(text, "\"GET /b\"");
+        assert_eq!((l.line, l.field.as_str()), (8, "routes[2].match"));
+        let l = at(text, "\"10x\"");
+        assert_eq!((l.line, l.column, l.field.as_str()), (9, 17, "routes[2].cache.ttl"));
+        let l = at(text, "stale_if_error");
+        assert_eq!(l.field, "routes[2].cache.stale_if_error");
+    }
+}

@@ -1,0 +1,235 @@
+#![allow(missing_docs)] // Fields mirror the keys documented in docs/configuration.md.
+//! Stage one: the file as serde sees it. Every scalar that needs parsing
+//! (durations, sizes, addresses, patterns) parses inside its `Deserialize`
+//! impl, so a bad value is reported by the TOML parser with its exact span.
+//! Unknown keys are errors everywhere (`deny_unknown_fields`).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::{env, pattern::RouteMatch, units};
+
+/// A string with `${ENV}` expanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text(pub String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        env::expand(&raw, |name| std::env::var(name).ok())
+            .map(Text)
+            .map_err(de::Error::custom)
+    }
+}
+
+/// Deserializes a [`Text`] and parses it with `parse`.
+fn parsed<'de, D, T>(d: D, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let text = Text::deserialize(d)?;
+    parse(&text.0).map_err(de::Error::custom)
+}
+
+/// A duration such as `"30s"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parsed(d, units::parse_duration).map(Dur)
+    }
+}
+
+/// A byte size: `"256MiB"` or a plain integer of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SizeVisitor;
+        impl Visitor<'_> for SizeVisitor {
+            type Value = Size;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a size such as \"256MiB\" or a number of bytes")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
+                u64::try_from(v)
+                    .map(Size)
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Size, E> {
+                Ok(Size(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Size, E> {
+                let v = env::expand(v, |name| std::env::var(name).ok()).map_err(E::custom)?;
+                units::parse_size(&v).map(Size).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(SizeVisitor)
+    }
+}
+
+/// A socket address to listen on, `"127.0.0.1:8080"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen(pub SocketAddr);
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parsed(d, |s| {
+            s.parse::<SocketAddr>()
+                .map(Listen)
+                .map_err(|_| format!("invalid address {s:?}: write it like \"127.0.0.1:8080\""))
+        })
+    }
+}
+
+/// A network in CIDR notation, or one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr(pub ipnet::IpNet);
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parsed(d, |s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(Cidr)
+                .map_err(|_| format!("invalid network {s:?}: write it like \"10.0.0.0/8\" or \"127.0.0.1\""))
+        })
+    }
+}
+
+/// An upstream target, `"host:port"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target(pub String);
+
+impl<'de> Deserialize<'de> for Target {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parsed(d, |s| {
+            let err = || format!("invalid target {s:?}: write it like \"127.0.0.1:3000\" or \"app.internal:80\"");
+            let (host, port) = s.rsplit_once(':').ok_or_else(err)?;
+            port.parse::<u16>().map_err(|_| err())?;
+            if host.is_empty() || host.contains('/') || s.contains("://") {
+                return Err(err());
+            }
+            Ok(Target(s.to_string()))
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for RouteMatch {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parsed(d, RouteMatch::parse)
+    }
+}
+
+/// `[server]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<Listen>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<Cidr>,
+    pub max_header_size: Option<Size>,
+    pub max_body_size: Option<Size>,
+    pub header_read_timeout: Option<Dur>,
+    pub keepalive_timeout: Option<Dur>,
+    pub shutdown_timeout: Option<Dur>,
+    pub max_connections: Option<u32>,
+}
+
+/// `[admin]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: Listen,
+    pub token: Option<Spanned<Text>>,
+}
+
+/// `[cache]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    pub memory: Option<Size>,
+    pub max_object_size: Option<Size>,
+    pub coalesce_timeout: Option<Dur>,
+    pub max_variants: Option<u32>,
+}
+
+/// `[compression]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCompression {
+    pub enabled: Option<bool>,
+    pub min_size: Option<Size>,
+    pub types: Option<Vec<Text>>,
+    pub algorithms: Option<Vec<Spanned<Text>>>,
+}
+
+/// `[log]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub access: Option<bool>,
+}
+
+/// `[[upstreams]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    pub name: Spanned<Text>,
+    pub targets: Spanned<Vec<Target>>,
+    pub connect_timeout: Option<Dur>,
+    pub timeout: Option<Dur>,
+    pub max_idle_per_target: Option<u32>,
+    pub idle_timeout: Option<Dur>,
+}
+
+/// `[[routes]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub name: Option<Spanned<Text>>,
+    #[serde(rename = "match")]
+    pub matcher: RouteMatch,
+    pub upstream: Spanned<Text>,
+    pub cache: Option<Spanned<RawCachePolicy>>,
+    pub compress: Option<bool>,
+    pub timeout: Option<Dur>,
+}
+
+/// A route's `cache = { … }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCachePolicy {
+    pub ttl: Option<Dur>,
+    pub respect_origin: Option<bool>,
+    pub heuristic: Option<bool>,
+    pub stale_while_revalidate: Option<Dur>,
+    pub stale_if_error: Option<Dur>,
+    pub key: Option<Vec<Spanned<Text>>>,
+    pub statuses: Option<Vec<Spanned<u16>>>,
+}
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    pub admin: Option<RawAdmin>,
+    #[serde(default)]
+    pub cache: RawCache,
+    #[serde(default)]
+    pub compression: RawCompression,
+    #[serde(default)]
+    pub log: RawLog,
+    #[serde(default)]
+    pub upstreams: Vec<RawUpstream>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}

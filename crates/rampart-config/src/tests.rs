@@ -1,0 +1,139 @@
+use super::*;
+
+const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+trusted_proxies = ["127.0.0.1/32", "10.0.0.1"]
+
+[admin]
+listen = "127.0.0.1:9090"
+token = "${RAMPART_TEST_TOKEN_SET}"
+
+[cache]
+memory = "64MiB"
+
+[[upstreams]]
+name = "app"
+targets = ["127.0.0.1:3000", "127.0.0.1:3001"]
+
+[[routes]]
+match = "GET /pricing"
+upstream = "app"
+cache = { ttl = "10m", stale_while_revalidate = "30s", stale_if_error = "1h" }
+
+[[routes]]
+name = "members"
+match = "GET /api/v1/members/{id}"
+upstream = "app"
+cache = { ttl = "1h", key = ["header:authorization"] }
+
+[[routes]]
+match = "* /*"
+upstream = "app"
+"#;
+
+fn parse_ok(text: &str) -> Config {
+    std::env::set_var("RAMPART_TEST_TOKEN_SET", "t0k3n");
+    parse(text, "rampart.toml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn parse_err(text: &str) -> ConfigError {
+    std::env::set_var("RAMPART_TEST_TOKEN_SET", "t0k3n");
+    parse(text, "rampart.toml").expect_err("config should be rejected")
+}
+
+#[test]
+fn parses_the_design_sketch() {
+    let c = parse_ok(GOOD);
+    assert_eq!(c.server.listen.port(), 8080);
+    assert_eq!(c.server.trusted_proxies.len(), 2);
+    assert_eq!(c.admin.as_ref().unwrap().token.as_deref(), Some("t0k3n"));
+    assert_eq!(c.cache.memory, 64 << 20);
+    assert_eq!(c.upstreams[0].targets.len(), 2);
+    assert_eq!(c.routes.len(), 3);
+    let pricing = c.routes[0].cache.as_ref().unwrap();
+    assert_eq!(pricing.ttl, Some(Duration::from_secs(600)));
+    assert_eq!(pricing.stale_if_error, Duration::from_secs(3600));
+    assert_eq!(c.routes[1].name, "members");
+    assert!(c.routes[1].cache.as_ref().unwrap().keys_on_authorization());
+    assert_eq!(c.routes[2].name, "* /*");
+    assert!(c.routes[2].cache.is_none());
+}
+
+#[test]
+fn unknown_keys_are_errors_with_line_and_field() {
+    let text = GOOD.replace("memory = \"64MiB\"", "memory = \"64MiB\"\nmemroy = 1");
+    let e = parse_err(&text);
+    assert_eq!(e.file, "rampart.toml");
+    assert_eq!(e.line, 12);
+    assert_eq!(e.field, "cache.memroy");
+    assert!(e.message.contains("unknown field"), "{e}");
+}
+
+#[test]
+fn bad_durations_name_the_inline_field() {
+    let text = GOOD.replace("ttl = \"10m\"", "ttl = \"10x\"");
+    let e = parse_err(&text);
+    assert_eq!(e.line, 20);
+    assert_eq!(e.field, "routes[1].cache.ttl");
+    assert!(e.message.contains("unknown unit"), "{e}");
+    assert!(e.to_string().starts_with("rampart.toml:20:"), "{e}");
+}
+
+#[test]
+fn unknown_upstream_is_named() {
+    let text = GOOD.replace("match = \"* /*\"\nupstream = \"app\"", "match = \"* /*\"\nupstream = \"api\"");
+    let e = parse_err(&text);
+    assert_eq!(e.line, 30);
+    assert_eq!(e.field, "routes[3].upstream");
+    assert!(e.message.contains("no upstream named \"api\""), "{e}");
+}
+
+#[test]
+fn unset_environment_variable_is_an_error() {
+    let text = GOOD.replace("RAMPART_TEST_TOKEN_SET", "RAMPART_TEST_SURELY_UNSET");
+    let e = parse_err(&text);
+    assert_eq!(e.line, 8);
+    assert_eq!(e.field, "admin.token");
+    assert!(e.message.contains("RAMPART_TEST_SURELY_UNSET is not set"), "{e}");
+}
+
+#[test]
+fn cache_policy_needs_a_freshness_source() {
+    let text = GOOD.replace("cache = { ttl = \"1h\", key = [\"header:authorization\"] }", "cache = { key = [\"header:authorization\"] }");
+    let e = parse_err(&text);
+    assert_eq!(e.line, 26);
+    assert!(e.field.starts_with("routes[2].cache"), "{e}");
+    assert!(e.message.contains("needs `ttl`"), "{e}");
+}
+
+#[test]
+fn bad_values_are_rejected() {
+    for (from, to, field) in [
+        ("\"127.0.0.1:8080\"", "\"localhost\"", "server.listen"),
+        ("\"10.0.0.1\"", "\"10.0.0.300\"", "server.trusted_proxies"),
+        ("\"64MiB\"", "\"64 parsecs\"", "cache.memory"),
+        ("\"127.0.0.1:3001\"", "\"http://x:80\"", "upstreams[1].targets"),
+        ("\"GET /pricing\"", "\"GET pricing\"", "routes[1].match"),
+        ("\"header:authorization\"", "\"body:x\"", "routes[2].cache.key"),
+    ] {
+        let e = parse_err(&GOOD.replace(from, to));
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.line > 0, "{e}");
+    }
+}
+
+#[test]
+fn syntax_errors_have_lines() {
+    let e = parse_err("[server]\nlisten = \n");
+    assert_eq!(e.line, 2);
+}
+
+#[test]
+fn compressible_types() {
+    let c = parse_ok(GOOD);
+    assert!(c.compression.compressible("text/html; charset=utf-8"));
+    assert!(c.compression.compressible("application/json"));
+    assert!(!c.compression.compressible("image/png"));
+    assert_eq!(c.compression.min_size, 1024);
+}
