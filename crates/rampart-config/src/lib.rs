@@ -68,8 +68,6 @@ pub struct ServerConfig {
     pub max_body_size: u64,
     /// Time a client has to send a whole request head (against slowloris).
     pub header_read_timeout: Duration,
-    /// How long an idle keep-alive connection stays open.
-    pub keepalive_timeout: Duration,
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
     pub shutdown_timeout: Duration,
     /// Most client connections open at once; further ones wait in the accept queue.
@@ -349,7 +347,6 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
         max_header_size: s.max_header_size.map_or(64 * 1024, |v| v.0 as usize),
         max_body_size: s.max_body_size.map_or(10 << 20, |v| v.0),
         header_read_timeout: s.header_read_timeout.map_or(Duration::from_secs(10), |d| d.0),
-        keepalive_timeout: s.keepalive_timeout.map_or(Duration::from_secs(75), |d| d.0),
         shutdown_timeout: s.shutdown_timeout.map_or(Duration::from_secs(30), |d| d.0),
         max_connections: s.max_connections.map_or(10_000, |v| v as usize),
     };

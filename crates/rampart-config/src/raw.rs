@@ -137,7 +137,6 @@ pub struct RawServer {
     pub max_header_size: Option<Size>,
     pub max_body_size: Option<Size>,
     pub header_read_timeout: Option<Dur>,
-    pub keepalive_timeout: Option<Dur>,
     pub shutdown_timeout: Option<Dur>,
     pub max_connections: Option<u32>,
 }

@@ -1,0 +1,106 @@
+//! The admin listener: `/metrics` (Prometheus), `/healthz` (alive) and
+//! `/readyz` (upstreams reachable). `/admin/*` requires the bearer token.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use crate::body::{full, Body};
+use crate::problem::problem;
+use crate::state::Gateway;
+
+/// Handles one admin request.
+pub async fn handle(gw: Arc<Gateway>, token: Option<Arc<str>>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path();
+    let response = match (req.method(), path) {
+        (&Method::GET, "/metrics") => {
+            gw.l1.run_pending_tasks();
+            gw.metrics.l1_entries.set(gw.l1.entry_count() as i64);
+            gw.metrics.l1_bytes.set(gw.l1.weighted_size() as i64);
+            Response::builder()
+                .header(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")
+                .body(full(gw.metrics.render()))
+                .unwrap_or_default()
+        }
+        (&Method::GET, "/healthz") => json_response(StatusCode::OK, &json!({"status": "ok"})),
+        (&Method::GET, "/readyz") => readyz(&gw).await,
+        (_, p) if p.starts_with("/admin/") => {
+            if !authorized(&req, token.as_deref()) {
+                let mut r = problem(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required", None);
+                r.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+                r
+            } else {
+                problem(StatusCode::NOT_FOUND, "not-found", &format!("no admin endpoint at {p}"), None)
+            }
+        }
+        _ => problem(StatusCode::NOT_FOUND, "not-found", &format!("no admin endpoint at {path}"), None),
+    };
+    Ok(response)
+}
+
+/// Constant-time check of `Authorization: Bearer <token>`. Without a
+/// configured token, `/admin/*` is closed to everyone.
+fn authorized(req: &Request<Incoming>, token: Option<&str>) -> bool {
+    let Some(expected) = token else { return false };
+    let Some(given) = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let (a, b) = (given.trim().as_bytes(), expected.as_bytes());
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff));
+    }
+    diff == 0
+}
+
+/// 200 when every upstream has a reachable target, else 503.
+async fn readyz(gw: &Gateway) -> Response<Body> {
+    let mut checks = serde_json::Map::new();
+    let mut ready = true;
+    for upstream in &gw.upstreams {
+        let targets: Vec<String> = upstream.targets().map(str::to_string).collect();
+        let probes = targets.iter().map(|t| async move {
+            matches!(
+                tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(t.as_str())).await,
+                Ok(Ok(_))
+            )
+        });
+        let results = futures_util::future::join_all(probes).await;
+        let healthy = results.iter().filter(|ok| **ok).count();
+        ready &= healthy > 0;
+        checks.insert(
+            upstream.name.clone(),
+            json!({
+                "status": if healthy > 0 { "up" } else { "down" },
+                "healthy_targets": healthy,
+                "targets": targets.len(),
+            }),
+        );
+    }
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    json_response(
+        status,
+        &json!({
+            "status": if ready { "ready" } else { "unavailable" },
+            "checks": { "upstreams": checks },
+        }),
+    )
+}
+
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "application/json")
+        .body(full(value.to_string()))
+        .unwrap_or_default()
+}

@@ -1,0 +1,89 @@
+//! Body types and helpers. Bodies stream in both directions; only cacheable
+//! responses up to `max_object_size` are gathered in memory.
+
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use http_body::Frame;
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, BodyStream, Empty, Full, StreamBody};
+
+/// Errors inside bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type of every request and response Rampart builds.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// A body with all its bytes at hand.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+}
+
+/// An empty body.
+pub fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// Any body, boxed.
+pub fn boxed<B>(body: B) -> Body
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed_unsync()
+}
+
+/// What reading a body up to a limit gave.
+pub enum Gathered {
+    /// The whole body, within the limit.
+    Complete(Bytes),
+    /// More than the limit: what was read, and the rest still streaming.
+    Overflow {
+        /// Chunks already read.
+        prefix: Vec<Bytes>,
+        /// The unread remainder.
+        rest: Body,
+    },
+}
+
+/// Reads `body` until its end or until more than `limit` bytes have come.
+pub async fn gather(mut body: Body, limit: u64) -> Result<Gathered, BoxError> {
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut total: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else { continue };
+        total += data.len() as u64;
+        chunks.push(data);
+        if total > limit {
+            return Ok(Gathered::Overflow {
+                prefix: chunks,
+                rest: body,
+            });
+        }
+    }
+    Ok(Gathered::Complete(match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().unwrap_or_default(),
+        _ => {
+            let mut all = Vec::with_capacity(total as usize);
+            for c in &chunks {
+                all.extend_from_slice(c);
+            }
+            Bytes::from(all)
+        }
+    }))
+}
+
+/// Chunks already read followed by the rest of a body, streaming.
+pub fn prefixed(prefix: Vec<Bytes>, rest: Body) -> Body {
+    let head = futures_util::stream::iter(prefix.into_iter().map(|b| Ok(Frame::data(b))));
+    let tail = BodyStream::new(rest);
+    StreamBody::new(head.chain(tail)).boxed_unsync()
+}
+
+/// A body's data frames as a byte stream (trailers dropped).
+pub fn data_stream(
+    body: Body,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    BodyStream::new(body)
+        .try_filter_map(|frame| async move { Ok(frame.into_data().ok()) })
+        .map_err(std::io::Error::other)
+}

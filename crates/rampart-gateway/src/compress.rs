@@ -1,0 +1,95 @@
+//! Compression of responses that are not stored (stored ones are compressed
+//! once at store time, see `cache_path`): streamed, never buffered whole.
+
+use std::pin::Pin;
+
+use async_compression::Level;
+use futures_util::TryStreamExt;
+use http::header::{ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, VARY};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
+use rampart_cache::encoding::negotiate;
+use rampart_config::{CompressionConfig, Encoding};
+use tokio::io::AsyncRead;
+use tokio_util::io::{ReaderStream, StreamReader};
+
+use crate::body::{data_stream, Body};
+
+/// Whether a response may be compressed at all: no coding yet, a compressible
+/// type (never `text/event-stream`, whose events must not wait in a buffer),
+/// a status with a body, no `no-transform`, and at least `min_size` bytes
+/// when the length is known.
+pub fn eligible(cfg: &CompressionConfig, status: StatusCode, headers: &HeaderMap, len: Option<u64>) -> bool {
+    if !cfg.enabled || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED || status.is_informational() {
+        return false;
+    }
+    if headers.get(CONTENT_ENCODING).is_some_and(|v| v != "identity") {
+        return false;
+    }
+    if headers
+        .get_all(CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("no-transform"))
+    {
+        return false;
+    }
+    let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    if ct.trim_start().to_ascii_lowercase().starts_with("text/event-stream") || !cfg.compressible(ct) {
+        return false;
+    }
+    len.is_none_or(|len| len >= cfg.min_size)
+}
+
+/// Adds `Accept-Encoding` to `Vary` unless it is there.
+pub fn add_vary_accept_encoding(headers: &mut HeaderMap) {
+    let present = headers
+        .get_all(VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| v.trim().eq_ignore_ascii_case("accept-encoding") || v.trim() == "*");
+    if !present {
+        headers.append(VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+}
+
+/// A strong `ETag` becomes weak once the bytes are re-encoded.
+pub fn weaken_etag(headers: &mut HeaderMap) {
+    if let Some(etag) = headers.get(ETAG).and_then(|v| v.to_str().ok()) {
+        if !etag.starts_with("W/") {
+            if let Ok(weak) = HeaderValue::from_str(&format!("W/{etag}")) {
+                headers.insert(ETAG, weak);
+            }
+        }
+    }
+}
+
+/// Compresses a streaming response when eligible and accepted by the client.
+pub fn stream(cfg: &CompressionConfig, request: &HeaderMap, status: StatusCode, headers: &mut HeaderMap, body: Body) -> Body {
+    let len = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    if !eligible(cfg, status, headers, len) {
+        return body;
+    }
+    add_vary_accept_encoding(headers);
+    let Some(encoding) = negotiate(request.get(ACCEPT_ENCODING), &cfg.algorithms) else {
+        return body;
+    };
+    headers.remove(CONTENT_LENGTH);
+    headers.insert(CONTENT_ENCODING, HeaderValue::from_static(encoding.as_str()));
+    weaken_etag(headers);
+    let reader = StreamReader::new(data_stream(body));
+    let encoder: Pin<Box<dyn AsyncRead + Send>> = match encoding {
+        Encoding::Gzip => Box::pin(async_compression::tokio::bufread::GzipEncoder::with_quality(reader, Level::Default)),
+        Encoding::Br => Box::pin(async_compression::tokio::bufread::BrotliEncoder::with_quality(reader, Level::Precise(4))),
+        Encoding::Zstd => Box::pin(async_compression::tokio::bufread::ZstdEncoder::with_quality(reader, Level::Default)),
+    };
+    let frames = ReaderStream::new(encoder).map_ok(Frame::data).map_err(Into::into);
+    StreamBody::new(frames).boxed_unsync()
+}

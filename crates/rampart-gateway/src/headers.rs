@@ -1,0 +1,178 @@
+//! Header hygiene for a proxy: hop-by-hop removal (RFC 9110 §7.6.1), the
+//! client's address, and `X-Forwarded-*` / `Forwarded` (RFC 7239).
+
+use std::net::IpAddr;
+
+use http::header::{CONNECTION, FORWARDED, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use rampart_config::IpNet;
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Removes hop-by-hop headers, including those the `Connection` header names.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in [&CONNECTION, &KEEP_ALIVE, &PROXY_CONNECTION, &TE, &TRAILER, &TRANSFER_ENCODING, &UPGRADE] {
+        headers.remove(name);
+    }
+}
+
+/// Whether `ip` is one of the trusted proxies.
+pub fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
+    let ip = canonical(ip);
+    trusted.iter().any(|net| net.contains(&ip))
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the
+/// right-most address in `X-Forwarded-For` that is not itself trusted.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let peer = canonical(peer);
+    if !is_trusted(peer, trusted) {
+        return peer;
+    }
+    let chain: Vec<IpAddr> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .map(canonical)
+        .collect();
+    chain
+        .iter()
+        .rev()
+        .find(|ip| !is_trusted(**ip, trusted))
+        .or(chain.first())
+        .copied()
+        .unwrap_or(peer)
+}
+
+/// Sets the forwarding headers on a request going upstream. Values from the
+/// client are kept (and extended) only when the peer is a trusted proxy;
+/// otherwise they are replaced, so the origin can believe them.
+pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, scheme: &str, trusted: bool) {
+    let peer = canonical(peer);
+    let host = headers.get(HOST).cloned();
+    let append = |existing: Option<&HeaderValue>, add: &str| -> Option<HeaderValue> {
+        match existing.and_then(|v| v.to_str().ok()) {
+            Some(prev) if trusted && !prev.is_empty() => HeaderValue::from_str(&format!("{prev}, {add}")).ok(),
+            _ => HeaderValue::from_str(add).ok(),
+        }
+    };
+    let xff = append(join(headers, &X_FORWARDED_FOR).as_ref(), &peer.to_string());
+    let for_token = match peer {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    };
+    let mut element = format!("for={for_token};proto={scheme}");
+    if let Some(h) = host.as_ref().and_then(|h| h.to_str().ok()) {
+        if h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)) {
+            element.push_str(";host=");
+            element.push_str(h);
+        } else {
+            element.push_str(&format!(";host=\"{}\"", h.replace('"', "")));
+        }
+    }
+    let forwarded = append(join(headers, &FORWARDED).as_ref(), &element);
+    if let Some(v) = xff {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    if let Some(v) = forwarded {
+        headers.insert(FORWARDED, v);
+    }
+    if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(if scheme == "https" { "https" } else { "http" }));
+    }
+    if !(trusted && headers.contains_key(&X_FORWARDED_HOST)) {
+        match host {
+            Some(h) => {
+                headers.insert(X_FORWARDED_HOST.clone(), h);
+            }
+            None => {
+                headers.remove(&X_FORWARDED_HOST);
+            }
+        }
+    }
+}
+
+fn join(headers: &HeaderMap, name: &HeaderName) -> Option<HeaderValue> {
+    let parts: Vec<&str> = headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+    if parts.is_empty() {
+        None
+    } else {
+        HeaderValue::from_str(&parts.join(", ")).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(list: &[&str]) -> Vec<IpNet> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn hop_by_hop_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn client_ip_believes_only_trusted_proxies() {
+        let trusted = nets(&["127.0.0.1/32", "10.0.0.0/8"]);
+        let mut h = HeaderMap::new();
+        h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("1.2.3.4, 203.0.113.9, 10.0.0.2"));
+        assert_eq!(client_ip("127.0.0.1".parse().unwrap(), &h, &trusted), "203.0.113.9".parse::<IpAddr>().unwrap());
+        assert_eq!(client_ip("198.51.100.1".parse().unwrap(), &h, &trusted), "198.51.100.1".parse::<IpAddr>().unwrap());
+        assert_eq!(client_ip("127.0.0.1".parse().unwrap(), &HeaderMap::new(), &trusted), "127.0.0.1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn forwarded_headers_are_replaced_from_untrusted_peers() {
+        let mut h = HeaderMap::new();
+        h.insert(HOST, HeaderValue::from_static("shop.example"));
+        h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("6.6.6.6"));
+        h.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        set_forwarded(&mut h, "192.0.2.7".parse().unwrap(), "http", false);
+        assert_eq!(h[&X_FORWARDED_FOR], "192.0.2.7");
+        assert_eq!(h[&X_FORWARDED_PROTO], "http");
+        assert_eq!(h[FORWARDED], "for=192.0.2.7;proto=http;host=shop.example");
+        assert_eq!(h[&X_FORWARDED_HOST], "shop.example");
+
+        let mut t = HeaderMap::new();
+        t.insert(&X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.9"));
+        t.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        set_forwarded(&mut t, "::1".parse().unwrap(), "http", true);
+        assert_eq!(t[&X_FORWARDED_FOR], "203.0.113.9, ::1");
+        assert_eq!(t[&X_FORWARDED_PROTO], "https");
+        assert_eq!(t[FORWARDED], "for=\"[::1]\";proto=http");
+    }
+}

@@ -1,0 +1,199 @@
+//! Prometheus metrics. Handles are created once per label set and cached, so
+//! the request path pays an atomic add, not a registry lookup; every metric
+//! is a fixed-size counter or histogram, so memory does not grow with traffic.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicI64;
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use rampart_cache::CacheStatus;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    route: String,
+    result: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    upstream: String,
+    outcome: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs to ~52 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 20))
+}
+
+/// The gateway's metrics.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    requests: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    cache: Family<CacheLabels, Counter>,
+    upstream: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
+    /// Requests being handled now.
+    pub in_flight: Gauge,
+    /// L1 entries (set at scrape time).
+    pub l1_entries: Gauge,
+    /// L1 bytes charged against the budget (set at scrape time).
+    pub l1_bytes: Gauge,
+    /// L1 byte budget.
+    pub l1_budget: Gauge,
+    request_handles: RwLock<HashMap<(usize, http::Method, u16), Histogram>>,
+    cache_handles: RwLock<HashMap<(usize, &'static str, &'static str), Counter>>,
+    route_names: Vec<String>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric; `route_names` label route-indexed metrics.
+    pub fn new(route_names: Vec<String>) -> Self {
+        let mut registry = Registry::with_prefix("rampart");
+        let requests = Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        registry.register(
+            "request_duration_seconds",
+            "Time from receiving a request to sending its response headers, by route, method and status",
+            requests.clone(),
+        );
+        let cache = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "cache_results",
+            "Cache outcomes by route: hit, stale, collapsed, revalidated, miss, bypass, uncacheable (with reason)",
+            cache.clone(),
+        );
+        let upstream = Family::<UpstreamLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        registry.register(
+            "upstream_duration_seconds",
+            "Time to an upstream's response headers, by upstream and outcome (status class or error)",
+            upstream.clone(),
+        );
+        let in_flight = Gauge::<i64, AtomicI64>::default();
+        registry.register("in_flight_requests", "Requests being handled", in_flight.clone());
+        let l1_entries = Gauge::<i64, AtomicI64>::default();
+        registry.register("cache_l1_entries", "Keys in the in-memory cache", l1_entries.clone());
+        let l1_bytes = Gauge::<i64, AtomicI64>::default();
+        registry.register("cache_l1_bytes", "Bytes charged to the in-memory cache", l1_bytes.clone());
+        let l1_budget = Gauge::<i64, AtomicI64>::default();
+        registry.register("cache_l1_budget_bytes", "The in-memory cache's byte budget", l1_budget.clone());
+        Self {
+            registry: Mutex::new(registry),
+            requests,
+            cache,
+            upstream,
+            in_flight,
+            l1_entries,
+            l1_bytes,
+            l1_budget,
+            request_handles: RwLock::default(),
+            cache_handles: RwLock::default(),
+            route_names,
+        }
+    }
+
+    fn route_name(&self, route: Option<usize>) -> String {
+        route
+            .and_then(|r| self.route_names.get(r).cloned())
+            .unwrap_or_else(|| "(none)".into())
+    }
+
+    /// Records one finished request.
+    pub fn request(&self, route: Option<usize>, method: &http::Method, status: u16, elapsed: Duration) {
+        let key = (route.unwrap_or(usize::MAX), method.clone(), status);
+        let cached = self
+            .request_handles
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        let handle = match cached {
+            Some(h) => h,
+            None => {
+                let h = self
+                    .requests
+                    .get_or_create(&RequestLabels {
+                        route: self.route_name(route),
+                        method: method.as_str().to_string(),
+                        status,
+                    })
+                    .clone();
+                self.request_handles
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, h.clone());
+                h
+            }
+        };
+        handle.observe(elapsed.as_secs_f64());
+    }
+
+    /// Records a cache outcome.
+    pub fn cache(&self, route: usize, status: &CacheStatus) {
+        let reason = status.reason().map_or("", |r| r.as_str());
+        let key = (route, status.label(), reason);
+        let cached = self
+            .cache_handles
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        let handle = match cached {
+            Some(h) => h,
+            None => {
+                let h = self
+                    .cache
+                    .get_or_create(&CacheLabels {
+                        route: self.route_name(Some(route)),
+                        result: status.label().to_string(),
+                        reason: reason.to_string(),
+                    })
+                    .clone();
+                self.cache_handles
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, h.clone());
+                h
+            }
+        };
+        handle.inc();
+    }
+
+    /// Records an upstream exchange.
+    pub fn upstream(&self, upstream: &str, outcome: &str, elapsed: Duration) {
+        self.upstream
+            .get_or_create(&UpstreamLabels {
+                upstream: upstream.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

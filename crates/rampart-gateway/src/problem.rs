@@ -1,0 +1,106 @@
+//! Errors Rampart itself answers with, as `application/problem+json`
+//! (RFC 9457). Every error response is made here, in one place.
+
+use std::time::Duration;
+
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::{Response, StatusCode};
+
+use crate::body::{full, Body};
+
+/// An error the gateway answers for itself.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// No route matches the request.
+    #[error("no route matches {method} {path}")]
+    NoRoute {
+        /// The method.
+        method: String,
+        /// The path.
+        path: String,
+    },
+    /// The request body is larger than `max_body_size`.
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    BodyTooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// The request asks for a protocol upgrade, which Rampart does not proxy.
+    #[error("protocol upgrades (such as WebSocket) are not proxied")]
+    UpgradeNotSupported,
+    /// No connection could be made to any target of the upstream.
+    #[error("upstream {upstream} is unreachable: {detail}")]
+    UpstreamUnreachable {
+        /// The upstream's name.
+        upstream: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The upstream did not answer in time.
+    #[error("upstream {upstream} did not answer within {}ms", timeout.as_millis())]
+    UpstreamTimeout {
+        /// The upstream's name.
+        upstream: String,
+        /// The deadline.
+        timeout: Duration,
+    },
+    /// The upstream answered with something unusable.
+    #[error("upstream {upstream} failed: {detail}")]
+    UpstreamFailed {
+        /// The upstream's name.
+        upstream: String,
+        /// What failed.
+        detail: String,
+    },
+}
+
+impl GatewayError {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::UpgradeNotSupported => StatusCode::NOT_IMPLEMENTED,
+            GatewayError::UpstreamUnreachable { .. } | GatewayError::UpstreamFailed { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+            GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// A stable slug naming the problem type.
+    pub fn slug(&self) -> &'static str {
+        match self {
+            GatewayError::NoRoute { .. } => "no-route",
+            GatewayError::BodyTooLarge { .. } => "body-too-large",
+            GatewayError::UpgradeNotSupported => "upgrade-not-supported",
+            GatewayError::UpstreamUnreachable { .. } => "upstream-unreachable",
+            GatewayError::UpstreamTimeout { .. } => "upstream-timeout",
+            GatewayError::UpstreamFailed { .. } => "upstream-failed",
+        }
+    }
+
+    /// The problem+json response.
+    pub fn into_response(self) -> Response<Body> {
+        problem(self.status(), self.slug(), &self.to_string(), None)
+    }
+}
+
+/// Builds a problem+json response.
+pub fn problem(status: StatusCode, slug: &str, detail: &str, retry_after: Option<Duration>) -> Response<Body> {
+    let body = serde_json::json!({
+        "type": format!("urn:rampart:problem:{slug}"),
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    let mut builder = Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "application/problem+json");
+    if let Some(after) = retry_after {
+        builder = builder.header(RETRY_AFTER, after.as_secs().max(1));
+    }
+    builder
+        .body(full(body.to_string()))
+        .unwrap_or_else(|_| Response::new(full("internal error")))
+}

@@ -1,0 +1,89 @@
+//! The gateway's shared state, built once from a validated config.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName, Method, Uri};
+use rampart_cache::{Coalescer, MemoryCache};
+use rampart_config::{CacheConfig, CompressionConfig, Config, ServerConfig};
+
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::router::Router;
+use crate::upstream::Upstream;
+
+/// The `Cache-Status` header (RFC 9211).
+pub static CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+
+/// Everything a request needs, shared by all connections.
+pub struct Gateway {
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[cache]`.
+    pub cache: CacheConfig,
+    /// `[compression]`.
+    pub compression: CompressionConfig,
+    /// Whether to write access-log lines.
+    pub access_log: bool,
+    /// The routes.
+    pub router: Router,
+    /// Upstream pools, indexed as in the config.
+    pub upstreams: Vec<Upstream>,
+    /// The in-memory cache.
+    pub l1: MemoryCache,
+    /// Misses in flight.
+    pub coalescer: Arc<Coalescer>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// The clock freshness is judged by.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("listen", &self.server.listen)
+            .field("routes", &self.router.routes().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Builds the state; fails only if an upstream target cannot be used.
+    pub fn new(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, String> {
+        let upstreams = config
+            .upstreams
+            .iter()
+            .map(Upstream::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        let metrics = Metrics::new(config.routes.iter().map(|r| r.name.clone()).collect());
+        metrics.l1_budget.set(config.cache.memory as i64);
+        Ok(Self {
+            server: config.server.clone(),
+            cache: config.cache.clone(),
+            compression: config.compression.clone(),
+            access_log: config.log.access,
+            router: Router::new(config.routes.clone()),
+            upstreams,
+            l1: MemoryCache::new(config.cache.memory, config.cache.max_variants),
+            coalescer: Coalescer::new(),
+            metrics,
+            clock,
+        })
+    }
+}
+
+/// The parts of a request kept while it is served (the body travels apart).
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    /// Method.
+    pub method: Method,
+    /// Target.
+    pub uri: Uri,
+    /// Headers as received.
+    pub headers: HeaderMap,
+    /// The peer's address.
+    pub peer: IpAddr,
+    /// Whether the peer is a trusted proxy.
+    pub trusted: bool,
+}

@@ -1,0 +1,264 @@
+//! Test fixtures shared by Rampart's integration tests.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rampart_gateway::body::{full, Body};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+/// What the origin's handler sees.
+pub struct OriginRequest {
+    /// Method.
+    pub method: Method,
+    /// Path and query.
+    pub uri: String,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// The streaming body.
+    pub body: Incoming,
+    /// How many requests the origin has seen for this path, this one included.
+    pub nth: usize,
+}
+
+type Handler = Arc<dyn Fn(OriginRequest) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync>;
+
+/// An in-process HTTP/1.1 origin on 127.0.0.1 that counts requests by path.
+pub struct Origin {
+    /// Its address.
+    pub addr: SocketAddr,
+    counts: Arc<Mutex<HashMap<String, usize>>>,
+    seen: Arc<Mutex<Vec<(Method, String, HeaderMap)>>>,
+    tasks: Arc<Mutex<JoinSet<()>>>,
+}
+
+impl Origin {
+    /// Starts an origin with an async handler.
+    pub async fn start<F, Fut>(handler: F) -> Self
+    where
+        F: Fn(OriginRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |req| Box::pin(handler(req)));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
+        Self::serve(listener, handler)
+    }
+
+    /// Starts an origin on a given address (to bring one back after [`Origin::stop`]).
+    pub async fn start_on<F, Fut>(addr: SocketAddr, handler: F) -> Self
+    where
+        F: Fn(OriginRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |req| Box::pin(handler(req)));
+        let listener = TcpListener::bind(addr).await.expect("rebind origin");
+        Self::serve(listener, handler)
+    }
+
+    /// Starts an origin whose handler answers at once.
+    pub async fn simple<F>(handler: F) -> Self
+    where
+        F: Fn(&OriginRequest) -> Response<Body> + Send + Sync + 'static,
+    {
+        let handler = Arc::new(handler);
+        Self::start(move |req| {
+            let handler = Arc::clone(&handler);
+            async move { handler(&req) }
+        })
+        .await
+    }
+
+    fn serve(listener: TcpListener, handler: Handler) -> Self {
+        let addr = listener.local_addr().expect("local addr");
+        let counts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let seen: Arc<Mutex<Vec<(Method, String, HeaderMap)>>> = Arc::default();
+        let tasks: Arc<Mutex<JoinSet<()>>> = Arc::default();
+        let (c, s, t) = (Arc::clone(&counts), Arc::clone(&seen), Arc::clone(&tasks));
+        tasks.lock().unwrap().spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let (handler, counts, seen) = (Arc::clone(&handler), Arc::clone(&c), Arc::clone(&s));
+                t.lock().unwrap().spawn(async move {
+                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let handler = Arc::clone(&handler);
+                        let path = req.uri().path().to_string();
+                        let nth = {
+                            let mut counts = counts.lock().unwrap();
+                            let n = counts.entry(path).or_default();
+                            *n += 1;
+                            *n
+                        };
+                        seen.lock().unwrap().push((req.method().clone(), req.uri().to_string(), req.headers().clone()));
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let r = handler(OriginRequest {
+                                method: parts.method,
+                                uri: parts.uri.to_string(),
+                                headers: parts.headers,
+                                body,
+                                nth,
+                            })
+                            .await;
+                            Ok::<_, std::convert::Infallible>(r)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { addr, counts, seen, tasks }
+    }
+
+    /// Requests seen for a path.
+    pub fn count(&self, path: &str) -> usize {
+        self.counts.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+
+    /// Requests seen in all.
+    pub fn total(&self) -> usize {
+        self.counts.lock().unwrap().values().sum()
+    }
+
+    /// Method, URI and headers of every request seen, in order.
+    pub fn seen(&self) -> Vec<(Method, String, HeaderMap)> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Stops listening and closes every open connection.
+    pub fn stop(&self) {
+        self.tasks.lock().unwrap().abort_all();
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A response with a body and headers.
+pub fn respond(status: u16, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Response<Body> {
+    let mut b = Response::builder().status(status);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(full(body)).expect("valid response")
+}
+
+/// Config text for a gateway on an ephemeral port in front of `origin`, with
+/// `routes` appended (each route should use `upstream = "app"`).
+pub fn config_text(origin: SocketAddr, extra: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+
+[admin]
+listen = "127.0.0.1:0"
+token = "test-token"
+
+[log]
+access = false
+
+[[upstreams]]
+name = "app"
+targets = ["{origin}"]
+timeout = "5s"
+
+{extra}
+"#
+    )
+}
+
+/// Starts a gateway from config text.
+pub async fn gateway(text: &str, clock: Arc<dyn rampart_gateway::Clock>) -> rampart_gateway::Running {
+    let config = rampart_config::parse(text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+    rampart_gateway::start(&config, clock).await.expect("gateway starts")
+}
+
+/// A received response, body gathered.
+#[derive(Debug)]
+pub struct Got {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl Got {
+    /// A header as text ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A keep-alive HTTP/1.1 client.
+#[derive(Clone)]
+pub struct TestClient {
+    inner: Client<hyper_util::client::legacy::connect::HttpConnector, Body>,
+}
+
+impl Default for TestClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestClient {
+    /// A new client.
+    pub fn new() -> Self {
+        Self {
+            inner: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// An HTTP/2 prior-knowledge (h2c) client.
+    pub fn h2c() -> Self {
+        Self {
+            inner: Client::builder(TokioExecutor::new()).http2_only(true).build_http(),
+        }
+    }
+
+    /// Sends a request and gathers the response.
+    pub async fn send(&self, method: &str, url: &str, headers: &[(&str, &str)], body: Body) -> Got {
+        let mut b = Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let resp = tokio::time::timeout(Duration::from_secs(20), self.inner.request(b.body(body).expect("request")))
+            .await
+            .expect("response within 20s")
+            .expect("response");
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.expect("body").to_bytes();
+        Got {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    /// A GET.
+    pub async fn get(&self, url: &str, headers: &[(&str, &str)]) -> Got {
+        self.send("GET", url, headers, rampart_gateway::body::empty()).await
+    }
+}
