@@ -86,9 +86,10 @@ pub fn negotiate(accept: Option<&HeaderValue>, available: &[Encoding]) -> Option
             best = Some((enc, q));
         }
     }
-    let identity_q = identity.or(wildcard.filter(|_| identity.is_none()).map(|_| 1.0)).unwrap_or(1.0);
+    // Identity is always acceptable as a fallback; it beats a listed coding
+    // only when the client names it with a higher q-value.
     match best {
-        Some((enc, q)) if q >= identity_q || identity_q == 0.0 => Some(enc),
+        Some((enc, q)) if identity.is_none_or(|identity_q| q >= identity_q) => Some(enc),
         _ => None,
     }
 }
@@ -109,6 +110,8 @@ mod tests {
         assert_eq!(pick("gzip, deflate, br, zstd"), Some(Br));
         assert_eq!(pick("gzip;q=1, br;q=0.5"), Some(Gzip));
         assert_eq!(pick("br;q=0, gzip"), Some(Gzip));
+        assert_eq!(pick("br;q=0, gzip;q=0.8"), Some(Gzip));
+        assert_eq!(pick("gzip;q=0.8, identity;q=0.9"), None);
         assert_eq!(pick("zstd"), Some(Zstd));
         assert_eq!(pick("identity"), None);
         assert_eq!(pick("gzip;q=0.5, identity"), None);
