@@ -71,7 +71,10 @@ impl Coalescer {
 
     /// Number of fills in flight.
     pub fn in_flight(&self) -> usize {
-        self.inflight.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 }
 
@@ -133,7 +136,9 @@ mod tests {
     #[tokio::test]
     async fn one_leader_many_followers() {
         let c = Coalescer::new();
-        let Join::Leader(guard) = c.join("k") else { panic!("first caller leads") };
+        let Join::Leader(guard) = c.join("k") else {
+            panic!("first caller leads")
+        };
         let followers: Vec<_> = (0..50)
             .map(|_| match c.join("k") {
                 Join::Follower(rx) => tokio::spawn(wait(rx, Duration::from_secs(5))),
@@ -152,11 +157,16 @@ mod tests {
     async fn dropped_leader_abandons_and_waits_are_bounded() {
         let c = Coalescer::new();
         let guard = c.join("k");
-        let Join::Follower(rx) = c.join("k") else { panic!() };
+        let Join::Follower(rx) = c.join("k") else {
+            panic!()
+        };
         tokio::time::pause();
         assert!(wait(rx.clone(), Duration::from_millis(100)).await.is_none());
         drop(guard);
-        assert!(matches!(wait(rx, Duration::from_millis(100)).await, Some(Fill::Abandoned)));
+        assert!(matches!(
+            wait(rx, Duration::from_millis(100)).await,
+            Some(Fill::Abandoned)
+        ));
         assert_eq!(c.in_flight(), 0);
     }
 }

@@ -63,14 +63,32 @@ mod tests {
 
     #[test]
     fn etags_and_dates() {
-        let stored = h(&[("etag", "\"v1\""), ("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT")]);
-        assert!(not_modified(&h(&[("if-none-match", "\"v0\", W/\"v1\"")]), &stored));
+        let stored = h(&[
+            ("etag", "\"v1\""),
+            ("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT"),
+        ]);
+        assert!(not_modified(
+            &h(&[("if-none-match", "\"v0\", W/\"v1\"")]),
+            &stored
+        ));
         assert!(!not_modified(&h(&[("if-none-match", "\"v2\"")]), &stored));
         assert!(not_modified(&h(&[("if-none-match", "*")]), &stored));
         // If-None-Match wins over If-Modified-Since
-        assert!(!not_modified(&h(&[("if-none-match", "\"v2\""), ("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT")]), &stored));
-        assert!(not_modified(&h(&[("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT")]), &stored));
-        assert!(!not_modified(&h(&[("if-modified-since", "Sun, 06 Nov 1994 08:49:36 GMT")]), &stored));
+        assert!(!not_modified(
+            &h(&[
+                ("if-none-match", "\"v2\""),
+                ("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT")
+            ]),
+            &stored
+        ));
+        assert!(not_modified(
+            &h(&[("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT")]),
+            &stored
+        ));
+        assert!(!not_modified(
+            &h(&[("if-modified-since", "Sun, 06 Nov 1994 08:49:36 GMT")]),
+            &stored
+        ));
         assert!(!not_modified(&h(&[]), &stored));
     }
 }

@@ -101,7 +101,10 @@ mod tests {
     use Encoding::*;
 
     fn pick(accept: &str) -> Option<Encoding> {
-        negotiate(Some(&HeaderValue::from_str(accept).unwrap()), &[Br, Zstd, Gzip])
+        negotiate(
+            Some(&HeaderValue::from_str(accept).unwrap()),
+            &[Br, Zstd, Gzip],
+        )
     }
 
     #[test]
@@ -119,7 +122,10 @@ mod tests {
         assert_eq!(pick("*;q=0"), None);
         assert_eq!(pick("deflate"), None);
         assert_eq!(negotiate(None, &[Gzip]), None);
-        assert_eq!(negotiate(Some(&HeaderValue::from_static("br")), &[Gzip]), None);
+        assert_eq!(
+            negotiate(Some(&HeaderValue::from_static("br")), &[Gzip]),
+            None
+        );
     }
 
     #[test]
@@ -131,8 +137,16 @@ mod tests {
             assert!(data.len() < body.len() / 10, "{enc:?}");
             let mut out = Vec::new();
             match enc {
-                Gzip => { flate2::read::GzDecoder::new(&data[..]).read_to_end(&mut out).unwrap(); }
-                Br => { brotli::Decompressor::new(&data[..], 4096).read_to_end(&mut out).unwrap(); }
+                Gzip => {
+                    flate2::read::GzDecoder::new(&data[..])
+                        .read_to_end(&mut out)
+                        .unwrap();
+                }
+                Br => {
+                    brotli::Decompressor::new(&data[..], 4096)
+                        .read_to_end(&mut out)
+                        .unwrap();
+                }
                 Zstd => out = zstd::decode_all(&data[..]).unwrap(),
             }
             assert_eq!(out, body);

@@ -55,7 +55,10 @@ pub const ENTRY_OVERHEAD: u64 = 384;
 impl Entry {
     /// The response's current age (RFC 9111 §4.2.3).
     pub fn age(&self, now: SystemTime) -> Duration {
-        self.initial_age + now.duration_since(self.response_time).unwrap_or(Duration::ZERO)
+        self.initial_age
+            + now
+                .duration_since(self.response_time)
+                .unwrap_or(Duration::ZERO)
     }
 
     /// Seconds of freshness left; negative once stale.
@@ -162,9 +165,24 @@ mod tests {
         assert_eq!(e.state(at(7)), EntryState::Fresh);
         assert_eq!(e.state(at(8)), EntryState::StaleWhileRevalidate);
         assert_eq!(e.ttl_secs(at(9)), -1);
-        assert_eq!(e.state(at(13)), EntryState::Stale { usable_if_error: true });
-        assert_eq!(e.state(at(67)), EntryState::Stale { usable_if_error: true });
-        assert_eq!(e.state(at(68)), EntryState::Stale { usable_if_error: false });
+        assert_eq!(
+            e.state(at(13)),
+            EntryState::Stale {
+                usable_if_error: true
+            }
+        );
+        assert_eq!(
+            e.state(at(67)),
+            EntryState::Stale {
+                usable_if_error: true
+            }
+        );
+        assert_eq!(
+            e.state(at(68)),
+            EntryState::Stale {
+                usable_if_error: false
+            }
+        );
     }
 
     #[test]

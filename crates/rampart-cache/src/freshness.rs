@@ -103,7 +103,9 @@ impl Freshness {
 
 /// Statuses a cache understands and may store with explicit freshness
 /// (RFC 9110 §15.1, heuristically cacheable ones plus the usual redirects).
-const UNDERSTOOD: &[u16] = &[200, 203, 204, 300, 301, 302, 307, 308, 404, 405, 410, 414, 501];
+const UNDERSTOOD: &[u16] = &[
+    200, 203, 204, 300, 301, 302, 307, 308, 404, 405, 410, 414, 501,
+];
 /// Statuses that may get heuristic freshness.
 const HEURISTIC: &[u16] = &[200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
 
@@ -144,7 +146,9 @@ pub fn decide(
         None
     };
     let lifetime = match (origin_lifetime, policy.ttl) {
-        (Some(lifetime), _) if UNDERSTOOD.contains(&status) || policy.statuses.contains(&status) => {
+        (Some(lifetime), _)
+            if UNDERSTOOD.contains(&status) || policy.statuses.contains(&status) =>
+        {
             lifetime
         }
         (Some(_), _) => return Err(NoCacheReason::Status),
@@ -156,7 +160,11 @@ pub fn decide(
         (None, None) => return Err(NoCacheReason::NoFreshness),
     };
     // `no-cache`: may be stored, never served without revalidation.
-    let lifetime = if cc.no_cache { Duration::ZERO } else { lifetime };
+    let lifetime = if cc.no_cache {
+        Duration::ZERO
+    } else {
+        lifetime
+    };
     let (mut swr, mut sie) = (policy.stale_while_revalidate, policy.stale_if_error);
     if policy.respect_origin {
         if let Some(s) = cc.stale_while_revalidate {
@@ -192,7 +200,10 @@ fn origin_lifetime(
     let date = header_date(headers, DATE);
     if let Some(expires) = headers.get(EXPIRES) {
         // An invalid Expires (such as "0") means already expired.
-        let Some(expires) = expires.to_str().ok().and_then(|e| httpdate::parse_http_date(e).ok())
+        let Some(expires) = expires
+            .to_str()
+            .ok()
+            .and_then(|e| httpdate::parse_http_date(e).ok())
         else {
             return Some(Duration::ZERO);
         };
@@ -216,7 +227,11 @@ fn header_date(headers: &HeaderMap, name: http::HeaderName) -> Option<SystemTime
 }
 
 /// The corrected initial age of a response (RFC 9111 §4.2.3).
-pub fn initial_age(headers: &HeaderMap, request_time: SystemTime, response_time: SystemTime) -> Duration {
+pub fn initial_age(
+    headers: &HeaderMap,
+    request_time: SystemTime,
+    response_time: SystemTime,
+) -> Duration {
     let age_value = headers
         .get(AGE)
         .and_then(|v| v.to_str().ok())
@@ -258,43 +273,99 @@ mod tests {
     #[test]
     fn never_stores_private_or_no_store() {
         let p = CachePolicy::ttl(Duration::from_secs(60));
-        assert_eq!(decide(&p, 200, &headers(&[("cache-control", "no-store")]), Duration::ZERO), Err(NoCacheReason::NoStore));
-        assert_eq!(decide(&p, 200, &headers(&[("cache-control", "Private, max-age=60")]), Duration::ZERO), Err(NoCacheReason::Private));
-        assert_eq!(decide(&p, 200, &headers(&[("set-cookie", "a=b")]), Duration::ZERO), Err(NoCacheReason::SetCookie));
-        assert_eq!(decide(&p, 200, &headers(&[("vary", "Accept, *")]), Duration::ZERO), Err(NoCacheReason::VaryStar));
-        assert_eq!(decide(&p, 500, &headers(&[]), Duration::ZERO), Err(NoCacheReason::Status));
+        assert_eq!(
+            decide(
+                &p,
+                200,
+                &headers(&[("cache-control", "no-store")]),
+                Duration::ZERO
+            ),
+            Err(NoCacheReason::NoStore)
+        );
+        assert_eq!(
+            decide(
+                &p,
+                200,
+                &headers(&[("cache-control", "Private, max-age=60")]),
+                Duration::ZERO
+            ),
+            Err(NoCacheReason::Private)
+        );
+        assert_eq!(
+            decide(&p, 200, &headers(&[("set-cookie", "a=b")]), Duration::ZERO),
+            Err(NoCacheReason::SetCookie)
+        );
+        assert_eq!(
+            decide(&p, 200, &headers(&[("vary", "Accept, *")]), Duration::ZERO),
+            Err(NoCacheReason::VaryStar)
+        );
+        assert_eq!(
+            decide(&p, 500, &headers(&[]), Duration::ZERO),
+            Err(NoCacheReason::Status)
+        );
         let mut keyed = p.clone();
         keyed.key = vec![rampart_config::KeyPart::Cookie("sid".into())];
-        assert!(decide(&keyed, 200, &headers(&[("set-cookie", "a=b")]), Duration::ZERO).is_ok());
+        assert!(decide(
+            &keyed,
+            200,
+            &headers(&[("set-cookie", "a=b")]),
+            Duration::ZERO
+        )
+        .is_ok());
     }
 
     #[test]
     fn origin_freshness_order() {
         let p = origin();
-        let f = |h: &[(&str, &str)]| decide(&p, 200, &headers(h), Duration::ZERO).map(|f| f.lifetime);
-        assert_eq!(f(&[("cache-control", "max-age=60, s-maxage=120")]), Ok(Duration::from_secs(120)));
-        assert_eq!(f(&[("cache-control", "max-age=60")]), Ok(Duration::from_secs(60)));
+        let f =
+            |h: &[(&str, &str)]| decide(&p, 200, &headers(h), Duration::ZERO).map(|f| f.lifetime);
         assert_eq!(
-            f(&[("date", "Sun, 06 Nov 1994 08:49:37 GMT"), ("expires", "Sun, 06 Nov 1994 08:59:37 GMT")]),
+            f(&[("cache-control", "max-age=60, s-maxage=120")]),
+            Ok(Duration::from_secs(120))
+        );
+        assert_eq!(
+            f(&[("cache-control", "max-age=60")]),
+            Ok(Duration::from_secs(60))
+        );
+        assert_eq!(
+            f(&[
+                ("date", "Sun, 06 Nov 1994 08:49:37 GMT"),
+                ("expires", "Sun, 06 Nov 1994 08:59:37 GMT")
+            ]),
             Ok(Duration::from_secs(600))
         );
         assert_eq!(f(&[("expires", "0")]), Ok(Duration::ZERO));
         assert_eq!(f(&[]), Err(NoCacheReason::NoFreshness));
         // heuristic is off by default
         assert_eq!(
-            f(&[("date", "Sun, 06 Nov 1994 08:49:37 GMT"), ("last-modified", "Sun, 06 Nov 1994 07:49:37 GMT")]),
+            f(&[
+                ("date", "Sun, 06 Nov 1994 08:49:37 GMT"),
+                ("last-modified", "Sun, 06 Nov 1994 07:49:37 GMT")
+            ]),
             Err(NoCacheReason::NoFreshness)
         );
         let mut h = origin();
         h.heuristic = true;
         assert_eq!(
-            decide(&h, 200, &headers(&[("date", "Sun, 06 Nov 1994 08:49:37 GMT"), ("last-modified", "Sun, 06 Nov 1994 07:49:37 GMT")]), Duration::ZERO).map(|f| f.lifetime),
+            decide(
+                &h,
+                200,
+                &headers(&[
+                    ("date", "Sun, 06 Nov 1994 08:49:37 GMT"),
+                    ("last-modified", "Sun, 06 Nov 1994 07:49:37 GMT")
+                ]),
+                Duration::ZERO
+            )
+            .map(|f| f.lifetime),
             Ok(Duration::from_secs(360))
         );
         // with a ttl fallback
         let mut t = origin();
         t.ttl = Some(Duration::from_secs(30));
-        assert_eq!(decide(&t, 200, &headers(&[]), Duration::ZERO).map(|f| f.lifetime), Ok(Duration::from_secs(30)));
+        assert_eq!(
+            decide(&t, 200, &headers(&[]), Duration::ZERO).map(|f| f.lifetime),
+            Ok(Duration::from_secs(30))
+        );
     }
 
     #[test]
@@ -304,22 +375,55 @@ mod tests {
         p.stale_if_error = Duration::from_secs(60);
         let f = decide(&p, 200, &headers(&[]), Duration::ZERO).unwrap();
         assert_eq!(f.horizon(), Duration::from_secs(70));
-        let f = decide(&p, 200, &headers(&[("cache-control", "must-revalidate")]), Duration::ZERO).unwrap();
-        assert_eq!((f.stale_while_revalidate, f.stale_if_error), (Duration::ZERO, Duration::ZERO));
-        let f = decide(&p, 200, &headers(&[("cache-control", "no-cache")]), Duration::ZERO).unwrap();
+        let f = decide(
+            &p,
+            200,
+            &headers(&[("cache-control", "must-revalidate")]),
+            Duration::ZERO,
+        )
+        .unwrap();
+        assert_eq!(
+            (f.stale_while_revalidate, f.stale_if_error),
+            (Duration::ZERO, Duration::ZERO)
+        );
+        let f = decide(
+            &p,
+            200,
+            &headers(&[("cache-control", "no-cache")]),
+            Duration::ZERO,
+        )
+        .unwrap();
         assert_eq!(f.lifetime, Duration::ZERO);
         let mut o = origin();
         o.stale_if_error = Duration::from_secs(1);
-        let f = decide(&o, 200, &headers(&[("cache-control", "max-age=1, stale-while-revalidate=7, stale-if-error=9")]), Duration::ZERO).unwrap();
-        assert_eq!((f.stale_while_revalidate, f.stale_if_error), (Duration::from_secs(7), Duration::from_secs(9)));
+        let f = decide(
+            &o,
+            200,
+            &headers(&[(
+                "cache-control",
+                "max-age=1, stale-while-revalidate=7, stale-if-error=9",
+            )]),
+            Duration::ZERO,
+        )
+        .unwrap();
+        assert_eq!(
+            (f.stale_while_revalidate, f.stale_if_error),
+            (Duration::from_secs(7), Duration::from_secs(9))
+        );
     }
 
     #[test]
     fn age_calculation() {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         let h = headers(&[("age", "30")]);
-        assert_eq!(initial_age(&h, t0, t0 + Duration::from_secs(2)), Duration::from_secs(32));
+        assert_eq!(
+            initial_age(&h, t0, t0 + Duration::from_secs(2)),
+            Duration::from_secs(32)
+        );
         assert_eq!(initial_age(&headers(&[]), t0, t0), Duration::ZERO);
-        assert_eq!(CacheControl::parse(&headers(&[("cache-control", "max-age=abc")])).max_age, Some(0));
+        assert_eq!(
+            CacheControl::parse(&headers(&[("cache-control", "max-age=abc")])).max_age,
+            Some(0)
+        );
     }
 }

@@ -22,7 +22,10 @@ pub fn primary_key(scheme: &str, parts: &Parts) -> String {
     let mut key = String::with_capacity(scheme.len() + host.len() + parts.uri.path().len() + 16);
     key.push_str(scheme);
     key.push_str("://");
-    let host = host.strip_suffix(":80").filter(|_| scheme == "http").unwrap_or(host);
+    let host = host
+        .strip_suffix(":80")
+        .filter(|_| scheme == "http")
+        .unwrap_or(host);
     for c in host.chars() {
         key.push(c.to_ascii_lowercase());
     }
@@ -124,9 +127,26 @@ mod tests {
     #[test]
     fn credentials_key_apart_and_stay_hidden() {
         let mut policy = CachePolicy::ttl(Duration::from_secs(60));
-        policy.key = vec![KeyPart::Header(http::header::AUTHORIZATION), KeyPart::Cookie("sid".into())];
-        let alice = parts("/me", &[("host", "h"), ("authorization", "Bearer alice"), ("cookie", "a=1; sid=x")]);
-        let bob = parts("/me", &[("host", "h"), ("authorization", "Bearer bob"), ("cookie", "sid=x")]);
+        policy.key = vec![
+            KeyPart::Header(http::header::AUTHORIZATION),
+            KeyPart::Cookie("sid".into()),
+        ];
+        let alice = parts(
+            "/me",
+            &[
+                ("host", "h"),
+                ("authorization", "Bearer alice"),
+                ("cookie", "a=1; sid=x"),
+            ],
+        );
+        let bob = parts(
+            "/me",
+            &[
+                ("host", "h"),
+                ("authorization", "Bearer bob"),
+                ("cookie", "sid=x"),
+            ],
+        );
         let ka = full_key(primary_key("http", &alice), &policy, &alice);
         let kb = full_key(primary_key("http", &bob), &policy, &bob);
         assert_ne!(ka, kb);

@@ -141,7 +141,10 @@ impl CacheStatus {
             CacheStatus::Hit { .. } => "hit",
             CacheStatus::Stale { .. } => "stale",
             CacheStatus::Collapsed { .. } => "collapsed",
-            CacheStatus::Forward { fwd: Forward::Stale, .. } => "revalidated",
+            CacheStatus::Forward {
+                fwd: Forward::Stale,
+                ..
+            } => "revalidated",
             CacheStatus::Forward {
                 fwd: Forward::Bypass | Forward::Method | Forward::Request,
                 ..
@@ -183,10 +186,7 @@ impl CacheStatus {
                 let _ = write!(out, "; hit; ttl={ttl}; detail={}", reason.as_str());
             }
             CacheStatus::Collapsed { fwd_status } => {
-                let _ = write!(
-                    out,
-                    "; fwd=uri-miss; fwd-status={fwd_status}; collapsed"
-                );
+                let _ = write!(out, "; fwd=uri-miss; fwd-status={fwd_status}; collapsed");
             }
             CacheStatus::Forward {
                 fwd,
@@ -216,14 +216,20 @@ mod tests {
 
     #[test]
     fn header_values_follow_rfc_9211() {
-        assert_eq!(CacheStatus::Hit { ttl: 42 }.header_value("rampart"), "rampart; hit; ttl=42");
+        assert_eq!(
+            CacheStatus::Hit { ttl: 42 }.header_value("rampart"),
+            "rampart; hit; ttl=42"
+        );
         let miss = CacheStatus::Forward {
             fwd: Forward::UriMiss,
             fwd_status: Some(200),
             stored: true,
             reason: None,
         };
-        assert_eq!(miss.header_value("rampart"), "rampart; fwd=uri-miss; fwd-status=200; stored");
+        assert_eq!(
+            miss.header_value("rampart"),
+            "rampart; fwd=uri-miss; fwd-status=200; stored"
+        );
         assert_eq!(miss.label(), "miss");
         let uncacheable = CacheStatus::Forward {
             fwd: Forward::UriMiss,
@@ -232,12 +238,17 @@ mod tests {
             reason: Some(NoCacheReason::SetCookie),
         };
         assert_eq!(uncacheable.label(), "uncacheable");
-        assert!(uncacheable.header_value("rampart").ends_with("detail=set-cookie"));
+        assert!(uncacheable
+            .header_value("rampart")
+            .ends_with("detail=set-cookie"));
         let stale = CacheStatus::Stale {
             ttl: -3,
             reason: StaleReason::IfError,
         };
-        assert_eq!(stale.header_value("rampart"), "rampart; hit; ttl=-3; detail=stale-if-error");
+        assert_eq!(
+            stale.header_value("rampart"),
+            "rampart; hit; ttl=-3; detail=stale-if-error"
+        );
         assert!(stale.is_hit());
     }
 }

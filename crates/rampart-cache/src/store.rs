@@ -105,7 +105,12 @@ fn url_tag(primary: &str) -> String {
 struct HorizonExpiry;
 
 impl Expiry<String, Arc<Variants>> for HorizonExpiry {
-    fn expire_after_create(&self, _: &String, value: &Arc<Variants>, _: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _: &String,
+        value: &Arc<Variants>,
+        _: Instant,
+    ) -> Option<Duration> {
         Some(horizon(value))
     }
     fn expire_after_update(
@@ -294,7 +299,12 @@ mod tests {
             body: Bytes::from(body.to_string()),
             encoded: vec![],
             vary: vary
-                .map(|v| vec![(HeaderName::from_static("accept-language"), Some(HeaderValue::from_static(v)))])
+                .map(|v| {
+                    vec![(
+                        HeaderName::from_static("accept-language"),
+                        Some(HeaderValue::from_static(v)),
+                    )]
+                })
                 .unwrap_or_default(),
             response_time: SystemTime::now(),
             initial_age: Duration::ZERO,
@@ -359,7 +369,10 @@ mod tests {
         c.insert("http://h/me", entry("anon", &[], None));
         c.insert("http://h/other#aaaa", entry("x", &[], None));
         assert_eq!(c.purge_url("http://h/me"), 3);
-        assert!(matches!(c.lookup("http://h/other#aaaa", &HeaderMap::new()), Lookup::Found(_)));
+        assert!(matches!(
+            c.lookup("http://h/other#aaaa", &HeaderMap::new()),
+            Lookup::Found(_)
+        ));
     }
 
     #[test]
@@ -370,7 +383,11 @@ mod tests {
             c.insert(&format!("http://h/{i}"), entry(&"x".repeat(500), &[], None));
         }
         c.run_pending_tasks();
-        assert!(c.weighted_size() <= budget, "{} > {budget}", c.weighted_size());
+        assert!(
+            c.weighted_size() <= budget,
+            "{} > {budget}",
+            c.weighted_size()
+        );
         assert!(c.entry_count() > 500);
     }
 }

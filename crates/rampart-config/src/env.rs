@@ -64,7 +64,9 @@ mod tests {
         assert_eq!(expand("${EMPTY:-x}", env).unwrap(), "x");
         assert_eq!(expand("${EMPTY}", env).unwrap(), "");
         assert_eq!(expand("cost $$5 $x", env).unwrap(), "cost $5 $x");
-        assert!(expand("${MISSING}", env).unwrap_err().contains("MISSING is not set"));
+        assert!(expand("${MISSING}", env)
+            .unwrap_err()
+            .contains("MISSING is not set"));
         assert!(expand("${TOKEN", env).is_err());
         assert!(expand("${BAD NAME}", env).is_err());
     }

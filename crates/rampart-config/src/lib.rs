@@ -346,7 +346,9 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
         trusted_proxies: s.trusted_proxies.into_iter().map(|c| c.0).collect(),
         max_header_size: s.max_header_size.map_or(64 * 1024, |v| v.0 as usize),
         max_body_size: s.max_body_size.map_or(10 << 20, |v| v.0),
-        header_read_timeout: s.header_read_timeout.map_or(Duration::from_secs(10), |d| d.0),
+        header_read_timeout: s
+            .header_read_timeout
+            .map_or(Duration::from_secs(10), |d| d.0),
         shutdown_timeout: s.shutdown_timeout.map_or(Duration::from_secs(30), |d| d.0),
         max_connections: s.max_connections.map_or(10_000, |v| v as usize),
     };
@@ -382,7 +384,10 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
         let enc = Encoding::parse(&a.get_ref().0).ok_or_else(|| {
             (
                 a.span().start,
-                format!("unknown algorithm {:?}: use \"br\", \"zstd\" or \"gzip\"", a.get_ref().0),
+                format!(
+                    "unknown algorithm {:?}: use \"br\", \"zstd\" or \"gzip\"",
+                    a.get_ref().0
+                ),
             )
         })?;
         algorithms.push(enc);
@@ -407,10 +412,16 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
             return Err((u.name.span().start, "an upstream needs a name".into()));
         }
         if upstreams.iter().any(|x| x.name == name) {
-            return Err((u.name.span().start, format!("upstream {name:?} is defined twice")));
+            return Err((
+                u.name.span().start,
+                format!("upstream {name:?} is defined twice"),
+            ));
         }
         if u.targets.get_ref().is_empty() {
-            return Err((u.targets.span().start, "an upstream needs at least one target".into()));
+            return Err((
+                u.targets.span().start,
+                "an upstream needs at least one target".into(),
+            ));
         }
         upstreams.push(UpstreamConfig {
             name,
@@ -440,16 +451,20 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
             None => r.matcher.as_str().to_string(),
         };
         if routes.iter().any(|x| x.name == name) {
-            let at = r.name.as_ref().map_or(r.upstream.span().start, |n| n.span().start);
-            return Err((at, format!("route name {name:?} is used twice; give each route a unique name")));
+            let at = r
+                .name
+                .as_ref()
+                .map_or(r.upstream.span().start, |n| n.span().start);
+            return Err((
+                at,
+                format!("route name {name:?} is used twice; give each route a unique name"),
+            ));
         }
         let cache = match r.cache {
             None => None,
             Some(p) => Some(cache_policy(p)?),
         };
-        let timeout = r
-            .timeout
-            .map_or(upstreams[upstream].timeout, |d| d.0);
+        let timeout = r.timeout.map_or(upstreams[upstream].timeout, |d| d.0);
         routes.push(RouteConfig {
             name,
             matcher: r.matcher,
@@ -484,7 +499,10 @@ fn cache_policy(p: toml::Spanned<raw::RawCachePolicy>) -> Result<CachePolicy, In
         ));
     }
     if p.heuristic == Some(true) && !respect_origin {
-        return Err((at, "`heuristic` applies only with `respect_origin = true`".into()));
+        return Err((
+            at,
+            "`heuristic` applies only with `respect_origin = true`".into(),
+        ));
     }
     let mut key = Vec::new();
     for k in p.key.unwrap_or_default() {

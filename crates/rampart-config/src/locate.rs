@@ -64,7 +64,11 @@ fn field_path(text: &str, offset: usize) -> String {
                 continue;
             }
             b'"' | b'\'' => {
-                let delim: &[u8] = match (bytes[i], bytes[i..].starts_with(b"\"\"\""), bytes[i..].starts_with(b"\'\'\'")) {
+                let delim: &[u8] = match (
+                    bytes[i],
+                    bytes[i..].starts_with(b"\"\"\""),
+                    bytes[i..].starts_with(b"\'\'\'"),
+                ) {
                     (b'"', true, _) => b"\"\"\"",
                     (b'"', false, _) => b"\"",
                     (_, _, true) => b"\'\'\'",
@@ -87,7 +91,10 @@ fn field_path(text: &str, offset: usize) -> String {
                 }
                 i = j.min(bytes.len());
                 if expecting_key {
-                    Token::Key(std::str::from_utf8(&bytes[content_start.min(content_end)..content_end]).unwrap_or(""))
+                    Token::Key(
+                        std::str::from_utf8(&bytes[content_start.min(content_end)..content_end])
+                            .unwrap_or(""),
+                    )
                 } else {
                     Token::Other
                 }
@@ -191,7 +198,6 @@ fn field_path(text: &str, offset: usize) -> String {
     parts.join(".")
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,7 +214,10 @@ mod tests {
         let l = at(text, "\"GET /b\"");
         assert_eq!((l.line, l.field.as_str()), (8, "routes[2].match"));
         let l = at(text, "\"10x\"");
-        assert_eq!((l.line, l.column, l.field.as_str()), (9, 17, "routes[2].cache.ttl"));
+        assert_eq!(
+            (l.line, l.column, l.field.as_str()),
+            (9, 17, "routes[2].cache.ttl")
+        );
         let l = at(text, "stale_if_error");
         assert_eq!(l.field, "routes[2].cache.stale_if_error");
     }

@@ -98,7 +98,9 @@ impl<'de> Deserialize<'de> for Cidr {
             s.parse::<ipnet::IpNet>()
                 .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
                 .map(Cidr)
-                .map_err(|_| format!("invalid network {s:?}: write it like \"10.0.0.0/8\" or \"127.0.0.1\""))
+                .map_err(|_| {
+                    format!("invalid network {s:?}: write it like \"10.0.0.0/8\" or \"127.0.0.1\"")
+                })
         })
     }
 }
@@ -110,7 +112,11 @@ pub struct Target(pub String);
 impl<'de> Deserialize<'de> for Target {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         parsed(d, |s| {
-            let err = || format!("invalid target {s:?}: write it like \"127.0.0.1:3000\" or \"app.internal:80\"");
+            let err = || {
+                format!(
+                    "invalid target {s:?}: write it like \"127.0.0.1:3000\" or \"app.internal:80\""
+                )
+            };
             let (host, port) = s.rsplit_once(':').ok_or_else(err)?;
             port.parse::<u16>().map_err(|_| err())?;
             if host.is_empty() || host.contains('/') || s.contains("://") {

@@ -82,7 +82,10 @@ fn bad_durations_name_the_inline_field() {
 
 #[test]
 fn unknown_upstream_is_named() {
-    let text = GOOD.replace("match = \"* /*\"\nupstream = \"app\"", "match = \"* /*\"\nupstream = \"api\"");
+    let text = GOOD.replace(
+        "match = \"* /*\"\nupstream = \"app\"",
+        "match = \"* /*\"\nupstream = \"api\"",
+    );
     let e = parse_err(&text);
     assert_eq!(e.line, 30);
     assert_eq!(e.field, "routes[3].upstream");
@@ -95,12 +98,18 @@ fn unset_environment_variable_is_an_error() {
     let e = parse_err(&text);
     assert_eq!(e.line, 8);
     assert_eq!(e.field, "admin.token");
-    assert!(e.message.contains("RAMPART_TEST_SURELY_UNSET is not set"), "{e}");
+    assert!(
+        e.message.contains("RAMPART_TEST_SURELY_UNSET is not set"),
+        "{e}"
+    );
 }
 
 #[test]
 fn cache_policy_needs_a_freshness_source() {
-    let text = GOOD.replace("cache = { ttl = \"1h\", key = [\"header:authorization\"] }", "cache = { key = [\"header:authorization\"] }");
+    let text = GOOD.replace(
+        "cache = { ttl = \"1h\", key = [\"header:authorization\"] }",
+        "cache = { key = [\"header:authorization\"] }",
+    );
     let e = parse_err(&text);
     assert_eq!(e.line, 26);
     assert!(e.field.starts_with("routes[2].cache"), "{e}");
@@ -113,9 +122,17 @@ fn bad_values_are_rejected() {
         ("\"127.0.0.1:8080\"", "\"localhost\"", "server.listen"),
         ("\"10.0.0.1\"", "\"10.0.0.300\"", "server.trusted_proxies"),
         ("\"64MiB\"", "\"64 parsecs\"", "cache.memory"),
-        ("\"127.0.0.1:3001\"", "\"http://x:80\"", "upstreams[1].targets"),
+        (
+            "\"127.0.0.1:3001\"",
+            "\"http://x:80\"",
+            "upstreams[1].targets",
+        ),
         ("\"GET /pricing\"", "\"GET pricing\"", "routes[1].match"),
-        ("\"header:authorization\"", "\"body:x\"", "routes[2].cache.key"),
+        (
+            "\"header:authorization\"",
+            "\"body:x\"",
+            "routes[2].cache.key",
+        ),
     ] {
         let e = parse_err(&GOOD.replace(from, to));
         assert_eq!(e.field, field, "{e}");

@@ -15,7 +15,11 @@ use crate::problem::problem;
 use crate::state::Gateway;
 
 /// Handles one admin request.
-pub async fn handle(gw: Arc<Gateway>, token: Option<Arc<str>>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+pub async fn handle(
+    gw: Arc<Gateway>,
+    token: Option<Arc<str>>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path();
     let response = match (req.method(), path) {
         (&Method::GET, "/metrics") => {
@@ -23,7 +27,10 @@ pub async fn handle(gw: Arc<Gateway>, token: Option<Arc<str>>, req: Request<Inco
             gw.metrics.l1_entries.set(gw.l1.entry_count() as i64);
             gw.metrics.l1_bytes.set(gw.l1.weighted_size() as i64);
             Response::builder()
-                .header(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")
+                .header(
+                    CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )
                 .body(full(gw.metrics.render()))
                 .unwrap_or_default()
         }
@@ -31,14 +38,32 @@ pub async fn handle(gw: Arc<Gateway>, token: Option<Arc<str>>, req: Request<Inco
         (&Method::GET, "/readyz") => readyz(&gw).await,
         (_, p) if p.starts_with("/admin/") => {
             if !authorized(&req, token.as_deref()) {
-                let mut r = problem(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required", None);
-                r.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+                let mut r = problem(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "a valid bearer token is required",
+                    None,
+                );
+                r.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer"),
+                );
                 r
             } else {
-                problem(StatusCode::NOT_FOUND, "not-found", &format!("no admin endpoint at {p}"), None)
+                problem(
+                    StatusCode::NOT_FOUND,
+                    "not-found",
+                    &format!("no admin endpoint at {p}"),
+                    None,
+                )
             }
         }
-        _ => problem(StatusCode::NOT_FOUND, "not-found", &format!("no admin endpoint at {path}"), None),
+        _ => problem(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            &format!("no admin endpoint at {path}"),
+            None,
+        ),
     };
     Ok(response)
 }
@@ -71,7 +96,11 @@ async fn readyz(gw: &Gateway) -> Response<Body> {
         let targets: Vec<String> = upstream.targets().map(str::to_string).collect();
         let probes = targets.iter().map(|t| async move {
             matches!(
-                tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(t.as_str())).await,
+                tokio::time::timeout(
+                    Duration::from_secs(1),
+                    tokio::net::TcpStream::connect(t.as_str())
+                )
+                .await,
                 Ok(Ok(_))
             )
         });
@@ -87,7 +116,11 @@ async fn readyz(gw: &Gateway) -> Response<Body> {
             }),
         );
     }
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     json_response(
         status,
         &json!({

@@ -14,7 +14,9 @@ pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 /// A body with all its bytes at hand.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// An empty body.
@@ -49,7 +51,9 @@ pub async fn gather(mut body: Body, limit: u64) -> Result<Gathered, BoxError> {
     let mut chunks: Vec<Bytes> = Vec::new();
     let mut total: u64 = 0;
     while let Some(frame) = body.frame().await {
-        let Ok(data) = frame?.into_data() else { continue };
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
         total += data.len() as u64;
         chunks.push(data);
         if total > limit {

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use http::header::{
-    ACCEPT_ENCODING, AGE, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_MATCH, IF_MODIFIED_SINCE,
-    IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, LAST_MODIFIED, RANGE, VARY,
+    ACCEPT_ENCODING, AGE, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_MATCH,
+    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, LAST_MODIFIED, RANGE, VARY,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -14,7 +14,9 @@ use rampart_cache::coalesce::{wait, FillGuard};
 use rampart_cache::conditional::{not_modified, NOT_MODIFIED_HEADERS};
 use rampart_cache::encoding::{compress_all, negotiate};
 use rampart_cache::freshness::{decide, initial_age, split_list};
-use rampart_cache::{key, CacheStatus, Entry, EntryState, Fill, Forward, Join, Lookup, NoCacheReason, StaleReason};
+use rampart_cache::{
+    key, CacheStatus, Entry, EntryState, Fill, Forward, Join, Lookup, NoCacheReason, StaleReason,
+};
 use rampart_config::CachePolicy;
 
 use crate::body::{boxed, empty, full, gather, prefixed, Body, Gathered};
@@ -42,16 +44,33 @@ pub async fn serve(
     let (stale, fwd) = match gw.l1.lookup(&cache_key, &head.headers) {
         Lookup::Found(entry) => match entry.state(now) {
             EntryState::Fresh => {
-                let status = CacheStatus::Hit { ttl: entry.ttl_secs(now) };
+                let status = CacheStatus::Hit {
+                    ttl: entry.ttl_secs(now),
+                };
                 return Ok((serve_entry(gw, &entry, head, &status), status));
             }
             EntryState::StaleWhileRevalidate => {
                 // Serve stale now; one background request refreshes it.
                 if let Join::Leader(guard) = gw.coalescer.join(&cache_key) {
-                    let (gw, head, key, entry) = (Arc::clone(gw), head.clone(), cache_key.clone(), Arc::clone(&entry));
+                    let (gw, head, key, entry) = (
+                        Arc::clone(gw),
+                        head.clone(),
+                        cache_key.clone(),
+                        Arc::clone(&entry),
+                    );
                     let policy = policy.clone();
                     tokio::spawn(async move {
-                        let _ = fill(&gw, route, &policy, &head, &key, Some(entry), Forward::Stale, Some(guard)).await;
+                        let _ = fill(
+                            &gw,
+                            route,
+                            &policy,
+                            &head,
+                            &key,
+                            Some(entry),
+                            Forward::Stale,
+                            Some(guard),
+                        )
+                        .await;
                     });
                 }
                 let status = CacheStatus::Stale {
@@ -66,7 +85,9 @@ pub async fn serve(
         Lookup::Miss => (None, Forward::UriMiss),
     };
     match gw.coalescer.join(&cache_key) {
-        Join::Leader(guard) => fill(gw, route, policy, head, &cache_key, stale, fwd, Some(guard)).await,
+        Join::Leader(guard) => {
+            fill(gw, route, policy, head, &cache_key, stale, fwd, Some(guard)).await
+        }
         Join::Follower(rx) => match wait(rx, gw.cache.coalesce_timeout).await {
             Some(Fill::Stored(entry)) if entry.matches(&head.headers) => {
                 let status = CacheStatus::Collapsed {
@@ -171,7 +192,9 @@ async fn fill(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let decision = match decision {
-        Ok(_) if declared.is_some_and(|len| len > gw.cache.max_object_size) => Err(NoCacheReason::TooLarge),
+        Ok(_) if declared.is_some_and(|len| len > gw.cache.max_object_size) => {
+            Err(NoCacheReason::TooLarge)
+        }
         other => other,
     };
     let freshness = match decision {
@@ -200,7 +223,10 @@ async fn fill(
                 reason: Some(NoCacheReason::TooLarge),
             };
             let resp = Response::from_parts(parts, prefixed(prefix, rest));
-            return Ok((pass_through_body(gw, route_index, head, resp, &cache), cache));
+            return Ok((
+                pass_through_body(gw, route_index, head, resp, &cache),
+                cache,
+            ));
         }
         Err(e) => {
             finish(guard, Fill::NotStored);
@@ -213,7 +239,10 @@ async fn fill(
 
     let mut headers = stored_headers(&parts.headers);
     let origin_encoded = headers.contains_key(CONTENT_ENCODING);
-    let encoded = if compress && !origin_encoded && eligible(&gw.compression, status, &headers, Some(body.len() as u64)) {
+    let encoded = if compress
+        && !origin_encoded
+        && eligible(&gw.compression, status, &headers, Some(body.len() as u64))
+    {
         let (algorithms, input) = (gw.compression.algorithms.clone(), body.clone());
         if body.len() > INLINE_COMPRESS_LIMIT {
             tokio::task::spawn_blocking(move || compress_all(&input, &algorithms))
@@ -267,7 +296,15 @@ async fn fill(
 fn origin_request(head: &RequestHead, stale: Option<&Entry>, compress: bool) -> Request<Body> {
     let mut headers = head.headers.clone();
     remove_hop_by_hop(&mut headers);
-    for name in [IF_NONE_MATCH, IF_MODIFIED_SINCE, IF_MATCH, IF_UNMODIFIED_SINCE, IF_RANGE, RANGE, CONTENT_LENGTH] {
+    for name in [
+        IF_NONE_MATCH,
+        IF_MODIFIED_SINCE,
+        IF_MATCH,
+        IF_UNMODIFIED_SINCE,
+        IF_RANGE,
+        RANGE,
+        CONTENT_LENGTH,
+    ] {
         headers.remove(name);
     }
     if let Some(stale) = stale {
@@ -284,10 +321,10 @@ fn origin_request(head: &RequestHead, stale: Option<&Entry>, compress: bool) -> 
     set_forwarded(&mut headers, head.peer, "http", head.trusted);
     let mut req = Request::new(empty());
     *req.method_mut() = Method::GET;
-    *req.uri_mut() = head
-        .uri
-        .path_and_query()
-        .map_or_else(|| http::Uri::from_static("/"), |pq| http::Uri::from(pq.clone()));
+    *req.uri_mut() = head.uri.path_and_query().map_or_else(
+        || http::Uri::from_static("/"),
+        |pq| http::Uri::from(pq.clone()),
+    );
     *req.headers_mut() = headers;
     req
 }
@@ -298,7 +335,10 @@ fn stored_headers(origin: &HeaderMap) -> HeaderMap {
     remove_hop_by_hop(&mut headers);
     headers.remove(AGE);
     headers.remove(CONTENT_LENGTH);
-    if headers.get(CONTENT_ENCODING).is_some_and(|v| v == "identity") {
+    if headers
+        .get(CONTENT_ENCODING)
+        .is_some_and(|v| v == "identity")
+    {
         headers.remove(CONTENT_ENCODING);
     }
     headers
@@ -318,7 +358,12 @@ fn vary_names(headers: &HeaderMap) -> Vec<HeaderName> {
     names
 }
 
-fn serve_stale_if_error(gw: &Gateway, entry: &Entry, head: &RequestHead, now: std::time::SystemTime) -> (Response<Body>, CacheStatus) {
+fn serve_stale_if_error(
+    gw: &Gateway,
+    entry: &Entry,
+    head: &RequestHead,
+    now: std::time::SystemTime,
+) -> (Response<Body>, CacheStatus) {
     let status = CacheStatus::Stale {
         ttl: entry.ttl_secs(now),
         reason: StaleReason::IfError,
@@ -328,7 +373,12 @@ fn serve_stale_if_error(gw: &Gateway, entry: &Entry, head: &RequestHead, now: st
 
 /// Answers a request from a stored entry: 304 for a matching conditional,
 /// otherwise the best stored coding the client accepts.
-pub fn serve_entry(gw: &Gateway, entry: &Entry, head: &RequestHead, status: &CacheStatus) -> Response<Body> {
+pub fn serve_entry(
+    gw: &Gateway,
+    entry: &Entry,
+    head: &RequestHead,
+    status: &CacheStatus,
+) -> Response<Body> {
     let now = gw.clock.now();
     let age = HeaderValue::from(entry.age(now).as_secs());
     let mut response = Response::new(empty());
@@ -373,18 +423,36 @@ pub fn serve_entry(gw: &Gateway, entry: &Entry, head: &RequestHead, status: &Cac
 
 /// Relays an origin response that is not stored: hop-by-hop headers removed,
 /// body streamed (and compressed on the fly when eligible).
-pub fn pass_through(gw: &Gateway, route: usize, head: &RequestHead, resp: Response<Incoming>, cache: &CacheStatus) -> Response<Body> {
+pub fn pass_through(
+    gw: &Gateway,
+    route: usize,
+    head: &RequestHead,
+    resp: Response<Incoming>,
+    cache: &CacheStatus,
+) -> Response<Body> {
     pass_through_body(gw, route, head, resp.map(boxed), cache)
 }
 
-fn pass_through_body(gw: &Gateway, route: usize, head: &RequestHead, resp: Response<Body>, cache: &CacheStatus) -> Response<Body> {
+fn pass_through_body(
+    gw: &Gateway,
+    route: usize,
+    head: &RequestHead,
+    resp: Response<Body>,
+    cache: &CacheStatus,
+) -> Response<Body> {
     let (mut parts, body) = resp.into_parts();
     remove_hop_by_hop(&mut parts.headers);
     let body = if head.method == Method::HEAD {
         // A HEAD may have been sent upstream as GET for the cache.
         empty()
     } else if gw.router.route(route).compress {
-        crate::compress::stream(&gw.compression, &head.headers, parts.status, &mut parts.headers, body)
+        crate::compress::stream(
+            &gw.compression,
+            &head.headers,
+            parts.status,
+            &mut parts.headers,
+            body,
+        )
     } else {
         body
     };

@@ -5,7 +5,9 @@ use std::pin::Pin;
 
 use async_compression::Level;
 use futures_util::TryStreamExt;
-use http::header::{ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, VARY};
+use http::header::{
+    ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, VARY,
+};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
@@ -20,11 +22,23 @@ use crate::body::{data_stream, Body};
 /// type (never `text/event-stream`, whose events must not wait in a buffer),
 /// a status with a body, no `no-transform`, and at least `min_size` bytes
 /// when the length is known.
-pub fn eligible(cfg: &CompressionConfig, status: StatusCode, headers: &HeaderMap, len: Option<u64>) -> bool {
-    if !cfg.enabled || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED || status.is_informational() {
+pub fn eligible(
+    cfg: &CompressionConfig,
+    status: StatusCode,
+    headers: &HeaderMap,
+    len: Option<u64>,
+) -> bool {
+    if !cfg.enabled
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || status.is_informational()
+    {
         return false;
     }
-    if headers.get(CONTENT_ENCODING).is_some_and(|v| v != "identity") {
+    if headers
+        .get(CONTENT_ENCODING)
+        .is_some_and(|v| v != "identity")
+    {
         return false;
     }
     if headers
@@ -38,7 +52,12 @@ pub fn eligible(cfg: &CompressionConfig, status: StatusCode, headers: &HeaderMap
     let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    if ct.trim_start().to_ascii_lowercase().starts_with("text/event-stream") || !cfg.compressible(ct) {
+    if ct
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("text/event-stream")
+        || !cfg.compressible(ct)
+    {
         return false;
     }
     len.is_none_or(|len| len >= cfg.min_size)
@@ -69,7 +88,13 @@ pub fn weaken_etag(headers: &mut HeaderMap) {
 }
 
 /// Compresses a streaming response when eligible and accepted by the client.
-pub fn stream(cfg: &CompressionConfig, request: &HeaderMap, status: StatusCode, headers: &mut HeaderMap, body: Body) -> Body {
+pub fn stream(
+    cfg: &CompressionConfig,
+    request: &HeaderMap,
+    status: StatusCode,
+    headers: &mut HeaderMap,
+    body: Body,
+) -> Body {
     let len = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -82,14 +107,28 @@ pub fn stream(cfg: &CompressionConfig, request: &HeaderMap, status: StatusCode, 
         return body;
     };
     headers.remove(CONTENT_LENGTH);
-    headers.insert(CONTENT_ENCODING, HeaderValue::from_static(encoding.as_str()));
+    headers.insert(
+        CONTENT_ENCODING,
+        HeaderValue::from_static(encoding.as_str()),
+    );
     weaken_etag(headers);
     let reader = StreamReader::new(data_stream(body));
     let encoder: Pin<Box<dyn AsyncRead + Send>> = match encoding {
-        Encoding::Gzip => Box::pin(async_compression::tokio::bufread::GzipEncoder::with_quality(reader, Level::Default)),
-        Encoding::Br => Box::pin(async_compression::tokio::bufread::BrotliEncoder::with_quality(reader, Level::Precise(4))),
-        Encoding::Zstd => Box::pin(async_compression::tokio::bufread::ZstdEncoder::with_quality(reader, Level::Default)),
+        Encoding::Gzip => Box::pin(
+            async_compression::tokio::bufread::GzipEncoder::with_quality(reader, Level::Default),
+        ),
+        Encoding::Br => Box::pin(
+            async_compression::tokio::bufread::BrotliEncoder::with_quality(
+                reader,
+                Level::Precise(4),
+            ),
+        ),
+        Encoding::Zstd => Box::pin(
+            async_compression::tokio::bufread::ZstdEncoder::with_quality(reader, Level::Default),
+        ),
     };
-    let frames = ReaderStream::new(encoder).map_ok(Frame::data).map_err(Into::into);
+    let frames = ReaderStream::new(encoder)
+        .map_ok(Frame::data)
+        .map_err(Into::into);
     StreamBody::new(frames).boxed_unsync()
 }

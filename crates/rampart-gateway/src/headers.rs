@@ -25,7 +25,15 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     for name in listed {
         headers.remove(name);
     }
-    for name in [&CONNECTION, &KEEP_ALIVE, &PROXY_CONNECTION, &TE, &TRAILER, &TRANSFER_ENCODING, &UPGRADE] {
+    for name in [
+        &CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &TE,
+        &TRAILER,
+        &TRANSFER_ENCODING,
+        &UPGRADE,
+    ] {
         headers.remove(name);
     }
 }
@@ -75,7 +83,9 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, scheme: &str, truste
     let host = headers.get(HOST).cloned();
     let append = |existing: Option<&HeaderValue>, add: &str| -> Option<HeaderValue> {
         match existing.and_then(|v| v.to_str().ok()) {
-            Some(prev) if trusted && !prev.is_empty() => HeaderValue::from_str(&format!("{prev}, {add}")).ok(),
+            Some(prev) if trusted && !prev.is_empty() => {
+                HeaderValue::from_str(&format!("{prev}, {add}")).ok()
+            }
             _ => HeaderValue::from_str(add).ok(),
         }
     };
@@ -86,7 +96,9 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, scheme: &str, truste
     };
     let mut element = format!("for={for_token};proto={scheme}");
     if let Some(h) = host.as_ref().and_then(|h| h.to_str().ok()) {
-        if h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)) {
+        if h.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        {
             element.push_str(";host=");
             element.push_str(h);
         } else {
@@ -101,7 +113,10 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, scheme: &str, truste
         headers.insert(FORWARDED, v);
     }
     if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(if scheme == "https" { "https" } else { "http" }));
+        headers.insert(
+            X_FORWARDED_PROTO.clone(),
+            HeaderValue::from_static(if scheme == "https" { "https" } else { "http" }),
+        );
     }
     if !(trusted && headers.contains_key(&X_FORWARDED_HOST)) {
         match host {
@@ -116,7 +131,11 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, scheme: &str, truste
 }
 
 fn join(headers: &HeaderMap, name: &HeaderName) -> Option<HeaderValue> {
-    let parts: Vec<&str> = headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+    let parts: Vec<&str> = headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
     if parts.is_empty() {
         None
     } else {
@@ -149,10 +168,22 @@ mod tests {
     fn client_ip_believes_only_trusted_proxies() {
         let trusted = nets(&["127.0.0.1/32", "10.0.0.0/8"]);
         let mut h = HeaderMap::new();
-        h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("1.2.3.4, 203.0.113.9, 10.0.0.2"));
-        assert_eq!(client_ip("127.0.0.1".parse().unwrap(), &h, &trusted), "203.0.113.9".parse::<IpAddr>().unwrap());
-        assert_eq!(client_ip("198.51.100.1".parse().unwrap(), &h, &trusted), "198.51.100.1".parse::<IpAddr>().unwrap());
-        assert_eq!(client_ip("127.0.0.1".parse().unwrap(), &HeaderMap::new(), &trusted), "127.0.0.1".parse::<IpAddr>().unwrap());
+        h.insert(
+            &X_FORWARDED_FOR,
+            HeaderValue::from_static("1.2.3.4, 203.0.113.9, 10.0.0.2"),
+        );
+        assert_eq!(
+            client_ip("127.0.0.1".parse().unwrap(), &h, &trusted),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            client_ip("198.51.100.1".parse().unwrap(), &h, &trusted),
+            "198.51.100.1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            client_ip("127.0.0.1".parse().unwrap(), &HeaderMap::new(), &trusted),
+            "127.0.0.1".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]

@@ -95,9 +95,12 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<Running, St
     })?;
     let mut tasks = Vec::new();
     let gw = Arc::clone(&gateway);
-    tasks.push(tokio::spawn(server::serve(listener, limits, stop.clone(), move |req, peer| {
-        proxy::handle(Arc::clone(&gw), req, peer)
-    })));
+    tasks.push(tokio::spawn(server::serve(
+        listener,
+        limits,
+        stop.clone(),
+        move |req, peer| proxy::handle(Arc::clone(&gw), req, peer),
+    )));
 
     let mut admin_addr = None;
     if let Some(admin) = &config.admin {
@@ -112,9 +115,12 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<Running, St
             max_connections: 256,
             ..limits
         };
-        tasks.push(tokio::spawn(server::serve(listener, admin_limits, stop.clone(), move |req, _peer| {
-            admin::handle(Arc::clone(&gw), token.clone(), req)
-        })));
+        tasks.push(tokio::spawn(server::serve(
+            listener,
+            admin_limits,
+            stop.clone(),
+            move |req, _peer| admin::handle(Arc::clone(&gw), token.clone(), req),
+        )));
     }
     Ok(Running {
         addr,

@@ -69,7 +69,9 @@ impl Metrics {
     /// Registers every metric; `route_names` label route-indexed metrics.
     pub fn new(route_names: Vec<String>) -> Self {
         let mut registry = Registry::with_prefix("rampart");
-        let requests = Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let requests = Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
         registry.register(
             "request_duration_seconds",
             "Time from receiving a request to sending its response headers, by route, method and status",
@@ -81,20 +83,38 @@ impl Metrics {
             "Cache outcomes by route: hit, stale, collapsed, revalidated, miss, bypass, uncacheable (with reason)",
             cache.clone(),
         );
-        let upstream = Family::<UpstreamLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let upstream = Family::<UpstreamLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
         registry.register(
             "upstream_duration_seconds",
             "Time to an upstream's response headers, by upstream and outcome (status class or error)",
             upstream.clone(),
         );
         let in_flight = Gauge::<i64, AtomicI64>::default();
-        registry.register("in_flight_requests", "Requests being handled", in_flight.clone());
+        registry.register(
+            "in_flight_requests",
+            "Requests being handled",
+            in_flight.clone(),
+        );
         let l1_entries = Gauge::<i64, AtomicI64>::default();
-        registry.register("cache_l1_entries", "Keys in the in-memory cache", l1_entries.clone());
+        registry.register(
+            "cache_l1_entries",
+            "Keys in the in-memory cache",
+            l1_entries.clone(),
+        );
         let l1_bytes = Gauge::<i64, AtomicI64>::default();
-        registry.register("cache_l1_bytes", "Bytes charged to the in-memory cache", l1_bytes.clone());
+        registry.register(
+            "cache_l1_bytes",
+            "Bytes charged to the in-memory cache",
+            l1_bytes.clone(),
+        );
         let l1_budget = Gauge::<i64, AtomicI64>::default();
-        registry.register("cache_l1_budget_bytes", "The in-memory cache's byte budget", l1_budget.clone());
+        registry.register(
+            "cache_l1_budget_bytes",
+            "The in-memory cache's byte budget",
+            l1_budget.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             requests,
@@ -117,7 +137,13 @@ impl Metrics {
     }
 
     /// Records one finished request.
-    pub fn request(&self, route: Option<usize>, method: &http::Method, status: u16, elapsed: Duration) {
+    pub fn request(
+        &self,
+        route: Option<usize>,
+        method: &http::Method,
+        status: u16,
+        elapsed: Duration,
+    ) {
         let key = (route.unwrap_or(usize::MAX), method.clone(), status);
         let cached = self
             .request_handles

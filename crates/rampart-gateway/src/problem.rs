@@ -87,7 +87,12 @@ impl GatewayError {
 }
 
 /// Builds a problem+json response.
-pub fn problem(status: StatusCode, slug: &str, detail: &str, retry_after: Option<Duration>) -> Response<Body> {
+pub fn problem(
+    status: StatusCode,
+    slug: &str,
+    detail: &str,
+    retry_after: Option<Duration>,
+) -> Response<Body> {
     let body = serde_json::json!({
         "type": format!("urn:rampart:problem:{slug}"),
         "title": status.canonical_reason().unwrap_or("Error"),

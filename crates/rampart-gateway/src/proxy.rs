@@ -26,7 +26,11 @@ pub struct Outcome {
 }
 
 /// Handles one request end to end: never fails, errors become problem+json.
-pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Body>, std::convert::Infallible> {
+pub async fn handle(
+    gw: Arc<Gateway>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Response<Body>, std::convert::Infallible> {
     let started = Instant::now();
     gw.metrics.in_flight.inc();
     let method = req.method().clone();
@@ -39,7 +43,8 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) 
     };
     gw.metrics.in_flight.dec();
     let status = response.status().as_u16();
-    gw.metrics.request(outcome.route, &method, status, started.elapsed());
+    gw.metrics
+        .request(outcome.route, &method, status, started.elapsed());
     if let (Some(route), Some(cache)) = (outcome.route, &outcome.cache) {
         gw.metrics.cache(route, cache);
     }
@@ -58,7 +63,12 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) 
     Ok(response)
 }
 
-async fn route_request(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr, outcome: &mut Outcome) -> Result<Response<Body>, GatewayError> {
+async fn route_request(
+    gw: &Arc<Gateway>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    outcome: &mut Outcome,
+) -> Result<Response<Body>, GatewayError> {
     // 1. Limits first, before any work: upgrades are not proxied, and a body
     //    declared larger than the limit is refused before it is read.
     if req.headers().contains_key(UPGRADE) {
@@ -98,7 +108,8 @@ async fn route_request(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAd
     //    work; misses coalesce so one origin request stands for many.
     let cacheable_method = head.method == Method::GET || head.method == Method::HEAD;
     if let (Some(policy), true) = (&route.cache, cacheable_method) {
-        if head.headers.contains_key(http::header::AUTHORIZATION) && !policy.keys_on_authorization() {
+        if head.headers.contains_key(http::header::AUTHORIZATION) && !policy.keys_on_authorization()
+        {
             // A shared cache never answers one user's credentials with another's data.
             outcome.cache = Some(bypass(Forward::Request, NoCacheReason::Authorization));
         } else {
@@ -111,7 +122,10 @@ async fn route_request(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAd
     }
 
     // 5. Straight to the upstream, streaming the body both ways.
-    let invalidates = matches!(head.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    let invalidates = matches!(
+        head.method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
     let primary = invalidates.then(|| primary_key_of(&head));
     let limited = http_body_util::Limited::new(body, limit as usize);
     let response = forward(gw, route_index, &head, boxed(limited)).await.map_err(|e| {
@@ -128,15 +142,27 @@ async fn route_request(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAd
         if response.status().is_success() || response.status().is_redirection() {
             gw.l1.purge_url(&primary);
             for name in [LOCATION, CONTENT_LOCATION] {
-                if let Some(target) = response.headers().get(&name).and_then(|v| same_origin_key(&head, v)) {
+                if let Some(target) = response
+                    .headers()
+                    .get(&name)
+                    .and_then(|v| same_origin_key(&head, v))
+                {
                     gw.l1.purge_url(&target);
                 }
             }
         }
     }
-    let cache = outcome.cache.unwrap_or(bypass(Forward::Bypass, NoCacheReason::NoPolicy));
+    let cache = outcome
+        .cache
+        .unwrap_or(bypass(Forward::Bypass, NoCacheReason::NoPolicy));
     outcome.cache.get_or_insert(cache);
-    Ok(cache_path::pass_through(gw, route_index, &head, response, &cache))
+    Ok(cache_path::pass_through(
+        gw,
+        route_index,
+        &head,
+        response,
+        &cache,
+    ))
 }
 
 fn bypass(fwd: Forward, reason: NoCacheReason) -> CacheStatus {
@@ -149,17 +175,22 @@ fn bypass(fwd: Forward, reason: NoCacheReason) -> CacheStatus {
 }
 
 /// Sends a request upstream with the route's deadline; the response body streams.
-pub async fn forward(gw: &Gateway, route_index: usize, head: &RequestHead, body: Body) -> Result<Response<Incoming>, GatewayError> {
+pub async fn forward(
+    gw: &Gateway,
+    route_index: usize,
+    head: &RequestHead,
+    body: Body,
+) -> Result<Response<Incoming>, GatewayError> {
     let route = gw.router.route(route_index);
     let mut headers = head.headers.clone();
     remove_hop_by_hop(&mut headers);
     set_forwarded(&mut headers, head.peer, "http", head.trusted);
     let mut req = Request::new(body);
     *req.method_mut() = head.method.clone();
-    *req.uri_mut() = head
-        .uri
-        .path_and_query()
-        .map_or_else(|| http::Uri::from_static("/"), |pq| http::Uri::from(pq.clone()));
+    *req.uri_mut() = head.uri.path_and_query().map_or_else(
+        || http::Uri::from_static("/"),
+        |pq| http::Uri::from(pq.clone()),
+    );
     *req.headers_mut() = headers;
     send(gw, upstream_index(gw, route_index), req, route.timeout).await
 }
@@ -169,7 +200,12 @@ fn upstream_index(gw: &Gateway, route_index: usize) -> usize {
 }
 
 /// Sends a prepared request to an upstream, recording its timing.
-pub async fn send(gw: &Gateway, upstream_index: usize, req: Request<Body>, timeout: std::time::Duration) -> Result<Response<Incoming>, GatewayError> {
+pub async fn send(
+    gw: &Gateway,
+    upstream_index: usize,
+    req: Request<Body>,
+    timeout: std::time::Duration,
+) -> Result<Response<Incoming>, GatewayError> {
     let upstream = &gw.upstreams[upstream_index];
     let started = Instant::now();
     let result = upstream.send(req, timeout).await;
@@ -179,7 +215,8 @@ pub async fn send(gw: &Gateway, upstream_index: usize, req: Request<Body>, timeo
         Err(UpstreamError::Timeout(_)) => "timeout",
         Err(UpstreamError::Failed { .. }) => "error",
     };
-    gw.metrics.upstream(&upstream.name, outcome, started.elapsed());
+    gw.metrics
+        .upstream(&upstream.name, outcome, started.elapsed());
     result.map_err(|e| match e {
         UpstreamError::Timeout(timeout) => GatewayError::UpstreamTimeout {
             upstream: upstream.name.clone(),
@@ -229,7 +266,9 @@ fn same_origin_key(head: &RequestHead, value: &HeaderValue) -> Option<String> {
     }
     let mut parts = Request::new(()).into_parts().0;
     parts.uri = target.path_and_query()?.as_str().parse().ok()?;
-    parts.headers.insert(HOST, HeaderValue::from_str(host).ok()?);
+    parts
+        .headers
+        .insert(HOST, HeaderValue::from_str(host).ok()?);
     Some(key::primary_key("http", &parts))
 }
 

@@ -18,9 +18,9 @@ impl Router {
 
     /// The index of the first matching route.
     pub fn find(&self, method: &Method, path: &str) -> Option<usize> {
-        self.routes
-            .iter()
-            .position(|r| r.matcher.matches_method(method) && r.matcher.path.matches(path).is_some())
+        self.routes.iter().position(|r| {
+            r.matcher.matches_method(method) && r.matcher.path.matches(path).is_some()
+        })
     }
 
     /// The route at `index`.

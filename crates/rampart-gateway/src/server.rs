@@ -50,8 +50,12 @@ fn builder(limits: &ConnLimits) -> auto::Builder<TokioExecutor> {
 
 /// Serves `listener` with `handler` until `stop` is cancelled, then stops
 /// accepting and waits up to `shutdown_timeout` for open requests to finish.
-pub async fn serve<H, F>(listener: TcpListener, limits: ConnLimits, stop: CancellationToken, handler: H)
-where
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    limits: ConnLimits,
+    stop: CancellationToken,
+    handler: H,
+) where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
 {

@@ -54,7 +54,10 @@ impl Upstream {
         let targets = cfg
             .targets
             .iter()
-            .map(|t| t.parse::<Authority>().map_err(|e| format!("target {t:?}: {e}")))
+            .map(|t| {
+                t.parse::<Authority>()
+                    .map_err(|e| format!("target {t:?}: {e}"))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(cfg.connect_timeout));
@@ -81,7 +84,11 @@ impl Upstream {
     /// Sends a request to the next target; `req`'s URI needs only a path and
     /// query. Fails with [`UpstreamError::Timeout`] when the response headers
     /// do not arrive within `timeout`.
-    pub async fn send(&self, mut req: Request<Body>, timeout: Duration) -> Result<Response<Incoming>, UpstreamError> {
+    pub async fn send(
+        &self,
+        mut req: Request<Body>,
+        timeout: Duration,
+    ) -> Result<Response<Incoming>, UpstreamError> {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.targets.len();
         let target = &self.targets[index];
         let mut parts = req.uri().clone().into_parts();

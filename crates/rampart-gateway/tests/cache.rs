@@ -55,10 +55,21 @@ async fn hit_after_miss_makes_one_origin_request() {
     let url = format!("http://{}/cached/a?x=1&y=2", gw.addr);
     let first = client.get(&url, &[]).await;
     assert_eq!(first.status, 200);
-    assert_eq!(first.header("cache-status"), "rampart; fwd=uri-miss; fwd-status=200; stored");
-    let second = client.get(&format!("http://{}/cached/a?y=2&x=1", gw.addr), &[]).await;
+    assert_eq!(
+        first.header("cache-status"),
+        "rampart; fwd=uri-miss; fwd-status=200; stored"
+    );
+    let second = client
+        .get(&format!("http://{}/cached/a?y=2&x=1", gw.addr), &[])
+        .await;
     assert_eq!(second.body, first.body, "normalised query shares the entry");
-    assert!(second.header("cache-status").starts_with("rampart; hit; ttl="), "{}", second.header("cache-status"));
+    assert!(
+        second
+            .header("cache-status")
+            .starts_with("rampart; hit; ttl="),
+        "{}",
+        second.header("cache-status")
+    );
     assert!(second.headers.contains_key("age"));
     assert_eq!(origin.count("/cached/a"), 1);
 }
@@ -67,7 +78,11 @@ async fn hit_after_miss_makes_one_origin_request() {
 async fn concurrent_misses_coalesce_into_one_origin_request() {
     let origin = Origin::start(|req| async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        respond(200, &[("content-type", "text/plain")], format!("slow #{}", req.nth))
+        respond(
+            200,
+            &[("content-type", "text/plain")],
+            format!("slow #{}", req.nth),
+        )
     })
     .await;
     let gw = gateway(&config_text(origin.addr, CACHED), Arc::new(SystemClock)).await;
@@ -86,15 +101,31 @@ async fn concurrent_misses_coalesce_into_one_origin_request() {
         assert_eq!(got.text(), "slow #1");
         collapsed += usize::from(got.header("cache-status").contains("collapsed"));
     }
-    assert_eq!(origin.count("/cached/slow"), 1, "exactly one origin request");
+    assert_eq!(
+        origin.count("/cached/slow"),
+        1,
+        "exactly one origin request"
+    );
     assert!(collapsed > 0, "followers say they were collapsed");
 }
 
 #[tokio::test]
 async fn set_cookie_responses_are_never_shared() {
     let origin = Origin::simple(|req| {
-        let user = req.headers.get("x-user").and_then(|v| v.to_str().ok()).unwrap_or("anon").to_string();
-        respond(200, &[("set-cookie", &format!("session={user}")), ("content-type", "text/plain")], format!("hello {user}"))
+        let user = req
+            .headers
+            .get("x-user")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("anon")
+            .to_string();
+        respond(
+            200,
+            &[
+                ("set-cookie", &format!("session={user}")),
+                ("content-type", "text/plain"),
+            ],
+            format!("hello {user}"),
+        )
     })
     .await;
     let gw = gateway(&config_text(origin.addr, CACHED), Arc::new(SystemClock)).await;
@@ -112,17 +143,34 @@ async fn set_cookie_responses_are_never_shared() {
 #[tokio::test]
 async fn authorized_requests_bypass_unless_the_route_keys_on_them() {
     let origin = Origin::simple(|req| {
-        let auth = req.headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("none").to_string();
-        respond(200, &[("content-type", "text/plain")], format!("data for {auth}"))
+        let auth = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none")
+            .to_string();
+        respond(
+            200,
+            &[("content-type", "text/plain")],
+            format!("data for {auth}"),
+        )
     })
     .await;
     let gw = gateway(&config_text(origin.addr, CACHED), Arc::new(SystemClock)).await;
     let client = TestClient::new();
     // A route that does not key on Authorization: never stored, never served from cache.
     let shared = format!("http://{}/cached/account", gw.addr);
-    let a = client.get(&shared, &[("authorization", "Bearer alice")]).await;
-    assert!(a.header("cache-status").contains("detail=authorization"), "{}", a.header("cache-status"));
-    let b = client.get(&shared, &[("authorization", "Bearer bob")]).await;
+    let a = client
+        .get(&shared, &[("authorization", "Bearer alice")])
+        .await;
+    assert!(
+        a.header("cache-status").contains("detail=authorization"),
+        "{}",
+        a.header("cache-status")
+    );
+    let b = client
+        .get(&shared, &[("authorization", "Bearer bob")])
+        .await;
     assert_eq!(b.text(), "data for Bearer bob");
     let anon = client.get(&shared, &[]).await;
     assert_eq!(anon.text(), "data for none");
@@ -130,8 +178,20 @@ async fn authorized_requests_bypass_unless_the_route_keys_on_them() {
 
     // A route keyed on Authorization: each credential gets its own entry.
     let me = format!("http://{}/me", gw.addr);
-    assert_eq!(client.get(&me, &[("authorization", "Bearer alice")]).await.text(), "data for Bearer alice");
-    assert_eq!(client.get(&me, &[("authorization", "Bearer bob")]).await.text(), "data for Bearer bob");
+    assert_eq!(
+        client
+            .get(&me, &[("authorization", "Bearer alice")])
+            .await
+            .text(),
+        "data for Bearer alice"
+    );
+    assert_eq!(
+        client
+            .get(&me, &[("authorization", "Bearer bob")])
+            .await
+            .text(),
+        "data for Bearer bob"
+    );
     let again = client.get(&me, &[("authorization", "Bearer alice")]).await;
     assert_eq!(again.text(), "data for Bearer alice");
     assert!(again.header("cache-status").contains("hit"));
@@ -141,17 +201,33 @@ async fn authorized_requests_bypass_unless_the_route_keys_on_them() {
 #[tokio::test]
 async fn vary_selects_variants() {
     let origin = Origin::simple(|req| {
-        let lang = req.headers.get("accept-language").and_then(|v| v.to_str().ok()).unwrap_or("en").to_string();
-        respond(200, &[("vary", "Accept-Language"), ("content-type", "text/plain")], format!("lang={lang}"))
+        let lang = req
+            .headers
+            .get("accept-language")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("en")
+            .to_string();
+        respond(
+            200,
+            &[("vary", "Accept-Language"), ("content-type", "text/plain")],
+            format!("lang={lang}"),
+        )
     })
     .await;
     let gw = gateway(&config_text(origin.addr, CACHED), Arc::new(SystemClock)).await;
     let client = TestClient::new();
     let url = format!("http://{}/cached/home", gw.addr);
-    assert_eq!(client.get(&url, &[("accept-language", "fr")]).await.text(), "lang=fr");
+    assert_eq!(
+        client.get(&url, &[("accept-language", "fr")]).await.text(),
+        "lang=fr"
+    );
     let de = client.get(&url, &[("accept-language", "de")]).await;
     assert_eq!(de.text(), "lang=de");
-    assert!(de.header("cache-status").contains("fwd=vary-miss"), "{}", de.header("cache-status"));
+    assert!(
+        de.header("cache-status").contains("fwd=vary-miss"),
+        "{}",
+        de.header("cache-status")
+    );
     let fr = client.get(&url, &[("accept-language", "fr")]).await;
     assert_eq!(fr.text(), "lang=fr");
     assert!(fr.header("cache-status").contains("hit"));
@@ -168,11 +244,21 @@ async fn vary_star_and_no_store_and_private_are_not_stored() {
     .await;
     let gw = gateway(&config_text(origin.addr, CACHED), Arc::new(SystemClock)).await;
     let client = TestClient::new();
-    for (path, reason) in [("/cached/nostore", "no-store"), ("/cached/private", "private"), ("/cached/varystar", "vary-star")] {
+    for (path, reason) in [
+        ("/cached/nostore", "no-store"),
+        ("/cached/private", "private"),
+        ("/cached/varystar", "vary-star"),
+    ] {
         let url = format!("http://{}{path}", gw.addr);
         client.get(&url, &[]).await;
         let second = client.get(&url, &[]).await;
-        assert!(second.header("cache-status").contains(&format!("detail={reason}")), "{path}: {}", second.header("cache-status"));
+        assert!(
+            second
+                .header("cache-status")
+                .contains(&format!("detail={reason}")),
+            "{path}: {}",
+            second.header("cache-status")
+        );
         assert_eq!(origin.count(path), 2, "{path} must not be stored");
     }
 }
@@ -191,10 +277,20 @@ async fn respect_origin_uses_max_age_and_stores_nothing_without_freshness() {
     client.get(&short, &[]).await;
     let hit = client.get(&short, &[]).await;
     // max-age=5 minus the apparent age from the origin's one-second Date.
-    let ttl: i64 = hit.header("cache-status").rsplit("ttl=").next().unwrap().parse().unwrap();
+    let ttl: i64 = hit
+        .header("cache-status")
+        .rsplit("ttl=")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((4..=5).contains(&ttl), "{}", hit.header("cache-status"));
     clock.advance(Duration::from_secs(6));
-    assert!(client.get(&short, &[]).await.header("cache-status").contains("fwd=stale"));
+    assert!(client
+        .get(&short, &[])
+        .await
+        .header("cache-status")
+        .contains("fwd=stale"));
     assert_eq!(origin.count("/origin/short"), 2);
     let none = format!("http://{}/origin/none", gw.addr);
     client.get(&none, &[]).await;
@@ -214,7 +310,13 @@ async fn stale_while_revalidate_serves_stale_once_then_refreshes() {
     clock.advance(Duration::from_secs(15));
     let stale = client.get(&url, &[]).await;
     assert_eq!(stale.text(), "/swr/item #1", "stale content served at once");
-    assert!(stale.header("cache-status").contains("detail=stale-while-revalidate"), "{}", stale.header("cache-status"));
+    assert!(
+        stale
+            .header("cache-status")
+            .contains("detail=stale-while-revalidate"),
+        "{}",
+        stale.header("cache-status")
+    );
     // The background refresh lands; the next request gets the new content fresh.
     let mut refreshed = None;
     for _ in 0..100 {
@@ -227,7 +329,11 @@ async fn stale_while_revalidate_serves_stale_once_then_refreshes() {
     }
     let refreshed = refreshed.expect("the entry was refreshed in the background");
     assert!(refreshed.header("cache-status").contains("hit"));
-    assert_eq!(origin.count("/swr/item"), 2, "exactly one background refresh");
+    assert_eq!(
+        origin.count("/swr/item"),
+        2,
+        "exactly one background refresh"
+    );
 }
 
 #[tokio::test]
@@ -243,11 +349,25 @@ async fn stale_if_error_serves_stale_when_the_origin_is_down_and_502_when_nothin
     let stale = client.get(&url, &[]).await;
     assert_eq!(stale.status, 200);
     assert_eq!(stale.text(), "/sie/item #1");
-    assert!(stale.header("cache-status").contains("detail=stale-if-error"), "{}", stale.header("cache-status"));
-    let nothing = client.get(&format!("http://{}/sie/never-stored", gw.addr), &[]).await;
+    assert!(
+        stale
+            .header("cache-status")
+            .contains("detail=stale-if-error"),
+        "{}",
+        stale.header("cache-status")
+    );
+    let nothing = client
+        .get(&format!("http://{}/sie/never-stored", gw.addr), &[])
+        .await;
     assert_eq!(nothing.status, 502);
     assert_eq!(nothing.header("content-type"), "application/problem+json");
-    assert!(nothing.text().contains("urn:rampart:problem:upstream-unreachable"), "{}", nothing.text());
+    assert!(
+        nothing
+            .text()
+            .contains("urn:rampart:problem:upstream-unreachable"),
+        "{}",
+        nothing.text()
+    );
 }
 
 #[tokio::test]
@@ -276,10 +396,22 @@ async fn stale_if_error_covers_origin_5xx() {
 #[tokio::test]
 async fn client_conditionals_get_304_and_stale_entries_revalidate() {
     let origin = Origin::simple(|req| {
-        if req.headers.get("if-none-match").is_some_and(|v| v == "\"v1\"") {
+        if req
+            .headers
+            .get("if-none-match")
+            .is_some_and(|v| v == "\"v1\"")
+        {
             return respond(304, &[("etag", "\"v1\"")], "");
         }
-        respond(200, &[("etag", "\"v1\""), ("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT"), ("content-type", "text/plain")], "body v1")
+        respond(
+            200,
+            &[
+                ("etag", "\"v1\""),
+                ("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT"),
+                ("content-type", "text/plain"),
+            ],
+            "body v1",
+        )
     })
     .await;
     let clock = Arc::new(ManualClock::new());
@@ -291,20 +423,38 @@ async fn client_conditionals_get_304_and_stale_entries_revalidate() {
     assert_eq!(first.status, 304);
     assert!(first.body.is_empty());
     assert_eq!(first.header("etag"), "\"v1\"");
-    let by_date = client.get(&url, &[("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT")]).await;
+    let by_date = client
+        .get(
+            &url,
+            &[("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT")],
+        )
+        .await;
     assert_eq!(by_date.status, 304);
     let changed = client.get(&url, &[("if-none-match", "\"v0\"")]).await;
-    assert_eq!((changed.status.as_u16(), changed.text().as_str()), (200, "body v1"));
+    assert_eq!(
+        (changed.status.as_u16(), changed.text().as_str()),
+        (200, "body v1")
+    );
     // Once stale, the cache revalidates with the origin and the origin's 304
     // makes the stored entry fresh again.
     clock.advance(Duration::from_secs(61));
     let revalidated = client.get(&url, &[]).await;
     assert_eq!(revalidated.text(), "body v1");
-    assert_eq!(revalidated.header("cache-status"), "rampart; fwd=stale; fwd-status=304; stored");
-    assert!(client.get(&url, &[]).await.header("cache-status").contains("hit"));
+    assert_eq!(
+        revalidated.header("cache-status"),
+        "rampart; fwd=stale; fwd-status=304; stored"
+    );
+    assert!(client
+        .get(&url, &[])
+        .await
+        .header("cache-status")
+        .contains("hit"));
     let seen = origin.seen();
     assert_eq!(seen.len(), 2);
-    assert!(seen[0].2.get("if-none-match").is_none(), "the client's conditional is not forwarded on a fill");
+    assert!(
+        seen[0].2.get("if-none-match").is_none(),
+        "the client's conditional is not forwarded on a fill"
+    );
     assert_eq!(seen[1].2.get("if-none-match").unwrap(), "\"v1\"");
 }
 
@@ -315,14 +465,18 @@ async fn head_is_served_from_a_stored_get() {
     let client = TestClient::new();
     let url = format!("http://{}/cached/h", gw.addr);
     let get = client.get(&url, &[]).await;
-    let head = client.send("HEAD", &url, &[], rampart_gateway::body::empty()).await;
+    let head = client
+        .send("HEAD", &url, &[], rampart_gateway::body::empty())
+        .await;
     assert_eq!(head.status, 200);
     assert!(head.body.is_empty());
     assert_eq!(head.header("content-length"), get.body.len().to_string());
     assert!(head.header("cache-status").contains("hit"));
     // A HEAD miss fills the cache with a GET.
     let url2 = format!("http://{}/cached/h2", gw.addr);
-    let head2 = client.send("HEAD", &url2, &[], rampart_gateway::body::empty()).await;
+    let head2 = client
+        .send("HEAD", &url2, &[], rampart_gateway::body::empty())
+        .await;
     assert!(head2.body.is_empty());
     assert_eq!(client.get(&url2, &[]).await.text(), "/cached/h2 #1");
     assert_eq!(origin.seen().iter().filter(|s| s.0 == "HEAD").count(), 0);
@@ -336,7 +490,9 @@ async fn unsafe_methods_invalidate_the_url() {
     let url = format!("http://{}/items/7", gw.addr);
     assert_eq!(client.get(&url, &[]).await.text(), "/items/7 #1");
     assert_eq!(client.get(&url, &[]).await.text(), "/items/7 #1");
-    let post = client.send("POST", &url, &[], rampart_gateway::body::full("update")).await;
+    let post = client
+        .send("POST", &url, &[], rampart_gateway::body::full("update"))
+        .await;
     assert_eq!(post.status, 200);
     assert_eq!(client.get(&url, &[]).await.text(), "/items/7 #3");
 }
@@ -350,10 +506,26 @@ async fn metrics_count_cache_results() {
     client.get(&url, &[]).await;
     client.get(&url, &[]).await;
     client.get(&url, &[]).await;
-    let metrics = client.get(&format!("http://{}/metrics", gw.admin_addr.unwrap()), &[]).await.text();
-    assert!(metrics.contains(r#"rampart_cache_results_total{route="GET /cached/*",result="hit",reason=""} 2"#), "{metrics}");
-    assert!(metrics.contains(r#"rampart_cache_results_total{route="GET /cached/*",result="miss",reason=""} 1"#), "{metrics}");
+    let metrics = client
+        .get(&format!("http://{}/metrics", gw.admin_addr.unwrap()), &[])
+        .await
+        .text();
+    assert!(
+        metrics.contains(
+            r#"rampart_cache_results_total{route="GET /cached/*",result="hit",reason=""} 2"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"rampart_cache_results_total{route="GET /cached/*",result="miss",reason=""} 1"#
+        ),
+        "{metrics}"
+    );
     assert!(metrics.contains(r#"rampart_request_duration_seconds_count{route="GET /cached/*",method="GET",status="200"} 3"#), "{metrics}");
     assert!(metrics.contains("rampart_cache_l1_entries 1"), "{metrics}");
-    assert!(metrics.contains("rampart_upstream_duration_seconds_count"), "{metrics}");
+    assert!(
+        metrics.contains("rampart_upstream_duration_seconds_count"),
+        "{metrics}"
+    );
 }

@@ -25,10 +25,14 @@ fn decode(encoding: &str, data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     match encoding {
         "gzip" => {
-            flate2::read::GzDecoder::new(data).read_to_end(&mut out).unwrap();
+            flate2::read::GzDecoder::new(data)
+                .read_to_end(&mut out)
+                .unwrap();
         }
         "br" => {
-            brotli::Decompressor::new(data, 4096).read_to_end(&mut out).unwrap();
+            brotli::Decompressor::new(data, 4096)
+                .read_to_end(&mut out)
+                .unwrap();
         }
         "zstd" => out = zstd::decode_all(data).unwrap(),
         "" => out = data.to_vec(),
@@ -39,14 +43,34 @@ fn decode(encoding: &str, data: &[u8]) -> Vec<u8> {
 
 async fn origin() -> Origin {
     Origin::simple(|req| {
-        if req.headers.get("accept-encoding").is_some_and(|v| v != "identity") && req.uri.starts_with("/cached") {
+        if req
+            .headers
+            .get("accept-encoding")
+            .is_some_and(|v| v != "identity")
+            && req.uri.starts_with("/cached")
+        {
             panic!("fills ask the origin for identity");
         }
         match req.uri.as_str() {
-            p if p.ends_with("/small") => respond(200, &[("content-type", "text/html")], "<p>tiny</p>"),
-            p if p.ends_with("/medium") => respond(200, &[("content-type", "text/html")], "<p>medium</p>".repeat(20)),
-            p if p.ends_with("/png") => respond(200, &[("content-type", "image/png")], vec![0u8; 4096]),
-            _ => respond(200, &[("content-type", "text/html; charset=utf-8"), ("etag", "\"p1\"")], page()),
+            p if p.ends_with("/small") => {
+                respond(200, &[("content-type", "text/html")], "<p>tiny</p>")
+            }
+            p if p.ends_with("/medium") => respond(
+                200,
+                &[("content-type", "text/html")],
+                "<p>medium</p>".repeat(20),
+            ),
+            p if p.ends_with("/png") => {
+                respond(200, &[("content-type", "image/png")], vec![0u8; 4096])
+            }
+            _ => respond(
+                200,
+                &[
+                    ("content-type", "text/html; charset=utf-8"),
+                    ("etag", "\"p1\""),
+                ],
+                page(),
+            ),
         }
     })
     .await
@@ -66,18 +90,38 @@ async fn stored_codings_round_trip_for_each_client() {
         ("identity", ""),
         ("", ""),
     ] {
-        let headers: Vec<(&str, &str)> = if accept.is_empty() { vec![] } else { vec![("accept-encoding", accept)] };
+        let headers: Vec<(&str, &str)> = if accept.is_empty() {
+            vec![]
+        } else {
+            vec![("accept-encoding", accept)]
+        };
         let got = client.get(&url, &headers).await;
-        assert_eq!(got.header("content-encoding"), expected, "Accept-Encoding: {accept}");
+        assert_eq!(
+            got.header("content-encoding"),
+            expected,
+            "Accept-Encoding: {accept}"
+        );
         assert_eq!(got.header("vary"), "Accept-Encoding");
         assert_eq!(got.header("content-length"), got.body.len().to_string());
-        assert_eq!(String::from_utf8(decode(expected, &got.body)).unwrap(), page(), "Accept-Encoding: {accept}");
+        assert_eq!(
+            String::from_utf8(decode(expected, &got.body)).unwrap(),
+            page(),
+            "Accept-Encoding: {accept}"
+        );
         if !expected.is_empty() {
             assert!(got.body.len() < page().len() / 5);
-            assert_eq!(got.header("etag"), "W/\"p1\"", "a re-encoded representation has a weak validator");
+            assert_eq!(
+                got.header("etag"),
+                "W/\"p1\"",
+                "a re-encoded representation has a weak validator"
+            );
         }
     }
-    assert_eq!(origin.count("/cached/page"), 1, "compressed once, at store time");
+    assert_eq!(
+        origin.count("/cached/page"),
+        1,
+        "compressed once, at store time"
+    );
 }
 
 #[tokio::test]
@@ -85,8 +129,20 @@ async fn small_and_incompressible_bodies_are_sent_as_they_are() {
     let origin = origin().await;
     let gw = gateway(&config_text(origin.addr, ROUTES), Arc::new(SystemClock)).await;
     let client = TestClient::new();
-    for path in ["/cached/small", "/cached/medium", "/cached/png", "/small", "/medium", "/png"] {
-        let got = client.get(&format!("http://{}{path}", gw.addr), &[("accept-encoding", "br, gzip")]).await;
+    for path in [
+        "/cached/small",
+        "/cached/medium",
+        "/cached/png",
+        "/small",
+        "/medium",
+        "/png",
+    ] {
+        let got = client
+            .get(
+                &format!("http://{}{path}", gw.addr),
+                &[("accept-encoding", "br, gzip")],
+            )
+            .await;
         assert_eq!(got.header("content-encoding"), "", "{path}");
     }
 }
@@ -97,10 +153,18 @@ async fn passed_through_responses_compress_while_streaming() {
     let gw = gateway(&config_text(origin.addr, ROUTES), Arc::new(SystemClock)).await;
     let client = TestClient::new();
     for coding in ["gzip", "br", "zstd"] {
-        let got = client.get(&format!("http://{}/live", gw.addr), &[("accept-encoding", coding)]).await;
+        let got = client
+            .get(
+                &format!("http://{}/live", gw.addr),
+                &[("accept-encoding", coding)],
+            )
+            .await;
         assert_eq!(got.header("content-encoding"), coding);
         assert_eq!(got.header("vary"), "Accept-Encoding");
-        assert_eq!(String::from_utf8(decode(coding, &got.body)).unwrap(), page());
+        assert_eq!(
+            String::from_utf8(decode(coding, &got.body)).unwrap(),
+            page()
+        );
     }
 }
 
@@ -108,12 +172,32 @@ async fn passed_through_responses_compress_while_streaming() {
 async fn compression_can_be_turned_off_per_route_and_min_size_is_configurable() {
     let origin = origin().await;
     let routes = "[[routes]]\nmatch = \"/raw\"\nupstream = \"app\"\ncompress = false\n\n[[routes]]\nmatch = \"* /*\"\nupstream = \"app\"\ncache = { ttl = \"60s\" }\n";
-    let text = config_text(origin.addr, routes).replace("[log]", "[compression]\nmin_size = \"8\"\nalgorithms = [\"gzip\"]\n\n[log]");
+    let text = config_text(origin.addr, routes).replace(
+        "[log]",
+        "[compression]\nmin_size = \"8\"\nalgorithms = [\"gzip\"]\n\n[log]",
+    );
     let gw = gateway(&text, Arc::new(SystemClock)).await;
     let client = TestClient::new();
-    let raw = client.get(&format!("http://{}/raw", gw.addr), &[("accept-encoding", "gzip")]).await;
+    let raw = client
+        .get(
+            &format!("http://{}/raw", gw.addr),
+            &[("accept-encoding", "gzip")],
+        )
+        .await;
     assert_eq!(raw.header("content-encoding"), "");
-    let medium = client.get(&format!("http://{}/x/medium", gw.addr), &[("accept-encoding", "br, gzip")]).await;
-    assert_eq!(medium.header("content-encoding"), "gzip", "8-byte minimum, gzip only");
-    assert_eq!(String::from_utf8(decode("gzip", &medium.body)).unwrap(), "<p>medium</p>".repeat(20));
+    let medium = client
+        .get(
+            &format!("http://{}/x/medium", gw.addr),
+            &[("accept-encoding", "br, gzip")],
+        )
+        .await;
+    assert_eq!(
+        medium.header("content-encoding"),
+        "gzip",
+        "8-byte minimum, gzip only"
+    );
+    assert_eq!(
+        String::from_utf8(decode("gzip", &medium.body)).unwrap(),
+        "<p>medium</p>".repeat(20)
+    );
 }

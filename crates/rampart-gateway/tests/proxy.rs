@@ -39,17 +39,39 @@ mod tokio_stream_shim {
     }
 }
 
-fn channel_body() -> (mpsc::Sender<Result<Frame<Bytes>, rampart_gateway::body::BoxError>>, Body) {
+fn channel_body() -> (
+    mpsc::Sender<Result<Frame<Bytes>, rampart_gateway::body::BoxError>>,
+    Body,
+) {
     let (tx, rx) = mpsc::channel(4);
     (tx, StreamBody::new(ReceiverStream(rx)).boxed_unsync())
 }
 
 #[tokio::test]
 async fn forwarding_headers_are_set_and_hop_by_hop_headers_removed() {
-    let origin = Origin::simple(|_| respond(200, &[("connection", "x-internal"), ("x-internal", "secret"), ("keep-alive", "timeout=5")], "ok")).await;
+    let origin = Origin::simple(|_| {
+        respond(
+            200,
+            &[
+                ("connection", "x-internal"),
+                ("x-internal", "secret"),
+                ("keep-alive", "timeout=5"),
+            ],
+            "ok",
+        )
+    })
+    .await;
     let gw = gateway(&config_text(origin.addr, PASS), Arc::new(SystemClock)).await;
     let got = TestClient::new()
-        .get(&format!("http://{}/path?q=1", gw.addr), &[("x-forwarded-for", "6.6.6.6"), ("connection", "x-drop"), ("x-drop", "1"), ("host", "shop.example")])
+        .get(
+            &format!("http://{}/path?q=1", gw.addr),
+            &[
+                ("x-forwarded-for", "6.6.6.6"),
+                ("connection", "x-drop"),
+                ("x-drop", "1"),
+                ("host", "shop.example"),
+            ],
+        )
         .await;
     assert_eq!(got.status, 200);
     assert!(!got.headers.contains_key("x-internal"));
@@ -57,11 +79,17 @@ async fn forwarding_headers_are_set_and_hop_by_hop_headers_removed() {
     let seen = origin.seen();
     let (_, uri, headers) = &seen[0];
     assert_eq!(uri, "/path?q=1");
-    assert_eq!(headers["x-forwarded-for"], "127.0.0.1", "untrusted X-Forwarded-For is replaced");
+    assert_eq!(
+        headers["x-forwarded-for"], "127.0.0.1",
+        "untrusted X-Forwarded-For is replaced"
+    );
     assert_eq!(headers["x-forwarded-proto"], "http");
     assert_eq!(headers["x-forwarded-host"], "shop.example");
     assert_eq!(headers["host"], "shop.example", "Host is preserved");
-    assert_eq!(headers["forwarded"], "for=127.0.0.1;proto=http;host=shop.example");
+    assert_eq!(
+        headers["forwarded"],
+        "for=127.0.0.1;proto=http;host=shop.example"
+    );
     assert!(headers.get("x-drop").is_none());
 }
 
@@ -93,13 +121,20 @@ async fn uploads_stream_to_the_origin() {
     let client = TestClient::new();
     let url = format!("http://{}/upload", gw.addr);
     let request = tokio::spawn(async move { client.send("POST", &url, &[], body).await });
-    tx.send(Ok(Frame::data(Bytes::from(vec![b'a'; 64 * 1024])))).await.unwrap();
+    tx.send(Ok(Frame::data(Bytes::from(vec![b'a'; 64 * 1024]))))
+        .await
+        .unwrap();
     // The origin sees the first chunk while the client has not finished:
     // the gateway does not hold uploads in memory.
-    let first = tokio::time::timeout(Duration::from_secs(5), first_seen_rx).await.expect("origin got the first chunk before the end").unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), first_seen_rx)
+        .await
+        .expect("origin got the first chunk before the end")
+        .unwrap();
     assert!(first > 0);
     for _ in 0..15 {
-        tx.send(Ok(Frame::data(Bytes::from(vec![b'b'; 64 * 1024])))).await.unwrap();
+        tx.send(Ok(Frame::data(Bytes::from(vec![b'b'; 64 * 1024]))))
+            .await
+            .unwrap();
     }
     drop(tx);
     let got = request.await.unwrap();
@@ -115,21 +150,39 @@ async fn downloads_stream_to_the_client() {
         async move {
             let (tx, body) = channel_body();
             tokio::spawn(async move {
-                let _ = tx.send(Ok(Frame::data(Bytes::from_static(b"first chunk")))).await;
+                let _ = tx
+                    .send(Ok(Frame::data(Bytes::from_static(b"first chunk"))))
+                    .await;
                 if let Some(rx) = release_rx.lock().await.take() {
                     let _ = rx.await;
                 }
-                let _ = tx.send(Ok(Frame::data(Bytes::from_static(b" and the rest")))).await;
+                let _ = tx
+                    .send(Ok(Frame::data(Bytes::from_static(b" and the rest"))))
+                    .await;
             });
-            http::Response::builder().header("content-type", "application/octet-stream").body(body).unwrap()
+            http::Response::builder()
+                .header("content-type", "application/octet-stream")
+                .body(body)
+                .unwrap()
         }
     })
     .await;
     let gw = gateway(&config_text(origin.addr, PASS), Arc::new(SystemClock)).await;
     let client: Client<_, Body> = Client::builder(TokioExecutor::new()).build_http();
-    let resp = client.request(Request::get(format!("http://{}/download", gw.addr)).body(empty()).unwrap()).await.unwrap();
+    let resp = client
+        .request(
+            Request::get(format!("http://{}/download", gw.addr))
+                .body(empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
     let mut body = resp.into_body();
-    let first = tokio::time::timeout(Duration::from_secs(5), body.frame()).await.expect("first chunk arrives before the origin finishes").unwrap().unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .expect("first chunk arrives before the origin finishes")
+        .unwrap()
+        .unwrap();
     assert_eq!(first.into_data().unwrap(), "first chunk");
     release_tx.send(()).unwrap();
     let rest = body.collect().await.unwrap().to_bytes();
@@ -139,10 +192,21 @@ async fn downloads_stream_to_the_client() {
 #[tokio::test]
 async fn oversized_bodies_get_413_and_unknown_routes_404() {
     let origin = Origin::simple(|_| respond(200, &[], "ok")).await;
-    let text = config_text(origin.addr, "[[routes]]\nmatch = \"* /api/*\"\nupstream = \"app\"\n").replace("[server]\n", "[server]\nmax_body_size = \"1KiB\"\n");
+    let text = config_text(
+        origin.addr,
+        "[[routes]]\nmatch = \"* /api/*\"\nupstream = \"app\"\n",
+    )
+    .replace("[server]\n", "[server]\nmax_body_size = \"1KiB\"\n");
     let gw = gateway(&text, Arc::new(SystemClock)).await;
     let client = TestClient::new();
-    let big = client.send("POST", &format!("http://{}/api/x", gw.addr), &[], full(vec![0u8; 4096])).await;
+    let big = client
+        .send(
+            "POST",
+            &format!("http://{}/api/x", gw.addr),
+            &[],
+            full(vec![0u8; 4096]),
+        )
+        .await;
     assert_eq!(big.status, 413);
     assert_eq!(big.header("content-type"), "application/problem+json");
     // Streamed without a declared length: cut off at the limit, still 413.
@@ -151,15 +215,28 @@ async fn oversized_bodies_get_413_and_unknown_routes_404() {
     let c2 = client.clone();
     let request = tokio::spawn(async move { c2.send("POST", &url, &[], body).await });
     for _ in 0..4 {
-        if tx.send(Ok(Frame::data(Bytes::from(vec![1u8; 1024])))).await.is_err() {
+        if tx
+            .send(Ok(Frame::data(Bytes::from(vec![1u8; 1024]))))
+            .await
+            .is_err()
+        {
             break;
         }
     }
     drop(tx);
     assert_eq!(request.await.unwrap().status, 413);
-    let ok = client.send("POST", &format!("http://{}/api/x", gw.addr), &[], full(vec![0u8; 100])).await;
+    let ok = client
+        .send(
+            "POST",
+            &format!("http://{}/api/x", gw.addr),
+            &[],
+            full(vec![0u8; 100]),
+        )
+        .await;
     assert_eq!(ok.status, 200);
-    let none = client.get(&format!("http://{}/elsewhere", gw.addr), &[]).await;
+    let none = client
+        .get(&format!("http://{}/elsewhere", gw.addr), &[])
+        .await;
     assert_eq!(none.status, 404);
     let problem: serde_json::Value = serde_json::from_slice(&none.body).unwrap();
     assert_eq!(problem["type"], "urn:rampart:problem:no-route");
@@ -173,9 +250,18 @@ async fn a_slow_origin_gets_504_within_the_route_deadline() {
         respond(200, &[], "late")
     })
     .await;
-    let gw = gateway(&config_text(origin.addr, "[[routes]]\nmatch = \"/*\"\nupstream = \"app\"\ntimeout = \"200ms\"\n"), Arc::new(SystemClock)).await;
+    let gw = gateway(
+        &config_text(
+            origin.addr,
+            "[[routes]]\nmatch = \"/*\"\nupstream = \"app\"\ntimeout = \"200ms\"\n",
+        ),
+        Arc::new(SystemClock),
+    )
+    .await;
     let started = std::time::Instant::now();
-    let got = TestClient::new().get(&format!("http://{}/slow", gw.addr), &[]).await;
+    let got = TestClient::new()
+        .get(&format!("http://{}/slow", gw.addr), &[])
+        .await;
     assert_eq!(got.status, 504);
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(got.text().contains("upstream-timeout"));
@@ -184,28 +270,41 @@ async fn a_slow_origin_gets_504_within_the_route_deadline() {
 #[tokio::test]
 async fn slow_request_heads_are_cut_off() {
     let origin = Origin::simple(|_| respond(200, &[], "ok")).await;
-    let text = config_text(origin.addr, PASS).replace("[server]\n", "[server]\nheader_read_timeout = \"300ms\"\n");
+    let text = config_text(origin.addr, PASS)
+        .replace("[server]\n", "[server]\nheader_read_timeout = \"300ms\"\n");
     let gw = gateway(&text, Arc::new(SystemClock)).await;
     let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
     let mut buf = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await;
-    assert!(read.is_ok(), "the gateway closed the connection of a client that never finished its headers");
+    assert!(
+        read.is_ok(),
+        "the gateway closed the connection of a client that never finished its headers"
+    );
     assert_eq!(origin.total(), 0);
 }
 
 #[tokio::test]
 async fn oversized_request_heads_are_refused() {
     let origin = Origin::simple(|_| respond(200, &[], "ok")).await;
-    let text = config_text(origin.addr, PASS).replace("[server]\n", "[server]\nmax_header_size = \"8KiB\"\n");
+    let text = config_text(origin.addr, PASS)
+        .replace("[server]\n", "[server]\nmax_header_size = \"8KiB\"\n");
     let gw = gateway(&text, Arc::new(SystemClock)).await;
     let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     let huge = "a".repeat(32 * 1024);
-    let _ = stream.write_all(format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {huge}\r\n\r\n").as_bytes()).await;
+    let _ = stream
+        .write_all(format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {huge}\r\n\r\n").as_bytes())
+        .await;
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await;
     let text = String::from_utf8_lossy(&buf);
-    assert!(text.is_empty() || text.starts_with("HTTP/1.1 431"), "{text}");
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 431"),
+        "{text}"
+    );
     assert_eq!(origin.total(), 0);
 }
 
@@ -219,20 +318,31 @@ async fn shutdown_drains_in_flight_requests() {
     let gw = gateway(&config_text(origin.addr, PASS), Arc::new(SystemClock)).await;
     let addr = gw.addr;
     let client = TestClient::new();
-    let in_flight = tokio::spawn(async move { client.get(&format!("http://{addr}/work"), &[]).await });
+    let in_flight =
+        tokio::spawn(async move { client.get(&format!("http://{addr}/work"), &[]).await });
     tokio::time::sleep(Duration::from_millis(150)).await;
     gw.shutdown();
     let got = in_flight.await.unwrap();
-    assert_eq!((got.status.as_u16(), got.text().as_str()), (200, "finished"));
-    tokio::time::timeout(Duration::from_secs(5), gw.wait()).await.expect("drained and stopped");
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer accepting");
+    assert_eq!(
+        (got.status.as_u16(), got.text().as_str()),
+        (200, "finished")
+    );
+    tokio::time::timeout(Duration::from_secs(5), gw.wait())
+        .await
+        .expect("drained and stopped");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
 }
 
 #[tokio::test]
 async fn h2c_clients_are_served() {
-    let origin = Origin::simple(|req| respond(200, &[], format!("{}", req.uri))).await;
+    let origin = Origin::simple(|req| respond(200, &[], req.uri.clone())).await;
     let gw = gateway(&config_text(origin.addr, PASS), Arc::new(SystemClock)).await;
-    let got = TestClient::h2c().get(&format!("http://{}/over-h2", gw.addr), &[]).await;
+    let got = TestClient::h2c()
+        .get(&format!("http://{}/over-h2", gw.addr), &[])
+        .await;
     assert_eq!(got.status, 200);
     assert_eq!(got.text(), "/over-h2");
 }
@@ -241,7 +351,10 @@ async fn h2c_clients_are_served() {
 async fn targets_are_used_round_robin() {
     let a = Origin::simple(|_| respond(200, &[], "a")).await;
     let b = Origin::simple(|_| respond(200, &[], "b")).await;
-    let text = config_text(a.addr, PASS).replace(&format!("targets = [\"{}\"]", a.addr), &format!("targets = [\"{}\", \"{}\"]", a.addr, b.addr));
+    let text = config_text(a.addr, PASS).replace(
+        &format!("targets = [\"{}\"]", a.addr),
+        &format!("targets = [\"{}\", \"{}\"]", a.addr, b.addr),
+    );
     let gw = gateway(&text, Arc::new(SystemClock)).await;
     let client = TestClient::new();
     for _ in 0..10 {
@@ -256,14 +369,44 @@ async fn admin_health_readiness_and_token() {
     let gw = gateway(&config_text(origin.addr, PASS), Arc::new(SystemClock)).await;
     let admin = gw.admin_addr.unwrap();
     let client = TestClient::new();
-    assert_eq!(client.get(&format!("http://{admin}/healthz"), &[]).await.status, 200);
+    assert_eq!(
+        client
+            .get(&format!("http://{admin}/healthz"), &[])
+            .await
+            .status,
+        200
+    );
     let ready = client.get(&format!("http://{admin}/readyz"), &[]).await;
     assert_eq!(ready.status, 200);
     let json: serde_json::Value = serde_json::from_slice(&ready.body).unwrap();
     assert_eq!(json["checks"]["upstreams"]["app"]["status"], "up");
-    assert_eq!(client.get(&format!("http://{admin}/admin/anything"), &[]).await.status, 401);
-    assert_eq!(client.get(&format!("http://{admin}/admin/anything"), &[("authorization", "Bearer wrong")]).await.status, 401);
-    assert_eq!(client.get(&format!("http://{admin}/admin/anything"), &[("authorization", "Bearer test-token")]).await.status, 404);
+    assert_eq!(
+        client
+            .get(&format!("http://{admin}/admin/anything"), &[])
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        client
+            .get(
+                &format!("http://{admin}/admin/anything"),
+                &[("authorization", "Bearer wrong")]
+            )
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        client
+            .get(
+                &format!("http://{admin}/admin/anything"),
+                &[("authorization", "Bearer test-token")]
+            )
+            .await
+            .status,
+        404
+    );
     origin.stop();
     drop(origin);
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -277,7 +420,12 @@ async fn admin_health_readiness_and_token() {
 async fn websocket_upgrades_are_refused_clearly() {
     let origin = Origin::simple(|_| respond(200, &[], "ok")).await;
     let gw = gateway(&config_text(origin.addr, PASS), Arc::new(SystemClock)).await;
-    let got = TestClient::new().get(&format!("http://{}/ws", gw.addr), &[("connection", "upgrade"), ("upgrade", "websocket")]).await;
+    let got = TestClient::new()
+        .get(
+            &format!("http://{}/ws", gw.addr),
+            &[("connection", "upgrade"), ("upgrade", "websocket")],
+        )
+        .await;
     assert_eq!(got.status, 501);
     assert_eq!(got.header("content-type"), "application/problem+json");
 }

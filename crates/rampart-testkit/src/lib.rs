@@ -31,7 +31,9 @@ pub struct OriginRequest {
     pub nth: usize,
 }
 
-type Handler = Arc<dyn Fn(OriginRequest) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync>;
+type Handler = Arc<
+    dyn Fn(OriginRequest) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync,
+>;
 
 /// An in-process HTTP/1.1 origin on 127.0.0.1 that counts requests by path.
 pub struct Origin {
@@ -86,8 +88,11 @@ impl Origin {
         let (c, s, t) = (Arc::clone(&counts), Arc::clone(&seen), Arc::clone(&tasks));
         tasks.lock().unwrap().spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
-                let (handler, counts, seen) = (Arc::clone(&handler), Arc::clone(&c), Arc::clone(&s));
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (handler, counts, seen) =
+                    (Arc::clone(&handler), Arc::clone(&c), Arc::clone(&s));
                 t.lock().unwrap().spawn(async move {
                     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let handler = Arc::clone(&handler);
@@ -98,7 +103,11 @@ impl Origin {
                             *n += 1;
                             *n
                         };
-                        seen.lock().unwrap().push((req.method().clone(), req.uri().to_string(), req.headers().clone()));
+                        seen.lock().unwrap().push((
+                            req.method().clone(),
+                            req.uri().to_string(),
+                            req.headers().clone(),
+                        ));
                         async move {
                             let (parts, body) = req.into_parts();
                             let r = handler(OriginRequest {
@@ -118,7 +127,12 @@ impl Origin {
                 });
             }
         });
-        Self { addr, counts, seen, tasks }
+        Self {
+            addr,
+            counts,
+            seen,
+            tasks,
+        }
     }
 
     /// Requests seen for a path.
@@ -183,9 +197,14 @@ timeout = "5s"
 }
 
 /// Starts a gateway from config text.
-pub async fn gateway(text: &str, clock: Arc<dyn rampart_gateway::Clock>) -> rampart_gateway::Running {
+pub async fn gateway(
+    text: &str,
+    clock: Arc<dyn rampart_gateway::Clock>,
+) -> rampart_gateway::Running {
     let config = rampart_config::parse(text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
-    rampart_gateway::start(&config, clock).await.expect("gateway starts")
+    rampart_gateway::start(&config, clock)
+        .await
+        .expect("gateway starts")
 }
 
 /// A received response, body gathered.
@@ -202,7 +221,10 @@ pub struct Got {
 impl Got {
     /// A header as text ("" when absent).
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 
     /// The body as text.
@@ -234,7 +256,9 @@ impl TestClient {
     /// An HTTP/2 prior-knowledge (h2c) client.
     pub fn h2c() -> Self {
         Self {
-            inner: Client::builder(TokioExecutor::new()).http2_only(true).build_http(),
+            inner: Client::builder(TokioExecutor::new())
+                .http2_only(true)
+                .build_http(),
         }
     }
 
@@ -244,10 +268,13 @@ impl TestClient {
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
-        let resp = tokio::time::timeout(Duration::from_secs(20), self.inner.request(b.body(body).expect("request")))
-            .await
-            .expect("response within 20s")
-            .expect("response");
+        let resp = tokio::time::timeout(
+            Duration::from_secs(20),
+            self.inner.request(b.body(body).expect("request")),
+        )
+        .await
+        .expect("response within 20s")
+        .expect("response");
         let (parts, body) = resp.into_parts();
         let body = body.collect().await.expect("body").to_bytes();
         Got {
@@ -259,6 +286,7 @@ impl TestClient {
 
     /// A GET.
     pub async fn get(&self, url: &str, headers: &[(&str, &str)]) -> Got {
-        self.send("GET", url, headers, rampart_gateway::body::empty()).await
+        self.send("GET", url, headers, rampart_gateway::body::empty())
+            .await
     }
 }

@@ -75,7 +75,10 @@ fn serve(path: &std::path::Path) -> ExitCode {
         Err(code) => return code,
     };
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -83,13 +86,14 @@ fn serve(path: &std::path::Path) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let running = match rampart_gateway::start(&config, Arc::new(rampart_gateway::SystemClock)).await {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+        let running =
+            match rampart_gateway::start(&config, Arc::new(rampart_gateway::SystemClock)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
         tracing::info!(
             listen = %running.addr,
             admin = ?running.admin_addr,
@@ -119,7 +123,10 @@ async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {}

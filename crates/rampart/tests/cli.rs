@@ -1,0 +1,77 @@
+//! The `rampart` binary as a user runs it.
+
+use std::process::Command;
+
+fn rampart(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(args)
+        .output()
+        .expect("run rampart");
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn write(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("rampart-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn the_example_config_checks() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/basic/rampart.toml"
+    );
+    let (code, text) = rampart(&["check", "--config", example]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("ok ("), "{text}");
+}
+
+#[test]
+fn bad_configs_exit_2_naming_file_line_and_field() {
+    let cases = [
+        ("typo.toml", "[server]\nlisten = \"127.0.0.1:8080\"\nlisen = \"x\"\n", ":3:", "server.lisen", "unknown field"),
+        (
+            "duration.toml",
+            "[[upstreams]]\nname = \"app\"\ntargets = [\"127.0.0.1:3000\"]\n\n[[routes]]\nmatch = \"GET /\"\nupstream = \"app\"\ncache = { ttl = \"5 minutes\" }\n",
+            ":8:",
+            "routes[1].cache.ttl",
+            "invalid duration",
+        ),
+        (
+            "upstream.toml",
+            "[[upstreams]]\nname = \"app\"\ntargets = [\"127.0.0.1:3000\"]\n\n[[routes]]\nmatch = \"GET /\"\nupstream = \"nope\"\n",
+            ":7:",
+            "routes[1].upstream",
+            "no upstream named",
+        ),
+        ("syntax.toml", "[server\nlisten = 1\n", ":1:", "", "TOML"),
+    ];
+    for (name, text, line, field, message) in cases {
+        let path = write(name, text);
+        let (code, out) = rampart(&["check", "--config", path.to_str().unwrap()]);
+        assert_eq!(code, 2, "{name}: {out}");
+        assert!(out.contains(&format!("{name}{line}")), "{name}: {out}");
+        assert!(out.contains(field), "{name}: {out}");
+        assert!(
+            out.to_lowercase().contains(&message.to_lowercase()) || message == "TOML",
+            "{name}: {out}"
+        );
+        // `serve` refuses the same file the same way, before binding anything.
+        let (code, _) = rampart(&["serve", "--config", path.to_str().unwrap()]);
+        assert_eq!(code, 2, "{name}");
+    }
+}
+
+#[test]
+fn a_missing_file_and_bad_usage_exit_2() {
+    let (code, out) = rampart(&["check", "--config", "/nonexistent/rampart.toml"]);
+    assert_eq!(code, 2);
+    assert!(out.contains("/nonexistent/rampart.toml"), "{out}");
+    let (code, _) = rampart(&["frobnicate"]);
+    assert_eq!(code, 2);
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the programs Rampart's tests and benchmarks use, with apt, when
+# they are missing. Usage: scripts/install-deps.sh [test|bench]...
+#   test   what `scripts/test` needs (currently nothing beyond cargo)
+#   bench  nginx and wrk for bench/*.sh
+set -euo pipefail
+
+need=()
+for group in "${@:-test}"; do
+  case "$group" in
+    test) ;;
+    bench)
+      command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+      command -v wrk >/dev/null 2>&1 || need+=(wrk)
+      command -v taskset >/dev/null 2>&1 || need+=(util-linux)
+      ;;
+    *) echo "install-deps: unknown group '$group' (use test or bench)" >&2; exit 2 ;;
+  esac
+done
+
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "install-deps: installing ${need[*]}" >&2
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
