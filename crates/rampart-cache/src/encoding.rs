@@ -7,8 +7,14 @@ use bytes::Bytes;
 use http::HeaderValue;
 use rampart_config::Encoding;
 
+thread_local! {
+    /// One zstd context per thread, reused: creating one per body dominates
+    /// the cost for small bodies.
+    static ZSTD: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
+}
+
 /// Compresses `body` with each algorithm, keeping only results smaller than
-/// the original. Levels favour speed at store time: gzip 6, brotli 5, zstd 3.
+/// the original. Levels favour speed at store time: gzip 6, brotli 4, zstd 3.
 pub fn compress_all(body: &[u8], algorithms: &[Encoding]) -> Vec<(Encoding, Bytes)> {
     algorithms
         .iter()
@@ -31,15 +37,29 @@ pub fn compress(body: &[u8], encoding: Encoding) -> std::io::Result<Vec<u8>> {
             e.finish()
         }
         Encoding::Br => {
+            // Quality 4 with a window of at least 64 KiB: smaller windows are
+            // pathologically slow in this encoder, larger qualities cost more
+            // than they save at store time (bench: compress_cost example).
+            let params = brotli::enc::BrotliEncoderParams {
+                quality: 4,
+                lgwin: (usize::BITS - body.len().max(1).leading_zeros()).clamp(16, 22) as i32,
+                size_hint: body.len(),
+                ..Default::default()
+            };
             let mut out = Vec::with_capacity(body.len() / 3);
-            {
-                let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
-                w.write_all(body)?;
-                w.flush()?;
-            }
+            brotli::BrotliCompress(&mut &body[..], &mut out, &params)?;
             Ok(out)
         }
-        Encoding::Zstd => zstd::bulk::compress(body, 3),
+        Encoding::Zstd => ZSTD.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(zstd::bulk::Compressor::new(3)?);
+            }
+            match slot.as_mut() {
+                Some(compressor) => compressor.compress(body),
+                None => zstd::bulk::compress(body, 3),
+            }
+        }),
     }
 }
 

@@ -48,9 +48,15 @@ pub enum EntryState {
     },
 }
 
-/// Bytes counted for an entry beyond its bodies and headers: the cache's own
-/// bookkeeping per entry, measured under load in `bench/l1-memory.sh`.
-pub const ENTRY_OVERHEAD: u64 = 384;
+/// Bytes counted for an entry beyond its bodies and headers: moka's per-entry
+/// nodes and timer-wheel slot, the `Arc`s, the variant list, allocator
+/// headers. Calibrated with `bench/l1-memory.sh`, which compares the process's
+/// resident memory with the budget under a million distinct keys.
+pub const ENTRY_OVERHEAD: u64 = 1024;
+
+/// Bytes counted per stored header beyond its name and value (a `HeaderMap`
+/// bucket, its index slot and allocator slack).
+const HEADER_OVERHEAD: usize = 72;
 
 impl Entry {
     /// The response's current age (RFC 9111 §4.2.3).
@@ -104,7 +110,7 @@ impl Entry {
         let headers: usize = self
             .headers
             .iter()
-            .map(|(k, v)| k.as_str().len() + v.len() + 32)
+            .map(|(k, v)| k.as_str().len() + v.len() + HEADER_OVERHEAD)
             .sum();
         let encoded: usize = self.encoded.iter().map(|(_, b)| b.len() + 16).sum();
         let vary: usize = self

@@ -167,12 +167,11 @@ impl MemoryCache {
             .weigher(|_: &String, v: &Arc<Variants>| v.weight)
             .expire_after(HorizonExpiry)
             .eviction_listener(move |key: Arc<String>, value: Arc<Variants>, cause| {
-                if cause == RemovalCause::Replaced {
-                    // The replacement registered its own tags with a newer
-                    // generation; drop only pairs the old value alone had.
-                }
-                for tag in &value.tags {
-                    listener_index.remove(tag, &key, value.generation);
+                // A replacement manages the index itself (see `insert`).
+                if cause != RemovalCause::Replaced {
+                    for tag in &value.tags {
+                        listener_index.remove(tag, &key, value.generation);
+                    }
                 }
             })
             .build();
@@ -204,7 +203,8 @@ impl MemoryCache {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
         let mut entries: Vec<Arc<Entry>> = Vec::with_capacity(2);
         entries.push(Arc::clone(&entry));
-        if let Some(existing) = self.cache.get(key) {
+        let existing = self.cache.get(key);
+        if let Some(existing) = &existing {
             entries.extend(
                 existing
                     .entries
@@ -229,6 +229,11 @@ impl MemoryCache {
         for tag in &tags {
             self.index.add(tag, key, generation);
         }
+        if let Some(old) = &existing {
+            for tag in old.tags.iter().filter(|t| !tags.contains(t)) {
+                self.index.remove(tag, key, old.generation);
+            }
+        }
         self.cache.insert(
             key.to_string(),
             Arc::new(Variants {
@@ -239,6 +244,43 @@ impl MemoryCache {
             }),
         );
         entry
+    }
+
+    /// Adds compressed copies to a stored entry, atomically, only if that very
+    /// entry is still stored under `key` (a purge or a newer response in the
+    /// meantime wins). Returns whether the copies were added.
+    pub fn add_encodings(
+        &self,
+        key: &str,
+        entry: &Arc<Entry>,
+        extra: Vec<(rampart_config::Encoding, bytes::Bytes)>,
+    ) -> bool {
+        use moka::ops::compute::{CompResult, Op};
+        let result = self
+            .cache
+            .entry(key.to_string())
+            .and_compute_with(|current| {
+                let Some(current) = current else {
+                    return Op::Nop;
+                };
+                let variants = current.into_value();
+                let Some(pos) = variants.entries.iter().position(|e| Arc::ptr_eq(e, entry)) else {
+                    return Op::Nop;
+                };
+                let mut updated = Entry::clone(entry);
+                updated.encoded.extend(extra);
+                let mut entries = variants.entries.clone();
+                entries[pos] = Arc::new(updated);
+                let weight: u64 = entries.iter().map(|e| e.weight(key.len())).sum();
+                // Same tags and generation: the index already points here.
+                Op::Put(Arc::new(Variants {
+                    entries,
+                    generation: variants.generation,
+                    tags: variants.tags.clone(),
+                    weight: u32::try_from(weight).unwrap_or(u32::MAX),
+                }))
+            });
+        matches!(result, CompResult::ReplacedWith(_))
     }
 
     /// Removes one key. Returns whether it was present.
@@ -359,6 +401,41 @@ mod tests {
         c.insert("a", entry("2", &["t"], None));
         c.run_pending_tasks();
         assert_eq!(c.purge_tag("t"), 1);
+    }
+
+    #[test]
+    fn encodings_are_added_only_to_the_entry_still_stored() {
+        let c = MemoryCache::new(1 << 20, 4);
+        let first = c.insert("k", entry("v1", &["t"], None));
+        let gz = vec![(rampart_config::Encoding::Gzip, Bytes::from_static(b"gz"))];
+        assert!(c.add_encodings("k", &first, gz.clone()));
+        assert!(
+            matches!(c.lookup("k", &HeaderMap::new()), Lookup::Found(e) if e.encoded.len() == 1)
+        );
+        // Tags still reach it after the in-place update.
+        c.run_pending_tasks();
+        assert_eq!(c.purge_tag("t"), 1);
+        // Purged, or replaced by a newer response: nothing is resurrected.
+        assert!(!c.add_encodings("k", &first, gz.clone()));
+        assert!(matches!(c.lookup("k", &HeaderMap::new()), Lookup::Miss));
+        let second = c.insert("k", entry("v2", &[], None));
+        assert!(!c.add_encodings("k", &first, gz));
+        assert!(
+            matches!(c.lookup("k", &HeaderMap::new()), Lookup::Found(e) if Arc::ptr_eq(&e, &second) && e.encoded.is_empty())
+        );
+    }
+
+    #[test]
+    fn retagged_replacements_drop_old_tags() {
+        let c = MemoryCache::new(1 << 20, 4);
+        c.insert("a", entry("1", &["old", "both"], None));
+        c.insert("a", entry("2", &["new", "both"], None));
+        c.run_pending_tasks();
+        assert_eq!(c.purge_tag("old"), 0);
+        assert_eq!(c.tag_count(), 2);
+        assert_eq!(c.purge_tag("both"), 1);
+        c.run_pending_tasks();
+        assert_eq!(c.tag_count(), 0);
     }
 
     #[test]

@@ -36,10 +36,11 @@ pub async fn serve(
     policy: &CachePolicy,
     head: &RequestHead,
 ) -> Result<(Response<Body>, CacheStatus), GatewayError> {
-    let mut parts = Request::new(()).into_parts().0;
-    parts.uri = head.uri.clone();
-    parts.headers = head.headers.clone();
-    let cache_key = key::full_key(key::primary_key("http", &parts), policy, &parts);
+    let cache_key = key::full_key(
+        key::primary_key("http", &head.uri, &head.headers),
+        policy,
+        &head.headers,
+    );
     let now = gw.clock.now();
     let (stale, fwd) = match gw.l1.lookup(&cache_key, &head.headers) {
         Lookup::Found(entry) => match entry.state(now) {
@@ -239,24 +240,34 @@ async fn fill(
 
     let mut headers = stored_headers(&parts.headers);
     let origin_encoded = headers.contains_key(CONTENT_ENCODING);
-    let encoded = if compress
+    let compressible = compress
         && !origin_encoded
-        && eligible(&gw.compression, status, &headers, Some(body.len() as u64))
-    {
-        let (algorithms, input) = (gw.compression.algorithms.clone(), body.clone());
-        if body.len() > INLINE_COMPRESS_LIMIT {
-            tokio::task::spawn_blocking(move || compress_all(&input, &algorithms))
-                .await
-                .unwrap_or_default()
-        } else {
-            compress_all(&input, &algorithms)
-        }
-    } else {
-        Vec::new()
-    };
-    if !encoded.is_empty() {
+        && eligible(&gw.compression, status, &headers, Some(body.len() as u64));
+    // Every coding is made once per stored entry. Only the one this client
+    // will get is made before answering; the others are added in the
+    // background, so a miss does not wait for codings nobody asked for yet.
+    let (mut encoded, later) = if compressible {
         add_vary_accept_encoding(&mut headers);
-    }
+        let wanted = negotiate(
+            head.headers.get(ACCEPT_ENCODING),
+            &gw.compression.algorithms,
+        );
+        let later: Vec<_> = gw
+            .compression
+            .algorithms
+            .iter()
+            .copied()
+            .filter(|a| Some(*a) != wanted)
+            .collect();
+        let now = match wanted {
+            Some(enc) => compress_on_pool(body.clone(), vec![enc]).await,
+            None => Vec::new(),
+        };
+        (now, later)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    encoded.retain(|(_, b)| b.len() < body.len());
     let vary = vary_names(&headers)
         .into_iter()
         // Rampart negotiates codings itself when it holds the identity body.
@@ -281,6 +292,15 @@ async fn fill(
         },
     );
     finish(guard, Fill::Stored(Arc::clone(&entry)));
+    if !later.is_empty() {
+        let (gw, key, entry) = (Arc::clone(gw), cache_key.to_string(), Arc::clone(&entry));
+        tokio::spawn(async move {
+            let extra = compress_on_pool(entry.body.clone(), later).await;
+            if !extra.is_empty() {
+                gw.l1.add_encodings(&key, &entry, extra);
+            }
+        });
+    }
     let cache = CacheStatus::Forward {
         fwd,
         fwd_status: Some(status.as_u16()),
@@ -288,6 +308,21 @@ async fn fill(
         reason: None,
     };
     Ok((serve_entry(gw, &entry, head, &cache), cache))
+}
+
+/// Compresses a body with the given codings, on the blocking pool when it is
+/// large enough to hold up other requests. Keeps only copies smaller than the body.
+async fn compress_on_pool(
+    body: bytes::Bytes,
+    algorithms: Vec<rampart_config::Encoding>,
+) -> Vec<(rampart_config::Encoding, bytes::Bytes)> {
+    if body.len() > INLINE_COMPRESS_LIMIT {
+        tokio::task::spawn_blocking(move || compress_all(&body, &algorithms))
+            .await
+            .unwrap_or_default()
+    } else {
+        compress_all(&body, &algorithms)
+    }
 }
 
 /// The request Rampart sends to fill the cache: always a GET, without the

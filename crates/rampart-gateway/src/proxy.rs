@@ -245,12 +245,7 @@ fn status_class(status: u16) -> &'static str {
 
 /// The cache's URL key for a request.
 pub fn primary_key_of(head: &RequestHead) -> String {
-    let mut parts = Request::new(()).into_parts().0;
-    parts.uri = head.uri.clone();
-    if let Some(host) = head.headers.get(HOST) {
-        parts.headers.insert(HOST, host.clone());
-    }
-    key::primary_key("http", &parts)
+    key::primary_key("http", &head.uri, &head.headers)
 }
 
 /// The URL key of a `Location` value, when it points at the same host.
@@ -264,12 +259,10 @@ fn same_origin_key(head: &RequestHead, value: &HeaderValue) -> Option<String> {
     } else if !target.path().starts_with('/') {
         return None;
     }
-    let mut parts = Request::new(()).into_parts().0;
-    parts.uri = target.path_and_query()?.as_str().parse().ok()?;
-    parts
-        .headers
-        .insert(HOST, HeaderValue::from_str(host).ok()?);
-    Some(key::primary_key("http", &parts))
+    let uri: http::Uri = target.path_and_query()?.as_str().parse().ok()?;
+    let mut headers = http::HeaderMap::new();
+    headers.insert(HOST, HeaderValue::from_str(host).ok()?);
+    Some(key::primary_key("http", &uri, &headers))
 }
 
 /// Sets `Cache-Status` on a response.

@@ -75,10 +75,7 @@ fn serve(path: &std::path::Path) -> ExitCode {
         Err(code) => return code,
     };
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -105,6 +102,16 @@ fn serve(path: &std::path::Path) -> ExitCode {
         running.wait().await;
         ExitCode::SUCCESS
     })
+}
+
+/// The runtime: one worker thread per core the scheduler's affinity mask
+/// allows (so `taskset -c 0 rampart serve` runs one worker).
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .enable_all()
+        .build()
 }
 
 /// Logs go to stderr as JSON lines; `RUST_LOG` filters them (the access log

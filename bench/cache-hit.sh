@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Cache hits and misses: Rampart against nginx proxy_cache (and Varnish when
+# varnishd is installed), and the cost a miss adds over calling the origin.
+#
+# Setup: the proxy under test is pinned to core 0; wrk and the origin (an
+# nginx serving static files) to core 1. Every proxy caches the same 1 KiB and
+# 16 KiB responses for 10 minutes (nginx on tmpfs, one worker). Each number is
+# the median of ROUNDS rounds, the proxies alternating within a round, each
+# run DURATION seconds after a warm-up.
+# Usage: bench/cache-hit.sh [DURATION] [CONNS] [ROUNDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-10}
+CONNS=${2:-64}
+ROUNDS=${3:-3}
+bash scripts/install-deps.sh bench
+cargo build --release --locked -q -p rampart
+BIN=$PWD/target/release/rampart
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+VARNISHD=$(command -v varnishd || true)
+
+WORK=$(mktemp -d /dev/shm/rampart-bench.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+ORIGIN=18081 NGINX_CACHE=18082 RAMPART=18083 ADMIN=18084 VARNISH=18085
+mkdir -p "$WORK/www/pass" "$WORK/cache" "$WORK/logs"
+# nginx workers may run as an unprivileged user: let them read and cache.
+chmod 755 "$WORK"; chmod 777 "$WORK/cache"
+head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$WORK/www/1k"
+head -c 16384 /dev/urandom | base64 -w0 | head -c 16384 > "$WORK/www/16k"
+cp "$WORK/www/1k" "$WORK/www/pass/1k"
+
+cat > "$WORK/origin.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/origin.pid;
+error_log $WORK/logs/origin-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  server { listen 127.0.0.1:$ORIGIN; root $WORK/www; default_type text/plain; location / { } }
+}
+CONF
+
+cat > "$WORK/proxy.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/proxy.pid;
+error_log $WORK/logs/proxy-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  proxy_cache_path $WORK/cache levels=1:2 keys_zone=bench:64m max_size=1g inactive=1h use_temp_path=off;
+  upstream origin { server 127.0.0.1:$ORIGIN; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGINX_CACHE;
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache bench;
+      proxy_cache_valid 200 10m;
+      add_header X-Cache \$upstream_cache_status;
+    }
+  }
+}
+CONF
+
+cat > "$WORK/rampart.toml" <<CONF
+[server]
+listen = "127.0.0.1:$RAMPART"
+[admin]
+listen = "127.0.0.1:$ADMIN"
+[log]
+access = false
+[[upstreams]]
+name = "origin"
+targets = ["127.0.0.1:$ORIGIN"]
+[[routes]]
+match = "GET /pass/*"
+upstream = "origin"
+[[routes]]
+match = "GET /*"
+upstream = "origin"
+cache = { ttl = "10m" }
+CONF
+
+cat > "$WORK/unique.lua" <<'LUA'
+-- Every request a distinct URL, so every request is a cache miss.
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", "/1k?miss=" .. counter)
+end
+LUA
+
+taskset -c 1 "$NGINX" -c "$WORK/origin.conf" -p "$WORK" & PIDS+=($!)
+taskset -c 0 "$NGINX" -c "$WORK/proxy.conf" -p "$WORK" & PIDS+=($!)
+RUST_LOG=warn taskset -c 0 "$BIN" serve --config "$WORK/rampart.toml" & PIDS+=($!)
+PROXIES="nginx:$NGINX_CACHE rampart:$RAMPART"
+if [ -n "$VARNISHD" ]; then
+  cat > "$WORK/default.vcl" <<VCL
+vcl 4.1;
+backend default { .host = "127.0.0.1"; .port = "$ORIGIN"; }
+sub vcl_backend_response { set beresp.ttl = 10m; }
+VCL
+  taskset -c 0 "$VARNISHD" -F -a "127.0.0.1:$VARNISH" -f "$WORK/default.vcl" -s malloc,256m -n "$WORK/varnish" \
+    -p thread_pools=1 >/dev/null 2>&1 & PIDS+=($!)
+  PROXIES="$PROXIES varnish:$VARNISH"
+fi
+for port in $ORIGIN ${PROXIES//[a-z]*:/}; do
+  for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$port/1k" 2>/dev/null && break; sleep 0.1; done
+done
+
+to_us() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n*1000; else if (v ~ /s$/) print n*1000000; else print n }'; }
+# wrk_run PORT PATH CONNS SECONDS [SCRIPT] -> "rps p50_us p99_us"
+wrk_run() {
+  local out
+  out=$(taskset -c 1 wrk -t1 -c"$3" -d"$4"s --latency ${5:+-s "$5"} "http://127.0.0.1:$1$2")
+  echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(to_us "$(awk '$1=="50%" {print $2}' <<<"$out")") $(to_us "$(awk '$1=="99%" {print $2}' <<<"$out")")"
+}
+median() { sort -n | awk '{ a[NR]=$1 } END { print a[int((NR+1)/2)] }'; }
+# measure NAME PORT PATH CONNS [SCRIPT]: appends a round to $WORK/NAME
+measure() { wrk_run "$2" "$3" "$4" "$DURATION" "${5:-}" >> "$WORK/$1"; }
+report() { # NAME -> "rps p50 p99" medians
+  echo "$(cut -d' ' -f1 "$WORK/$1" | median) $(cut -d' ' -f2 "$WORK/$1" | median) $(cut -d' ' -f3 "$WORK/$1" | median)"
+}
+
+echo "# cache hits: $CONNS connections, ${DURATION}s runs, median of $ROUNDS rounds; proxy on core 0, wrk on core 1"
+printf "%-6s %-8s %12s %10s %10s\n" size proxy req/s p50_us p99_us
+for size in 1k 16k; do
+  for p in $PROXIES; do
+    port=${p#*:}
+    curl -fsS -o /dev/null "http://127.0.0.1:$port/$size"
+    wrk_run "$port" "/$size" "$CONNS" 2 >/dev/null
+  done
+  curl -fsS -D - -o /dev/null "http://127.0.0.1:$NGINX_CACHE/$size" | grep -qi 'x-cache: hit' || { echo "nginx did not cache /$size" >&2; exit 1; }
+  curl -fsS -D - -o /dev/null "http://127.0.0.1:$RAMPART/$size" | grep -qi 'cache-status: rampart; hit' || { echo "rampart did not cache /$size" >&2; exit 1; }
+  for _ in $(seq "$ROUNDS"); do
+    for p in $PROXIES; do measure "hit-$size-${p%%:*}" "${p#*:}" "/$size" "$CONNS"; done
+  done
+  for p in $PROXIES; do
+    read -r rps p50 p99 < <(report "hit-$size-${p%%:*}")
+    printf "%-6s %-8s %12s %10s %10s\n" "$size" "${p%%:*}" "$rps" "$p50" "$p99"
+  done
+  read -r n_rps _ n_p99 < <(report "hit-$size-nginx")
+  read -r r_rps _ r_p99 < <(report "hit-$size-rampart")
+  awk -v s="$size" -v a="$r_rps" -v b="$n_rps" -v c="$r_p99" -v d="$n_p99" \
+    'BEGIN { printf "%-6s ratio    rampart/nginx: req/s %.2fx, p99 %.2fx\n", s, a/b, c/d }'
+done
+
+echo
+echo "# misses: one connection, every request a new 1 KiB URL (fetched, stored, served); medians of $ROUNDS rounds"
+for p in "origin:$ORIGIN" $PROXIES; do wrk_run "${p#*:}" "" 1 2 "$WORK/unique.lua" >/dev/null; done
+for _ in $(seq "$ROUNDS"); do
+  for p in "origin:$ORIGIN" $PROXIES; do measure "miss-${p%%:*}" "${p#*:}" "" 1 "$WORK/unique.lua"; done
+done
+read -r _ d_p50 d_p99 < <(report miss-origin)
+printf "%-8s p50 %6s us  p99 %6s us\n" direct "$d_p50" "$d_p99"
+for p in $PROXIES; do
+  read -r _ p50 p99 < <(report "miss-${p%%:*}")
+  awk -v n="${p%%:*}" -v a="$p50" -v b="$p99" -v d="$d_p50" 'BEGIN { printf "%-8s p50 %6s us  p99 %6s us  (adds %.0f us p50 over the origin)\n", n, a, b, a-d }'
+done
+
+echo
+echo "# pass-through (uncached route on rampart), one connection, 1 KiB; medians of $ROUNDS rounds"
+for _ in $(seq "$ROUNDS"); do
+  measure pass-origin "$ORIGIN" /pass/1k 1
+  measure pass-rampart "$RAMPART" /pass/1k 1
+done
+read -r _ d_p50 d_p99 < <(report pass-origin)
+read -r _ p_p50 p_p99 < <(report pass-rampart)
+printf "%-8s p50 %6s us  p99 %6s us\n" direct "$d_p50" "$d_p99" rampart "$p_p50" "$p_p99"
+awk -v a="$p_p50" -v b="$d_p50" 'BEGIN { printf "added p50 = %.0f us\n", a-b }'
