@@ -17,7 +17,7 @@ bash scripts/install-deps.sh bench
 cargo build --release --locked -q -p rampart
 BIN=$PWD/target/release/rampart
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-VARNISHD=$(command -v varnishd || true)
+VARNISHD=$(command -v varnishd || ls /usr/sbin/varnishd 2>/dev/null || true)
 
 WORK=$(mktemp -d /dev/shm/rampart-bench.XXXXXX)
 PIDS=()

@@ -2,7 +2,7 @@
 # Installs the programs Rampart's tests and benchmarks use, with apt, when
 # they are missing. Usage: scripts/install-deps.sh [test|bench]...
 #   test   what `scripts/test` needs (currently nothing beyond cargo)
-#   bench  nginx and wrk for bench/*.sh
+#   bench  nginx, Varnish and wrk for bench/*.sh
 set -euo pipefail
 
 need=()
@@ -12,6 +12,7 @@ for group in "${@:-test}"; do
     bench)
       command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
       command -v wrk >/dev/null 2>&1 || need+=(wrk)
+      command -v varnishd >/dev/null 2>&1 || [ -x /usr/sbin/varnishd ] || need+=(varnish)
       command -v taskset >/dev/null 2>&1 || need+=(util-linux)
       ;;
     *) echo "install-deps: unknown group '$group' (use test or bench)" >&2; exit 2 ;;

@@ -111,14 +111,19 @@ const HEURISTIC: &[u16] = &[200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 50
 
 /// Decides whether a response may be stored under `policy`, and for how long.
 ///
-/// `initial_age` is the response's corrected initial age ([`initial_age`]).
-/// Never stores `no-store` or `private`, nor `Set-Cookie` unless the route
-/// keys on credentials, nor `Vary: *`.
+/// `initial_age` is the response's corrected initial age ([`initial_age`]);
+/// `request_credential` says whether the request carried a credential the
+/// route keys on ([`crate::key::carries_credential`]).
+/// Never stores `no-store` or `private`, nor `Vary: *`, nor `Set-Cookie`
+/// unless the route keys on a credential *and* the request carried it:
+/// otherwise every client without that credential would share the entry,
+/// and one visitor's new session cookie would be handed to the next.
 pub fn decide(
     policy: &CachePolicy,
     status: u16,
     headers: &HeaderMap,
     initial_age: Duration,
+    request_credential: bool,
 ) -> Result<Freshness, NoCacheReason> {
     let cc = CacheControl::parse(headers);
     if cc.no_store {
@@ -127,7 +132,7 @@ pub fn decide(
     if cc.private {
         return Err(NoCacheReason::Private);
     }
-    if headers.contains_key(SET_COOKIE) && !policy.keys_on_credentials() {
+    if headers.contains_key(SET_COOKIE) && !(policy.keys_on_credentials() && request_credential) {
         return Err(NoCacheReason::SetCookie);
     }
     if headers
@@ -278,7 +283,8 @@ mod tests {
                 &p,
                 200,
                 &headers(&[("cache-control", "no-store")]),
-                Duration::ZERO
+                Duration::ZERO,
+                false
             ),
             Err(NoCacheReason::NoStore)
         );
@@ -287,38 +293,52 @@ mod tests {
                 &p,
                 200,
                 &headers(&[("cache-control", "Private, max-age=60")]),
-                Duration::ZERO
+                Duration::ZERO,
+                false
             ),
             Err(NoCacheReason::Private)
         );
         assert_eq!(
-            decide(&p, 200, &headers(&[("set-cookie", "a=b")]), Duration::ZERO),
+            decide(
+                &p,
+                200,
+                &headers(&[("set-cookie", "a=b")]),
+                Duration::ZERO,
+                false
+            ),
             Err(NoCacheReason::SetCookie)
         );
         assert_eq!(
-            decide(&p, 200, &headers(&[("vary", "Accept, *")]), Duration::ZERO),
+            decide(
+                &p,
+                200,
+                &headers(&[("vary", "Accept, *")]),
+                Duration::ZERO,
+                false
+            ),
             Err(NoCacheReason::VaryStar)
         );
         assert_eq!(
-            decide(&p, 500, &headers(&[]), Duration::ZERO),
+            decide(&p, 500, &headers(&[]), Duration::ZERO, false),
             Err(NoCacheReason::Status)
         );
         let mut keyed = p.clone();
         keyed.key = vec![rampart_config::KeyPart::Cookie("sid".into())];
-        assert!(decide(
-            &keyed,
-            200,
-            &headers(&[("set-cookie", "a=b")]),
-            Duration::ZERO
-        )
-        .is_ok());
+        let cookie = headers(&[("set-cookie", "a=b")]);
+        assert!(decide(&keyed, 200, &cookie, Duration::ZERO, true).is_ok());
+        // Keyed, but this request had no credential: its entry would be shared.
+        assert_eq!(
+            decide(&keyed, 200, &cookie, Duration::ZERO, false),
+            Err(NoCacheReason::SetCookie)
+        );
     }
 
     #[test]
     fn origin_freshness_order() {
         let p = origin();
-        let f =
-            |h: &[(&str, &str)]| decide(&p, 200, &headers(h), Duration::ZERO).map(|f| f.lifetime);
+        let f = |h: &[(&str, &str)]| {
+            decide(&p, 200, &headers(h), Duration::ZERO, false).map(|f| f.lifetime)
+        };
         assert_eq!(
             f(&[("cache-control", "max-age=60, s-maxage=120")]),
             Ok(Duration::from_secs(120))
@@ -354,7 +374,8 @@ mod tests {
                     ("date", "Sun, 06 Nov 1994 08:49:37 GMT"),
                     ("last-modified", "Sun, 06 Nov 1994 07:49:37 GMT")
                 ]),
-                Duration::ZERO
+                Duration::ZERO,
+                false
             )
             .map(|f| f.lifetime),
             Ok(Duration::from_secs(360))
@@ -363,7 +384,7 @@ mod tests {
         let mut t = origin();
         t.ttl = Some(Duration::from_secs(30));
         assert_eq!(
-            decide(&t, 200, &headers(&[]), Duration::ZERO).map(|f| f.lifetime),
+            decide(&t, 200, &headers(&[]), Duration::ZERO, false).map(|f| f.lifetime),
             Ok(Duration::from_secs(30))
         );
     }
@@ -373,13 +394,14 @@ mod tests {
         let mut p = CachePolicy::ttl(Duration::from_secs(10));
         p.stale_while_revalidate = Duration::from_secs(5);
         p.stale_if_error = Duration::from_secs(60);
-        let f = decide(&p, 200, &headers(&[]), Duration::ZERO).unwrap();
+        let f = decide(&p, 200, &headers(&[]), Duration::ZERO, false).unwrap();
         assert_eq!(f.horizon(), Duration::from_secs(70));
         let f = decide(
             &p,
             200,
             &headers(&[("cache-control", "must-revalidate")]),
             Duration::ZERO,
+            false,
         )
         .unwrap();
         assert_eq!(
@@ -391,6 +413,7 @@ mod tests {
             200,
             &headers(&[("cache-control", "no-cache")]),
             Duration::ZERO,
+            false,
         )
         .unwrap();
         assert_eq!(f.lifetime, Duration::ZERO);
@@ -404,6 +427,7 @@ mod tests {
                 "max-age=1, stale-while-revalidate=7, stale-if-error=9",
             )]),
             Duration::ZERO,
+            false,
         )
         .unwrap();
         assert_eq!(

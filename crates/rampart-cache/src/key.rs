@@ -78,6 +78,18 @@ pub fn full_key(primary: String, policy: &CachePolicy, headers: &HeaderMap) -> S
     key
 }
 
+/// Whether the request carries a non-empty value for a credential the policy
+/// keys on (`Authorization`, `Cookie`, or a named cookie).
+pub fn carries_credential(policy: &CachePolicy, headers: &HeaderMap) -> bool {
+    policy.key.iter().any(|part| match part {
+        KeyPart::Header(name) if *name == http::header::AUTHORIZATION || *name == COOKIE => {
+            headers.get(name).is_some_and(|v| !v.is_empty())
+        }
+        KeyPart::Header(_) => false,
+        KeyPart::Cookie(name) => cookie(headers, name).is_some_and(|v| !v.is_empty()),
+    })
+}
+
 /// The URL part of a full key.
 pub fn primary_of(full: &str) -> &str {
     // A `#` never appears in a request path or query sent to a server, so the

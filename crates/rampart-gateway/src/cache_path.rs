@@ -153,8 +153,10 @@ async fn fill(
     };
     let status = resp.status();
     let age = initial_age(resp.headers(), request_time, response_time);
+    let credential = key::carries_credential(policy, &head.headers);
 
-    // 304 to our conditional: the stale entry is fresh again with updated headers.
+    // 304 to our conditional: the stale entry is fresh again with the new
+    // headers; if those now forbid storing, it is served once and dropped.
     if status == StatusCode::NOT_MODIFIED {
         if let Some(old) = stale.as_deref() {
             let mut headers = old.headers.clone();
@@ -163,30 +165,53 @@ async fn fill(
                     headers.insert(name.clone(), value.clone());
                 }
             }
-            if let Ok(freshness) = decide(policy, old.status.as_u16(), &headers, age) {
-                let entry = gw.l1.insert(
-                    cache_key,
-                    Entry {
+            let decision = decide(policy, old.status.as_u16(), &headers, age, credential);
+            let (entry, cache) = match decision {
+                Ok(freshness) => {
+                    let entry = gw.l1.insert(
+                        cache_key,
+                        Entry {
+                            headers,
+                            response_time,
+                            initial_age: age,
+                            freshness,
+                            ..old.clone()
+                        },
+                    );
+                    finish(guard, Fill::Stored(Arc::clone(&entry)));
+                    (
+                        entry,
+                        CacheStatus::Forward {
+                            fwd,
+                            fwd_status: Some(304),
+                            stored: true,
+                            reason: None,
+                        },
+                    )
+                }
+                Err(reason) => {
+                    gw.l1.purge_key(cache_key);
+                    finish(guard, Fill::NotStored);
+                    let entry = Arc::new(Entry {
                         headers,
-                        response_time,
-                        initial_age: age,
-                        freshness,
                         ..old.clone()
-                    },
-                );
-                finish(guard, Fill::Stored(Arc::clone(&entry)));
-                let status = CacheStatus::Forward {
-                    fwd,
-                    fwd_status: Some(304),
-                    stored: true,
-                    reason: None,
-                };
-                return Ok((serve_entry(gw, &entry, head, &status), status));
-            }
+                    });
+                    (
+                        entry,
+                        CacheStatus::Forward {
+                            fwd,
+                            fwd_status: Some(304),
+                            stored: false,
+                            reason: Some(reason),
+                        },
+                    )
+                }
+            };
+            return Ok((serve_entry(gw, &entry, head, &cache), cache));
         }
     }
 
-    let decision = decide(policy, status.as_u16(), resp.headers(), age);
+    let decision = decide(policy, status.as_u16(), resp.headers(), age, credential);
     let declared = resp
         .headers()
         .get(CONTENT_LENGTH)

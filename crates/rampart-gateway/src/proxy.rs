@@ -32,7 +32,7 @@ pub async fn handle(
     peer: SocketAddr,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let started = Instant::now();
-    gw.metrics.in_flight.inc();
+    let in_flight = InFlight::enter(&gw);
     let method = req.method().clone();
     let uri = req.uri().clone();
     let client = client_ip(peer.ip(), req.headers(), &gw.server.trusted_proxies);
@@ -41,7 +41,7 @@ pub async fn handle(
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
-    gw.metrics.in_flight.dec();
+    drop(in_flight);
     let status = response.status().as_u16();
     gw.metrics
         .request(outcome.route, &method, status, started.elapsed());
@@ -165,6 +165,22 @@ async fn route_request(
     ))
 }
 
+/// Counts a request in flight until dropped, however the handler ends.
+struct InFlight<'a>(&'a Gateway);
+
+impl<'a> InFlight<'a> {
+    fn enter(gw: &'a Gateway) -> Self {
+        gw.metrics.in_flight.inc();
+        Self(gw)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.metrics.in_flight.dec();
+    }
+}
+
 fn bypass(fwd: Forward, reason: NoCacheReason) -> CacheStatus {
     CacheStatus::Forward {
         fwd,
@@ -265,9 +281,17 @@ fn same_origin_key(head: &RequestHead, value: &HeaderValue) -> Option<String> {
     Some(key::primary_key("http", &uri, &headers))
 }
 
-/// Sets `Cache-Status` on a response.
+/// Adds Rampart's member to `Cache-Status` (RFC 9211: a list, the cache
+/// nearest the user last), after any member from caches behind it.
 pub fn set_cache_status(headers: &mut http::HeaderMap, status: &CacheStatus) {
-    if let Ok(v) = HeaderValue::from_str(&status.header_value("rampart")) {
+    let ours = status.header_value("rampart");
+    let value = match headers.get(&CACHE_STATUS).and_then(|v| v.to_str().ok()) {
+        Some(upstream) if !upstream.trim().is_empty() => {
+            HeaderValue::from_str(&format!("{upstream}, {ours}"))
+        }
+        _ => HeaderValue::from_str(&ours),
+    };
+    if let Ok(v) = value {
         headers.insert(CACHE_STATUS.clone(), v);
     }
 }

@@ -529,3 +529,114 @@ async fn metrics_count_cache_results() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_keyed_route_never_hands_one_anonymous_visitors_cookie_to_another() {
+    let origin = Origin::simple(|req| {
+        let session = format!("session=s{}", req.nth);
+        match req.headers.get("authorization") {
+            Some(auth) => {
+                let auth = auth.to_str().unwrap().to_string();
+                respond(
+                    200,
+                    &[("set-cookie", &session)],
+                    format!("private data for {auth}"),
+                )
+            }
+            None => respond(
+                200,
+                &[("set-cookie", &session)],
+                format!("welcome, visitor {}", req.nth),
+            ),
+        }
+    })
+    .await;
+    let gw = gateway(&config_text(origin.addr, CACHED), Arc::new(SystemClock)).await;
+    let client = TestClient::new();
+    let me = format!("http://{}/me", gw.addr);
+    let first = client.get(&me, &[]).await;
+    let second = client.get(&me, &[]).await;
+    assert_ne!(
+        first.header("set-cookie"),
+        second.header("set-cookie"),
+        "each visitor gets their own session"
+    );
+    assert!(
+        second.header("cache-status").contains("detail=set-cookie"),
+        "{}",
+        second.header("cache-status")
+    );
+    // With the keyed credential present, the response is stored per credential.
+    let alice = client.get(&me, &[("authorization", "Bearer alice")]).await;
+    let again = client.get(&me, &[("authorization", "Bearer alice")]).await;
+    assert_eq!(again.body, alice.body);
+    assert!(again.header("cache-status").contains("hit"));
+    assert_eq!(
+        client
+            .get(&me, &[("authorization", "Bearer bob")])
+            .await
+            .text(),
+        "private data for Bearer bob"
+    );
+}
+
+#[tokio::test]
+async fn a_revalidation_that_forbids_storing_serves_the_body_once_and_drops_it() {
+    let origin = Origin::simple(|req| {
+        if req.nth == 1 {
+            respond(
+                200,
+                &[("etag", "\"v1\""), ("content-type", "text/plain")],
+                "body v1",
+            )
+        } else {
+            respond(
+                304,
+                &[("etag", "\"v1\""), ("cache-control", "no-store")],
+                "",
+            )
+        }
+    })
+    .await;
+    let clock = Arc::new(ManualClock::new());
+    let gw = gateway(&config_text(origin.addr, CACHED), clock.clone()).await;
+    let client = TestClient::new();
+    let url = format!("http://{}/cached/reval", gw.addr);
+    client.get(&url, &[]).await;
+    clock.advance(Duration::from_secs(61));
+    let got = client.get(&url, &[]).await;
+    assert_eq!(
+        (got.status.as_u16(), got.text().as_str()),
+        (200, "body v1"),
+        "never a bare 304 to an unconditional request"
+    );
+    assert!(
+        got.header("cache-status").contains("detail=no-store"),
+        "{}",
+        got.header("cache-status")
+    );
+    let next = client.get(&url, &[]).await;
+    assert!(
+        next.header("cache-status").contains("fwd=uri-miss"),
+        "the entry was dropped: {}",
+        next.header("cache-status")
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_caches_status_is_kept_before_ours() {
+    let origin =
+        Origin::simple(|_| respond(200, &[("cache-status", "edge-origin; hit")], "x")).await;
+    let gw = gateway(&config_text(origin.addr, CACHED), Arc::new(SystemClock)).await;
+    let client = TestClient::new();
+    let url = format!("http://{}/cached/layered", gw.addr);
+    assert_eq!(
+        client.get(&url, &[]).await.header("cache-status"),
+        "edge-origin; hit, rampart; fwd=uri-miss; fwd-status=200; stored"
+    );
+    assert!(client
+        .get(&url, &[])
+        .await
+        .header("cache-status")
+        .starts_with("edge-origin; hit, rampart; hit; ttl="));
+}
