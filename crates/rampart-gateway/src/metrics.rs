@@ -40,6 +40,24 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 20))
 }
 
+/// The handle for `key`, made with `make` and remembered on first use.
+fn cached<K: std::hash::Hash + Eq, M: Clone>(
+    handles: &RwLock<HashMap<K, M>>,
+    key: K,
+    make: impl FnOnce() -> M,
+) -> M {
+    if let Some(h) = handles.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        return h.clone();
+    }
+    let h = make();
+    handles
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(key)
+        .or_insert(h)
+        .clone()
+}
+
 /// The gateway's metrics.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -145,30 +163,15 @@ impl Metrics {
         elapsed: Duration,
     ) {
         let key = (route.unwrap_or(usize::MAX), method.clone(), status);
-        let cached = self
-            .request_handles
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .cloned();
-        let handle = match cached {
-            Some(h) => h,
-            None => {
-                let h = self
-                    .requests
-                    .get_or_create(&RequestLabels {
-                        route: self.route_name(route),
-                        method: method.as_str().to_string(),
-                        status,
-                    })
-                    .clone();
-                self.request_handles
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(key, h.clone());
-                h
-            }
-        };
+        let handle = cached(&self.request_handles, key, || {
+            self.requests
+                .get_or_create(&RequestLabels {
+                    route: self.route_name(route),
+                    method: method.as_str().to_string(),
+                    status,
+                })
+                .clone()
+        });
         handle.observe(elapsed.as_secs_f64());
     }
 
@@ -176,30 +179,15 @@ impl Metrics {
     pub fn cache(&self, route: usize, status: &CacheStatus) {
         let reason = status.reason().map_or("", |r| r.as_str());
         let key = (route, status.label(), reason);
-        let cached = self
-            .cache_handles
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .cloned();
-        let handle = match cached {
-            Some(h) => h,
-            None => {
-                let h = self
-                    .cache
-                    .get_or_create(&CacheLabels {
-                        route: self.route_name(Some(route)),
-                        result: status.label().to_string(),
-                        reason: reason.to_string(),
-                    })
-                    .clone();
-                self.cache_handles
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(key, h.clone());
-                h
-            }
-        };
+        let handle = cached(&self.cache_handles, key, || {
+            self.cache
+                .get_or_create(&CacheLabels {
+                    route: self.route_name(Some(route)),
+                    result: status.label().to_string(),
+                    reason: reason.to_string(),
+                })
+                .clone()
+        });
         handle.inc();
     }
 
