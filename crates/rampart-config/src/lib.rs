@@ -7,7 +7,7 @@
 //! Tests and embedders may also build a [`Config`] directly.
 
 pub mod env;
-mod locate;
+pub mod locate;
 pub mod pattern;
 pub mod raw;
 pub mod units;

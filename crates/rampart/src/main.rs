@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+mod load;
+
 /// A caching reverse proxy configured from one TOML file.
 #[derive(Debug, Parser)]
 #[command(name = "rampart", version, about)]
@@ -28,6 +30,39 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Run a load test: a scenario file, or a quick `--url` one-liner.
+    /// Exit 1 when a threshold fails, 2 for a bad scenario or unreachable target.
+    Load(load::LoadArgs),
+    /// Compare a run with a baseline; exit 1 when anything is worse than the threshold.
+    Compare {
+        /// Baseline report (JSON from `rampart load --out`).
+        baseline: PathBuf,
+        /// Current report.
+        current: PathBuf,
+        /// Allowed worsening in percent (latency up, throughput down; the
+        /// error rate may rise by a tenth of this in percentage points).
+        #[arg(long, default_value_t = 5.0)]
+        threshold: f64,
+    },
+    /// Work with reports.
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportCommand {
+    /// Merge shard reports (from `--segment i/n` runs) exactly into one.
+    Merge {
+        /// Shard reports.
+        #[arg(required = true, num_args = 2..)]
+        reports: Vec<PathBuf>,
+        /// Where to write the merged report (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also write an HTML report.
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -42,6 +77,15 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Serve { config } => serve(&config),
+        Command::Load(args) => load::run(args),
+        Command::Compare {
+            baseline,
+            current,
+            threshold,
+        } => load::compare(&baseline, &current, threshold),
+        Command::Report(ReportCommand::Merge { reports, out, html }) => {
+            load::merge(&reports, out.as_deref(), html.as_deref())
+        }
     }
 }
 

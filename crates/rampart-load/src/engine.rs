@@ -1,0 +1,533 @@
+//! The engine: checks the plan against the machine, starts every scenario's
+//! executor, watches the generator itself, and assembles the report.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::plan::{stage_value, Executor, Plan, Scenario};
+use crate::recorder::{record, Counters, Live};
+use crate::report::{Generator, Report, SCHEMA};
+use crate::vu::{ScenarioCtx, Transport, Vu};
+
+/// Iterations starting this much after their scheduled time count as late.
+const LATE: Duration = Duration::from_millis(10);
+
+/// Options of one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Replaces the plan's base URL.
+    pub base_url: Option<String>,
+    /// This generator's shard, `(index from 1, count)`: it runs its share of
+    /// every scenario's users and rates.
+    pub segment: Option<(u32, u32)>,
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The plan cannot run as given (no base URL, unreachable target, too
+    /// many sockets for this process).
+    #[error("{0}")]
+    Plan(String),
+}
+
+/// Raises the open-file limit to the hard limit; returns the limit in force.
+pub fn raise_fd_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(_) => rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft),
+    }
+}
+
+/// Scales a scenario to one shard's share.
+fn segment(s: &Scenario, index: u32, count: u32) -> Scenario {
+    let share = |n: u32| n / count + u32::from(index <= n % count);
+    let frac = 1.0 / f64::from(count);
+    let mut out = s.clone();
+    out.executor = match &s.executor {
+        Executor::ConstantVus { vus, duration } => Executor::ConstantVus {
+            vus: share(*vus).max(1),
+            duration: *duration,
+        },
+        Executor::RampingVus { start_vus, stages } => Executor::RampingVus {
+            start_vus: share(*start_vus),
+            stages: stages.iter().map(|(d, t)| (*d, t * frac)).collect(),
+        },
+        Executor::ConstantArrivalRate {
+            rate,
+            duration,
+            max_vus,
+        } => Executor::ConstantArrivalRate {
+            rate: rate * frac,
+            duration: *duration,
+            max_vus: share(*max_vus).max(1),
+        },
+        Executor::RampingArrivalRate {
+            start_rate,
+            stages,
+            max_vus,
+        } => Executor::RampingArrivalRate {
+            start_rate: start_rate * frac,
+            stages: stages.iter().map(|(d, t)| (*d, t * frac)).collect(),
+            max_vus: share(*max_vus).max(1),
+        },
+        Executor::Users {
+            users,
+            ramp_up,
+            duration,
+            rate_per_user,
+        } => Executor::Users {
+            users: share(*users).max(1),
+            ramp_up: *ramp_up,
+            duration: *duration,
+            rate_per_user: *rate_per_user,
+        },
+    };
+    out
+}
+
+/// Checks that the plan can run here: a base URL where steps need one, the
+/// target reachable, and enough file descriptors for its connections.
+pub async fn preflight(plan: &Plan, opts: &RunOptions) -> Result<Option<String>, RunError> {
+    let base = match &opts.base_url {
+        Some(b) => Some(crate::plan::check_base_url(b).map_err(RunError::Plan)?),
+        None => plan.base_url.clone(),
+    };
+    let relative = plan
+        .scenarios
+        .iter()
+        .flat_map(|s| s.steps.iter())
+        .any(|st| !st.url.render(&Default::default()).starts_with("http://"));
+    if relative && base.is_none() {
+        return Err(RunError::Plan("steps use relative URLs but no base_url is set: add base_url to the scenario file or pass --base-url".into()));
+    }
+    if let Some(b) = &base {
+        let uri: http::Uri = b
+            .parse()
+            .map_err(|e| RunError::Plan(format!("invalid base URL {b:?}: {e}")))?;
+        let authority = uri.authority().map(|a| a.to_string()).unwrap_or_default();
+        let reachable = tokio::time::timeout(
+            Duration::from_secs(3),
+            tokio::net::TcpStream::connect(&authority),
+        )
+        .await;
+        if !matches!(reachable, Ok(Ok(_))) {
+            return Err(RunError::Plan(format!(
+                "target {b} is unreachable: nothing accepted a connection at {authority}"
+            )));
+        }
+    }
+    let limit = raise_fd_limit();
+    let sockets: u64 = plan
+        .scenarios
+        .iter()
+        .map(|s| u64::from(s.pool.unwrap_or_else(|| s.executor.max_users())))
+        .sum();
+    let headroom = 64;
+    if sockets + headroom > limit {
+        return Err(RunError::Plan(format!(
+            "the plan needs up to {sockets} connections but this process may open {limit} files: set `pool = N` on user-rate scenarios to share keep-alive connections, or split the run with --segment 1/K across K generators"
+        )));
+    }
+    Ok(base)
+}
+
+/// Runs a plan. `on_second` is called every second with live totals.
+pub async fn run(
+    plan: &Plan,
+    opts: &RunOptions,
+    mut on_second: impl FnMut(&Live) + Send + 'static,
+) -> Result<Report, RunError> {
+    let base = preflight(plan, opts).await?;
+    let scenarios: Vec<Scenario> = match opts.segment {
+        Some((i, n)) => plan.scenarios.iter().map(|s| segment(s, i, n)).collect(),
+        None => plan.scenarios.clone(),
+    };
+    let started = Instant::now();
+    let counters = Arc::new(Counters::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel(65_536);
+    let names: Vec<(String, Vec<String>)> = scenarios
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                s.steps.iter().map(|st| st.name.clone()).collect(),
+            )
+        })
+        .collect();
+
+    let aborting: Vec<_> = plan
+        .thresholds
+        .iter()
+        .filter(|t| t.abort_on_fail)
+        .cloned()
+        .collect();
+    let stop_on_fail = Arc::clone(&stop);
+    let aborted = Arc::new(AtomicBool::new(false));
+    let aborted_flag = Arc::clone(&aborted);
+    let recorder = tokio::spawn(record(
+        rx,
+        names,
+        Arc::clone(&counters),
+        started,
+        move |live, partial| {
+            on_second(live);
+            if !aborting.is_empty() {
+                let probe = Report {
+                    overall: partial.overall.clone(),
+                    duration_s: live.elapsed as f64,
+                    ..empty_report()
+                };
+                if probe
+                    .evaluate(&aborting)
+                    .iter()
+                    .any(|r| !r.ok && r.value.is_finite())
+                {
+                    aborted_flag.store(true, Ordering::Relaxed);
+                    stop_on_fail.store(true, Ordering::Relaxed);
+                }
+            }
+        },
+    ));
+
+    let monitor_stop = Arc::new(AtomicBool::new(false));
+    let monitor = tokio::spawn(monitor(Arc::clone(&monitor_stop)));
+
+    let mut tasks = Vec::new();
+    for (index, scenario) in scenarios.into_iter().enumerate() {
+        let transport = match scenario.pool {
+            Some(n) => Transport::pool(n),
+            None => Transport::PerUser,
+        };
+        let ctx = Arc::new(ScenarioCtx {
+            index,
+            scenario,
+            base_url: base.clone(),
+            samples: tx.clone(),
+            transport,
+            next_row: AtomicU64::new(0),
+        });
+        tasks.push(tokio::spawn(run_scenario(
+            ctx,
+            started,
+            Arc::clone(&counters),
+            Arc::clone(&stop),
+        )));
+    }
+    drop(tx);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let duration = started.elapsed();
+    monitor_stop.store(true, Ordering::Relaxed);
+    let recorded = recorder
+        .await
+        .map_err(|e| RunError::Plan(format!("recorder failed: {e}")))?;
+    let mut generator = monitor.await.unwrap_or_default();
+    if aborted.load(Ordering::Relaxed) {
+        generator
+            .warnings
+            .push("stopped early: a threshold with abort_on_fail failed".into());
+    }
+    let mut report = Report {
+        schema: SCHEMA.into(),
+        duration_s: duration.as_secs_f64(),
+        shards: 1,
+        iterations: counters.iterations.load(Ordering::Relaxed),
+        late_starts: counters.late_starts.load(Ordering::Relaxed),
+        dropped_iterations: counters.dropped.load(Ordering::Relaxed),
+        overall: recorded.overall,
+        scenarios: recorded.scenarios,
+        steps: recorded.steps,
+        series: recorded.series,
+        thresholds: Vec::new(),
+        generator,
+    };
+    if report.dropped_iterations > 0 {
+        report.generator.warnings.push(format!(
+            "{} iterations were dropped because every virtual user was busy and the backlog was full: raise max_vus",
+            report.dropped_iterations
+        ));
+    }
+    report.thresholds = report.evaluate(&plan.thresholds);
+    Ok(report)
+}
+
+fn empty_report() -> Report {
+    let empty = crate::report::Stats {
+        scenario: String::new(),
+        step: String::new(),
+        requests: 0,
+        failures: 0,
+        checks_passed: 0,
+        checks_failed: 0,
+        cache_hits: 0,
+        cache_reported: 0,
+        latency: crate::report::Latency::from_histogram(&crate::report::new_histogram()),
+        service: crate::report::Latency::from_histogram(&crate::report::new_histogram()),
+    };
+    Report {
+        schema: SCHEMA.into(),
+        duration_s: 0.0,
+        shards: 1,
+        iterations: 0,
+        late_starts: 0,
+        dropped_iterations: 0,
+        overall: empty,
+        scenarios: Vec::new(),
+        steps: Vec::new(),
+        series: Vec::new(),
+        thresholds: Vec::new(),
+        generator: Generator::default(),
+    }
+}
+
+async fn run_scenario(
+    ctx: Arc<ScenarioCtx>,
+    started: Instant,
+    counters: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+) {
+    let begin = started + ctx.scenario.start_after;
+    tokio::time::sleep_until(begin.into()).await;
+    let end = begin + ctx.scenario.executor.duration();
+    let running = move || Instant::now() < end && !stop.load(Ordering::Relaxed);
+    match ctx.scenario.executor.clone() {
+        Executor::ConstantVus { vus, .. } => {
+            closed(ctx, vus, counters, running, |_, _| true).await;
+        }
+        Executor::RampingVus { start_vus, stages } => {
+            let max = ctx.scenario.executor.max_users();
+            let target = move |i: u32, now: Instant| {
+                f64::from(i)
+                    < stage_value(
+                        f64::from(start_vus),
+                        &stages,
+                        now.saturating_duration_since(begin),
+                    )
+                    .round()
+            };
+            closed(ctx, max, counters, running, target).await;
+        }
+        Executor::ConstantArrivalRate { rate, max_vus, .. } => {
+            open(ctx, max_vus, counters, running, begin, move |_| rate).await;
+        }
+        Executor::RampingArrivalRate {
+            start_rate,
+            stages,
+            max_vus,
+        } => {
+            open(ctx, max_vus, counters, running, begin, move |t| {
+                stage_value(start_rate, &stages, t)
+            })
+            .await;
+        }
+        Executor::Users {
+            users,
+            ramp_up,
+            rate_per_user,
+            ..
+        } => {
+            let mut handles = Vec::with_capacity(users as usize);
+            let interval = Duration::from_secs_f64(1.0 / rate_per_user);
+            for i in 0..users {
+                let (ctx, counters, running) =
+                    (Arc::clone(&ctx), Arc::clone(&counters), running.clone());
+                let joins = begin + ramp_up.mul_f64(f64::from(i) / f64::from(users));
+                // Each user starts at a random phase of its interval, so
+                // users that join together do not fire together.
+                let phase = interval.mul_f64(rand::random::<f64>());
+                handles.push(tokio::spawn(async move {
+                    let mut vu = Vu::new(u64::from(i) + 1);
+                    let mut intended = joins + phase;
+                    loop {
+                        tokio::time::sleep_until(intended.into()).await;
+                        if !running() {
+                            break;
+                        }
+                        start(&counters, intended);
+                        counters.busy.fetch_add(1, Ordering::Relaxed);
+                        vu.iterate(&ctx, intended).await;
+                        counters.busy.fetch_sub(1, Ordering::Relaxed);
+                        intended += interval;
+                    }
+                }));
+            }
+            for h in handles {
+                let _ = h.await;
+            }
+        }
+    }
+}
+
+fn start(counters: &Counters, intended: Instant) {
+    counters.iterations.fetch_add(1, Ordering::Relaxed);
+    if Instant::now().saturating_duration_since(intended) > LATE {
+        counters.late_starts.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Closed model: `count` users loop while `active(i, now)` says so.
+async fn closed(
+    ctx: Arc<ScenarioCtx>,
+    count: u32,
+    counters: Arc<Counters>,
+    running: impl Fn() -> bool + Clone + Send + Sync + 'static,
+    active: impl Fn(u32, Instant) -> bool + Clone + Send + Sync + 'static,
+) {
+    let mut handles = Vec::with_capacity(count as usize);
+    for i in 0..count {
+        let (ctx, counters, running, active) = (
+            Arc::clone(&ctx),
+            Arc::clone(&counters),
+            running.clone(),
+            active.clone(),
+        );
+        handles.push(tokio::spawn(async move {
+            let mut vu = Vu::new(u64::from(i) + 1);
+            while running() {
+                if !active(i, Instant::now()) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+                let now = Instant::now();
+                counters.iterations.fetch_add(1, Ordering::Relaxed);
+                counters.busy.fetch_add(1, Ordering::Relaxed);
+                vu.iterate(&ctx, now).await;
+                counters.busy.fetch_sub(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
+/// Iterations that may wait for a free user before new ones are dropped.
+const BACKLOG: usize = 100_000;
+
+/// Open model: iterations are scheduled at `rate(t)` per second whether or
+/// not earlier ones finished. Up to `max_vus` run at once; the others wait
+/// for a free user, and their latency counts the wait (they are counted as
+/// late starts), so a stalled target shows its stall. Only past a backlog of
+/// [`BACKLOG`] iterations are new ones dropped (and counted).
+async fn open(
+    ctx: Arc<ScenarioCtx>,
+    max_vus: u32,
+    counters: Arc<Counters>,
+    running: impl Fn() -> bool + Clone + Send + Sync + 'static,
+    begin: Instant,
+    rate: impl Fn(Duration) -> f64,
+) {
+    let (tx, rx) = async_channel::bounded::<Instant>(BACKLOG.max(max_vus as usize));
+    let mut workers = Vec::with_capacity(max_vus as usize);
+    for i in 0..max_vus {
+        let (ctx, counters, rx) = (Arc::clone(&ctx), Arc::clone(&counters), rx.clone());
+        workers.push(tokio::spawn(async move {
+            let mut vu = Vu::new(u64::from(i) + 1);
+            while let Ok(intended) = rx.recv().await {
+                start(&counters, intended);
+                counters.busy.fetch_add(1, Ordering::Relaxed);
+                vu.iterate(&ctx, intended).await;
+                counters.busy.fetch_sub(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    drop(rx);
+    let mut t = Duration::ZERO;
+    loop {
+        let r = rate(t);
+        if r <= 0.0 {
+            t += Duration::from_millis(10);
+        } else {
+            t += Duration::from_secs_f64(1.0 / r);
+        }
+        let intended = begin + t;
+        wait_until(intended).await;
+        if !running() {
+            break;
+        }
+        if r > 0.0 && tx.try_send(intended).is_err() {
+            counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    drop(tx);
+    for w in workers {
+        let _ = w.await;
+    }
+}
+
+/// Waits until `at` with sub-millisecond precision: the runtime's timer fires
+/// on millisecond ticks, late by up to one, and that lateness would count as
+/// latency. So: sleep to a millisecond before, then yield until the time.
+/// At rates above 1,000/s the next start is always due and nothing spins.
+async fn wait_until(at: Instant) {
+    if let Some(early) = at.checked_sub(Duration::from_millis(1)) {
+        if early > Instant::now() {
+            tokio::time::sleep_until(early.into()).await;
+        }
+    }
+    while Instant::now() < at {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Watches the generator: how late its own 10 ms timer fires, and its CPU.
+async fn monitor(stop: Arc<AtomicBool>) -> Generator {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let started = Instant::now();
+    let cpu_start = cpu_seconds();
+    let mut max_lag = Duration::ZERO;
+    let mut lagged_ticks = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let before = Instant::now();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let lag = before.elapsed().saturating_sub(Duration::from_millis(10));
+        max_lag = max_lag.max(lag);
+        lagged_ticks += u64::from(lag > Duration::from_millis(20));
+    }
+    let wall = started.elapsed().as_secs_f64().max(0.001);
+    let mean_cpu = (cpu_seconds() - cpu_start) / wall;
+    let mut warnings = Vec::new();
+    let busy = mean_cpu > 0.9 * cores as f64;
+    if busy {
+        warnings.push(format!("the generator used {mean_cpu:.2} of {cores} cores: it may have limited the run, not the target"));
+    }
+    if lagged_ticks > 5 {
+        warnings.push(format!(
+            "the generator's scheduling lagged by up to {:.1} ms: latencies include its own delay",
+            max_lag.as_secs_f64() * 1000.0
+        ));
+    }
+    Generator {
+        max_scheduling_lag_ms: max_lag.as_secs_f64() * 1000.0,
+        mean_cpu_cores: mean_cpu,
+        cores,
+        saturated: busy || lagged_ticks > 5,
+        warnings,
+    }
+}
+
+/// User plus system CPU time of this process, in seconds (Linux; 0 elsewhere).
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may contain spaces) start after ')'.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 overall: 11 and 12 after the state.
+    (ticks(11) + ticks(12)) / 100.0
+}

@@ -1,0 +1,339 @@
+//! The report: a documented, versioned JSON schema (`rampart-load/1`) that
+//! carries the HDR histograms themselves, so reports merge and compare exactly.
+
+use base64::Engine as _;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::threshold::{Aggregate, Filter, Metric, Threshold};
+
+/// The schema identifier written into every report.
+pub const SCHEMA: &str = "rampart-load/1";
+
+/// Latency histograms record microseconds from 1 µs to one hour, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+/// A histogram with its summary, as stored in the report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Latency {
+    /// Samples.
+    pub count: u64,
+    /// Mean, ms.
+    pub mean_ms: f64,
+    /// Minimum, ms.
+    pub min_ms: f64,
+    /// Median, ms.
+    pub p50_ms: f64,
+    /// 90th percentile, ms.
+    pub p90_ms: f64,
+    /// 95th percentile, ms.
+    pub p95_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Maximum, ms.
+    pub max_ms: f64,
+    /// The HDR histogram (microseconds), V2-serialised and base64-encoded.
+    pub hdr: String,
+}
+
+impl Latency {
+    /// Summarises and serialises a histogram.
+    pub fn from_histogram(h: &Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        let mut bytes = Vec::new();
+        let _ = V2Serializer::new().serialize(h, &mut bytes);
+        let empty = h.is_empty();
+        Self {
+            count: h.len(),
+            mean_ms: if empty { 0.0 } else { h.mean() / 1000.0 },
+            min_ms: if empty { 0.0 } else { ms(h.min()) },
+            p50_ms: ms(h.value_at_quantile(0.50)),
+            p90_ms: ms(h.value_at_quantile(0.90)),
+            p95_ms: ms(h.value_at_quantile(0.95)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+            hdr: base64::engine::general_purpose::STANDARD.encode(bytes),
+        }
+    }
+
+    /// The histogram back.
+    pub fn histogram(&self) -> Result<Histogram<u64>, String> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&self.hdr)
+            .map_err(|e| format!("bad histogram encoding: {e}"))?;
+        Deserializer::new()
+            .deserialize(&mut &bytes[..])
+            .map_err(|e| format!("bad histogram: {e:?}"))
+    }
+}
+
+/// Counts and latencies for one step, one scenario, or the whole run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Stats {
+    /// Scenario name (empty for the whole run).
+    pub scenario: String,
+    /// Step name (empty for a scenario or the whole run).
+    pub step: String,
+    /// Requests completed (with or without a response).
+    pub requests: u64,
+    /// Requests that failed: no response, or status ≥ 400.
+    pub failures: u64,
+    /// Checks that passed.
+    pub checks_passed: u64,
+    /// Checks that failed.
+    pub checks_failed: u64,
+    /// Responses whose `Cache-Status` / `X-Cache` said hit.
+    pub cache_hits: u64,
+    /// Responses with a `Cache-Status` / `X-Cache` header at all.
+    pub cache_reported: u64,
+    /// Latency from the intended start (open executors) or the send (closed).
+    pub latency: Latency,
+    /// Service time: from the actual send to the end of the response.
+    pub service: Latency,
+}
+
+impl Stats {
+    /// Share of failed requests.
+    pub fn error_rate(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.failures as f64 / self.requests as f64
+        }
+    }
+
+    /// Share of passed checks (1 when there were none).
+    pub fn checks_rate(&self) -> f64 {
+        let total = self.checks_passed + self.checks_failed;
+        if total == 0 {
+            1.0
+        } else {
+            self.checks_passed as f64 / total as f64
+        }
+    }
+
+    /// Share of hits among responses that reported a cache status.
+    pub fn hit_rate(&self) -> Option<f64> {
+        (self.cache_reported > 0).then(|| self.cache_hits as f64 / self.cache_reported as f64)
+    }
+
+    /// Adds another record's counts and histograms (exact).
+    pub fn merge(&mut self, other: &Stats) -> Result<(), String> {
+        self.requests += other.requests;
+        self.failures += other.failures;
+        self.checks_passed += other.checks_passed;
+        self.checks_failed += other.checks_failed;
+        self.cache_hits += other.cache_hits;
+        self.cache_reported += other.cache_reported;
+        for (mine, theirs) in [
+            (&mut self.latency, &other.latency),
+            (&mut self.service, &other.service),
+        ] {
+            let mut h = mine.histogram()?;
+            h.add(theirs.histogram()?)
+                .map_err(|e| format!("cannot merge histograms: {e:?}"))?;
+            *mine = Latency::from_histogram(&h);
+        }
+        Ok(())
+    }
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecondPoint {
+    /// Seconds since the start.
+    pub t: u64,
+    /// Requests completed in that second.
+    pub requests: u64,
+    /// Failures in that second.
+    pub failures: u64,
+    /// Latency median, ms.
+    pub p50_ms: f64,
+    /// Latency 95th percentile, ms.
+    pub p95_ms: f64,
+    /// Latency 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Virtual users busy at the end of that second.
+    pub users: u64,
+}
+
+/// A threshold's verdict.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    /// As written.
+    pub threshold: String,
+    /// The measured value (ms for durations).
+    pub value: f64,
+    /// Whether it held.
+    pub ok: bool,
+}
+
+/// What the generator saw of itself.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Generator {
+    /// Largest delay of the generator's own 10 ms timer, ms.
+    pub max_scheduling_lag_ms: f64,
+    /// Mean process CPU use, in cores.
+    pub mean_cpu_cores: f64,
+    /// Cores available.
+    pub cores: u64,
+    /// Whether the generator, not the target, may have limited the run.
+    pub saturated: bool,
+    /// Warnings for the reader.
+    pub warnings: Vec<String>,
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// Wall time of the run, seconds.
+    pub duration_s: f64,
+    /// Shards merged into this report (1 for a single run).
+    pub shards: u64,
+    /// Iterations started.
+    pub iterations: u64,
+    /// Iterations that started later than scheduled (by more than 10 ms).
+    pub late_starts: u64,
+    /// Iterations not started because every virtual user was busy.
+    pub dropped_iterations: u64,
+    /// The whole run.
+    pub overall: Stats,
+    /// Per scenario.
+    pub scenarios: Vec<Stats>,
+    /// Per step (scenario and step named).
+    pub steps: Vec<Stats>,
+    /// Per second.
+    pub series: Vec<SecondPoint>,
+    /// Threshold verdicts.
+    pub thresholds: Vec<ThresholdResult>,
+    /// The generator's view of itself.
+    pub generator: Generator,
+}
+
+impl Report {
+    /// Requests per second over the run.
+    pub fn rps(&self, stats: &Stats) -> f64 {
+        if self.duration_s > 0.0 {
+            stats.requests as f64 / self.duration_s
+        } else {
+            0.0
+        }
+    }
+
+    /// Evaluates thresholds against this report.
+    pub fn evaluate(&self, thresholds: &[Threshold]) -> Vec<ThresholdResult> {
+        thresholds.iter().map(|t| self.evaluate_one(t)).collect()
+    }
+
+    fn evaluate_one(&self, t: &Threshold) -> ThresholdResult {
+        let merged;
+        let stats: &Stats = match &t.filter {
+            Filter::All => &self.overall,
+            Filter::Scenario(name) => match self.scenarios.iter().find(|s| &s.scenario == name) {
+                Some(s) => s,
+                None => {
+                    return ThresholdResult {
+                        threshold: t.text.clone(),
+                        value: f64::NAN,
+                        ok: false,
+                    }
+                }
+            },
+            Filter::Step(name) => {
+                let mut matching = self.steps.iter().filter(|s| &s.step == name);
+                let Some(first) = matching.next() else {
+                    return ThresholdResult {
+                        threshold: t.text.clone(),
+                        value: f64::NAN,
+                        ok: false,
+                    };
+                };
+                let mut acc = first.clone();
+                for s in matching {
+                    let _ = acc.merge(s);
+                }
+                merged = acc;
+                &merged
+            }
+        };
+        let value = match (t.metric, t.aggregate) {
+            (Metric::Duration, Aggregate::Percentile(p)) => stats
+                .latency
+                .histogram()
+                .map_or(f64::NAN, |h| h.value_at_quantile(p / 100.0) as f64 / 1000.0),
+            (Metric::Duration, Aggregate::Avg) => stats.latency.mean_ms,
+            (Metric::Duration, Aggregate::Min) => stats.latency.min_ms,
+            (Metric::Duration, Aggregate::Max) => stats.latency.max_ms,
+            (Metric::Failed, _) => stats.error_rate(),
+            (Metric::Checks, _) => stats.checks_rate(),
+            (Metric::Reqs, Aggregate::Count) => stats.requests as f64,
+            (Metric::Reqs, _) => self.rps(stats),
+            _ => f64::NAN,
+        };
+        ThresholdResult {
+            threshold: t.text.clone(),
+            value,
+            ok: !value.is_nan() && t.passes(value),
+        }
+    }
+
+    /// Merges shard reports of the same plan: counts and histograms add up
+    /// exactly; the series adds second by second.
+    pub fn merge(reports: &[Report]) -> Result<Report, String> {
+        let (first, rest) = reports.split_first().ok_or("nothing to merge")?;
+        let mut out = first.clone();
+        for r in rest {
+            if r.schema != SCHEMA {
+                return Err(format!("unknown report schema {:?}", r.schema));
+            }
+            out.duration_s = out.duration_s.max(r.duration_s);
+            out.shards += r.shards;
+            out.iterations += r.iterations;
+            out.late_starts += r.late_starts;
+            out.dropped_iterations += r.dropped_iterations;
+            out.overall.merge(&r.overall)?;
+            for list in [
+                (&mut out.scenarios, &r.scenarios),
+                (&mut out.steps, &r.steps),
+            ] {
+                for theirs in list.1 {
+                    match list
+                        .0
+                        .iter_mut()
+                        .find(|s| s.scenario == theirs.scenario && s.step == theirs.step)
+                    {
+                        Some(mine) => mine.merge(theirs)?,
+                        None => list.0.push(theirs.clone()),
+                    }
+                }
+            }
+            for p in &r.series {
+                match out.series.iter_mut().find(|q| q.t == p.t) {
+                    Some(q) => {
+                        // Percentiles per second cannot be merged exactly from
+                        // summaries; the larger is kept (an upper bound).
+                        q.requests += p.requests;
+                        q.failures += p.failures;
+                        q.users += p.users;
+                        q.p50_ms = q.p50_ms.max(p.p50_ms);
+                        q.p95_ms = q.p95_ms.max(p.p95_ms);
+                        q.p99_ms = q.p99_ms.max(p.p99_ms);
+                    }
+                    None => out.series.push(p.clone()),
+                }
+            }
+            out.generator.saturated |= r.generator.saturated;
+            out.generator
+                .warnings
+                .extend(r.generator.warnings.iter().cloned());
+        }
+        out.series.sort_by_key(|p| p.t);
+        out.thresholds.clear();
+        Ok(out)
+    }
+}

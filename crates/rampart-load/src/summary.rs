@@ -1,0 +1,97 @@
+//! The end-of-run summary printed in the terminal.
+
+use std::fmt::Write;
+
+use crate::report::{Report, Stats};
+
+/// Renders the summary table, thresholds and warnings.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n{} requests in {:.1}s ({:.1} req/s), {} iterations, {} late starts, {} dropped",
+        report.overall.requests,
+        report.duration_s,
+        report.rps(&report.overall),
+        report.iterations,
+        report.late_starts,
+        report.dropped_iterations
+    );
+    let _ = writeln!(
+        out,
+        "{:<36} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>7} {:>6}",
+        "scenario/step",
+        "requests",
+        "req/s",
+        "errors",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        "checks",
+        "hits"
+    );
+    for s in report.steps.iter().chain(std::iter::once(&report.overall)) {
+        let name = if s.scenario.is_empty() {
+            "all".to_string()
+        } else {
+            format!("{}/{}", s.scenario, s.step)
+        };
+        row(&mut out, &name, s, report.rps(s));
+    }
+    let svc = &report.overall.service;
+    let _ = writeln!(
+        out,
+        "service time (from the send): p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        svc.p50_ms, svc.p95_ms, svc.p99_ms, svc.max_ms
+    );
+    if !report.thresholds.is_empty() {
+        let _ = writeln!(out, "thresholds:");
+        for t in &report.thresholds {
+            let _ = writeln!(
+                out,
+                "  {} {}  (measured {:.4})",
+                if t.ok { "ok  " } else { "FAIL" },
+                t.threshold,
+                t.value
+            );
+        }
+    }
+    for w in &report.generator.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    out
+}
+
+fn row(out: &mut String, name: &str, s: &Stats, rps: f64) {
+    let hits = s
+        .hit_rate()
+        .map_or_else(|| "-".to_string(), |h| format!("{:.1}%", h * 100.0));
+    let checks = if s.checks_passed + s.checks_failed == 0 {
+        "-".to_string()
+    } else {
+        format!("{:.1}%", s.checks_rate() * 100.0)
+    };
+    let _ = writeln!(
+        out,
+        "{:<36} {:>9} {:>9.1} {:>6.2}% {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>6}",
+        truncate(name, 36),
+        s.requests,
+        rps,
+        s.error_rate() * 100.0,
+        s.latency.p50_ms,
+        s.latency.p95_ms,
+        s.latency.p99_ms,
+        s.latency.max_ms,
+        checks,
+        hits
+    );
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).collect::<String>() + "…"
+    }
+}

@@ -1,0 +1,426 @@
+//! A virtual user: its variables, its connection, and one iteration of a
+//! flow, step by step, with extraction, checks and think time.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HOST};
+use http::{HeaderValue, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rand::Rng;
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::plan::{BodySpec, Check, Feeder, Scenario, Source, Think};
+use crate::recorder::Sample;
+use crate::template::render_json;
+
+/// Bytes of a response body kept for checks and extraction; the rest is read
+/// and counted but not kept, so huge bodies cost no memory.
+const KEEP_BODY: usize = 1 << 20;
+
+/// How a scenario's users reach the target.
+#[derive(Clone)]
+pub enum Transport {
+    /// One keep-alive connection per user.
+    PerUser,
+    /// A shared pool of keep-alive connections, at most this many in use.
+    Pool(
+        Box<Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>>,
+        Arc<Semaphore>,
+    ),
+}
+
+impl Transport {
+    /// A shared pool of `size` connections.
+    pub fn pool(size: u32) -> Self {
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(size as usize)
+            .build_http();
+        Transport::Pool(
+            Box::new(client),
+            Arc::new(Semaphore::new(size.max(1) as usize)),
+        )
+    }
+}
+
+/// What every user of a scenario shares.
+pub struct ScenarioCtx {
+    /// Index in the plan.
+    pub index: usize,
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Base URL for relative step URLs.
+    pub base_url: Option<String>,
+    /// Samples go here.
+    pub samples: mpsc::Sender<Sample>,
+    /// Connections.
+    pub transport: Transport,
+    /// Next feeder row (sequential order).
+    pub next_row: AtomicU64,
+}
+
+/// One virtual user.
+pub struct Vu {
+    id: u64,
+    iteration: u64,
+    vars: HashMap<String, String>,
+    conn: Option<(String, SendRequest<Full<Bytes>>)>,
+}
+
+impl Vu {
+    /// A user with its number.
+    pub fn new(id: u64) -> Self {
+        Self {
+            id,
+            iteration: 0,
+            vars: HashMap::new(),
+            conn: None,
+        }
+    }
+
+    /// Runs one iteration. For the first step, latency counts from
+    /// `intended` (the scheduled start); later steps count from their send.
+    pub async fn iterate(&mut self, ctx: &ScenarioCtx, intended: Instant) {
+        self.iteration += 1;
+        self.vars.insert("vu".into(), self.id.to_string());
+        self.vars.insert("iter".into(), self.iteration.to_string());
+        self.vars
+            .insert("scenario".into(), ctx.scenario.name.clone());
+        if let Some(feeder) = &ctx.scenario.feeder {
+            self.feed(feeder, ctx);
+        }
+        let mut step_start = intended;
+        for (index, step) in ctx.scenario.steps.iter().enumerate() {
+            let url = step.url.render(&self.vars);
+            let full_url = if url.starts_with("http://") {
+                url
+            } else {
+                format!("{}{url}", ctx.base_url.as_deref().unwrap_or(""))
+            };
+            let sent = Instant::now();
+            let outcome =
+                tokio::time::timeout(step.timeout, self.exchange(ctx, step, &full_url)).await;
+            let done = Instant::now();
+            let (status, headers, body) = match outcome {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) | Err(_) => {
+                    self.conn = None;
+                    (0, http::HeaderMap::new(), Bytes::new())
+                }
+            };
+            let elapsed = done - sent;
+            let mut passed = 0;
+            let mut failed = 0;
+            for check in &step.checks {
+                if status != 0 && check_ok(check, status, &body, elapsed) {
+                    passed += 1;
+                } else {
+                    failed += 1;
+                }
+            }
+            for (var, source) in &step.extract {
+                if let Some(v) = extract(source, &headers, &body) {
+                    self.vars.insert(var.clone(), v);
+                }
+            }
+            let sample = Sample {
+                scenario: ctx.index,
+                step: index,
+                latency_us: (done - step_start.min(sent)).as_micros() as u64,
+                service_us: elapsed.as_micros() as u64,
+                failed: status == 0 || status >= 400,
+                checks_passed: passed,
+                checks_failed: failed,
+                cache_hit: cache_hit(&headers),
+            };
+            if ctx.samples.send(sample).await.is_err() {
+                return;
+            }
+            if let Some(think) = step.think {
+                let pause = match think {
+                    Think::Fixed(d) => d,
+                    Think::Uniform(a, b) => {
+                        let ms = rand::rng().random_range(a.as_millis()..=b.as_millis());
+                        Duration::from_millis(ms as u64)
+                    }
+                };
+                tokio::time::sleep(pause).await;
+            }
+            step_start = Instant::now();
+        }
+    }
+
+    fn feed(&mut self, feeder: &Feeder, ctx: &ScenarioCtx) {
+        let n = feeder.rows.len();
+        let row = if feeder.random {
+            rand::rng().random_range(0..n)
+        } else {
+            (ctx.next_row.fetch_add(1, Ordering::Relaxed) as usize) % n
+        };
+        for (col, value) in feeder.columns.iter().zip(&feeder.rows[row]) {
+            self.vars.insert(col.clone(), value.clone());
+        }
+    }
+
+    async fn exchange(
+        &mut self,
+        ctx: &ScenarioCtx,
+        step: &crate::plan::Step,
+        url: &str,
+    ) -> Result<(u16, http::HeaderMap, Bytes), String> {
+        let uri: Uri = url.parse().map_err(|e| format!("bad URL {url:?}: {e}"))?;
+        let authority = uri.authority().ok_or("URL without host")?.to_string();
+        let mut builder = Request::builder().method(step.method.clone());
+        for (name, value) in &step.headers {
+            if let Ok(v) = HeaderValue::from_str(&value.render(&self.vars)) {
+                builder = builder.header(name, v);
+            }
+        }
+        let body = match &step.body {
+            None => Bytes::new(),
+            Some(BodySpec::Text(t)) => Bytes::from(t.render(&self.vars)),
+            Some(BodySpec::Json(v)) => {
+                if !step.headers.iter().any(|(n, _)| n == CONTENT_TYPE) {
+                    builder = builder.header(CONTENT_TYPE, "application/json");
+                }
+                Bytes::from(render_json(v, &self.vars).to_string())
+            }
+        };
+        let response = match &ctx.transport {
+            Transport::Pool(client, slots) => {
+                let _slot = slots.acquire().await.map_err(|e| e.to_string())?;
+                let req = builder
+                    .uri(uri)
+                    .body(Full::new(body))
+                    .map_err(|e| e.to_string())?;
+                let resp = client.request(req).await.map_err(|e| e.to_string())?;
+                read(resp).await?
+            }
+            Transport::PerUser => {
+                let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+                let req = builder
+                    .uri(path)
+                    .header(HOST, authority.as_str())
+                    .body(Full::new(body))
+                    .map_err(|e| e.to_string())?;
+                let sender = self.connection(&authority).await?;
+                let resp = sender.send_request(req).await.map_err(|e| {
+                    self.conn = None;
+                    e.to_string()
+                })?;
+                read(resp).await?
+            }
+        };
+        Ok(response)
+    }
+
+    async fn connection(
+        &mut self,
+        authority: &str,
+    ) -> Result<&mut SendRequest<Full<Bytes>>, String> {
+        let reusable = matches!(&self.conn, Some((a, s)) if a == authority && !s.is_closed());
+        if !reusable {
+            let stream = tokio::net::TcpStream::connect(authority)
+                .await
+                .map_err(|e| format!("connect {authority}: {e}"))?;
+            let _ = stream.set_nodelay(true);
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            self.conn = Some((authority.to_string(), sender));
+        }
+        let (_, sender) = self.conn.as_mut().ok_or("no connection")?;
+        sender.ready().await.map_err(|e| e.to_string())?;
+        Ok(sender)
+    }
+}
+
+async fn read<B>(resp: http::Response<B>) -> Result<(u16, http::HeaderMap, Bytes), String>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let (parts, mut body) = resp.into_parts();
+    let mut kept: Vec<u8> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| e.to_string())?;
+        if let Ok(data) = frame.into_data() {
+            let room = KEEP_BODY.saturating_sub(kept.len());
+            kept.extend_from_slice(&data[..data.len().min(room)]);
+        }
+    }
+    Ok((parts.status.as_u16(), parts.headers, Bytes::from(kept)))
+}
+
+/// Whether a check passes.
+pub fn check_ok(check: &Check, status: u16, body: &[u8], elapsed: Duration) -> bool {
+    match check {
+        Check::Status(list) => list.contains(&status),
+        Check::BodyContains(text) => body
+            .windows(text.len().max(1))
+            .any(|w| w == text.as_bytes()),
+        Check::JsonEquals(pointer, expected) => serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.pointer(pointer).cloned())
+            .is_some_and(|v| &v == expected),
+        Check::DurationUnder(limit) => elapsed < *limit,
+    }
+}
+
+/// Extracts a value from a response.
+pub fn extract(source: &Source, headers: &http::HeaderMap, body: &[u8]) -> Option<String> {
+    let as_text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match source {
+        Source::Header(name) => headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        Source::JsonPointer(p) => serde_json::from_slice::<serde_json::Value>(body)
+            .ok()?
+            .pointer(p)
+            .map(as_text),
+        Source::JsonPath(path) => {
+            let value = serde_json::from_slice::<serde_json::Value>(body).ok()?;
+            path.query(&value).first().map(as_text)
+        }
+        Source::Regex(re) => {
+            let text = String::from_utf8_lossy(body);
+            let caps = re.captures(&text)?;
+            caps.get(1)
+                .or_else(|| caps.get(0))
+                .map(|m| m.as_str().to_string())
+        }
+    }
+}
+
+/// `Some(true)` for a hit, `Some(false)` for a reported miss, from
+/// `Cache-Status` (the member nearest the client) or `X-Cache`.
+pub fn cache_hit(headers: &http::HeaderMap) -> Option<bool> {
+    if let Some(v) = headers.get("cache-status").and_then(|v| v.to_str().ok()) {
+        let last = v.rsplit(',').next().unwrap_or("");
+        return Some(last.split(';').skip(1).any(|p| p.trim() == "hit"));
+    }
+    headers
+        .get("x-cache")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.to_ascii_uppercase().contains("HIT"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extraction_and_checks() {
+        let body = br#"{"data":{"token":"abc","n":3}}"#;
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-request-id", HeaderValue::from_static("r1"));
+        assert_eq!(
+            extract(&Source::JsonPointer("/data/token".into()), &headers, body).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            extract(&Source::JsonPointer("/data/n".into()), &headers, body).as_deref(),
+            Some("3")
+        );
+        let path = serde_json_path::JsonPath::parse("$.data.token").unwrap();
+        assert_eq!(
+            extract(&Source::JsonPath(path), &headers, body).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            extract(
+                &Source::Header(http::HeaderName::from_static("x-request-id")),
+                &headers,
+                body
+            )
+            .as_deref(),
+            Some("r1")
+        );
+        let re = regex::Regex::new(r#""token":"(\w+)""#).unwrap();
+        assert_eq!(
+            extract(&Source::Regex(re), &headers, body).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            extract(&Source::JsonPointer("/missing".into()), &headers, body),
+            None
+        );
+        assert_eq!(
+            extract(
+                &Source::JsonPointer("/x".into()),
+                &headers,
+                b"\xff\xfe not json"
+            ),
+            None
+        );
+
+        assert!(check_ok(
+            &Check::Status(vec![200, 201]),
+            201,
+            body,
+            Duration::ZERO
+        ));
+        assert!(!check_ok(
+            &Check::Status(vec![200]),
+            500,
+            body,
+            Duration::ZERO
+        ));
+        assert!(check_ok(
+            &Check::BodyContains("token".into()),
+            200,
+            body,
+            Duration::ZERO
+        ));
+        assert!(check_ok(
+            &Check::JsonEquals("/data/n".into(), serde_json::json!(3)),
+            200,
+            body,
+            Duration::ZERO
+        ));
+        assert!(!check_ok(
+            &Check::JsonEquals("/data/n".into(), serde_json::json!(4)),
+            200,
+            body,
+            Duration::ZERO
+        ));
+        assert!(check_ok(
+            &Check::DurationUnder(Duration::from_millis(5)),
+            200,
+            body,
+            Duration::from_millis(4)
+        ));
+    }
+
+    #[test]
+    fn cache_status_reading() {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "cache-status",
+            HeaderValue::from_static("origin; fwd=miss, rampart; hit; ttl=30"),
+        );
+        assert_eq!(cache_hit(&h), Some(true));
+        h.insert(
+            "cache-status",
+            HeaderValue::from_static("rampart; fwd=uri-miss; stored"),
+        );
+        assert_eq!(cache_hit(&h), Some(false));
+        let mut x = http::HeaderMap::new();
+        x.insert("x-cache", HeaderValue::from_static("HIT"));
+        assert_eq!(cache_hit(&x), Some(true));
+        assert_eq!(cache_hit(&http::HeaderMap::new()), None);
+    }
+}

@@ -1,0 +1,246 @@
+//! The engine against an in-process target with known, injected latency.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rampart_load::{parse, run, RunOptions};
+use rampart_testkit::{respond, Origin};
+
+/// A target whose every response takes `delay` (slept on a blocking thread,
+/// so the delay is precise rather than rounded to the timer's millisecond).
+async fn target(delay: Duration) -> Origin {
+    Origin::start(move |_| async move {
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(delay)).await;
+        respond(200, &[("content-type", "text/plain")], "ok")
+    })
+    .await
+}
+
+fn plan(text: &str) -> rampart_load::Plan {
+    parse(text, "test.toml", Path::new(".")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrival_rate_is_held_and_latency_is_measured_exactly() {
+    let origin = target(Duration::from_millis(20)).await;
+    let p = plan(&format!(
+        r#"
+base_url = "http://{}"
+[[scenarios]]
+name = "steady"
+executor = "constant-arrival-rate"
+rate = 200
+duration = "3s"
+max_vus = 50
+flow = "one"
+[[flows]]
+name = "one"
+steps = [{{ name = "get", url = "/x" }}]
+"#,
+        origin.addr
+    ));
+    let report = run(&p, &RunOptions::default(), |_| {}).await.unwrap();
+    let expected = 200.0 * 3.0;
+    let got = report.overall.requests as f64;
+    assert!(
+        (got - expected).abs() / expected <= 0.02,
+        "{got} requests, expected {expected} ± 2 %"
+    );
+    assert_eq!(origin.total() as u64, report.overall.requests);
+    let p50 = report.overall.latency.p50_ms;
+    assert!(
+        (p50 - 20.0).abs() <= 1.0,
+        "p50 {p50} ms for an injected 20 ms"
+    );
+    assert_eq!(report.overall.failures, 0);
+    assert_eq!(report.dropped_iterations, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_shows_in_latency_but_not_in_service_time() {
+    let stall_until: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let flag = Arc::clone(&stall_until);
+    let origin = Origin::start(move |_| {
+        let until = *flag.lock().unwrap();
+        async move {
+            if let Some(until) = until.filter(|u| *u > Instant::now()) {
+                tokio::time::sleep_until(until.into()).await;
+            }
+            respond(200, &[], "ok")
+        }
+    })
+    .await;
+    let p = plan(&format!(
+        r#"
+base_url = "http://{}"
+[[scenarios]]
+name = "steady"
+executor = "constant-arrival-rate"
+rate = 100
+duration = "3s"
+max_vus = 2
+flow = "one"
+[[flows]]
+name = "one"
+steps = [{{ name = "get", url = "/x" }}]
+"#,
+        origin.addr
+    ));
+    let stall = Arc::clone(&stall_until);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        *stall.lock().unwrap() = Some(Instant::now() + Duration::from_secs(1));
+    });
+    let report = run(&p, &RunOptions::default(), |_| {}).await.unwrap();
+    let latency = &report.overall.latency;
+    let service = &report.overall.service;
+    // About a third of the iterations were scheduled during the stall and
+    // waited for a user: their latency from the intended start shows it.
+    assert!(
+        latency.p90_ms > 300.0,
+        "latency p90 {} ms should show the stall",
+        latency.p90_ms
+    );
+    assert!(latency.max_ms > 900.0, "latency max {} ms", latency.max_ms);
+    // Sent once a user was free, they were served at once.
+    assert!(
+        service.p90_ms < 50.0,
+        "service p90 {} ms should not",
+        service.p90_ms
+    );
+    assert!(
+        report.late_starts > 50,
+        "{} late starts",
+        report.late_starts
+    );
+    assert_eq!(report.dropped_iterations, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flows_extract_feed_and_check() {
+    let origin = Origin::simple(|req| match req.uri.as_str() {
+        "/login" => {
+            let email = req
+                .headers
+                .get("x-email")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            respond(
+                200,
+                &[("content-type", "application/json")],
+                format!(r#"{{"token":"tok-{email}","ok":true}}"#),
+            )
+        }
+        "/profile" => {
+            let auth = req
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if auth.starts_with("Bearer tok-") && auth.ends_with("@example.com") {
+                respond(200, &[("cache-status", "rampart; hit; ttl=5")], "profile")
+            } else {
+                respond(401, &[], "who are you")
+            }
+        }
+        _ => respond(404, &[], ""),
+    })
+    .await;
+    let dir = std::env::temp_dir().join(format!("rampart-load-feed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("users.csv"),
+        "email\na@example.com\nb@example.com\n",
+    )
+    .unwrap();
+    let text = format!(
+        r#"
+base_url = "http://{}"
+[[feeders]]
+name = "users"
+csv = "users.csv"
+[[scenarios]]
+name = "members"
+executor = "constant-vus"
+vus = 2
+duration = "1s"
+flow = "login-profile"
+feeder = "users"
+[[flows]]
+name = "login-profile"
+[[flows.steps]]
+name = "login"
+method = "POST"
+url = "/login"
+headers = {{ x-email = "{{{{email}}}}" }}
+json = {{ email = "{{{{email}}}}" }}
+extract = {{ token = {{ json = "/token" }} }}
+checks = {{ status = 200, json = {{ "/ok" = true }} }}
+[[flows.steps]]
+name = "profile"
+url = "/profile"
+headers = {{ authorization = "Bearer {{{{token}}}}" }}
+checks = {{ status = 200, body_contains = "profile" }}
+"#,
+        origin.addr
+    );
+    let p = parse(&text, "flow.toml", &dir).unwrap_or_else(|e| panic!("{e}"));
+    let report = run(&p, &RunOptions::default(), |_| {}).await.unwrap();
+    let profile = report.steps.iter().find(|s| s.step == "profile").unwrap();
+    assert!(profile.requests > 10);
+    assert_eq!(
+        profile.failures, 0,
+        "every profile request carried the extracted token"
+    );
+    assert_eq!(profile.checks_failed, 0);
+    assert_eq!(profile.hit_rate(), Some(1.0));
+    let login = report.steps.iter().find(|s| s.step == "login").unwrap();
+    assert_eq!(login.checks_failed, 0);
+    assert_eq!(login.checks_passed, 2 * login.requests);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_responses_are_survived() {
+    let origin = Origin::simple(|req| match req.uri.as_str() {
+        "/huge" => respond(200, &[], vec![b'x'; 8 << 20]),
+        _ => respond(
+            200,
+            &[("content-type", "text/plain")],
+            vec![0xff, 0xfe, 0x00, 0xc3],
+        ),
+    })
+    .await;
+    let p = plan(&format!(
+        r#"
+base_url = "http://{}"
+[[scenarios]]
+name = "odd"
+executor = "constant-vus"
+vus = 2
+duration = "1s"
+flow = "odd"
+[[flows]]
+name = "odd"
+steps = [
+  {{ name = "huge", url = "/huge", checks = {{ body_contains = "xxx" }} }},
+  {{ name = "binary", url = "/binary", extract = {{ v = {{ json = "/x" }} }}, checks = {{ json = {{ "/x" = 1 }} }} }},
+  {{ name = "closed", url = "http://127.0.0.1:1/nothing", timeout = "500ms" }},
+]
+"#,
+        origin.addr
+    ));
+    let report = run(&p, &RunOptions::default(), |_| {}).await.unwrap();
+    let by = |n: &str| report.steps.iter().find(|s| s.step == n).unwrap().clone();
+    assert!(by("huge").requests > 0 && by("huge").failures == 0);
+    assert!(
+        by("binary").checks_failed > 0,
+        "a JSON check on binary fails, without panicking"
+    );
+    assert_eq!(
+        by("closed").failures,
+        by("closed").requests,
+        "a refused connection is a failure"
+    );
+}

@@ -1,0 +1,219 @@
+//! `rampart load`, `rampart compare` and `rampart report merge`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use rampart_load::{compare as cmp, html, report::Report, summary, RunOptions};
+
+/// Arguments of `rampart load`.
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    /// The scenario file (TOML); omit it with --url.
+    scenario: Option<PathBuf>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write the HTML report here.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// Replace the scenario's base_url.
+    #[arg(long)]
+    base_url: Option<String>,
+    /// No progress line and no summary.
+    #[arg(long)]
+    quiet: bool,
+    /// Run shard I of N (`--segment 2/4`): this generator's share of every scenario.
+    #[arg(long, value_parser = parse_segment)]
+    segment: Option<(u32, u32)>,
+    /// Quick mode: the URL to load.
+    #[arg(long, conflicts_with = "scenario")]
+    url: Option<String>,
+    /// Quick mode: requests per second (open model).
+    #[arg(long, requires = "url")]
+    rate: Option<f64>,
+    /// Quick mode: users looping as fast as they can (closed model).
+    #[arg(long, requires = "url")]
+    vus: Option<u32>,
+    /// Quick mode: how long.
+    #[arg(long, requires = "url", default_value = "10s")]
+    duration: String,
+}
+
+fn parse_segment(s: &str) -> Result<(u32, u32), String> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or("write the segment as I/N, like 1/4")?;
+    let (i, n): (u32, u32) = (
+        i.parse().map_err(|_| "bad I")?,
+        n.parse().map_err(|_| "bad N")?,
+    );
+    if n == 0 || i == 0 || i > n {
+        return Err(format!("segment {i}/{n}: I must be between 1 and N"));
+    }
+    Ok((i, n))
+}
+
+fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(code)
+}
+
+/// Runs `rampart load`.
+pub fn run(args: LoadArgs) -> ExitCode {
+    let plan = match (&args.scenario, &args.url) {
+        (Some(path), None) => match rampart_load::load(path) {
+            Ok(p) => p,
+            Err(e) => return fail(2, e),
+        },
+        (None, Some(url)) => {
+            let duration = match rampart_config::units::parse_duration(&args.duration) {
+                Ok(d) => d,
+                Err(e) => return fail(2, format!("--duration: {e}")),
+            };
+            match rampart_load::plan::quick(url, args.rate, args.vus, duration) {
+                Ok(p) => p,
+                Err(e) => return fail(2, e),
+            }
+        }
+        _ => return fail(2, "give a scenario file, or --url with --rate or --vus"),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(1, format!("cannot start the runtime: {e}")),
+    };
+    let opts = RunOptions {
+        base_url: args.base_url.clone(),
+        segment: args.segment,
+    };
+    let total = plan.duration();
+    let progress = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(total.as_secs().max(1));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let bar = progress.clone();
+    let result = runtime.block_on(rampart_load::run(&plan, &opts, move |live| {
+        if let Some(bar) = &bar {
+            bar.set_position(live.elapsed);
+            bar.set_message(format!(
+                "{} req/s, p95 {:.1} ms, {} errors, {} users",
+                live.rps, live.p95_ms, live.failures, live.users
+            ));
+        }
+    }));
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => return fail(2, e),
+    };
+    if let Some(code) = write_outputs(
+        &report,
+        args.out.as_deref(),
+        args.html.as_deref(),
+        "Rampart load test",
+    ) {
+        return code;
+    }
+    if !args.quiet {
+        eprint!("{}", summary::render(&report));
+    }
+    if report.thresholds.iter().any(|t| !t.ok) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn write_outputs(
+    report: &Report,
+    out: Option<&Path>,
+    html_out: Option<&Path>,
+    title: &str,
+) -> Option<ExitCode> {
+    if let Some(path) = out {
+        let json = match serde_json::to_string_pretty(report) {
+            Ok(j) => j,
+            Err(e) => return Some(fail(1, format!("cannot encode the report: {e}"))),
+        };
+        if let Err(e) = std::fs::write(path, json) {
+            return Some(fail(1, format!("cannot write {}: {e}", path.display())));
+        }
+    }
+    if let Some(path) = html_out {
+        if let Err(e) = std::fs::write(path, html::render(report, title)) {
+            return Some(fail(1, format!("cannot write {}: {e}", path.display())));
+        }
+    }
+    None
+}
+
+fn read_report(path: &Path) -> Result<Report, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let report: Report = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: line {}: {e}", path.display(), e.line()))?;
+    if report.schema != rampart_load::report::SCHEMA {
+        return Err(format!(
+            "{}: schema {:?}, expected {:?}",
+            path.display(),
+            report.schema,
+            rampart_load::report::SCHEMA
+        ));
+    }
+    Ok(report)
+}
+
+/// Runs `rampart compare`.
+pub fn compare(baseline: &Path, current: &Path, threshold: f64) -> ExitCode {
+    let (b, c) = match (read_report(baseline), read_report(current)) {
+        (Ok(b), Ok(c)) => (b, c),
+        (Err(e), _) | (_, Err(e)) => return fail(2, e),
+    };
+    let rows = cmp::compare(&b, &c, threshold);
+    print_out(&cmp::render(&rows, threshold));
+    let worse = rows.iter().filter(|r| r.regressed).count();
+    if worse > 0 {
+        eprintln!("{worse} figure(s) worse than the {threshold}% threshold");
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Runs `rampart report merge`.
+pub fn merge(paths: &[PathBuf], out: Option<&Path>, html_out: Option<&Path>) -> ExitCode {
+    let mut reports = Vec::new();
+    for p in paths {
+        match read_report(p) {
+            Ok(r) => reports.push(r),
+            Err(e) => return fail(2, e),
+        }
+    }
+    let merged = match Report::merge(&reports) {
+        Ok(m) => m,
+        Err(e) => return fail(2, e),
+    };
+    if out.is_none() {
+        match serde_json::to_string_pretty(&merged) {
+            Ok(j) => print_out(&j),
+            Err(e) => return fail(1, e),
+        }
+    }
+    if let Some(code) = write_outputs(&merged, out, html_out, "Rampart load test (merged)") {
+        return code;
+    }
+    ExitCode::SUCCESS
+}
+
+#[allow(clippy::print_stdout)]
+fn print_out(text: &str) {
+    println!("{text}");
+}
