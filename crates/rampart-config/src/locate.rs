@@ -111,22 +111,28 @@ fn field_path(text: &str, offset: usize) -> String {
                     .unwrap_or("")
                     .trim()
                     .to_string();
-                table = name.split('.').map(|s| s.trim().to_string()).collect();
+                let parts: Vec<String> = name.split('.').map(|s| s.trim().to_string()).collect();
                 if double {
-                    let count = match array_counts.iter_mut().find(|(n, _)| *n == name) {
-                        Some((_, c)) => {
-                            *c += 1;
-                            *c
-                        }
-                        None => {
-                            array_counts.push((name.clone(), 1));
-                            1
-                        }
-                    };
-                    if let Some(last) = table.last_mut() {
-                        *last = format!("{last}[{count}]");
+                    // A new element of this array restarts the arrays nested in it.
+                    let nested = format!("{name}.");
+                    array_counts.retain(|(n, _)| !n.starts_with(&nested));
+                    match array_counts.iter_mut().find(|(n, _)| *n == name) {
+                        Some((_, c)) => *c += 1,
+                        None => array_counts.push((name.clone(), 1)),
                     }
                 }
+                // Each prefix that is an array of tables shows its current index.
+                table = parts
+                    .iter()
+                    .enumerate()
+                    .map(|(k, part)| {
+                        let prefix = parts[..=k].join(".");
+                        match array_counts.iter().find(|(n, _)| *n == prefix) {
+                            Some((_, c)) => format!("{part}[{c}]"),
+                            None => part.clone(),
+                        }
+                    })
+                    .collect();
                 current = None;
                 i = end;
                 continue;
@@ -204,6 +210,14 @@ mod tests {
 
     fn at(text: &str, needle: &str) -> Location {
         locate(text, text.find(needle).unwrap())
+    }
+
+    #[test]
+    fn names_fields_in_nested_arrays_of_tables() {
+        let text = "[[flows]]\nname = \"a\"\n[[flows.steps]]\nurl = \"/1\"\n[[flows]]\nname = \"b\"\n[[flows.steps]]\nurl = \"/2\"\n[[flows.steps]]\nurl = \"/3\"\n";
+        assert_eq!(at(text, "\"/1\"").field, "flows[1].steps[1].url");
+        assert_eq!(at(text, "\"/2\"").field, "flows[2].steps[1].url");
+        assert_eq!(at(text, "\"/3\"").field, "flows[2].steps[2].url");
     }
 
     #[test]

@@ -1,0 +1,281 @@
+//! `rampart load`, `compare` and `report merge` as a user runs them.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use rampart_load::report::{new_histogram, Latency, Report, Stats, SCHEMA};
+use rampart_testkit::{respond, Origin};
+
+fn rampart(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(args)
+        .output()
+        .expect("run rampart");
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rampart-load-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write(name: &str, text: &str) -> PathBuf {
+    let p = dir().join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+async fn slow_origin() -> Origin {
+    Origin::start(|_| async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        respond(200, &[("cache-status", "rampart; hit; ttl=1")], "ok")
+    })
+    .await
+}
+
+fn scenario(addr: std::net::SocketAddr, threshold: &str) -> String {
+    format!(
+        r#"
+base_url = "http://{addr}"
+[[scenarios]]
+name = "browse"
+executor = "constant-arrival-rate"
+rate = 50
+duration = "1s"
+max_vus = 20
+flow = "browse"
+[[flows]]
+name = "browse"
+steps = [{{ name = "home", url = "/", checks = {{ status = 200 }} }}]
+[thresholds]
+"http_req_duration{{step:home}}" = ["{threshold}"]
+"http_req_failed" = ["rate < 0.01"]
+"#
+    )
+}
+
+async fn cli(args: Vec<String>) -> (i32, String) {
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        rampart(&refs)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thresholds_decide_the_exit_code_and_reports_are_written() {
+    let origin = slow_origin().await;
+    let pass = write("pass.toml", &scenario(origin.addr, "p(95) < 500ms"));
+    let out = dir().join("pass.json");
+    let html = dir().join("pass.html");
+    let (code, text) = cli(vec![
+        "load".into(),
+        pass.display().to_string(),
+        "--out".into(),
+        out.display().to_string(),
+        "--html".into(),
+        html.display().to_string(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("browse/home"), "{text}");
+    assert!(
+        text.contains("ok   http_req_duration{step:home}: p(95) < 500ms"),
+        "{text}"
+    );
+    let report: Report = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(report.schema, SCHEMA);
+    assert!(report.overall.requests >= 45);
+    assert_eq!(report.overall.hit_rate(), Some(1.0));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("<svg")
+            && page.contains("Latency percentiles over time")
+            && !page.contains("<script")
+    );
+
+    let fail = write("fail.toml", &scenario(origin.addr, "p(95) < 1ms"));
+    let (code, text) = cli(vec![
+        "load".into(),
+        fail.display().to_string(),
+        "--quiet".into(),
+    ])
+    .await;
+    assert_eq!(code, 1, "a failed threshold exits 1: {text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quick_one_liner_runs() {
+    let origin = slow_origin().await;
+    let (code, text) = cli(vec![
+        "load".into(),
+        "--url".into(),
+        format!("http://{}/x", origin.addr),
+        "--rate".into(),
+        "20".into(),
+        "--duration".into(),
+        "1s".into(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("default/request"), "{text}");
+    assert!(origin.total() >= 15);
+    let (code, text) = cli(vec![
+        "load".into(),
+        "--url".into(),
+        format!("http://{}/x", origin.addr),
+        "--duration".into(),
+        "1s".into(),
+    ])
+    .await;
+    assert_eq!(code, 2, "{text}");
+}
+
+#[test]
+fn bad_scenarios_and_unreachable_targets_exit_2_with_file_line_and_field() {
+    let cases = [
+        ("exec.toml", "[[scenarios]]\nname = \"a\"\nexecutor = \"constant-vu\"\nflow = \"f\"\n", ":3:", "scenarios[1].executor", "unknown executor"),
+        ("field.toml", "[[scenarios]]\nname = \"a\"\nexecutor = \"constant-vus\"\nflow = \"f\"\nvus = 1\nduraton = \"1s\"\n", ":6:", "duraton", "unknown field"),
+        (
+            "flow.toml",
+            "[[scenarios]]\nname = \"a\"\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\nflow = \"nope\"\n",
+            ":6:",
+            "scenarios[1].flow",
+            "no flow named",
+        ),
+        (
+            "var.toml",
+            "[[scenarios]]\nname = \"a\"\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\nflow = \"f\"\n[[flows]]\nname = \"f\"\n[[flows.steps]]\nname = \"s\"\nurl = \"/m/{{id}}\"\n",
+            ":11:",
+            "flows[1].steps[1].url",
+            "{{id}}",
+        ),
+        (
+            "threshold.toml",
+            "[[scenarios]]\nname = \"a\"\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\nflow = \"f\"\n[[flows]]\nname = \"f\"\nsteps = [{ name = \"s\", url = \"/\" }]\n[thresholds]\nhttp_req_duration = [\"p(95) 200\"]\n",
+            ":11:",
+            "thresholds",
+            "no comparison",
+        ),
+    ];
+    for (name, text, line, field, message) in cases {
+        let path = write(name, text);
+        let (code, out) = rampart(&[
+            "load",
+            path.to_str().unwrap(),
+            "--base-url",
+            "http://127.0.0.1:9",
+        ]);
+        assert_eq!(code, 2, "{name}: {out}");
+        assert!(out.contains(&format!("{name}{line}")), "{name}: {out}");
+        assert!(out.contains(field), "{name}: {out}");
+        assert!(out.contains(message), "{name}: {out}");
+    }
+    let ok = write("unreachable.toml", "[[scenarios]]\nname = \"a\"\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\nflow = \"f\"\n[[flows]]\nname = \"f\"\nsteps = [{ name = \"s\", url = \"/\" }]\n");
+    let (code, out) = rampart(&[
+        "load",
+        ok.to_str().unwrap(),
+        "--base-url",
+        "http://127.0.0.1:9",
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("unreachable"), "{out}");
+}
+
+/// A report whose one step has exactly these latency samples (ms).
+fn report_with(samples_ms: &[u64], duration_s: f64) -> Report {
+    let mut h = new_histogram();
+    for ms in samples_ms {
+        h.record(ms * 1000).unwrap();
+    }
+    let stats = |scenario: &str, step: &str| Stats {
+        scenario: scenario.into(),
+        step: step.into(),
+        requests: samples_ms.len() as u64,
+        failures: 0,
+        checks_passed: 0,
+        checks_failed: 0,
+        cache_hits: 0,
+        cache_reported: 0,
+        latency: Latency::from_histogram(&h),
+        service: Latency::from_histogram(&h),
+    };
+    Report {
+        schema: SCHEMA.into(),
+        duration_s,
+        shards: 1,
+        iterations: samples_ms.len() as u64,
+        late_starts: 0,
+        dropped_iterations: 0,
+        overall: stats("", ""),
+        scenarios: vec![stats("s", "")],
+        steps: vec![stats("s", "home")],
+        series: Vec::new(),
+        thresholds: Vec::new(),
+        generator: Default::default(),
+    }
+}
+
+fn save(name: &str, r: &Report) -> String {
+    let p = dir().join(name);
+    std::fs::write(&p, serde_json::to_string(r).unwrap()).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn compare_gates_on_direction_aware_regressions() {
+    let base: Vec<u64> = (1..=100).collect();
+    let worse: Vec<u64> = base.iter().map(|v| v * 11 / 10).collect(); // every latency 10 % up
+    let close: Vec<u64> = base.iter().map(|v| v * 102 / 100).collect();
+    let b = save("base.json", &report_with(&base, 10.0));
+    let w = save("worse.json", &report_with(&worse, 10.0));
+    let c = save("close.json", &report_with(&close, 10.0));
+    let (code, out) = rampart(&["compare", &b, &w, "--threshold", "5"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("p95") && out.contains("WORSE"), "{out}");
+    let (code, out) = rampart(&["compare", &b, &c, "--threshold", "5"]);
+    assert_eq!(code, 0, "{out}");
+    // Throughput down is worse; up is not.
+    let slower = save("slower.json", &report_with(&base, 12.0));
+    let faster = save("faster.json", &report_with(&base, 8.0));
+    assert_eq!(rampart(&["compare", &b, &slower, "--threshold", "5"]).0, 1);
+    assert_eq!(rampart(&["compare", &b, &faster, "--threshold", "5"]).0, 0);
+}
+
+#[test]
+fn merged_shards_equal_one_run_over_the_same_samples() {
+    let samples: Vec<u64> = (0..2000u64).map(|i| (i * 7919) % 997 + 1).collect();
+    let (a, b) = samples.split_at(700);
+    let whole = report_with(&samples, 10.0);
+    let sa = save("shard-a.json", &report_with(a, 10.0));
+    let sb = save("shard-b.json", &report_with(b, 10.0));
+    let merged_path = dir().join("merged.json");
+    let (code, out) = rampart(&[
+        "report",
+        "merge",
+        &sa,
+        &sb,
+        "--out",
+        merged_path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let merged: Report =
+        serde_json::from_str(&std::fs::read_to_string(&merged_path).unwrap()).unwrap();
+    assert_eq!(merged.shards, 2);
+    assert_eq!(merged.overall.requests, whole.overall.requests);
+    for (m, w) in [
+        (&merged.overall.latency, &whole.overall.latency),
+        (&merged.steps[0].latency, &whole.steps[0].latency),
+    ] {
+        assert_eq!(
+            (m.p50_ms, m.p95_ms, m.p99_ms, m.max_ms, m.count),
+            (w.p50_ms, w.p95_ms, w.p99_ms, w.max_ms, w.count)
+        );
+        assert_eq!(m.histogram().unwrap(), w.histogram().unwrap());
+    }
+}
