@@ -5,10 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-
 use crate::plan::{stage_value, Executor, Plan, Scenario};
-use crate::recorder::{record, Counters, Live};
+use crate::recorder::{record, Counters, Live, Samples};
 use crate::report::{Generator, Report, SCHEMA};
 use crate::vu::{ScenarioCtx, Transport, Vu};
 
@@ -149,7 +147,7 @@ pub async fn run(
     let started = Instant::now();
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = mpsc::channel(65_536);
+    let samples = Arc::new(Samples::default());
     let names: Vec<(String, Vec<String>)> = scenarios
         .iter()
         .map(|s| {
@@ -170,7 +168,7 @@ pub async fn run(
     let aborted = Arc::new(AtomicBool::new(false));
     let aborted_flag = Arc::clone(&aborted);
     let recorder = tokio::spawn(record(
-        rx,
+        Arc::clone(&samples),
         names,
         Arc::clone(&counters),
         started,
@@ -203,11 +201,22 @@ pub async fn run(
             Some(n) => Transport::pool(n),
             None => Transport::PerUser,
         };
+        let static_uris = scenario
+            .steps
+            .iter()
+            .map(|st| {
+                st.url
+                    .is_static()
+                    .then(|| crate::vu::full_uri(base.as_deref(), st.url.static_text()).ok())
+                    .flatten()
+            })
+            .collect();
         let ctx = Arc::new(ScenarioCtx {
+            static_uris,
             index,
             scenario,
             base_url: base.clone(),
-            samples: tx.clone(),
+            samples: Arc::clone(&samples),
             transport,
             next_row: AtomicU64::new(0),
         });
@@ -218,10 +227,10 @@ pub async fn run(
             Arc::clone(&stop),
         )));
     }
-    drop(tx);
     for t in tasks {
         let _ = t.await;
     }
+    samples.close();
     let duration = started.elapsed();
     monitor_stop.store(true, Ordering::Relaxed);
     let recorded = recorder

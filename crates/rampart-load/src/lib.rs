@@ -11,6 +11,7 @@
 pub mod compare;
 pub mod engine;
 pub mod html;
+pub mod http1;
 pub mod plan;
 pub mod raw;
 pub mod recorder;

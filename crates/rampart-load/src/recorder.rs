@@ -2,12 +2,13 @@
 //! virtual users never contend on a lock and memory stays flat (histograms
 //! have fixed size; the series grows by one point per second).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::sync::Mutex;
+
 use hdrhistogram::Histogram;
-use tokio::sync::mpsc;
 
 use crate::report::{new_histogram, Latency, SecondPoint, Stats};
 
@@ -30,6 +31,37 @@ pub struct Sample {
     pub checks_failed: u32,
     /// `Some(hit)` when the response reported a cache status.
     pub cache_hit: Option<bool>,
+}
+
+const SHARDS: usize = 16;
+
+/// Where virtual users leave their samples: a few mutex-guarded buffers,
+/// drained by the recorder every 10 ms. A user pays an uncontended lock and a
+/// push per request, and wakes nobody; the recorder works in batches.
+#[derive(Debug, Default)]
+pub struct Samples {
+    shards: [Mutex<Vec<Sample>>; SHARDS],
+    closed: AtomicBool,
+}
+
+impl Samples {
+    /// Leaves a sample (from user `vu`, which picks the shard).
+    pub fn push(&self, vu: u64, sample: Sample) {
+        let shard = &self.shards[(vu as usize) % SHARDS];
+        shard.lock().unwrap_or_else(|p| p.into_inner()).push(sample);
+    }
+
+    /// Says no more samples will come; the recorder finishes after draining.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    fn drain(&self, into: &mut Vec<Sample>) {
+        for shard in &self.shards {
+            let mut guard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            into.append(&mut guard);
+        }
+    }
 }
 
 /// Counters shared with the executors.
@@ -128,10 +160,10 @@ pub struct Live {
     pub users: u64,
 }
 
-/// Runs the recorder until every sender is gone. `names[i]` is scenario i's
+/// Runs the recorder until [`Samples::close`] (then drains what is left). `names[i]` is scenario i's
 /// name and its step names. `on_second` sees the totals so far each second.
 pub async fn record(
-    mut rx: mpsc::Receiver<Sample>,
+    samples: Arc<Samples>,
     names: Vec<(String, Vec<String>)>,
     counters: Arc<Counters>,
     started: Instant,
@@ -168,18 +200,18 @@ pub async fn record(
                 .collect(),
             series: series.to_vec(),
         };
+    let mut drain = tokio::time::interval(Duration::from_millis(10));
+    drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch: Vec<Sample> = Vec::new();
     loop {
         tokio::select! {
-            sample = rx.recv() => match sample {
-                Some(s) => {
-                    overall.add(&s);
-                    if let Some(a) = scenarios.get_mut(s.scenario) { a.add(&s); }
-                    if let Some(a) = steps.get_mut(s.scenario).and_then(|v| v.get_mut(s.step)) { a.add(&s); }
-                    second.add(&s);
-                }
-                None => break,
-            },
+            biased;
             _ = tick.tick() => {
+                // Samples waiting in the buffers belong to the second that ends now.
+                samples.drain(&mut batch);
+                for s in batch.drain(..) {
+                    add_sample(&s, &mut overall, &mut scenarios, &mut steps, &mut second);
+                }
                 second_index += 1;
                 let point = close_second(&mut second, second_index, counters.busy.load(Ordering::Relaxed));
                 let live = Live {
@@ -191,9 +223,19 @@ pub async fn record(
                     users: point.users,
                 };
                 series.push(point);
-                // Cheap summaries only: the full snapshot serialises histograms.
+                // Cheap summaries only: the full snapshot serialises every histogram.
                 let partial = Recorded { overall: overall.stats("", ""), scenarios: Vec::new(), steps: Vec::new(), series: Vec::new() };
                 on_second(&live, &partial);
+            }
+            _ = drain.tick() => {
+                let closed = samples.closed.load(Ordering::Acquire);
+                samples.drain(&mut batch);
+                for s in batch.drain(..) {
+                    add_sample(&s, &mut overall, &mut scenarios, &mut steps, &mut second);
+                }
+                if closed {
+                    break;
+                }
             }
         }
     }
@@ -202,6 +244,23 @@ pub async fn record(
         series.push(close_second(&mut second, second_index, 0));
     }
     snapshot(&overall, &scenarios, &steps, &series)
+}
+
+fn add_sample(
+    s: &Sample,
+    overall: &mut Acc,
+    scenarios: &mut [Acc],
+    steps: &mut [Vec<Acc>],
+    second: &mut Acc,
+) {
+    overall.add(s);
+    if let Some(a) = scenarios.get_mut(s.scenario) {
+        a.add(s);
+    }
+    if let Some(a) = steps.get_mut(s.scenario).and_then(|v| v.get_mut(s.step)) {
+        a.add(s);
+    }
+    second.add(s);
 }
 
 fn close_second(acc: &mut Acc, t: u64, users: u64) -> SecondPoint {

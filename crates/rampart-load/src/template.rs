@@ -70,6 +70,14 @@ impl Template {
         out
     }
 
+    /// The text of a template without variables ("" otherwise).
+    pub fn static_text(&self) -> &str {
+        match self.parts.as_slice() {
+            [Part::Text(t)] => t,
+            _ => "",
+        }
+    }
+
     /// Whether it has no variables.
     pub fn is_static(&self) -> bool {
         self.parts.iter().all(|p| matches!(p, Part::Text(_)))

@@ -7,17 +7,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HOST};
+use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Request, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use rand::Rng;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 
+use crate::http1::Conn;
 use crate::plan::{BodySpec, Check, Feeder, Scenario, Source, Think};
-use crate::recorder::Sample;
+use crate::recorder::{Sample, Samples};
 use crate::template::render_json;
 
 /// Bytes of a response body kept for checks and extraction; the rest is read
@@ -49,8 +49,20 @@ impl Transport {
     }
 }
 
+/// The absolute URI of a step: an `http://` URL as it is, a path under the base URL.
+pub fn full_uri(base: Option<&str>, url: &str) -> Result<Uri, String> {
+    let full = if url.starts_with("http://") {
+        url.to_string()
+    } else {
+        format!("{}{url}", base.unwrap_or(""))
+    };
+    full.parse().map_err(|e| format!("bad URL {full:?}: {e}"))
+}
+
 /// What every user of a scenario shares.
 pub struct ScenarioCtx {
+    /// Per step, its URI when the URL has no variables (parsed once).
+    pub static_uris: Vec<Option<Uri>>,
     /// Index in the plan.
     pub index: usize,
     /// The scenario.
@@ -58,7 +70,7 @@ pub struct ScenarioCtx {
     /// Base URL for relative step URLs.
     pub base_url: Option<String>,
     /// Samples go here.
-    pub samples: mpsc::Sender<Sample>,
+    pub samples: Arc<Samples>,
     /// Connections.
     pub transport: Transport,
     /// Next feeder row (sequential order).
@@ -70,7 +82,7 @@ pub struct Vu {
     id: u64,
     iteration: u64,
     vars: HashMap<String, String>,
-    conn: Option<(String, SendRequest<Full<Bytes>>)>,
+    conn: Option<(String, Conn)>,
 }
 
 impl Vu {
@@ -88,24 +100,26 @@ impl Vu {
     /// `intended` (the scheduled start); later steps count from their send.
     pub async fn iterate(&mut self, ctx: &ScenarioCtx, intended: Instant) {
         self.iteration += 1;
-        self.vars.insert("vu".into(), self.id.to_string());
+        if self.iteration == 1 {
+            self.vars.insert("vu".into(), self.id.to_string());
+            self.vars
+                .insert("scenario".into(), ctx.scenario.name.clone());
+        }
         self.vars.insert("iter".into(), self.iteration.to_string());
-        self.vars
-            .insert("scenario".into(), ctx.scenario.name.clone());
         if let Some(feeder) = &ctx.scenario.feeder {
             self.feed(feeder, ctx);
         }
         let mut step_start = intended;
         for (index, step) in ctx.scenario.steps.iter().enumerate() {
-            let url = step.url.render(&self.vars);
-            let full_url = if url.starts_with("http://") {
-                url
-            } else {
-                format!("{}{url}", ctx.base_url.as_deref().unwrap_or(""))
+            let uri = match ctx.static_uris.get(index).cloned().flatten() {
+                Some(uri) => Ok(uri),
+                None => full_uri(ctx.base_url.as_deref(), &step.url.render(&self.vars)),
             };
             let sent = Instant::now();
-            let outcome =
-                tokio::time::timeout(step.timeout, self.exchange(ctx, step, &full_url)).await;
+            let outcome = match uri {
+                Ok(uri) => tokio::time::timeout(step.timeout, self.exchange(ctx, step, uri)).await,
+                Err(e) => Ok(Err(e)),
+            };
             let done = Instant::now();
             let (status, headers, body) = match outcome {
                 Ok(Ok(r)) => r,
@@ -139,9 +153,7 @@ impl Vu {
                 checks_failed: failed,
                 cache_hit: cache_hit(&headers),
             };
-            if ctx.samples.send(sample).await.is_err() {
-                return;
-            }
+            ctx.samples.push(self.id, sample);
             if let Some(think) = step.think {
                 let pause = match think {
                     Think::Fixed(d) => d,
@@ -172,75 +184,63 @@ impl Vu {
         &mut self,
         ctx: &ScenarioCtx,
         step: &crate::plan::Step,
-        url: &str,
+        uri: Uri,
     ) -> Result<(u16, http::HeaderMap, Bytes), String> {
-        let uri: Uri = url.parse().map_err(|e| format!("bad URL {url:?}: {e}"))?;
         let authority = uri.authority().ok_or("URL without host")?.to_string();
-        let mut builder = Request::builder().method(step.method.clone());
+        let mut headers = http::HeaderMap::with_capacity(step.headers.len() + 1);
         for (name, value) in &step.headers {
-            if let Ok(v) = HeaderValue::from_str(&value.render(&self.vars)) {
-                builder = builder.header(name, v);
+            let rendered = if value.is_static() {
+                None
+            } else {
+                Some(value.render(&self.vars))
+            };
+            let text = rendered.as_deref().unwrap_or_else(|| value.static_text());
+            if let Ok(v) = HeaderValue::from_str(text) {
+                headers.append(name.clone(), v);
             }
         }
         let body = match &step.body {
             None => Bytes::new(),
             Some(BodySpec::Text(t)) => Bytes::from(t.render(&self.vars)),
             Some(BodySpec::Json(v)) => {
-                if !step.headers.iter().any(|(n, _)| n == CONTENT_TYPE) {
-                    builder = builder.header(CONTENT_TYPE, "application/json");
+                if !headers.contains_key(CONTENT_TYPE) {
+                    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 }
                 Bytes::from(render_json(v, &self.vars).to_string())
             }
         };
-        let response = match &ctx.transport {
+        match &ctx.transport {
             Transport::Pool(client, slots) => {
                 let _slot = slots.acquire().await.map_err(|e| e.to_string())?;
-                let req = builder
+                let mut req = Request::builder()
+                    .method(step.method.clone())
                     .uri(uri)
                     .body(Full::new(body))
                     .map_err(|e| e.to_string())?;
+                *req.headers_mut() = headers;
                 let resp = client.request(req).await.map_err(|e| e.to_string())?;
-                read(resp).await?
+                read(resp).await
             }
             Transport::PerUser => {
-                let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-                let req = builder
-                    .uri(path)
-                    .header(HOST, authority.as_str())
-                    .body(Full::new(body))
-                    .map_err(|e| e.to_string())?;
-                let sender = self.connection(&authority).await?;
-                let resp = sender.send_request(req).await.map_err(|e| {
-                    self.conn = None;
-                    e.to_string()
-                })?;
-                read(resp).await?
+                let target = uri.path_and_query().map_or("/", |p| p.as_str());
+                let reusable =
+                    matches!(&self.conn, Some((a, c)) if *a == authority && c.reusable());
+                if !reusable {
+                    self.conn = Some((authority.clone(), Conn::connect(&authority).await?));
+                }
+                let (_, conn) = self.conn.as_mut().ok_or("no connection")?;
+                match conn
+                    .send(&step.method, target, &authority, &headers, &body, KEEP_BODY)
+                    .await
+                {
+                    Ok(r) => Ok((r.status, r.headers, r.body)),
+                    Err(e) => {
+                        self.conn = None;
+                        Err(e)
+                    }
+                }
             }
-        };
-        Ok(response)
-    }
-
-    async fn connection(
-        &mut self,
-        authority: &str,
-    ) -> Result<&mut SendRequest<Full<Bytes>>, String> {
-        let reusable = matches!(&self.conn, Some((a, s)) if a == authority && !s.is_closed());
-        if !reusable {
-            let stream = tokio::net::TcpStream::connect(authority)
-                .await
-                .map_err(|e| format!("connect {authority}: {e}"))?;
-            let _ = stream.set_nodelay(true);
-            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            self.conn = Some((authority.to_string(), sender));
         }
-        let (_, sender) = self.conn.as_mut().ok_or("no connection")?;
-        sender.ready().await.map_err(|e| e.to_string())?;
-        Ok(sender)
     }
 }
 

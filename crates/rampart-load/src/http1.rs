@@ -1,0 +1,342 @@
+//! A lean HTTP/1.1 client connection for virtual users: one request at a
+//! time on one keep-alive TCP connection, driven entirely by the user's own
+//! task (no connection task, no channel between them), headers parsed with
+//! `httparse`. Bodies are framed by `Content-Length`, chunked coding, or the
+//! end of the connection; only the first `keep` bytes are kept.
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Largest response head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+/// Most header fields in a response head.
+const MAX_HEADERS: usize = 128;
+
+/// A response as the virtual user sees it.
+#[derive(Debug)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// The first `keep` bytes of the body.
+    pub body: Bytes,
+}
+
+/// One keep-alive connection.
+#[derive(Debug)]
+pub struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
+    out: Vec<u8>,
+    reusable: bool,
+}
+
+impl Conn {
+    /// Connects to `authority` (`host:port`).
+    pub async fn connect(authority: &str) -> Result<Self, String> {
+        let stream = TcpStream::connect(authority)
+            .await
+            .map_err(|e| format!("connect {authority}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        Ok(Self {
+            stream,
+            buf: BytesMut::with_capacity(16 * 1024),
+            out: Vec::with_capacity(512),
+            reusable: true,
+        })
+    }
+
+    /// Whether another request may be sent on it.
+    pub fn reusable(&self) -> bool {
+        self.reusable
+    }
+
+    /// Sends one request and reads its whole response.
+    pub async fn send(
+        &mut self,
+        method: &Method,
+        target: &str,
+        authority: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+        keep: usize,
+    ) -> Result<Response, String> {
+        self.out.clear();
+        self.out.extend_from_slice(method.as_str().as_bytes());
+        self.out.push(b' ');
+        self.out.extend_from_slice(target.as_bytes());
+        self.out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+        self.out.extend_from_slice(authority.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+        for (name, value) in headers {
+            if name == CONTENT_LENGTH || name == http::header::HOST {
+                continue;
+            }
+            self.out.extend_from_slice(name.as_str().as_bytes());
+            self.out.extend_from_slice(b": ");
+            self.out.extend_from_slice(value.as_bytes());
+            self.out.extend_from_slice(b"\r\n");
+        }
+        if !body.is_empty() || matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
+            self.out
+                .extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+        }
+        self.out.extend_from_slice(b"\r\n");
+        self.out.extend_from_slice(body);
+        self.reusable = false;
+        self.stream
+            .write_all(&self.out)
+            .await
+            .map_err(|e| format!("write: {e}"))?;
+        let response = self.read_response(method == Method::HEAD, keep).await?;
+        Ok(response)
+    }
+
+    async fn fill(&mut self) -> Result<usize, String> {
+        if self.buf.capacity() - self.buf.len() < 4096 {
+            self.buf.reserve(16 * 1024);
+        }
+        self.stream
+            .read_buf(&mut self.buf)
+            .await
+            .map_err(|e| format!("read: {e}"))
+    }
+
+    async fn read_response(&mut self, head_request: bool, keep: usize) -> Result<Response, String> {
+        let (status, headers, close) = loop {
+            let parsed = {
+                let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                let mut resp = httparse::Response::new(&mut slots);
+                match resp
+                    .parse(&self.buf)
+                    .map_err(|e| format!("bad response head: {e}"))?
+                {
+                    httparse::Status::Complete(n) => {
+                        let mut headers = HeaderMap::with_capacity(resp.headers.len());
+                        for h in resp.headers.iter() {
+                            if let (Ok(name), Ok(value)) = (
+                                HeaderName::from_bytes(h.name.as_bytes()),
+                                HeaderValue::from_bytes(h.value),
+                            ) {
+                                headers.append(name, value);
+                            }
+                        }
+                        let close = resp.version == Some(0);
+                        Some((n, resp.code.unwrap_or(0), headers, close))
+                    }
+                    httparse::Status::Partial => None,
+                }
+            };
+            match parsed {
+                Some((n, status, headers, close)) => {
+                    self.buf.advance(n);
+                    // Interim responses (100 Continue, 103 Early Hints) precede the real one.
+                    if (100..200).contains(&status) && status != 101 {
+                        continue;
+                    }
+                    break (status, headers, close);
+                }
+                None => {
+                    if self.buf.len() > MAX_HEAD {
+                        return Err("response head too large".into());
+                    }
+                    if self.fill().await? == 0 {
+                        return Err("connection closed before a response".into());
+                    }
+                }
+            }
+        };
+        let close = close
+            || headers.get_all(CONNECTION).iter().any(|v| {
+                v.to_str()
+                    .is_ok_and(|v| v.to_ascii_lowercase().contains("close"))
+            });
+        let chunked = headers.get_all(TRANSFER_ENCODING).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.to_ascii_lowercase().contains("chunked"))
+        });
+        let length = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let mut kept = Vec::new();
+        let mut until_close = false;
+        if head_request || status == 204 || status == 304 {
+            // No body.
+        } else if chunked {
+            self.read_chunked(&mut kept, keep).await?;
+        } else if let Some(len) = length {
+            let mut left = len;
+            while left > 0 {
+                if self.buf.is_empty() && self.fill().await? == 0 {
+                    return Err("connection closed mid-body".into());
+                }
+                let take = (self.buf.len() as u64).min(left) as usize;
+                keep_some(&mut kept, &self.buf[..take], keep);
+                self.buf.advance(take);
+                left -= take as u64;
+            }
+        } else {
+            until_close = true;
+            loop {
+                keep_some(&mut kept, &self.buf, keep);
+                self.buf.clear();
+                if self.fill().await? == 0 {
+                    break;
+                }
+            }
+        }
+        self.reusable = !(close || until_close);
+        Ok(Response {
+            status,
+            headers,
+            body: Bytes::from(kept),
+        })
+    }
+
+    async fn line(&mut self) -> Result<Bytes, String> {
+        loop {
+            if let Some(pos) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line = self.buf.split_to(pos).freeze();
+                self.buf.advance(2);
+                return Ok(line);
+            }
+            if self.buf.len() > MAX_HEAD {
+                return Err("chunk line too long".into());
+            }
+            if self.fill().await? == 0 {
+                return Err("connection closed mid-chunk".into());
+            }
+        }
+    }
+
+    async fn read_chunked(&mut self, kept: &mut Vec<u8>, keep: usize) -> Result<(), String> {
+        loop {
+            let line = self.line().await?;
+            let size_text = std::str::from_utf8(&line).map_err(|_| "bad chunk size")?;
+            let size_text = size_text.split(';').next().unwrap_or("").trim();
+            let size = u64::from_str_radix(size_text, 16)
+                .map_err(|_| format!("bad chunk size {size_text:?}"))?;
+            if size == 0 {
+                // Trailers, up to an empty line.
+                while !self.line().await?.is_empty() {}
+                return Ok(());
+            }
+            let mut left = size;
+            while left > 0 {
+                if self.buf.is_empty() && self.fill().await? == 0 {
+                    return Err("connection closed mid-chunk".into());
+                }
+                let take = (self.buf.len() as u64).min(left) as usize;
+                keep_some(kept, &self.buf[..take], keep);
+                self.buf.advance(take);
+                left -= take as u64;
+            }
+            if !self.line().await?.is_empty() {
+                return Err("chunk not followed by CRLF".into());
+            }
+        }
+    }
+}
+
+fn keep_some(kept: &mut Vec<u8>, data: &[u8], keep: usize) {
+    let room = keep.saturating_sub(kept.len());
+    kept.extend_from_slice(&data[..data.len().min(room)]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A server that answers each request with the next canned bytes.
+    async fn server(replies: Vec<&'static [u8]>) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 8192];
+            for reply in replies {
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                // Dribble the reply in small pieces to exercise partial reads.
+                for piece in reply.chunks(7) {
+                    s.write_all(piece).await.unwrap();
+                    s.flush().await.unwrap();
+                }
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn frames_bodies_every_way() {
+        let addr = server(vec![
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nCache-Status: rampart; hit\r\n\r\nhello",
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=1\r\nwiki\r\n5\r\npedia\r\n0\r\nX-Trailer: 1\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end",
+        ])
+        .await;
+        let authority = addr.to_string();
+        let mut c = Conn::connect(&authority).await.unwrap();
+        let h = HeaderMap::new();
+        let r = c
+            .send(&Method::GET, "/a", &authority, &h, b"", 1024)
+            .await
+            .unwrap();
+        assert_eq!((r.status, &r.body[..]), (200, &b"hello"[..]));
+        assert_eq!(r.headers["cache-status"], "rampart; hit");
+        assert!(c.reusable());
+        let r = c
+            .send(&Method::POST, "/b", &authority, &h, b"{}", 1024)
+            .await
+            .unwrap();
+        assert_eq!((r.status, &r.body[..]), (201, &b"wikipedia"[..]));
+        let r = c
+            .send(&Method::DELETE, "/c", &authority, &h, b"", 1024)
+            .await
+            .unwrap();
+        assert_eq!((r.status, r.body.len()), (204, 0));
+        let r = c
+            .send(&Method::GET, "/d", &authority, &h, b"", 2)
+            .await
+            .unwrap();
+        assert_eq!(&r.body[..], b"ab", "only `keep` bytes are kept");
+        let r = c
+            .send(&Method::GET, "/e", &authority, &h, b"", 1024)
+            .await
+            .unwrap();
+        assert_eq!(&r.body[..], b"until the end");
+        assert!(!c.reusable());
+    }
+
+    #[tokio::test]
+    async fn garbage_and_early_close_are_errors() {
+        let addr = server(vec![b"NOT HTTP AT ALL\r\n\r\n"]).await;
+        let authority = addr.to_string();
+        let mut c = Conn::connect(&authority).await.unwrap();
+        assert!(c
+            .send(&Method::GET, "/", &authority, &HeaderMap::new(), b"", 10)
+            .await
+            .is_err());
+        let addr = server(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"]).await;
+        let authority = addr.to_string();
+        let mut c = Conn::connect(&authority).await.unwrap();
+        assert!(c
+            .send(&Method::GET, "/", &authority, &HeaderMap::new(), b"", 10)
+            .await
+            .is_err());
+    }
+}
