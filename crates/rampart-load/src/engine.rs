@@ -197,9 +197,11 @@ pub async fn run(
 
     let mut tasks = Vec::new();
     for (index, scenario) in scenarios.into_iter().enumerate() {
-        let transport = match scenario.pool {
-            Some(n) => Transport::pool(n),
-            None => Transport::PerUser,
+        let h2c = scenario.protocol == crate::plan::Protocol::H2c;
+        let transport = match (scenario.pool, h2c) {
+            (Some(n), _) => Transport::pool(n, h2c),
+            (None, true) => Transport::H2PerUser,
+            (None, false) => Transport::PerUser,
         };
         let static_uris = scenario
             .steps
@@ -447,21 +449,34 @@ async fn open(
         }));
     }
     drop(rx);
+    // The k-th iteration starts when the integral of the rate reaches k:
+    // integrated in 1 ms trapezoids, interpolated within each, so ramps from
+    // zero and fast changes start exactly as many iterations as planned.
+    let step = Duration::from_millis(1);
     let mut t = Duration::ZERO;
-    loop {
-        let r = rate(t);
-        if r <= 0.0 {
-            t += Duration::from_millis(10);
-        } else {
-            t += Duration::from_secs_f64(1.0 / r);
+    let mut area = 0.0f64;
+    let mut next = 1.0f64;
+    'schedule: loop {
+        let (r0, r1) = (rate(t).max(0.0), rate(t + step).max(0.0));
+        let slice = (r0 + r1) / 2.0 * step.as_secs_f64();
+        while slice > 0.0 && area + slice >= next {
+            let intended = begin + t + step.mul_f64((next - area) / slice);
+            next += 1.0;
+            wait_until(intended).await;
+            if !running() {
+                break 'schedule;
+            }
+            if tx.try_send(intended).is_err() {
+                counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        let intended = begin + t;
-        wait_until(intended).await;
+        area += slice;
+        t += step;
         if !running() {
             break;
         }
-        if r > 0.0 && tx.try_send(intended).is_err() {
-            counters.dropped.fetch_add(1, Ordering::Relaxed);
+        if slice == 0.0 && begin + t > Instant::now() {
+            tokio::time::sleep_until((begin + t).into()).await;
         }
     }
     drop(tx);

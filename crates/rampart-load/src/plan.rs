@@ -230,6 +230,18 @@ pub struct Scenario {
     pub start_after: Duration,
     /// Shared keep-alive pool size; `None` is one connection per user.
     pub pool: Option<u32>,
+    /// The protocol spoken to the target.
+    pub protocol: Protocol,
+}
+
+/// The protocol a scenario speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// HTTP/1.1 with keep-alive.
+    #[default]
+    Http1,
+    /// HTTP/2 over cleartext with prior knowledge.
+    H2c,
 }
 
 /// A validated plan.
@@ -448,6 +460,17 @@ fn validate(raw: RawPlan, dir: &Path) -> Result<Plan, Invalid> {
             feeder,
             start_after: s.start_after.map_or(Duration::ZERO, |d| d.0),
             pool: s.pool,
+            protocol: match s.protocol.as_ref().map(|p| p.get_ref().as_str()) {
+                None | Some("http1") => Protocol::Http1,
+                Some("h2c") => Protocol::H2c,
+                Some(other) => {
+                    let at_protocol = s.protocol.as_ref().map_or(at(&s.name), at);
+                    return Err((
+                        at_protocol,
+                        format!("unknown protocol {other:?}: use \"http1\" or \"h2c\""),
+                    ));
+                }
+            },
         });
     }
     if scenarios.is_empty() {
@@ -776,6 +799,7 @@ pub fn quick(
             feeder: None,
             start_after: Duration::ZERO,
             pool: None,
+            protocol: Protocol::Http1,
         }],
         thresholds: Vec::new(),
     })

@@ -74,6 +74,7 @@ pub struct RawScenario {
     pub ramp_up: Option<Dur>,
     pub rate_per_user: Option<f64>,
     pub pool: Option<u32>,
+    pub protocol: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -29,6 +29,8 @@ const KEEP_BODY: usize = 1 << 20;
 pub enum Transport {
     /// One keep-alive connection per user.
     PerUser,
+    /// One HTTP/2 (h2c) connection per user.
+    H2PerUser,
     /// A shared pool of keep-alive connections, at most this many in use.
     Pool(
         Box<Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>>,
@@ -38,9 +40,10 @@ pub enum Transport {
 
 impl Transport {
     /// A shared pool of `size` connections.
-    pub fn pool(size: u32) -> Self {
+    pub fn pool(size: u32, h2c: bool) -> Self {
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(size as usize)
+            .http2_only(h2c)
             .build_http();
         Transport::Pool(
             Box::new(client),
@@ -83,6 +86,7 @@ pub struct Vu {
     iteration: u64,
     vars: HashMap<String, String>,
     conn: Option<(String, Conn)>,
+    h2: Option<(String, hyper::client::conn::http2::SendRequest<Full<Bytes>>)>,
 }
 
 impl Vu {
@@ -93,6 +97,7 @@ impl Vu {
             iteration: 0,
             vars: HashMap::new(),
             conn: None,
+            h2: None,
         }
     }
 
@@ -220,6 +225,43 @@ impl Vu {
                 *req.headers_mut() = headers;
                 let resp = client.request(req).await.map_err(|e| e.to_string())?;
                 read(resp).await
+            }
+            Transport::H2PerUser => {
+                let reusable =
+                    matches!(&self.h2, Some((a, c)) if *a == authority && !c.is_closed());
+                if !reusable {
+                    let stream = tokio::net::TcpStream::connect(&authority)
+                        .await
+                        .map_err(|e| format!("connect {authority}: {e}"))?;
+                    let _ = stream.set_nodelay(true);
+                    let (sender, conn) = hyper::client::conn::http2::handshake(
+                        TokioExecutor::new(),
+                        hyper_util::rt::TokioIo::new(stream),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                    self.h2 = Some((authority.clone(), sender));
+                }
+                let (_, sender) = self.h2.as_mut().ok_or("no connection")?;
+                let mut req = Request::builder()
+                    .method(step.method.clone())
+                    .uri(uri)
+                    .body(Full::new(body))
+                    .map_err(|e| e.to_string())?;
+                *req.headers_mut() = headers;
+                let sent = async {
+                    sender.ready().await.map_err(|e| e.to_string())?;
+                    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+                    read(resp).await
+                };
+                let result = sent.await;
+                if result.is_err() {
+                    self.h2 = None;
+                }
+                result
             }
             Transport::PerUser => {
                 let target = uri.path_and_query().map_or("/", |p| p.as_str());

@@ -244,3 +244,93 @@ steps = [
         "a refused connection is a failure"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ramping_arrival_rate_follows_its_stages() {
+    let origin = target(Duration::from_millis(1)).await;
+    // 0 → 200/s over 2 s (200 iterations), then 200/s for 1 s (200 more).
+    let p = plan(&format!(
+        r#"
+base_url = "http://{}"
+[[scenarios]]
+name = "ramp"
+executor = "ramping-arrival-rate"
+start_rate = 0
+stages = [{{ duration = "2s", target = 200 }}, {{ duration = "1s", target = 200 }}]
+max_vus = 50
+flow = "one"
+[[flows]]
+name = "one"
+steps = [{{ name = "get", url = "/x" }}]
+"#,
+        origin.addr
+    ));
+    let report = run(&p, &RunOptions::default(), |_| {}).await.unwrap();
+    let got = report.overall.requests as f64;
+    assert!(
+        (got - 400.0).abs() / 400.0 <= 0.02,
+        "{got} requests, expected 400 ± 2 %"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_scenarios_run_over_http2() {
+    let origin = target(Duration::from_millis(1)).await;
+    let config = rampart_testkit::config_text(
+        origin.addr,
+        "[[routes]]\nmatch = \"/*\"\nupstream = \"app\"\n",
+    );
+    let gw = rampart_testkit::gateway(&config, Arc::new(rampart_gateway::SystemClock)).await;
+    let p = plan(&format!(
+        r#"
+base_url = "http://{}"
+[[scenarios]]
+name = "h2"
+executor = "constant-vus"
+vus = 4
+duration = "1s"
+protocol = "h2c"
+flow = "one"
+[[flows]]
+name = "one"
+steps = [{{ name = "get", url = "/x", checks = {{ status = 200 }} }}]
+"#,
+        gw.addr
+    ));
+    let report = run(&p, &RunOptions::default(), |_| {}).await.unwrap();
+    assert!(report.overall.requests > 50, "{}", report.overall.requests);
+    assert_eq!(report.overall.failures, 0);
+    assert_eq!(report.overall.checks_failed, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plans_needing_more_sockets_than_allowed_are_refused_before_starting() {
+    let origin = target(Duration::from_millis(1)).await;
+    let limit = rampart_load::engine::raise_fd_limit();
+    let p = plan(&format!(
+        r#"
+base_url = "http://{}"
+[[scenarios]]
+name = "crowd"
+executor = "users"
+users = {}
+duration = "1s"
+rate_per_user = 0.1
+flow = "one"
+[[flows]]
+name = "one"
+steps = [{{ name = "get", url = "/x" }}]
+"#,
+        origin.addr,
+        limit + 1
+    ));
+    let err = run(&p, &RunOptions::default(), |_| {})
+        .await
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("pool") && text.contains("--segment"),
+        "{text}"
+    );
+    assert_eq!(origin.total(), 0, "nothing was sent");
+}
