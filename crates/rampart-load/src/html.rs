@@ -17,7 +17,13 @@ fn escape(s: &str) -> String {
 }
 
 /// A line chart of several series over x.
-fn line_chart(title: &str, unit: &str, xs: &[f64], series: &[(&str, &str, Vec<f64>)]) -> String {
+fn line_chart(
+    title: &str,
+    unit: &str,
+    x_unit: &str,
+    xs: &[f64],
+    series: &[(&str, &str, Vec<f64>)],
+) -> String {
     let mut svg = String::new();
     let max_x = xs.iter().copied().fold(1.0f64, f64::max);
     let max_y = series
@@ -56,7 +62,7 @@ fn line_chart(title: &str, unit: &str, xs: &[f64], series: &[(&str, &str, Vec<f6
         r##"<text x="{:.1}" y="{:.1}" font-size="10" fill="#555">{}</text>"##,
         W - PAD,
         H - 4.0,
-        fmt_num(max_x, "s")
+        fmt_num(max_x, x_unit)
     );
     for (i, (name, color, values)) in series.iter().enumerate() {
         let points: Vec<String> = xs
@@ -100,6 +106,7 @@ pub fn render(report: &Report, title: &str) -> String {
     let latency = line_chart(
         "Latency percentiles over time",
         "ms",
+        "s",
         &xs,
         &[
             ("p50", "#2b7bb9", col(|p| p.p50_ms)),
@@ -110,18 +117,21 @@ pub fn render(report: &Report, title: &str) -> String {
     let throughput = line_chart(
         "Throughput (requests per second)",
         "",
+        "s",
         &xs,
         &[("req/s", "#27ae60", col(|p| p.requests as f64))],
     );
     let errors = line_chart(
         "Errors per second",
         "",
+        "s",
         &xs,
         &[("errors", "#c0392b", col(|p| p.failures as f64))],
     );
     let users = line_chart(
         "Busy virtual users",
         "",
+        "s",
         &xs,
         &[("users", "#8e44ad", col(|p| p.users as f64))],
     );
@@ -135,6 +145,7 @@ pub fn render(report: &Report, title: &str) -> String {
             line_chart(
                 "Latency distribution (x: percentile, y: ms)",
                 "ms",
+                "%",
                 &qs,
                 &[("latency", "#2b7bb9", values)],
             )
