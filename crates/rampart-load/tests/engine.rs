@@ -334,3 +334,42 @@ steps = [{{ name = "get", url = "/x" }}]
     );
     assert_eq!(origin.total(), 0, "nothing was sent");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_on_fail_stops_the_run_early() {
+    let origin = target(Duration::from_millis(20)).await;
+    let p = plan(&format!(
+        r#"
+base_url = "http://{}"
+[[scenarios]]
+name = "long"
+executor = "constant-vus"
+vus = 2
+duration = "20s"
+flow = "one"
+[[flows]]
+name = "one"
+steps = [{{ name = "get", url = "/x" }}]
+[thresholds]
+http_req_duration = [{{ threshold = "max < 5ms", abort_on_fail = true }}]
+"#,
+        origin.addr
+    ));
+    let started = Instant::now();
+    let report = run(&p, &RunOptions::default(), |_| {}).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stopped after {:?}",
+        started.elapsed()
+    );
+    assert!(!report.thresholds[0].ok);
+    assert!(
+        report
+            .generator
+            .warnings
+            .iter()
+            .any(|w| w.contains("abort_on_fail")),
+        "{:?}",
+        report.generator.warnings
+    );
+}
