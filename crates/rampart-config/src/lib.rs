@@ -297,24 +297,11 @@ pub const DEFAULT_COMPRESSIBLE: &[&str] = &[
     "font/otf",
 ];
 
-/// Reads and validates a config file.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: file.clone(),
-        line: 0,
-        column: 0,
-        field: "(file)".into(),
-        message: format!("cannot read: {e}"),
-    })?;
-    parse(&text, &file)
-}
-
-/// Parses and validates config text; `file` names it in errors.
-pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-    let err_at = |offset: usize, message: String| {
+impl ConfigError {
+    /// An error at byte `offset` of `text`, located to line, column and field.
+    pub fn at(text: &str, file: &str, offset: usize, message: String) -> Self {
         let loc = locate::locate(text, offset);
-        ConfigError {
+        Self {
             file: file.to_string(),
             line: loc.line,
             column: loc.column,
@@ -325,12 +312,45 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             },
             message,
         }
-    };
-    let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map_or(0, |s| s.start);
-        err_at(offset, e.message().trim().to_string())
-    })?;
-    validate(raw).map_err(|(offset, message)| err_at(offset, message))
+    }
+
+    /// A TOML syntax or type error, located.
+    pub fn from_toml(text: &str, file: &str, e: &toml::de::Error) -> Self {
+        Self::at(
+            text,
+            file,
+            e.span().map_or(0, |s| s.start),
+            e.message().trim().to_string(),
+        )
+    }
+}
+
+/// Reads a file as text, or says which file could not be read.
+pub fn read_text(path: &Path) -> Result<(String, String), ConfigError> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((text, file)),
+        Err(e) => Err(ConfigError {
+            file,
+            line: 0,
+            column: 0,
+            field: "(file)".into(),
+            message: format!("cannot read: {e}"),
+        }),
+    }
+}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let (text, file) = read_text(path)?;
+    parse(&text, &file)
+}
+
+/// Parses and validates config text; `file` names it in errors.
+pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+    let raw: raw::RawConfig =
+        toml::from_str(text).map_err(|e| ConfigError::from_toml(text, file, &e))?;
+    validate(raw).map_err(|(offset, message)| ConfigError::at(text, file, offset, message))
 }
 
 type Invalid = (usize, String);

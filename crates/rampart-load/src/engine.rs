@@ -269,18 +269,6 @@ pub async fn run(
 }
 
 fn empty_report() -> Report {
-    let empty = crate::report::Stats {
-        scenario: String::new(),
-        step: String::new(),
-        requests: 0,
-        failures: 0,
-        checks_passed: 0,
-        checks_failed: 0,
-        cache_hits: 0,
-        cache_reported: 0,
-        latency: crate::report::Latency::from_histogram(&crate::report::new_histogram()),
-        service: crate::report::Latency::from_histogram(&crate::report::new_histogram()),
-    };
     Report {
         schema: SCHEMA.into(),
         duration_s: 0.0,
@@ -288,7 +276,7 @@ fn empty_report() -> Report {
         iterations: 0,
         late_starts: 0,
         dropped_iterations: 0,
-        overall: empty,
+        overall: crate::report::Stats::empty("", ""),
         scenarios: Vec::new(),
         steps: Vec::new(),
         series: Vec::new(),

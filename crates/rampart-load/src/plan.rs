@@ -268,40 +268,14 @@ impl Plan {
 
 /// Reads and validates a scenario file; CSV paths are relative to it.
 pub fn load(path: &Path) -> Result<Plan, PlanError> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| PlanError {
-        file: file.clone(),
-        line: 0,
-        column: 0,
-        field: "(file)".into(),
-        message: format!("cannot read: {e}"),
-    })?;
+    let (text, file) = rampart_config::read_text(path)?;
     parse(&text, &file, path.parent().unwrap_or(Path::new(".")))
 }
 
 /// Parses and validates scenario text.
 pub fn parse(text: &str, file: &str, dir: &Path) -> Result<Plan, PlanError> {
-    let err_at = |offset: usize, message: String| {
-        let loc = rampart_config::locate::locate(text, offset);
-        PlanError {
-            file: file.to_string(),
-            line: loc.line,
-            column: loc.column,
-            field: if loc.field.is_empty() {
-                "(top level)".into()
-            } else {
-                loc.field
-            },
-            message,
-        }
-    };
-    let raw: RawPlan = toml::from_str(text).map_err(|e| {
-        err_at(
-            e.span().map_or(0, |s| s.start),
-            e.message().trim().to_string(),
-        )
-    })?;
-    validate(raw, dir).map_err(|(offset, message)| err_at(offset, message))
+    let raw: RawPlan = toml::from_str(text).map_err(|e| PlanError::from_toml(text, file, &e))?;
+    validate(raw, dir).map_err(|(offset, message)| PlanError::at(text, file, offset, message))
 }
 
 type Invalid = (usize, String);

@@ -96,6 +96,23 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Nothing recorded yet.
+    pub fn empty(scenario: &str, step: &str) -> Self {
+        let none = Latency::from_histogram(&new_histogram());
+        Self {
+            scenario: scenario.to_string(),
+            step: step.to_string(),
+            requests: 0,
+            failures: 0,
+            checks_passed: 0,
+            checks_failed: 0,
+            cache_hits: 0,
+            cache_reported: 0,
+            latency: none.clone(),
+            service: none,
+        }
+    }
+
     /// Share of failed requests.
     pub fn error_rate(&self) -> f64 {
         if self.requests == 0 {
