@@ -1,0 +1,8 @@
+//! Traffic guards as pure state machines: every decision takes the time as an
+//! argument (`now`, a [`std::time::Duration`] since any fixed origin), so
+//! tests move time instead of sleeping and the same code runs under any
+//! clock. The gateway wraps them in its request path.
+
+pub mod breaker;
+pub mod gcra;
+pub mod priority;
