@@ -72,6 +72,8 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// Most client connections open at once; further ones wait in the accept queue.
     pub max_connections: usize,
+    /// Most keys each rate limit tracks at once.
+    pub max_limit_keys: usize,
 }
 
 /// `[admin]`.
@@ -198,6 +200,36 @@ pub struct RouteConfig {
     pub compress: bool,
     /// Total deadline for the upstream's response headers on this route.
     pub timeout: Duration,
+    /// Rate limits, all checked for every request.
+    pub limits: Vec<LimitConfig>,
+}
+
+/// A route's rate limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitConfig {
+    /// Name in headers and metrics (defaults to `"<rate>/<per>"`).
+    pub name: String,
+    /// Requests per period.
+    pub rate: u32,
+    /// The period.
+    pub period: Duration,
+    /// Requests allowed at once (defaults to `rate`).
+    pub burst: u32,
+    /// What the limit is counted per.
+    pub key: LimitKey,
+}
+
+/// What a rate limit counts per.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitKey {
+    /// The client's address (from the peer, or `X-Forwarded-For` of trusted proxies).
+    Ip,
+    /// A request header's value (an API key).
+    Header(HeaderName),
+    /// A cookie's value.
+    Cookie(String),
+    /// A path parameter of the route's pattern.
+    Param(String),
 }
 
 /// A route's cache policy.
@@ -371,6 +403,7 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
             .map_or(Duration::from_secs(10), |d| d.0),
         shutdown_timeout: s.shutdown_timeout.map_or(Duration::from_secs(30), |d| d.0),
         max_connections: s.max_connections.map_or(10_000, |v| v as usize),
+        max_limit_keys: s.max_limit_keys.map_or(100_000, |v| v.max(1) as usize),
     };
     let admin = match raw.admin {
         None => None,
@@ -485,6 +518,55 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
             Some(p) => Some(cache_policy(p)?),
         };
         let timeout = r.timeout.map_or(upstreams[upstream].timeout, |d| d.0);
+        let mut limits = Vec::new();
+        let limit_at = r.limit.as_ref().map_or(0, |l| l.span().start);
+        for l in r
+            .limit
+            .map(|l| l.into_inner().into_vec())
+            .unwrap_or_default()
+        {
+            let at = limit_at;
+            if l.rate == 0 || l.per.0.is_zero() {
+                return Err((
+                    at,
+                    "a limit needs a rate above 0 and a period above 0s".into(),
+                ));
+            }
+            match l.scope.as_ref().map(|s| s.0.as_str()) {
+                None | Some("local") => {}
+                Some("cluster") => {
+                    return Err((at, "scope = \"cluster\" needs the Redis tier, which this version does not have yet; use scope = \"local\"".into()))
+                }
+                Some(other) => return Err((at, format!("unknown scope {other:?}: use \"local\""))),
+            }
+            let key = match l.key.as_ref().map_or("ip", |k| k.0.as_str()) {
+                "ip" => LimitKey::Ip,
+                k => match k.split_once(':') {
+                    Some(("header", h)) => LimitKey::Header(
+                        HeaderName::from_bytes(h.trim().as_bytes()).map_err(|_| (at, format!("invalid header name {h:?}")))?,
+                    ),
+                    Some(("cookie", c)) if !c.trim().is_empty() => LimitKey::Cookie(c.trim().to_string()),
+                    Some(("param", p)) => {
+                        if !r.matcher.path.param_names().any(|n| n == p.trim()) {
+                            return Err((at, format!("the route's pattern has no {{{}}} parameter", p.trim())));
+                        }
+                        LimitKey::Param(p.trim().to_string())
+                    }
+                    _ => return Err((at, format!("invalid key {k:?}: use \"ip\", \"header:NAME\", \"cookie:NAME\" or \"param:NAME\""))),
+                },
+            };
+            let name = l.name.map_or_else(
+                || format!("{}/{}", l.rate, units::format_duration(l.per.0)),
+                |n| n.0,
+            );
+            limits.push(LimitConfig {
+                name,
+                rate: l.rate,
+                period: l.per.0,
+                burst: l.burst.unwrap_or(l.rate).max(1),
+                key,
+            });
+        }
         routes.push(RouteConfig {
             name,
             matcher: r.matcher,
@@ -492,6 +574,7 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
             cache,
             compress: r.compress.unwrap_or(true),
             timeout,
+            limits,
         });
     }
 

@@ -145,6 +145,7 @@ pub struct RawServer {
     pub header_read_timeout: Option<Dur>,
     pub shutdown_timeout: Option<Dur>,
     pub max_connections: Option<u32>,
+    pub max_limit_keys: Option<u32>,
 }
 
 /// `[admin]`
@@ -205,6 +206,56 @@ pub struct RawRoute {
     pub cache: Option<Spanned<RawCachePolicy>>,
     pub compress: Option<bool>,
     pub timeout: Option<Dur>,
+    pub limit: Option<Spanned<OneOrMany<RawLimit>>>,
+}
+
+/// One table or a list of them. (Not a serde untagged enum: that would
+/// replace the inner error, which names the wrong key, with a generic one.)
+#[derive(Debug)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a table or an array of tables")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(OneOrMany::One)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Vec::<T>::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                    .map(OneOrMany::Many)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+impl<T> OneOrMany<T> {
+    pub fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(t) => vec![t],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// A route's `limit = { … }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimit {
+    pub name: Option<Text>,
+    pub rate: u32,
+    pub per: Dur,
+    pub burst: Option<u32>,
+    pub key: Option<Text>,
+    pub scope: Option<Text>,
 }
 
 /// A route's `cache = { … }`.

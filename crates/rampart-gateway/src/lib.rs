@@ -10,6 +10,7 @@ pub mod cache_path;
 pub mod clock;
 pub mod compress;
 pub mod headers;
+pub mod limits;
 pub mod metrics;
 pub mod problem;
 pub mod proxy;

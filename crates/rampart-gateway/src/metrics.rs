@@ -35,6 +35,13 @@ struct UpstreamLabels {
     outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    route: String,
+    limit: String,
+    reason: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs to ~52 s.
     Histogram::new(exponential_buckets(0.0001, 2.0, 20))
@@ -64,6 +71,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Histogram, fn() -> Histogram>,
     cache: Family<CacheLabels, Counter>,
     upstream: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
+    limited: Family<LimitLabels, Counter>,
     /// Requests being handled now.
     pub in_flight: Gauge,
     /// L1 entries (set at scrape time).
@@ -109,6 +117,12 @@ impl Metrics {
             "Time to an upstream's response headers, by upstream and outcome (status class or error)",
             upstream.clone(),
         );
+        let limited = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused by a rate limit, by route, limit and reason (limited or table-full)",
+            limited.clone(),
+        );
         let in_flight = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "in_flight_requests",
@@ -138,6 +152,7 @@ impl Metrics {
             requests,
             cache,
             upstream,
+            limited,
             in_flight,
             l1_entries,
             l1_bytes,
@@ -199,6 +214,17 @@ impl Metrics {
                 outcome: outcome.to_string(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records a request refused by a rate limit.
+    pub fn limited(&self, route: usize, limit: &str, reason: &str) {
+        self.limited
+            .get_or_create(&LimitLabels {
+                route: self.route_name(Some(route)),
+                limit: limit.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     /// The Prometheus text exposition.

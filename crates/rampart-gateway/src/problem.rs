@@ -25,6 +25,22 @@ pub enum GatewayError {
         /// The limit.
         limit: u64,
     },
+    /// A rate limit refused the request.
+    #[error("rate limit {limit} exceeded: retry in {}s", crate::limits::ceil_secs(*retry_after))]
+    RateLimited {
+        /// The limit's name.
+        limit: String,
+        /// Time until a request would be allowed.
+        retry_after: Duration,
+        /// `RateLimit-Policy` and `RateLimit` values.
+        headers: (http::HeaderValue, http::HeaderValue),
+    },
+    /// A rate limit's key table is full of clients inside their period.
+    #[error("rate limit {limit} is tracking as many clients as it may; try again shortly")]
+    LimitTableFull {
+        /// The limit's name.
+        limit: String,
+    },
     /// The request asks for a protocol upgrade, which Rampart does not proxy.
     #[error("protocol upgrades (such as WebSocket) are not proxied")]
     UpgradeNotSupported,
@@ -60,6 +76,9 @@ impl GatewayError {
         match self {
             GatewayError::NoRoute { .. } => StatusCode::NOT_FOUND,
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::RateLimited { .. } | GatewayError::LimitTableFull { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             GatewayError::UpgradeNotSupported => StatusCode::NOT_IMPLEMENTED,
             GatewayError::UpstreamUnreachable { .. } | GatewayError::UpstreamFailed { .. } => {
                 StatusCode::BAD_GATEWAY
@@ -73,6 +92,8 @@ impl GatewayError {
         match self {
             GatewayError::NoRoute { .. } => "no-route",
             GatewayError::BodyTooLarge { .. } => "body-too-large",
+            GatewayError::RateLimited { .. } => "rate-limited",
+            GatewayError::LimitTableFull { .. } => "rate-limit-table-full",
             GatewayError::UpgradeNotSupported => "upgrade-not-supported",
             GatewayError::UpstreamUnreachable { .. } => "upstream-unreachable",
             GatewayError::UpstreamTimeout { .. } => "upstream-timeout",
@@ -82,7 +103,36 @@ impl GatewayError {
 
     /// The problem+json response.
     pub fn into_response(self) -> Response<Body> {
-        problem(self.status(), self.slug(), &self.to_string(), None)
+        match &self {
+            GatewayError::RateLimited {
+                retry_after,
+                headers,
+                ..
+            } => {
+                let mut r = problem(
+                    self.status(),
+                    self.slug(),
+                    &self.to_string(),
+                    Some(*retry_after),
+                );
+                r.headers_mut().insert(
+                    http::HeaderName::from_static("ratelimit-policy"),
+                    headers.0.clone(),
+                );
+                r.headers_mut().insert(
+                    http::HeaderName::from_static("ratelimit"),
+                    headers.1.clone(),
+                );
+                r
+            }
+            GatewayError::LimitTableFull { .. } => problem(
+                self.status(),
+                self.slug(),
+                &self.to_string(),
+                Some(Duration::from_secs(1)),
+            ),
+            _ => problem(self.status(), self.slug(), &self.to_string(), None),
+        }
     }
 }
 
@@ -103,7 +153,7 @@ pub fn problem(
         .status(status)
         .header(CONTENT_TYPE, "application/problem+json");
     if let Some(after) = retry_after {
-        builder = builder.header(RETRY_AFTER, after.as_secs().max(1));
+        builder = builder.header(RETRY_AFTER, crate::limits::ceil_secs(after).max(1));
     }
     builder
         .body(full(body.to_string()))

@@ -23,6 +23,8 @@ pub struct Outcome {
     pub route: Option<usize>,
     /// What the cache did.
     pub cache: Option<CacheStatus>,
+    /// `RateLimit-Policy` and `RateLimit` for the response.
+    pub limit_headers: Option<(HeaderValue, HeaderValue)>,
 }
 
 /// Handles one request end to end: never fails, errors become problem+json.
@@ -37,10 +39,18 @@ pub async fn handle(
     let uri = req.uri().clone();
     let client = client_ip(peer.ip(), req.headers(), &gw.server.trusted_proxies);
     let mut outcome = Outcome::default();
-    let response = match route_request(&gw, req, peer, &mut outcome).await {
+    let mut response = match route_request(&gw, req, peer, client, &mut outcome).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
+    if let Some((policy, state)) = outcome.limit_headers.take() {
+        response
+            .headers_mut()
+            .insert(http::HeaderName::from_static("ratelimit-policy"), policy);
+        response
+            .headers_mut()
+            .insert(http::HeaderName::from_static("ratelimit"), state);
+    }
     drop(in_flight);
     let status = response.status().as_u16();
     gw.metrics
@@ -67,6 +77,7 @@ async fn route_request(
     gw: &Arc<Gateway>,
     req: Request<Incoming>,
     peer: SocketAddr,
+    client: std::net::IpAddr,
     outcome: &mut Outcome,
 ) -> Result<Response<Body>, GatewayError> {
     // 1. Limits first, before any work: upgrades are not proxied, and a body
@@ -104,7 +115,32 @@ async fn route_request(
         headers: parts.headers,
     };
 
-    // 4. Cache lookup for GET/HEAD on a cached route, before any upstream
+    // 4. Rate limits before the cache: an abusive client can neither probe
+    //    the cache nor be served from it past its allowance.
+    match gw
+        .limiters
+        .check(route_index, route, &head, client, gw.clock.now())
+    {
+        crate::limits::Verdict::Allowed(headers) => outcome.limit_headers = headers,
+        crate::limits::Verdict::Limited {
+            limit,
+            retry_after,
+            headers,
+        } => {
+            gw.metrics.limited(route_index, &limit, "limited");
+            return Err(GatewayError::RateLimited {
+                limit,
+                retry_after,
+                headers,
+            });
+        }
+        crate::limits::Verdict::TableFull { limit } => {
+            gw.metrics.limited(route_index, &limit, "table-full");
+            return Err(GatewayError::LimitTableFull { limit });
+        }
+    }
+
+    // 5. Cache lookup for GET/HEAD on a cached route, before any upstream
     //    work; misses coalesce so one origin request stands for many.
     let cacheable_method = head.method == Method::GET || head.method == Method::HEAD;
     if let (Some(policy), true) = (&route.cache, cacheable_method) {
@@ -121,7 +157,7 @@ async fn route_request(
         outcome.cache = Some(bypass(Forward::Method, NoCacheReason::Method));
     }
 
-    // 5. Straight to the upstream, streaming the body both ways.
+    // 6. Straight to the upstream, streaming the body both ways.
     let invalidates = matches!(
         head.method,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
@@ -136,7 +172,7 @@ async fn route_request(
         }
     })?;
 
-    // 6. An unsafe method the origin accepted invalidates what was stored for
+    // 7. An unsafe method the origin accepted invalidates what was stored for
     //    its URL and for the Location / Content-Location it names (RFC 9111 §4.4).
     if let Some(primary) = primary {
         if response.status().is_success() || response.status().is_redirection() {

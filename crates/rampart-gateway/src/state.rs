@@ -33,6 +33,8 @@ pub struct Gateway {
     pub l1: MemoryCache,
     /// Misses in flight.
     pub coalescer: Arc<Coalescer>,
+    /// Rate limits per route.
+    pub limiters: crate::limits::Limiters,
     /// Metrics.
     pub metrics: Metrics,
     /// The clock freshness is judged by.
@@ -67,6 +69,7 @@ impl Gateway {
             upstreams,
             l1: MemoryCache::new(config.cache.memory, config.cache.max_variants),
             coalescer: Coalescer::new(),
+            limiters: crate::limits::Limiters::new(&config.routes, config.server.max_limit_keys),
             metrics,
             clock,
         })

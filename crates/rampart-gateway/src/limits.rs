@@ -1,0 +1,204 @@
+//! Per-route rate limits in the request path: GCRA state per key (from
+//! `rampart-guard`), the IETF `RateLimit-Policy` / `RateLimit` headers, and
+//! 429 when any limit of the route says so.
+//!
+//! A request whose key is empty (no such header, cookie or parameter) is not
+//! counted against that limit, as with nginx's `limit_req`.
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use http::HeaderValue;
+use rampart_config::{LimitConfig, LimitKey, RouteConfig};
+use rampart_guard::gcra::{Decision, Limit, Table};
+
+use crate::state::RequestHead;
+
+const SHARDS: usize = 16;
+
+/// One limit of one route.
+pub struct Limiter {
+    /// Its settings.
+    pub config: LimitConfig,
+    limit: Limit,
+    shards: Vec<Mutex<Table<String>>>,
+}
+
+/// What the limits of a route decided.
+pub enum Verdict {
+    /// Allowed; the headers to add to the response (none without limits).
+    Allowed(Option<(HeaderValue, HeaderValue)>),
+    /// Refused by the named limit.
+    Limited {
+        /// The limit's name.
+        limit: String,
+        /// Time until a request would be allowed.
+        retry_after: Duration,
+        /// `RateLimit-Policy` and `RateLimit`.
+        headers: (HeaderValue, HeaderValue),
+    },
+    /// The limit's key table is full of clients inside their period.
+    TableFull {
+        /// The limit's name.
+        limit: String,
+    },
+}
+
+impl Limiter {
+    fn new(config: &LimitConfig, max_keys: usize) -> Self {
+        let limit = Limit {
+            rate: config.rate,
+            period: config.period,
+            burst: config.burst,
+        };
+        let per_shard = max_keys.div_ceil(SHARDS).max(1);
+        Self {
+            config: config.clone(),
+            limit,
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(Table::new(per_shard)))
+                .collect(),
+        }
+    }
+
+    fn key(&self, head: &RequestHead, client: IpAddr, route: &RouteConfig) -> Option<String> {
+        let value = match &self.config.key {
+            LimitKey::Ip => Some(client.to_string()),
+            LimitKey::Header(name) => head
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            LimitKey::Cookie(name) => rampart_cache::key::cookie(&head.headers, name),
+            LimitKey::Param(name) => {
+                route
+                    .matcher
+                    .path
+                    .matches(head.uri.path())
+                    .and_then(|params| {
+                        params
+                            .into_iter()
+                            .find(|(n, _)| n == name)
+                            .map(|(_, v)| v.to_string())
+                    })
+            }
+        };
+        value.filter(|v| !v.is_empty())
+    }
+}
+
+/// The limiters of every route, indexed like the routes.
+pub struct Limiters {
+    routes: Vec<Vec<Limiter>>,
+}
+
+impl Limiters {
+    /// Builds the limiters of every route.
+    pub fn new(routes: &[RouteConfig], max_keys: usize) -> Self {
+        Self {
+            routes: routes
+                .iter()
+                .map(|r| r.limits.iter().map(|l| Limiter::new(l, max_keys)).collect())
+                .collect(),
+        }
+    }
+
+    /// Checks every limit of a route for one request at wall time `now`.
+    pub fn check(
+        &self,
+        route_index: usize,
+        route: &RouteConfig,
+        head: &RequestHead,
+        client: IpAddr,
+        now: SystemTime,
+    ) -> Verdict {
+        let limiters = &self.routes[route_index];
+        if limiters.is_empty() {
+            return Verdict::Allowed(None);
+        }
+        let now = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut policies = Vec::new();
+        let mut tightest: Option<(String, u32, Duration)> = None;
+        for limiter in limiters {
+            let cfg = &limiter.config;
+            policies.push(format!(
+                "\"{}\";q={};w={}",
+                cfg.name,
+                cfg.rate,
+                cfg.period.as_secs().max(1)
+            ));
+            let Some(key) = limiter.key(head, client, route) else {
+                continue;
+            };
+            let shard = &limiter.shards[shard_of(&key)];
+            let decision =
+                shard
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .check(&limiter.limit, &key, now);
+            match decision {
+                Err(_) => {
+                    return Verdict::TableFull {
+                        limit: cfg.name.clone(),
+                    }
+                }
+                Ok(Decision::Limited { retry_after, reset }) => {
+                    let state = format!("\"{}\";r=0;t={}", cfg.name, ceil_secs(reset));
+                    return Verdict::Limited {
+                        limit: cfg.name.clone(),
+                        retry_after,
+                        headers: (
+                            header(&policies_with_rest(policies, limiters)),
+                            header(&state),
+                        ),
+                    };
+                }
+                Ok(Decision::Allowed { remaining, reset }) => {
+                    if tightest.as_ref().is_none_or(|(_, r, _)| remaining < *r) {
+                        tightest = Some((cfg.name.clone(), remaining, reset));
+                    }
+                }
+            }
+        }
+        let state = tightest.map_or_else(String::new, |(name, r, t)| {
+            format!("\"{name}\";r={r};t={}", ceil_secs(t))
+        });
+        if state.is_empty() {
+            return Verdict::Allowed(None);
+        }
+        Verdict::Allowed(Some((header(&policies.join(", ")), header(&state))))
+    }
+}
+
+fn policies_with_rest(mut policies: Vec<String>, limiters: &[Limiter]) -> String {
+    for limiter in &limiters[policies.len()..] {
+        let cfg = &limiter.config;
+        policies.push(format!(
+            "\"{}\";q={};w={}",
+            cfg.name,
+            cfg.rate,
+            cfg.period.as_secs().max(1)
+        ));
+    }
+    policies.join(", ")
+}
+
+fn header(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Whole seconds, rounded up.
+pub fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+fn shard_of(key: &str) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (h as usize) % SHARDS
+}
