@@ -57,6 +57,8 @@ pub enum StaleReason {
     WhileRevalidate,
     /// Within `stale_if_error`; the origin failed or answered 5xx.
     IfError,
+    /// The upstream's circuit breaker is open: any stored copy is served.
+    CircuitOpen,
 }
 
 impl StaleReason {
@@ -65,6 +67,7 @@ impl StaleReason {
         match self {
             StaleReason::WhileRevalidate => "stale-while-revalidate",
             StaleReason::IfError => "stale-if-error",
+            StaleReason::CircuitOpen => "circuit-open",
         }
     }
 }

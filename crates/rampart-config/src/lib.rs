@@ -183,6 +183,25 @@ pub struct UpstreamConfig {
     pub max_idle_per_target: usize,
     /// How long an idle upstream connection is kept.
     pub idle_timeout: Duration,
+    /// Circuit breaker per target; `None` is off.
+    pub circuit: Option<CircuitConfig>,
+}
+
+/// An upstream's circuit breaker settings (one breaker per target).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CircuitConfig {
+    /// Consecutive failures that open it.
+    pub failures: u32,
+    /// Failure share over the window that opens it.
+    pub failure_rate: Option<f64>,
+    /// Outcomes remembered for the failure share.
+    pub window: u32,
+    /// Outcomes needed before the share counts.
+    pub min_requests: u32,
+    /// How long it stays open before probing.
+    pub open_for: Duration,
+    /// Probes at once when half-open, and successes needed to close.
+    pub probes: u32,
 }
 
 /// `[[routes]]`.
@@ -483,6 +502,27 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
             timeout: u.timeout.map_or(Duration::from_secs(30), |d| d.0),
             max_idle_per_target: u.max_idle_per_target.map_or(256, |v| v as usize),
             idle_timeout: u.idle_timeout.map_or(Duration::from_secs(60), |d| d.0),
+            circuit: match u.circuit {
+                None => None,
+                Some(c) => {
+                    let at = c.span().start;
+                    let c = c.into_inner();
+                    if c.failure_rate.is_some_and(|r| !(r > 0.0 && r <= 1.0)) {
+                        return Err((
+                            at,
+                            "failure_rate is a share between 0 and 1, such as 0.5".into(),
+                        ));
+                    }
+                    Some(CircuitConfig {
+                        failures: c.failures.unwrap_or(10).max(1),
+                        failure_rate: c.failure_rate,
+                        window: c.window.unwrap_or(100).max(1),
+                        min_requests: c.min_requests.unwrap_or(20).max(1),
+                        open_for: c.open_for.map_or(Duration::from_secs(60), |d| d.0),
+                        probes: c.probes.unwrap_or(1).max(1),
+                    })
+                }
+            },
         });
     }
 

@@ -193,6 +193,19 @@ pub struct RawUpstream {
     pub timeout: Option<Dur>,
     pub max_idle_per_target: Option<u32>,
     pub idle_timeout: Option<Dur>,
+    pub circuit: Option<Spanned<RawCircuit>>,
+}
+
+/// An upstream's `circuit = { … }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCircuit {
+    pub failures: Option<u32>,
+    pub failure_rate: Option<f64>,
+    pub window: Option<u32>,
+    pub min_requests: Option<u32>,
+    pub open_for: Option<Dur>,
+    pub probes: Option<u32>,
 }
 
 /// `[[routes]]`

@@ -26,6 +26,17 @@ pub async fn handle(
             gw.l1.run_pending_tasks();
             gw.metrics.l1_entries.set(gw.l1.entry_count() as i64);
             gw.metrics.l1_bytes.set(gw.l1.weighted_size() as i64);
+            let now = gw
+                .clock
+                .now()
+                .duration_since(std::time::SystemTime::UNIX_EPOCH)
+                .unwrap_or_default();
+            for upstream in &gw.upstreams {
+                for (target, state) in upstream.breaker_states(now) {
+                    gw.metrics
+                        .circuit_state(&upstream.name, target, state.as_gauge());
+                }
+            }
             Response::builder()
                 .header(
                     CONTENT_TYPE,

@@ -145,6 +145,17 @@ async fn fill(
         Ok(resp) => resp,
         Err(e) => {
             finish(guard, Fill::NotStored);
+            // An open circuit serves any copy still stored, however stale;
+            // other failures only within `stale_if_error`.
+            if matches!(e, GatewayError::CircuitOpen { .. }) {
+                if let Some(entry) = stale.as_ref() {
+                    let status = CacheStatus::Stale {
+                        ttl: entry.ttl_secs(response_time),
+                        reason: StaleReason::CircuitOpen,
+                    };
+                    return Ok((serve_entry(gw, entry, head, &status), status));
+                }
+            }
             return match stale_if_error(&stale) {
                 Some(entry) => Ok(serve_stale_if_error(gw, &entry, head, response_time)),
                 None => Err(e),

@@ -42,6 +42,12 @@ struct LimitLabels {
     reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabels {
+    upstream: String,
+    target: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs to ~52 s.
     Histogram::new(exponential_buckets(0.0001, 2.0, 20))
@@ -72,6 +78,7 @@ pub struct Metrics {
     cache: Family<CacheLabels, Counter>,
     upstream: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
     limited: Family<LimitLabels, Counter>,
+    circuit: Family<TargetLabels, Gauge>,
     /// Requests being handled now.
     pub in_flight: Gauge,
     /// L1 entries (set at scrape time).
@@ -123,6 +130,12 @@ impl Metrics {
             "Requests refused by a rate limit, by route, limit and reason (limited or table-full)",
             limited.clone(),
         );
+        let circuit = Family::<TargetLabels, Gauge>::default();
+        registry.register(
+            "circuit_state",
+            "Circuit breaker state per upstream target: 0 closed, 1 half-open, 2 open",
+            circuit.clone(),
+        );
         let in_flight = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "in_flight_requests",
@@ -153,6 +166,7 @@ impl Metrics {
             cache,
             upstream,
             limited,
+            circuit,
             in_flight,
             l1_entries,
             l1_bytes,
@@ -214,6 +228,16 @@ impl Metrics {
                 outcome: outcome.to_string(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Sets a target's circuit state (0 closed, 1 half-open, 2 open).
+    pub fn circuit_state(&self, upstream: &str, target: &str, state: u8) {
+        self.circuit
+            .get_or_create(&TargetLabels {
+                upstream: upstream.to_string(),
+                target: target.to_string(),
+            })
+            .set(i64::from(state));
     }
 
     /// Records a request refused by a rate limit.

@@ -52,6 +52,14 @@ pub enum GatewayError {
         /// What failed.
         detail: String,
     },
+    /// Every target of the upstream has its circuit open.
+    #[error("upstream {upstream} is failing; its circuit is open for {}s more", crate::limits::ceil_secs(*retry_after))]
+    CircuitOpen {
+        /// The upstream's name.
+        upstream: String,
+        /// Time until a target is probed again.
+        retry_after: Duration,
+    },
     /// The upstream did not answer in time.
     #[error("upstream {upstream} did not answer within {}ms", timeout.as_millis())]
     UpstreamTimeout {
@@ -84,6 +92,7 @@ impl GatewayError {
                 StatusCode::BAD_GATEWAY
             }
             GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::CircuitOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -97,42 +106,40 @@ impl GatewayError {
             GatewayError::UpgradeNotSupported => "upgrade-not-supported",
             GatewayError::UpstreamUnreachable { .. } => "upstream-unreachable",
             GatewayError::UpstreamTimeout { .. } => "upstream-timeout",
+            GatewayError::CircuitOpen { .. } => "circuit-open",
             GatewayError::UpstreamFailed { .. } => "upstream-failed",
         }
     }
 
-    /// The problem+json response.
-    pub fn into_response(self) -> Response<Body> {
-        match &self {
-            GatewayError::RateLimited {
-                retry_after,
-                headers,
-                ..
-            } => {
-                let mut r = problem(
-                    self.status(),
-                    self.slug(),
-                    &self.to_string(),
-                    Some(*retry_after),
-                );
-                r.headers_mut().insert(
-                    http::HeaderName::from_static("ratelimit-policy"),
-                    headers.0.clone(),
-                );
-                r.headers_mut().insert(
-                    http::HeaderName::from_static("ratelimit"),
-                    headers.1.clone(),
-                );
-                r
-            }
-            GatewayError::LimitTableFull { .. } => problem(
-                self.status(),
-                self.slug(),
-                &self.to_string(),
-                Some(Duration::from_secs(1)),
-            ),
-            _ => problem(self.status(), self.slug(), &self.to_string(), None),
+    /// How long the client should wait, for errors that say so.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            GatewayError::RateLimited { retry_after, .. }
+            | GatewayError::CircuitOpen { retry_after, .. } => Some(*retry_after),
+            GatewayError::LimitTableFull { .. } => Some(Duration::from_secs(1)),
+            _ => None,
         }
+    }
+
+    /// The problem+json response (with `Retry-After` and rate-limit headers where they apply).
+    pub fn into_response(self) -> Response<Body> {
+        let mut r = problem(
+            self.status(),
+            self.slug(),
+            &self.to_string(),
+            self.retry_after(),
+        );
+        if let GatewayError::RateLimited { headers, .. } = &self {
+            r.headers_mut().insert(
+                http::HeaderName::from_static("ratelimit-policy"),
+                headers.0.clone(),
+            );
+            r.headers_mut().insert(
+                http::HeaderName::from_static("ratelimit"),
+                headers.1.clone(),
+            );
+        }
+        r
     }
 }
 

@@ -260,12 +260,18 @@ pub async fn send(
 ) -> Result<Response<Incoming>, GatewayError> {
     let upstream = &gw.upstreams[upstream_index];
     let started = Instant::now();
-    let result = upstream.send(req, timeout).await;
+    let now = gw
+        .clock
+        .now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let result = upstream.send(req, timeout, now).await;
     let outcome = match &result {
         Ok(r) => status_class(r.status().as_u16()),
         Err(UpstreamError::Connect { .. }) => "connect_error",
         Err(UpstreamError::Timeout(_)) => "timeout",
         Err(UpstreamError::Failed { .. }) => "error",
+        Err(UpstreamError::CircuitOpen { .. }) => "circuit_open",
     };
     gw.metrics
         .upstream(&upstream.name, outcome, started.elapsed());
@@ -281,6 +287,10 @@ pub async fn send(
         UpstreamError::Failed { .. } => GatewayError::UpstreamFailed {
             upstream: upstream.name.clone(),
             detail: e.to_string(),
+        },
+        UpstreamError::CircuitOpen { retry_after } => GatewayError::CircuitOpen {
+            upstream: upstream.name.clone(),
+            retry_after,
         },
     })
 }

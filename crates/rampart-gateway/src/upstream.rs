@@ -2,6 +2,7 @@
 //! robin, and a deadline on every request.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use http::uri::{Authority, Scheme};
@@ -11,6 +12,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rampart_config::UpstreamConfig;
+use rampart_guard::breaker::{Breaker, Settings, State};
 
 use crate::body::Body;
 
@@ -28,6 +30,12 @@ pub enum UpstreamError {
     /// No response headers within the deadline.
     #[error("no response within {0:?}")]
     Timeout(Duration),
+    /// Every target's circuit breaker refused.
+    #[error("every target's circuit is open")]
+    CircuitOpen {
+        /// Time until a target half-opens.
+        retry_after: Duration,
+    },
     /// The exchange failed after connecting.
     #[error("request to {target} failed: {detail}")]
     Failed {
@@ -46,6 +54,32 @@ pub struct Upstream {
     targets: Vec<Authority>,
     next: AtomicUsize,
     client: Client<HttpConnector, Body>,
+    breakers: Option<Vec<Mutex<Breaker>>>,
+}
+
+/// Gives a breaker its outcome, or its probe slot back if the request was
+/// abandoned (the client went away) before one was known.
+struct Pending<'a> {
+    breaker: Option<&'a Mutex<Breaker>>,
+    now: Duration,
+}
+
+impl Pending<'_> {
+    fn record(mut self, success: bool) {
+        if let Some(b) = self.breaker.take() {
+            b.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .record(self.now, success);
+        }
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if let Some(b) = self.breaker.take() {
+            b.lock().unwrap_or_else(|p| p.into_inner()).release();
+        }
+    }
 }
 
 impl Upstream {
@@ -68,11 +102,26 @@ impl Upstream {
             .pool_idle_timeout(cfg.idle_timeout)
             .pool_max_idle_per_host(cfg.max_idle_per_target)
             .build(connector);
+        let breakers = cfg.circuit.map(|c| {
+            let settings = Settings {
+                failures: c.failures,
+                failure_rate: c.failure_rate,
+                window: c.window as usize,
+                min_requests: c.min_requests as usize,
+                open_for: c.open_for,
+                probes: c.probes,
+            };
+            targets
+                .iter()
+                .map(|_| Mutex::new(Breaker::new(settings)))
+                .collect()
+        });
         Ok(Self {
             name: cfg.name.clone(),
             targets,
             next: AtomicUsize::new(0),
             client,
+            breakers,
         })
     }
 
@@ -81,15 +130,69 @@ impl Upstream {
         self.targets.iter().map(Authority::as_str)
     }
 
-    /// Sends a request to the next target; `req`'s URI needs only a path and
-    /// query. Fails with [`UpstreamError::Timeout`] when the response headers
-    /// do not arrive within `timeout`.
+    /// Each target's breaker state at `now` (empty without a circuit).
+    pub fn breaker_states(&self, now: Duration) -> Vec<(&str, State)> {
+        match &self.breakers {
+            None => Vec::new(),
+            Some(b) => self
+                .targets
+                .iter()
+                .zip(b)
+                .map(|(t, b)| {
+                    (
+                        t.as_str(),
+                        b.lock().unwrap_or_else(|p| p.into_inner()).state(now),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Picks the next target round robin, skipping targets whose breaker
+    /// refuses at `now`.
+    fn pick(&self, now: Duration) -> Result<(usize, Pending<'_>), UpstreamError> {
+        let n = self.targets.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let Some(breakers) = &self.breakers else {
+            return Ok((start, Pending { breaker: None, now }));
+        };
+        let mut soonest: Option<Duration> = None;
+        for k in 0..n {
+            let i = (start + k) % n;
+            match breakers[i]
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .allow(now)
+            {
+                Ok(()) => {
+                    return Ok((
+                        i,
+                        Pending {
+                            breaker: Some(&breakers[i]),
+                            now,
+                        },
+                    ))
+                }
+                Err(r) => soonest = Some(soonest.map_or(r.retry_after, |s| s.min(r.retry_after))),
+            }
+        }
+        Err(UpstreamError::CircuitOpen {
+            retry_after: soonest.unwrap_or_default(),
+        })
+    }
+
+    /// Sends a request to the next target whose circuit allows it; `req`'s
+    /// URI needs only a path and query. Fails with [`UpstreamError::Timeout`]
+    /// when the response headers do not arrive within `timeout`. `now` is the
+    /// breakers' clock. A 5xx, a connect error or a timeout counts as a
+    /// failure for the target's breaker; anything else as a success.
     pub async fn send(
         &self,
         mut req: Request<Body>,
         timeout: Duration,
+        now: Duration,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.targets.len();
+        let (index, pending) = self.pick(now)?;
         let target = &self.targets[index];
         let mut parts = req.uri().clone().into_parts();
         parts.scheme = Some(Scheme::HTTP);
@@ -101,7 +204,7 @@ impl Upstream {
             target: target.to_string(),
             detail: e.to_string(),
         })?;
-        match tokio::time::timeout(timeout, self.client.request(req)).await {
+        let result = match tokio::time::timeout(timeout, self.client.request(req)).await {
             Err(_) => Err(UpstreamError::Timeout(timeout)),
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect {
@@ -112,7 +215,9 @@ impl Upstream {
                 target: target.to_string(),
                 detail: error_chain(&e),
             }),
-        }
+        };
+        pending.record(matches!(&result, Ok(r) if !r.status().is_server_error()));
+        result
     }
 }
 

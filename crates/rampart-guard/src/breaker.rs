@@ -172,6 +172,14 @@ impl Breaker {
         }
     }
 
+    /// An allowed request ended without an outcome (its client went away):
+    /// a half-open probe slot is given back; nothing else changes.
+    pub fn release(&mut self) {
+        if self.state == State::HalfOpen {
+            self.probes_out = self.probes_out.saturating_sub(1);
+        }
+    }
+
     fn open(&mut self, now: Duration) {
         self.state = State::Open;
         self.opened_at = now;
@@ -272,6 +280,8 @@ mod tests {
             b.allow(11 * S).unwrap();
         }
         assert!(b.allow(11 * S).is_err(), "at most three probes at once");
+        b.release();
+        b.allow(11 * S).unwrap();
         b.record(12 * S, true);
         b.record(12 * S, true);
         assert_eq!(b.state(12 * S), State::HalfOpen);
