@@ -88,9 +88,10 @@ impl Limiter {
     }
 }
 
-/// The limiters of every route, indexed like the routes.
+/// The limiters of every route, indexed like the routes, each route with its
+/// `RateLimit-Policy` value (fixed by the config, so made once).
 pub struct Limiters {
-    routes: Vec<Vec<Limiter>>,
+    routes: Vec<(Vec<Limiter>, HeaderValue)>,
 }
 
 impl Limiters {
@@ -99,7 +100,22 @@ impl Limiters {
         Self {
             routes: routes
                 .iter()
-                .map(|r| r.limits.iter().map(|l| Limiter::new(l, max_keys)).collect())
+                .map(|r| {
+                    let policy: Vec<String> = r
+                        .limits
+                        .iter()
+                        .map(|l| {
+                            format!(
+                                "\"{}\";q={};w={}",
+                                l.name,
+                                l.rate,
+                                l.period.as_secs().max(1)
+                            )
+                        })
+                        .collect();
+                    let limiters = r.limits.iter().map(|l| Limiter::new(l, max_keys)).collect();
+                    (limiters, header(&policy.join(", ")))
+                })
                 .collect(),
         }
     }
@@ -113,23 +129,16 @@ impl Limiters {
         client: IpAddr,
         now: SystemTime,
     ) -> Verdict {
-        let limiters = &self.routes[route_index];
+        let (limiters, policy) = &self.routes[route_index];
         if limiters.is_empty() {
             return Verdict::Allowed(None);
         }
         let now = now
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default();
-        let mut policies = Vec::new();
-        let mut tightest: Option<(String, u32, Duration)> = None;
+        let mut tightest: Option<(&str, u32, Duration)> = None;
         for limiter in limiters {
             let cfg = &limiter.config;
-            policies.push(format!(
-                "\"{}\";q={};w={}",
-                cfg.name,
-                cfg.rate,
-                cfg.period.as_secs().max(1)
-            ));
             let Some(key) = limiter.key(head, client, route) else {
                 continue;
             };
@@ -150,40 +159,24 @@ impl Limiters {
                     return Verdict::Limited {
                         limit: cfg.name.clone(),
                         retry_after,
-                        headers: (
-                            header(&policies_with_rest(policies, limiters)),
-                            header(&state),
-                        ),
+                        headers: (policy.clone(), header(&state)),
                     };
                 }
                 Ok(Decision::Allowed { remaining, reset }) => {
-                    if tightest.as_ref().is_none_or(|(_, r, _)| remaining < *r) {
-                        tightest = Some((cfg.name.clone(), remaining, reset));
+                    if tightest.is_none_or(|(_, r, _)| remaining < r) {
+                        tightest = Some((&cfg.name, remaining, reset));
                     }
                 }
             }
         }
-        let state = tightest.map_or_else(String::new, |(name, r, t)| {
-            format!("\"{name}\";r={r};t={}", ceil_secs(t))
-        });
-        if state.is_empty() {
-            return Verdict::Allowed(None);
+        match tightest {
+            None => Verdict::Allowed(None),
+            Some((name, r, t)) => Verdict::Allowed(Some((
+                policy.clone(),
+                header(&format!("\"{name}\";r={r};t={}", ceil_secs(t))),
+            ))),
         }
-        Verdict::Allowed(Some((header(&policies.join(", ")), header(&state))))
     }
-}
-
-fn policies_with_rest(mut policies: Vec<String>, limiters: &[Limiter]) -> String {
-    for limiter in &limiters[policies.len()..] {
-        let cfg = &limiter.config;
-        policies.push(format!(
-            "\"{}\";q={};w={}",
-            cfg.name,
-            cfg.rate,
-            cfg.period.as_secs().max(1)
-        ));
-    }
-    policies.join(", ")
 }
 
 fn header(text: &str) -> HeaderValue {
