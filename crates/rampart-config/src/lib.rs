@@ -53,6 +53,8 @@ pub struct Config {
     pub upstreams: Vec<UpstreamConfig>,
     /// `[[routes]]`, in file order; the first match wins.
     pub routes: Vec<RouteConfig>,
+    /// `[priorities]`: weights of critical, high, default and low.
+    pub priority_weights: [u32; 4],
 }
 
 /// `[server]`.
@@ -185,6 +187,51 @@ pub struct UpstreamConfig {
     pub idle_timeout: Duration,
     /// Circuit breaker per target; `None` is off.
     pub circuit: Option<CircuitConfig>,
+    /// Admission control; `None` sends every request at once.
+    pub admission: Option<AdmissionConfig>,
+}
+
+/// An upstream's admission control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdmissionConfig {
+    /// Requests sent to the upstream at once.
+    pub max_concurrency: usize,
+    /// Requests that may wait for a slot.
+    pub queue_size: usize,
+    /// How long a request may wait.
+    pub queue_timeout: Duration,
+}
+
+/// A route's priority class; waiting requests are released in weighted
+/// order and the lowest class is shed first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Priority {
+    /// Payments, webhooks that must get through.
+    Critical,
+    /// Transactions.
+    High,
+    /// Everything else.
+    #[default]
+    Default,
+    /// Browsing that may be shed first.
+    Low,
+}
+
+impl Priority {
+    /// Index of the class, most important first.
+    pub fn index(self) -> usize {
+        match self {
+            Priority::Critical => 0,
+            Priority::High => 1,
+            Priority::Default => 2,
+            Priority::Low => 3,
+        }
+    }
+
+    /// The class's name.
+    pub fn as_str(self) -> &'static str {
+        ["critical", "high", "default", "low"][self.index()]
+    }
 }
 
 /// An upstream's circuit breaker settings (one breaker per target).
@@ -221,6 +268,8 @@ pub struct RouteConfig {
     pub timeout: Duration,
     /// Rate limits, all checked for every request.
     pub limits: Vec<LimitConfig>,
+    /// Priority class in the upstream's admission queue.
+    pub priority: Priority,
 }
 
 /// A route's rate limit.
@@ -502,6 +551,14 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
             timeout: u.timeout.map_or(Duration::from_secs(30), |d| d.0),
             max_idle_per_target: u.max_idle_per_target.map_or(256, |v| v as usize),
             idle_timeout: u.idle_timeout.map_or(Duration::from_secs(60), |d| d.0),
+            admission: match (u.max_concurrency, u.queue) {
+                (None, None) => None,
+                (max, queue) => Some(AdmissionConfig {
+                    max_concurrency: max.unwrap_or(100).max(1) as usize,
+                    queue_size: queue.as_ref().map_or(0, |q| q.size as usize),
+                    queue_timeout: queue.as_ref().map_or(Duration::ZERO, |q| q.timeout.0),
+                }),
+            },
             circuit: match u.circuit {
                 None => None,
                 Some(c) => {
@@ -607,6 +664,19 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
                 key,
             });
         }
+        let priority = match r.priority.as_ref().map(|p| p.get_ref().0.as_str()) {
+            None | Some("default") => Priority::Default,
+            Some("critical") => Priority::Critical,
+            Some("high") => Priority::High,
+            Some("low") => Priority::Low,
+            Some(other) => {
+                let at = r.priority.as_ref().map_or(0, |p| p.span().start);
+                return Err((
+                    at,
+                    format!("unknown priority {other:?}: use critical, high, default or low"),
+                ));
+            }
+        };
         routes.push(RouteConfig {
             name,
             matcher: r.matcher,
@@ -615,6 +685,7 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
             compress: r.compress.unwrap_or(true),
             timeout,
             limits,
+            priority,
         });
     }
 
@@ -628,6 +699,12 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
         },
         upstreams,
         routes,
+        priority_weights: [
+            raw.priorities.critical.unwrap_or(100).max(1),
+            raw.priorities.high.unwrap_or(50).max(1),
+            raw.priorities.default.unwrap_or(30).max(1),
+            raw.priorities.low.unwrap_or(10).max(1),
+        ],
     })
 }
 

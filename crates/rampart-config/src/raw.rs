@@ -194,6 +194,26 @@ pub struct RawUpstream {
     pub max_idle_per_target: Option<u32>,
     pub idle_timeout: Option<Dur>,
     pub circuit: Option<Spanned<RawCircuit>>,
+    pub max_concurrency: Option<u32>,
+    pub queue: Option<RawQueue>,
+}
+
+/// An upstream's `queue = { … }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueue {
+    pub size: u32,
+    pub timeout: Dur,
+}
+
+/// `[priorities]`: weights of the four classes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPriorities {
+    pub critical: Option<u32>,
+    pub high: Option<u32>,
+    pub default: Option<u32>,
+    pub low: Option<u32>,
 }
 
 /// An upstream's `circuit = { … }`.
@@ -220,6 +240,7 @@ pub struct RawRoute {
     pub compress: Option<bool>,
     pub timeout: Option<Dur>,
     pub limit: Option<Spanned<OneOrMany<RawLimit>>>,
+    pub priority: Option<Spanned<Text>>,
 }
 
 /// One table or a list of them. (Not a serde untagged enum: that would
@@ -297,6 +318,8 @@ pub struct RawConfig {
     pub compression: RawCompression,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub priorities: RawPriorities,
     #[serde(default)]
     pub upstreams: Vec<RawUpstream>,
     #[serde(default)]

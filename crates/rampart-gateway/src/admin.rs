@@ -31,7 +31,15 @@ pub async fn handle(
                 .now()
                 .duration_since(std::time::SystemTime::UNIX_EPOCH)
                 .unwrap_or_default();
-            for upstream in &gw.upstreams {
+            for (upstream, admission) in gw.upstreams.iter().zip(&gw.admissions) {
+                if let Some(admission) = admission {
+                    for (class, depth) in ["critical", "high", "default", "low"]
+                        .iter()
+                        .zip(admission.depth())
+                    {
+                        gw.metrics.queue_depth(&upstream.name, class, depth);
+                    }
+                }
                 for (target, state) in upstream.breaker_states(now) {
                     gw.metrics
                         .circuit_state(&upstream.name, target, state.as_gauge());

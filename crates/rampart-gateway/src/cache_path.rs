@@ -125,7 +125,7 @@ async fn fill(
     let compress = gw.compression.enabled && route.compress;
     let req = origin_request(head, stale.as_deref(), compress);
     let request_time = gw.clock.now();
-    let result = send(gw, route.upstream, req, route.timeout).await;
+    let result = send(gw, route_index, req).await;
     let response_time = gw.clock.now();
 
     let stale_if_error = |stale: &Option<Arc<Entry>>| {

@@ -5,6 +5,7 @@
 //! steps are written down in order in `proxy.rs`.
 
 pub mod admin;
+pub mod admission;
 pub mod body;
 pub mod cache_path;
 pub mod clock;

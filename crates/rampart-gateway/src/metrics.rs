@@ -48,6 +48,13 @@ struct TargetLabels {
     target: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShedLabels {
+    upstream: String,
+    priority: String,
+    reason: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs to ~52 s.
     Histogram::new(exponential_buckets(0.0001, 2.0, 20))
@@ -79,6 +86,8 @@ pub struct Metrics {
     upstream: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
     limited: Family<LimitLabels, Counter>,
     circuit: Family<TargetLabels, Gauge>,
+    shed: Family<ShedLabels, Counter>,
+    queue_depth: Family<ShedLabels, Gauge>,
     /// Requests being handled now.
     pub in_flight: Gauge,
     /// L1 entries (set at scrape time).
@@ -136,6 +145,18 @@ impl Metrics {
             "Circuit breaker state per upstream target: 0 closed, 1 half-open, 2 open",
             circuit.clone(),
         );
+        let shed = Family::<ShedLabels, Counter>::default();
+        registry.register(
+            "shed_requests",
+            "Requests refused by an upstream's admission control, by priority and reason (queue-full, displaced, timeout)",
+            shed.clone(),
+        );
+        let queue_depth = Family::<ShedLabels, Gauge>::default();
+        registry.register(
+            "queue_depth",
+            "Requests waiting for an upstream slot, by priority",
+            queue_depth.clone(),
+        );
         let in_flight = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "in_flight_requests",
@@ -167,6 +188,8 @@ impl Metrics {
             upstream,
             limited,
             circuit,
+            shed,
+            queue_depth,
             in_flight,
             l1_entries,
             l1_bytes,
@@ -238,6 +261,28 @@ impl Metrics {
                 target: target.to_string(),
             })
             .set(i64::from(state));
+    }
+
+    /// Records a request shed by admission control.
+    pub fn shed(&self, upstream: &str, priority: &str, reason: &str) {
+        self.shed
+            .get_or_create(&ShedLabels {
+                upstream: upstream.to_string(),
+                priority: priority.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Sets the queue depth of one priority class.
+    pub fn queue_depth(&self, upstream: &str, priority: &str, depth: usize) {
+        self.queue_depth
+            .get_or_create(&ShedLabels {
+                upstream: upstream.to_string(),
+                priority: priority.to_string(),
+                reason: String::new(),
+            })
+            .set(depth as i64);
     }
 
     /// Records a request refused by a rate limit.

@@ -60,6 +60,14 @@ pub enum GatewayError {
         /// Time until a target is probed again.
         retry_after: Duration,
     },
+    /// The upstream is saturated and the request was shed.
+    #[error("upstream {upstream} is saturated; the request was shed ({reason})")]
+    Shed {
+        /// The upstream's name.
+        upstream: String,
+        /// `queue-full`, `displaced` or `timeout`.
+        reason: &'static str,
+    },
     /// The upstream did not answer in time.
     #[error("upstream {upstream} did not answer within {}ms", timeout.as_millis())]
     UpstreamTimeout {
@@ -92,7 +100,9 @@ impl GatewayError {
                 StatusCode::BAD_GATEWAY
             }
             GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            GatewayError::CircuitOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::CircuitOpen { .. } | GatewayError::Shed { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -107,6 +117,7 @@ impl GatewayError {
             GatewayError::UpstreamUnreachable { .. } => "upstream-unreachable",
             GatewayError::UpstreamTimeout { .. } => "upstream-timeout",
             GatewayError::CircuitOpen { .. } => "circuit-open",
+            GatewayError::Shed { .. } => "shed",
             GatewayError::UpstreamFailed { .. } => "upstream-failed",
         }
     }
@@ -116,7 +127,9 @@ impl GatewayError {
         match self {
             GatewayError::RateLimited { retry_after, .. }
             | GatewayError::CircuitOpen { retry_after, .. } => Some(*retry_after),
-            GatewayError::LimitTableFull { .. } => Some(Duration::from_secs(1)),
+            GatewayError::LimitTableFull { .. } | GatewayError::Shed { .. } => {
+                Some(Duration::from_secs(1))
+            }
             _ => None,
         }
     }

@@ -233,7 +233,6 @@ pub async fn forward(
     head: &RequestHead,
     body: Body,
 ) -> Result<Response<Incoming>, GatewayError> {
-    let route = gw.router.route(route_index);
     let mut headers = head.headers.clone();
     remove_hop_by_hop(&mut headers);
     set_forwarded(&mut headers, head.peer, "http", head.trusted);
@@ -244,21 +243,36 @@ pub async fn forward(
         |pq| http::Uri::from(pq.clone()),
     );
     *req.headers_mut() = headers;
-    send(gw, upstream_index(gw, route_index), req, route.timeout).await
+    send(gw, route_index, req).await
 }
 
-fn upstream_index(gw: &Gateway, route_index: usize) -> usize {
-    gw.router.route(route_index).upstream
-}
-
-/// Sends a prepared request to an upstream, recording its timing.
+/// Sends a prepared request to the route's upstream within the route's
+/// deadline: first a slot from the upstream's admission control (waiting
+/// counts against the deadline; the slot is held until the response headers
+/// arrive), then the request, recording its timing.
 pub async fn send(
     gw: &Gateway,
-    upstream_index: usize,
+    route_index: usize,
     req: Request<Body>,
-    timeout: std::time::Duration,
 ) -> Result<Response<Incoming>, GatewayError> {
-    let upstream = &gw.upstreams[upstream_index];
+    let route = gw.router.route(route_index);
+    let upstream = &gw.upstreams[route.upstream];
+    let deadline = Instant::now() + route.timeout;
+    let _slot = match &gw.admissions[route.upstream] {
+        None => None,
+        Some(admission) => match admission.acquire(route.priority, deadline).await {
+            Ok(permit) => Some(permit),
+            Err(shed) => {
+                gw.metrics
+                    .shed(&upstream.name, route.priority.as_str(), shed.as_str());
+                return Err(GatewayError::Shed {
+                    upstream: upstream.name.clone(),
+                    reason: shed.as_str(),
+                });
+            }
+        },
+    };
+    let timeout = deadline.saturating_duration_since(Instant::now());
     let started = Instant::now();
     let now = gw
         .clock

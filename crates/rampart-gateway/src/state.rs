@@ -35,6 +35,8 @@ pub struct Gateway {
     pub coalescer: Arc<Coalescer>,
     /// Rate limits per route.
     pub limiters: crate::limits::Limiters,
+    /// Admission control per upstream (`None`: unlimited).
+    pub admissions: Vec<Option<Arc<crate::admission::Admission>>>,
     /// Metrics.
     pub metrics: Metrics,
     /// The clock freshness is judged by.
@@ -70,6 +72,14 @@ impl Gateway {
             l1: MemoryCache::new(config.cache.memory, config.cache.max_variants),
             coalescer: Coalescer::new(),
             limiters: crate::limits::Limiters::new(&config.routes, config.server.max_limit_keys),
+            admissions: config
+                .upstreams
+                .iter()
+                .map(|u| {
+                    u.admission
+                        .map(|a| crate::admission::Admission::new(a, config.priority_weights))
+                })
+                .collect(),
             metrics,
             clock,
         })
