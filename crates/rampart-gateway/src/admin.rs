@@ -26,11 +26,7 @@ pub async fn handle(
             gw.l1.run_pending_tasks();
             gw.metrics.l1_entries.set(gw.l1.entry_count() as i64);
             gw.metrics.l1_bytes.set(gw.l1.weighted_size() as i64);
-            let now = gw
-                .clock
-                .now()
-                .duration_since(std::time::SystemTime::UNIX_EPOCH)
-                .unwrap_or_default();
+            let now = gw.clock.since_epoch();
             for (upstream, admission) in gw.upstreams.iter().zip(&gw.admissions) {
                 if let Some(admission) = admission {
                     for (class, depth) in ["critical", "high", "default", "low"]

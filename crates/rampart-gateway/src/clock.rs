@@ -8,6 +8,14 @@ use std::time::{Duration, SystemTime};
 pub trait Clock: Send + Sync + 'static {
     /// The current time.
     fn now(&self) -> SystemTime;
+
+    /// The current time as the guards (rate limits, breakers) count it: time
+    /// since the Unix epoch.
+    fn since_epoch(&self) -> Duration {
+        self.now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+    }
 }
 
 /// The system's clock.

@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use http::HeaderValue;
 use rampart_config::{LimitConfig, LimitKey, RouteConfig};
@@ -120,22 +120,19 @@ impl Limiters {
         }
     }
 
-    /// Checks every limit of a route for one request at wall time `now`.
+    /// Checks every limit of a route for one request at `now` (time since the epoch).
     pub fn check(
         &self,
         route_index: usize,
         route: &RouteConfig,
         head: &RequestHead,
         client: IpAddr,
-        now: SystemTime,
+        now: Duration,
     ) -> Verdict {
         let (limiters, policy) = &self.routes[route_index];
         if limiters.is_empty() {
             return Verdict::Allowed(None);
         }
-        let now = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
         let mut tightest: Option<(&str, u32, Duration)> = None;
         for limiter in limiters {
             let cfg = &limiter.config;

@@ -119,7 +119,7 @@ async fn route_request(
     //    the cache nor be served from it past its allowance.
     match gw
         .limiters
-        .check(route_index, route, &head, client, gw.clock.now())
+        .check(route_index, route, &head, client, gw.clock.since_epoch())
     {
         crate::limits::Verdict::Allowed(headers) => outcome.limit_headers = headers,
         crate::limits::Verdict::Limited {
@@ -274,11 +274,7 @@ pub async fn send(
     };
     let timeout = deadline.saturating_duration_since(Instant::now());
     let started = Instant::now();
-    let now = gw
-        .clock
-        .now()
-        .duration_since(std::time::SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = gw.clock.since_epoch();
     let result = upstream.send(req, timeout, now).await;
     let outcome = match &result {
         Ok(r) => status_class(r.status().as_u16()),
