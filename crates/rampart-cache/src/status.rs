@@ -59,6 +59,9 @@ pub enum StaleReason {
     IfError,
     /// The upstream's circuit breaker is open: any stored copy is served.
     CircuitOpen,
+    /// No target of the upstream passes its health checks: any stored copy
+    /// is served.
+    NoHealthyTarget,
 }
 
 impl StaleReason {
@@ -68,6 +71,7 @@ impl StaleReason {
             StaleReason::WhileRevalidate => "stale-while-revalidate",
             StaleReason::IfError => "stale-if-error",
             StaleReason::CircuitOpen => "circuit-open",
+            StaleReason::NoHealthyTarget => "no-healthy-target",
         }
     }
 }

@@ -189,6 +189,39 @@ pub struct UpstreamConfig {
     pub circuit: Option<CircuitConfig>,
     /// Admission control; `None` sends every request at once.
     pub admission: Option<AdmissionConfig>,
+    /// Active health checks; `None` is off.
+    pub health: Option<HealthConfig>,
+    /// How a target is chosen.
+    pub balance: Balance,
+    /// Whether an idempotent request without a body is retried once on
+    /// another target after a connect error or a 503.
+    pub retry: bool,
+}
+
+/// How requests are spread over an upstream's targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Balance {
+    /// Two targets drawn at random, the one with fewer requests in flight
+    /// taken ("power of two choices").
+    #[default]
+    LeastInFlight,
+    /// In turn.
+    RoundRobin,
+}
+
+/// An upstream's active health checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthConfig {
+    /// Path requested with GET on each target; 2xx and 3xx pass.
+    pub path: String,
+    /// Time between checks of a target.
+    pub interval: Duration,
+    /// Deadline of one check.
+    pub timeout: Duration,
+    /// Passed checks in a row that bring a target back.
+    pub healthy_after: u32,
+    /// Failed checks in a row that take a target out.
+    pub unhealthy_after: u32,
 }
 
 /// An upstream's admission control.
@@ -559,6 +592,44 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
                     queue_timeout: queue.as_ref().map_or(Duration::ZERO, |q| q.timeout.0),
                 }),
             },
+            health: match u.health {
+                None => None,
+                Some(h) => {
+                    let at = h.span().start;
+                    let h = h.into_inner();
+                    if h.interval.as_ref().is_some_and(|d| d.0.is_zero()) {
+                        return Err((at, "health interval must be more than zero".into()));
+                    }
+                    let path = h.path.get_ref().0.clone();
+                    if !path.starts_with('/') {
+                        return Err((
+                            h.path.span().start,
+                            format!("health path {path:?} must start with '/'"),
+                        ));
+                    }
+                    Some(HealthConfig {
+                        path,
+                        interval: h.interval.map_or(Duration::from_secs(5), |d| d.0),
+                        timeout: h.timeout.map_or(Duration::from_secs(2), |d| d.0),
+                        healthy_after: h.healthy_after.unwrap_or(2).max(1),
+                        unhealthy_after: h.unhealthy_after.unwrap_or(3).max(1),
+                    })
+                }
+            },
+            balance: match &u.balance {
+                None => Balance::LeastInFlight,
+                Some(b) => match b.get_ref().0.as_str() {
+                    "least-in-flight" => Balance::LeastInFlight,
+                    "round-robin" => Balance::RoundRobin,
+                    other => return Err((
+                        b.span().start,
+                        format!(
+                            "unknown balance {other:?}; use \"least-in-flight\" or \"round-robin\""
+                        ),
+                    )),
+                },
+            },
+            retry: u.retry.unwrap_or(true),
             circuit: match u.circuit {
                 None => None,
                 Some(c) => {

@@ -196,6 +196,20 @@ pub struct RawUpstream {
     pub circuit: Option<Spanned<RawCircuit>>,
     pub max_concurrency: Option<u32>,
     pub queue: Option<RawQueue>,
+    pub health: Option<Spanned<RawHealth>>,
+    pub balance: Option<Spanned<Text>>,
+    pub retry: Option<bool>,
+}
+
+/// An upstream's `health = { … }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    pub path: Spanned<Text>,
+    pub interval: Option<Dur>,
+    pub timeout: Option<Dur>,
+    pub healthy_after: Option<u32>,
+    pub unhealthy_after: Option<u32>,
 }
 
 /// An upstream's `queue = { … }`.

@@ -154,3 +154,42 @@ fn compressible_types() {
     assert!(!c.compression.compressible("image/png"));
     assert_eq!(c.compression.min_size, 1024);
 }
+
+#[test]
+fn upstream_health_balance_and_retry() {
+    let text = GOOD.replace(
+        "targets = [\"127.0.0.1:3000\", \"127.0.0.1:3001\"]",
+        "targets = [\"127.0.0.1:3000\", \"127.0.0.1:3001\"]\nhealth = { path = \"/health\", interval = \"2s\" }\nbalance = \"round-robin\"\nretry = false",
+    );
+    let c = parse_ok(&text);
+    let u = &c.upstreams[0];
+    let h = u.health.as_ref().unwrap();
+    assert_eq!(h.path, "/health");
+    assert_eq!(h.interval, Duration::from_secs(2));
+    assert_eq!((h.healthy_after, h.unhealthy_after), (2, 3));
+    assert_eq!(u.balance, Balance::RoundRobin);
+    assert!(!u.retry);
+    let defaults = parse_ok(GOOD);
+    assert_eq!(defaults.upstreams[0].balance, Balance::LeastInFlight);
+    assert!(defaults.upstreams[0].retry);
+    assert!(defaults.upstreams[0].health.is_none());
+
+    for (bad, field) in [
+        ("balance = \"random\"", "upstreams[1].balance"),
+        ("health = { path = \"health\" }", "upstreams[1].health.path"),
+        (
+            "health = { path = \"/h\", interval = \"0s\" }",
+            "upstreams[1].health",
+        ),
+        (
+            "health = { path = \"/h\", every = \"1s\" }",
+            "upstreams[1].health.every",
+        ),
+    ] {
+        let e = parse_err(&GOOD.replace(
+            "targets = [\"127.0.0.1:3000\", \"127.0.0.1:3001\"]",
+            &format!("targets = [\"127.0.0.1:3000\"]\n{bad}"),
+        ));
+        assert_eq!(e.field, field, "{e}");
+    }
+}

@@ -40,6 +40,8 @@ pub async fn handle(
                     gw.metrics
                         .circuit_state(&upstream.name, target, state.as_gauge());
                 }
+                gw.metrics
+                    .healthy_targets(&upstream.name, upstream.available(now));
             }
             Response::builder()
                 .header(
@@ -103,31 +105,49 @@ fn authorized(req: &Request<Incoming>, token: Option<&str>) -> bool {
     diff == 0
 }
 
-/// 200 when every upstream has a reachable target, else 503.
+/// 200 when every upstream has a target taking traffic, else 503. With
+/// active health checks their verdict counts; without, a target counts when a
+/// TCP connection to it opens within a second. A target whose circuit is open
+/// does not count.
 async fn readyz(gw: &Gateway) -> Response<Body> {
     let mut checks = serde_json::Map::new();
     let mut ready = true;
+    let now = gw.clock.since_epoch();
     for upstream in &gw.upstreams {
-        let targets: Vec<String> = upstream.targets().map(str::to_string).collect();
-        let probes = targets.iter().map(|t| async move {
+        let open: Vec<&str> = upstream
+            .breaker_states(now)
+            .into_iter()
+            .filter(|(_, s)| *s == rampart_guard::breaker::State::Open)
+            .map(|(t, _)| t)
+            .collect();
+        let health = upstream.health_states();
+        let probes = health.iter().map(|&(target, healthy)| async move {
+            if upstream.health_config().is_some() {
+                return healthy;
+            }
             matches!(
                 tokio::time::timeout(
                     Duration::from_secs(1),
-                    tokio::net::TcpStream::connect(t.as_str())
+                    tokio::net::TcpStream::connect(target)
                 )
                 .await,
                 Ok(Ok(_))
             )
         });
         let results = futures_util::future::join_all(probes).await;
-        let healthy = results.iter().filter(|ok| **ok).count();
+        let healthy = health
+            .iter()
+            .zip(&results)
+            .filter(|((t, _), ok)| **ok && !open.contains(t))
+            .count();
         ready &= healthy > 0;
         checks.insert(
             upstream.name.clone(),
             json!({
                 "status": if healthy > 0 { "up" } else { "down" },
                 "healthy_targets": healthy,
-                "targets": targets.len(),
+                "targets": health.len(),
+                "checked_by": if upstream.health_config().is_some() { "health-checks" } else { "tcp-connect" },
             }),
         );
     }

@@ -145,13 +145,18 @@ async fn fill(
         Ok(resp) => resp,
         Err(e) => {
             finish(guard, Fill::NotStored);
-            // An open circuit serves any copy still stored, however stale;
-            // other failures only within `stale_if_error`.
-            if matches!(e, GatewayError::CircuitOpen { .. }) {
+            // An upstream that cannot be asked (circuits open, no healthy
+            // target) serves any copy still stored, however stale; other
+            // failures only within `stale_if_error`.
+            if e.upstream_down() {
                 if let Some(entry) = stale.as_ref() {
                     let status = CacheStatus::Stale {
                         ttl: entry.ttl_secs(response_time),
-                        reason: StaleReason::CircuitOpen,
+                        reason: if matches!(e, GatewayError::CircuitOpen { .. }) {
+                            StaleReason::CircuitOpen
+                        } else {
+                            StaleReason::NoHealthyTarget
+                        },
                     };
                     return Ok((serve_entry(gw, entry, head, &status), status));
                 }

@@ -104,6 +104,23 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<Running, St
         move |req, peer| proxy::handle(Arc::clone(&gw), req, peer),
     )));
 
+    for index in 0..gateway.upstreams.len() {
+        if let Some(interval) = gateway.upstreams[index].health_config().map(|h| h.interval) {
+            let gw = Arc::clone(&gateway);
+            let stop = stop.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        _ = tick.tick() => gw.upstreams[index].check_health().await,
+                    }
+                }
+            }));
+        }
+    }
+
     let mut admin_addr = None;
     if let Some(admin) = &config.admin {
         let listener = bind(admin.listen).await?;

@@ -55,6 +55,30 @@ struct ShedLabels {
     reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    upstream: String,
+    priority: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransitionLabels {
+    upstream: String,
+    target: String,
+    to: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NameLabels {
+    upstream: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RetryLabels {
+    upstream: String,
+    reason: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs to ~52 s.
     Histogram::new(exponential_buckets(0.0001, 2.0, 20))
@@ -87,7 +111,11 @@ pub struct Metrics {
     limited: Family<LimitLabels, Counter>,
     circuit: Family<TargetLabels, Gauge>,
     shed: Family<ShedLabels, Counter>,
-    queue_depth: Family<ShedLabels, Gauge>,
+    queue_depth: Family<QueueLabels, Gauge>,
+    queue_wait: Family<QueueLabels, Histogram, fn() -> Histogram>,
+    transitions: Family<TransitionLabels, Counter>,
+    healthy: Family<NameLabels, Gauge>,
+    retries: Family<RetryLabels, Counter>,
     /// Requests being handled now.
     pub in_flight: Gauge,
     /// L1 entries (set at scrape time).
@@ -151,11 +179,37 @@ impl Metrics {
             "Requests refused by an upstream's admission control, by priority and reason (queue-full, displaced, timeout)",
             shed.clone(),
         );
-        let queue_depth = Family::<ShedLabels, Gauge>::default();
+        let queue_depth = Family::<QueueLabels, Gauge>::default();
         registry.register(
             "queue_depth",
             "Requests waiting for an upstream slot, by priority",
             queue_depth.clone(),
+        );
+        let queue_wait = Family::<QueueLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        registry.register(
+            "queue_wait_seconds",
+            "Time requests waited for an upstream slot (admitted or not), by priority",
+            queue_wait.clone(),
+        );
+        let transitions = Family::<TransitionLabels, Counter>::default();
+        registry.register(
+            "circuit_transitions",
+            "Circuit breaker state changes per upstream target, by the state entered",
+            transitions.clone(),
+        );
+        let healthy = Family::<NameLabels, Gauge>::default();
+        registry.register(
+            "upstream_healthy_targets",
+            "Targets of an upstream taking traffic: passing active health checks, circuit not open",
+            healthy.clone(),
+        );
+        let retries = Family::<RetryLabels, Counter>::default();
+        registry.register(
+            "upstream_retries",
+            "Requests sent again to another target, by upstream and reason (connect-error, 503)",
+            retries.clone(),
         );
         let in_flight = Gauge::<i64, AtomicI64>::default();
         registry.register(
@@ -190,6 +244,10 @@ impl Metrics {
             circuit,
             shed,
             queue_depth,
+            queue_wait,
+            transitions,
+            healthy,
+            retries,
             in_flight,
             l1_entries,
             l1_bytes,
@@ -277,12 +335,51 @@ impl Metrics {
     /// Sets the queue depth of one priority class.
     pub fn queue_depth(&self, upstream: &str, priority: &str, depth: usize) {
         self.queue_depth
-            .get_or_create(&ShedLabels {
+            .get_or_create(&QueueLabels {
                 upstream: upstream.to_string(),
                 priority: priority.to_string(),
-                reason: String::new(),
             })
             .set(depth as i64);
+    }
+
+    /// Records how long a request waited for an upstream slot.
+    pub fn queue_wait(&self, upstream: &str, priority: &str, waited: Duration) {
+        self.queue_wait
+            .get_or_create(&QueueLabels {
+                upstream: upstream.to_string(),
+                priority: priority.to_string(),
+            })
+            .observe(waited.as_secs_f64());
+    }
+
+    /// The counter of a target's breaker entering state `to`.
+    pub fn circuit_transition(&self, upstream: &str, target: &str, to: &str) -> Counter {
+        self.transitions
+            .get_or_create(&TransitionLabels {
+                upstream: upstream.to_string(),
+                target: target.to_string(),
+                to: to.to_string(),
+            })
+            .clone()
+    }
+
+    /// Sets how many targets of an upstream take traffic.
+    pub fn healthy_targets(&self, upstream: &str, count: usize) {
+        self.healthy
+            .get_or_create(&NameLabels {
+                upstream: upstream.to_string(),
+            })
+            .set(count as i64);
+    }
+
+    /// The counter of an upstream's retries for `reason`.
+    pub fn retry(&self, upstream: &str, reason: &str) -> Counter {
+        self.retries
+            .get_or_create(&RetryLabels {
+                upstream: upstream.to_string(),
+                reason: reason.to_string(),
+            })
+            .clone()
     }
 
     /// Records a request refused by a rate limit.

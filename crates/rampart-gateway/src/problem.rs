@@ -60,6 +60,14 @@ pub enum GatewayError {
         /// Time until a target is probed again.
         retry_after: Duration,
     },
+    /// Every target of the upstream fails its active health checks.
+    #[error("upstream {upstream} has no target passing its health checks")]
+    NoHealthyTarget {
+        /// The upstream's name.
+        upstream: String,
+        /// The health check interval.
+        retry_after: Duration,
+    },
     /// The upstream is saturated and the request was shed.
     #[error("upstream {upstream} is saturated; the request was shed ({reason})")]
     Shed {
@@ -87,6 +95,15 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
+    /// Whether the upstream cannot be asked at all now (every circuit open,
+    /// or no healthy target): a cached route then serves any copy it holds.
+    pub fn upstream_down(&self) -> bool {
+        matches!(
+            self,
+            GatewayError::CircuitOpen { .. } | GatewayError::NoHealthyTarget { .. }
+        )
+    }
+
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -100,9 +117,9 @@ impl GatewayError {
                 StatusCode::BAD_GATEWAY
             }
             GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            GatewayError::CircuitOpen { .. } | GatewayError::Shed { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            GatewayError::CircuitOpen { .. }
+            | GatewayError::NoHealthyTarget { .. }
+            | GatewayError::Shed { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -117,6 +134,7 @@ impl GatewayError {
             GatewayError::UpstreamUnreachable { .. } => "upstream-unreachable",
             GatewayError::UpstreamTimeout { .. } => "upstream-timeout",
             GatewayError::CircuitOpen { .. } => "circuit-open",
+            GatewayError::NoHealthyTarget { .. } => "no-healthy-target",
             GatewayError::Shed { .. } => "shed",
             GatewayError::UpstreamFailed { .. } => "upstream-failed",
         }
@@ -126,7 +144,8 @@ impl GatewayError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             GatewayError::RateLimited { retry_after, .. }
-            | GatewayError::CircuitOpen { retry_after, .. } => Some(*retry_after),
+            | GatewayError::CircuitOpen { retry_after, .. }
+            | GatewayError::NoHealthyTarget { retry_after, .. } => Some(*retry_after),
             GatewayError::LimitTableFull { .. } | GatewayError::Shed { .. } => {
                 Some(Duration::from_secs(1))
             }

@@ -261,8 +261,20 @@ pub async fn send(
     let _slot = match &gw.admissions[route.upstream] {
         None => None,
         Some(admission) => match admission.acquire(route.priority, deadline).await {
-            Ok(permit) => Some(permit),
+            Ok(permit) => {
+                gw.metrics.queue_wait(
+                    &upstream.name,
+                    route.priority.as_str(),
+                    waited_since(deadline, route.timeout),
+                );
+                Some(permit)
+            }
             Err(shed) => {
+                gw.metrics.queue_wait(
+                    &upstream.name,
+                    route.priority.as_str(),
+                    waited_since(deadline, route.timeout),
+                );
                 gw.metrics
                     .shed(&upstream.name, route.priority.as_str(), shed.as_str());
                 return Err(GatewayError::Shed {
@@ -282,6 +294,7 @@ pub async fn send(
         Err(UpstreamError::Timeout(_)) => "timeout",
         Err(UpstreamError::Failed { .. }) => "error",
         Err(UpstreamError::CircuitOpen { .. }) => "circuit_open",
+        Err(UpstreamError::NoHealthyTarget { .. }) => "no_healthy_target",
     };
     gw.metrics
         .upstream(&upstream.name, outcome, started.elapsed());
@@ -302,7 +315,16 @@ pub async fn send(
             upstream: upstream.name.clone(),
             retry_after,
         },
+        UpstreamError::NoHealthyTarget { retry_after } => GatewayError::NoHealthyTarget {
+            upstream: upstream.name.clone(),
+            retry_after,
+        },
     })
+}
+
+/// Time spent since the request's deadline was set.
+fn waited_since(deadline: Instant, timeout: std::time::Duration) -> std::time::Duration {
+    timeout.saturating_sub(deadline.saturating_duration_since(Instant::now()))
 }
 
 fn status_class(status: u16) -> &'static str {

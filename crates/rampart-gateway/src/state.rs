@@ -55,12 +55,12 @@ impl std::fmt::Debug for Gateway {
 impl Gateway {
     /// Builds the state; fails only if an upstream target cannot be used.
     pub fn new(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, String> {
+        let metrics = Metrics::new(config.routes.iter().map(|r| r.name.clone()).collect());
         let upstreams = config
             .upstreams
             .iter()
-            .map(Upstream::new)
+            .map(|u| Upstream::new(u, &metrics))
             .collect::<Result<Vec<_>, _>>()?;
-        let metrics = Metrics::new(config.routes.iter().map(|r| r.name.clone()).collect());
         metrics.l1_budget.set(config.cache.memory as i64);
         Ok(Self {
             server: config.server.clone(),

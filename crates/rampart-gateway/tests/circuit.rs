@@ -77,6 +77,13 @@ async fn a_failing_target_opens_the_breaker_stale_is_served_then_traffic_returns
         )),
         "{metrics}"
     );
+    assert!(
+        metrics.contains(&format!(
+            "rampart_circuit_transitions_total{{upstream=\"app\",target=\"{}\",to=\"open\"}} 1",
+            origin.addr
+        )),
+        "{metrics}"
+    );
 
     // Recovered: after open_for, one probe goes through and closes it.
     healthy.store(true, Ordering::SeqCst);
@@ -108,7 +115,7 @@ async fn a_dead_target_is_ejected_and_its_peer_takes_the_traffic() {
     let routes = "[[routes]]\nmatch = \"/*\"\nupstream = \"app\"\n";
     let text = config_text(alive.addr, routes)
         .replace(&format!("targets = [\"{}\"]", alive.addr), &format!("targets = [\"{}\", \"{dead_addr}\"]", alive.addr))
-        .replace("timeout = \"5s\"", "timeout = \"5s\"\nconnect_timeout = \"500ms\"\ncircuit = { failures = 2, open_for = \"1m\" }");
+        .replace("timeout = \"5s\"", "timeout = \"5s\"\nconnect_timeout = \"500ms\"\ncircuit = { failures = 2, open_for = \"1m\" }\nretry = false\nbalance = \"round-robin\"");
     let gw = gateway(&text, Arc::new(ManualClock::new())).await;
     let client = TestClient::new();
     let mut failures = 0;

@@ -353,7 +353,10 @@ async fn targets_are_used_round_robin() {
     let b = Origin::simple(|_| respond(200, &[], "b")).await;
     let text = config_text(a.addr, PASS).replace(
         &format!("targets = [\"{}\"]", a.addr),
-        &format!("targets = [\"{}\", \"{}\"]", a.addr, b.addr),
+        &format!(
+            "targets = [\"{}\", \"{}\"]\nbalance = \"round-robin\"",
+            a.addr, b.addr
+        ),
     );
     let gw = gateway(&text, Arc::new(SystemClock)).await;
     let client = TestClient::new();

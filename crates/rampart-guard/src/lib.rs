@@ -5,4 +5,5 @@
 
 pub mod breaker;
 pub mod gcra;
+pub mod health;
 pub mod priority;
