@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs the programs Rampart's tests and benchmarks use, with apt, when
 # they are missing. Usage: scripts/install-deps.sh [test|bench]...
-#   test   what `scripts/test` needs (currently nothing beyond cargo)
+#   test   what `scripts/test` needs: redis-server (tests start their own)
 #   bench  nginx, Varnish and wrk for bench/*.sh
 set -euo pipefail
 
 need=()
 for group in "${@:-test}"; do
   case "$group" in
-    test) ;;
+    test)
+      command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+=(redis-server)
+      ;;
     bench)
       command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
       command -v wrk >/dev/null 2>&1 || need+=(wrk)

@@ -98,6 +98,19 @@ pub struct CacheConfig {
     pub coalesce_timeout: Duration,
     /// Most `Vary` variants kept per URL.
     pub max_variants: usize,
+    /// The shared Redis tier; `None` runs on this node alone.
+    pub redis: Option<RedisConfig>,
+}
+
+/// `[cache] redis`: the Redis shared by every node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]` or `redis+unix:///path`.
+    pub url: String,
+    /// Deadline of one Redis call; past it the request goes on without Redis.
+    pub timeout: Duration,
+    /// Prefix of every key Rampart writes.
+    pub prefix: String,
 }
 
 /// A content coding Rampart can produce.
@@ -318,6 +331,9 @@ pub struct LimitConfig {
     pub burst: u32,
     /// What the limit is counted per.
     pub key: LimitKey,
+    /// Counted in Redis across every node (`scope = "cluster"`) rather than
+    /// on this node alone.
+    pub cluster: bool,
 }
 
 /// What a rate limit counts per.
@@ -526,11 +542,33 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
         }
     };
     let c = raw.cache;
-    let cache = CacheConfig {
+    let cache_config = CacheConfig {
         memory: c.memory.map_or(256 << 20, |v| v.0),
         max_object_size: c.max_object_size.map_or(8 << 20, |v| v.0),
         coalesce_timeout: c.coalesce_timeout.map_or(Duration::from_secs(10), |d| d.0),
         max_variants: c.max_variants.map_or(8, |v| v.max(1) as usize),
+        redis: match c.redis {
+            None => None,
+            Some(url) => {
+                let text = url.get_ref().0.trim().to_string();
+                if !["redis://", "redis+unix://", "unix://"]
+                    .iter()
+                    .any(|s| text.starts_with(s))
+                {
+                    return Err((
+                        url.span().start,
+                        format!("{text:?} is not a Redis URL; use redis://host:port or redis+unix:///path"),
+                    ));
+                }
+                Some(RedisConfig {
+                    url: text,
+                    timeout: c.redis_timeout.map_or(Duration::from_millis(100), |d| d.0),
+                    prefix: c
+                        .redis_prefix
+                        .map_or_else(|| "rampart".to_string(), |p| p.0),
+                })
+            }
+        },
     };
     let z = raw.compression;
     let mut algorithms = Vec::new();
@@ -621,12 +659,14 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
                 Some(b) => match b.get_ref().0.as_str() {
                     "least-in-flight" => Balance::LeastInFlight,
                     "round-robin" => Balance::RoundRobin,
-                    other => return Err((
-                        b.span().start,
-                        format!(
+                    other => {
+                        return Err((
+                            b.span().start,
+                            format!(
                             "unknown balance {other:?}; use \"least-in-flight\" or \"round-robin\""
                         ),
-                    )),
+                        ))
+                    }
                 },
             },
             retry: u.retry.unwrap_or(true),
@@ -700,13 +740,14 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
                     "a limit needs a rate above 0 and a period above 0s".into(),
                 ));
             }
-            match l.scope.as_ref().map(|s| s.0.as_str()) {
-                None | Some("local") => {}
-                Some("cluster") => {
-                    return Err((at, "scope = \"cluster\" needs the Redis tier, which this version does not have yet; use scope = \"local\"".into()))
+            let cluster = match l.scope.as_ref().map(|s| s.0.as_str()) {
+                None | Some("local") => false,
+                Some("cluster") if cache_config.redis.is_none() => {
+                    return Err((at, "scope = \"cluster\" counts in Redis: set [cache] redis, or use scope = \"local\"".into()))
                 }
-                Some(other) => return Err((at, format!("unknown scope {other:?}: use \"local\""))),
-            }
+                Some("cluster") => true,
+                Some(other) => return Err((at, format!("unknown scope {other:?}: use \"local\" or \"cluster\""))),
+            };
             let key = match l.key.as_ref().map_or("ip", |k| k.0.as_str()) {
                 "ip" => LimitKey::Ip,
                 k => match k.split_once(':') {
@@ -733,6 +774,7 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
                 period: l.per.0,
                 burst: l.burst.unwrap_or(l.rate).max(1),
                 key,
+                cluster,
             });
         }
         let priority = match r.priority.as_ref().map(|p| p.get_ref().0.as_str()) {
@@ -763,7 +805,7 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
     Ok(Config {
         server,
         admin,
-        cache,
+        cache: cache_config,
         compression,
         log: LogConfig {
             access: raw.log.access.unwrap_or(true),

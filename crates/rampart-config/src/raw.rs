@@ -164,6 +164,9 @@ pub struct RawCache {
     pub max_object_size: Option<Size>,
     pub coalesce_timeout: Option<Dur>,
     pub max_variants: Option<u32>,
+    pub redis: Option<Spanned<Text>>,
+    pub redis_timeout: Option<Dur>,
+    pub redis_prefix: Option<Text>,
 }
 
 /// `[compression]`

@@ -26,14 +26,16 @@ pub async fn handle(
             gw.l1.run_pending_tasks();
             gw.metrics.l1_entries.set(gw.l1.entry_count() as i64);
             gw.metrics.l1_bytes.set(gw.l1.weighted_size() as i64);
+            if let Some(redis) = &gw.redis {
+                gw.metrics.redis_up.set(i64::from(redis.is_up()));
+            }
             let now = gw.clock.since_epoch();
             for (upstream, admission) in gw.upstreams.iter().zip(&gw.admissions) {
                 if let Some(admission) = admission {
-                    for (class, depth) in ["critical", "high", "default", "low"]
-                        .iter()
-                        .zip(admission.depth())
+                    for (index, class) in ["critical", "high", "default", "low"].iter().enumerate()
                     {
-                        gw.metrics.queue_depth(&upstream.name, class, depth);
+                        gw.metrics
+                            .queue_depth(&upstream.name, class, admission.depth(index));
                     }
                 }
                 for (target, state) in upstream.breaker_states(now) {
@@ -156,11 +158,17 @@ async fn readyz(gw: &Gateway) -> Response<Body> {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    // Redis down does not make the node unready: it serves from L1 and the
+    // origin without it; the check says so.
+    let mut all = json!({ "upstreams": checks });
+    if let Some(redis) = &gw.redis {
+        all["redis"] = json!({ "status": if redis.ping().await { "up" } else { "down" } });
+    }
     json_response(
         status,
         &json!({
             "status": if ready { "ready" } else { "unavailable" },
-            "checks": { "upstreams": checks },
+            "checks": all,
         }),
     )
 }

@@ -5,7 +5,6 @@
 //! steps are written down in order in `proxy.rs`.
 
 pub mod admin;
-pub mod admission;
 pub mod body;
 pub mod cache_path;
 pub mod clock;
@@ -15,6 +14,7 @@ pub mod limits;
 pub mod metrics;
 pub mod problem;
 pub mod proxy;
+pub mod redis;
 pub mod router;
 pub mod server;
 pub mod state;

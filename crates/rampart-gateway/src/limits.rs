@@ -4,6 +4,11 @@
 //!
 //! A request whose key is empty (no such header, cookie or parameter) is not
 //! counted against that limit, as with nginx's `limit_req`.
+//!
+//! A limit with `scope = "cluster"` is counted in Redis (one script call),
+//! exact across every node; when Redis fails or is slow the same limit is
+//! counted locally for that request (so each node then allows at most the
+//! limit on its own), and `rampart_redis_errors_total{op="rate-limit"}` says so.
 
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -11,8 +16,10 @@ use std::time::Duration;
 
 use http::HeaderValue;
 use rampart_config::{LimitConfig, LimitKey, RouteConfig};
+use rampart_guard::cluster::ClusterGcra;
 use rampart_guard::gcra::{Decision, Limit, Table};
 
+use crate::redis::Redis;
 use crate::state::RequestHead;
 
 const SHARDS: usize = 16;
@@ -92,6 +99,7 @@ impl Limiter {
 /// `RateLimit-Policy` value (fixed by the config, so made once).
 pub struct Limiters {
     routes: Vec<(Vec<Limiter>, HeaderValue)>,
+    cluster: ClusterGcra,
 }
 
 impl Limiters {
@@ -117,17 +125,20 @@ impl Limiters {
                     (limiters, header(&policy.join(", ")))
                 })
                 .collect(),
+            cluster: ClusterGcra::new(),
         }
     }
 
-    /// Checks every limit of a route for one request at `now` (time since the epoch).
-    pub fn check(
+    /// Checks every limit of a route for one request at `now` (time since
+    /// the epoch); cluster limits in `redis`.
+    pub async fn check(
         &self,
         route_index: usize,
         route: &RouteConfig,
         head: &RequestHead,
         client: IpAddr,
         now: Duration,
+        redis: Option<&Redis>,
     ) -> Verdict {
         let (limiters, policy) = &self.routes[route_index];
         if limiters.is_empty() {
@@ -139,12 +150,24 @@ impl Limiters {
             let Some(key) = limiter.key(head, client, route) else {
                 continue;
             };
-            let shard = &limiter.shards[shard_of(&key)];
-            let decision =
-                shard
+            let mut counted = None;
+            if let (true, Some(redis)) = (cfg.cluster, redis) {
+                let redis_key = redis.key("rl", &[&route.name, &cfg.name], &key);
+                let (gcra, limit) = (&self.cluster, &limiter.limit);
+                counted = redis
+                    .run(0, |mut conn| async move {
+                        gcra.check(&mut conn, limit, &redis_key).await
+                    })
+                    .await
+                    .map(Ok);
+            }
+            let decision = match counted {
+                Some(d) => d,
+                None => limiter.shards[shard_of(&key)]
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .check(&limiter.limit, &key, now);
+                    .check(&limiter.limit, &key, now),
+            };
             match decision {
                 Err(_) => {
                     return Verdict::TableFull {

@@ -79,6 +79,11 @@ struct RetryLabels {
     reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabels {
+    op: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs to ~52 s.
     Histogram::new(exponential_buckets(0.0001, 2.0, 20))
@@ -116,6 +121,9 @@ pub struct Metrics {
     transitions: Family<TransitionLabels, Counter>,
     healthy: Family<NameLabels, Gauge>,
     retries: Family<RetryLabels, Counter>,
+    redis_errors: Family<OpLabels, Counter>,
+    /// 1 while the last Redis call succeeded (set at scrape time).
+    pub redis_up: Gauge,
     /// Requests being handled now.
     pub in_flight: Gauge,
     /// L1 entries (set at scrape time).
@@ -211,6 +219,18 @@ impl Metrics {
             "Requests sent again to another target, by upstream and reason (connect-error, 503)",
             retries.clone(),
         );
+        let redis_errors = Family::<OpLabels, Counter>::default();
+        registry.register(
+            "redis_errors",
+            "Redis calls that failed or timed out, by use; the request went on without Redis",
+            redis_errors.clone(),
+        );
+        let redis_up = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "redis_up",
+            "1 while Redis answers, 0 when the last call failed",
+            redis_up.clone(),
+        );
         let in_flight = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "in_flight_requests",
@@ -248,6 +268,8 @@ impl Metrics {
             transitions,
             healthy,
             retries,
+            redis_errors,
+            redis_up,
             in_flight,
             l1_entries,
             l1_bytes,
@@ -370,6 +392,13 @@ impl Metrics {
                 upstream: upstream.to_string(),
             })
             .set(count as i64);
+    }
+
+    /// The counter of failed Redis calls for `op`.
+    pub fn redis_error(&self, op: &str) -> Counter {
+        self.redis_errors
+            .get_or_create(&OpLabels { op: op.to_string() })
+            .clone()
     }
 
     /// The counter of an upstream's retries for `reason`.

@@ -117,10 +117,18 @@ async fn route_request(
 
     // 4. Rate limits before the cache: an abusive client can neither probe
     //    the cache nor be served from it past its allowance.
-    match gw
+    let verdict = gw
         .limiters
-        .check(route_index, route, &head, client, gw.clock.since_epoch())
-    {
+        .check(
+            route_index,
+            route,
+            &head,
+            client,
+            gw.clock.since_epoch(),
+            gw.redis.as_ref(),
+        )
+        .await;
+    match verdict {
         crate::limits::Verdict::Allowed(headers) => outcome.limit_headers = headers,
         crate::limits::Verdict::Limited {
             limit,
@@ -260,7 +268,7 @@ pub async fn send(
     let deadline = Instant::now() + route.timeout;
     let _slot = match &gw.admissions[route.upstream] {
         None => None,
-        Some(admission) => match admission.acquire(route.priority, deadline).await {
+        Some(admission) => match admission.acquire(route.priority.index(), deadline).await {
             Ok(permit) => {
                 gw.metrics.queue_wait(
                     &upstream.name,

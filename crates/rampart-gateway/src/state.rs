@@ -36,7 +36,9 @@ pub struct Gateway {
     /// Rate limits per route.
     pub limiters: crate::limits::Limiters,
     /// Admission control per upstream (`None`: unlimited).
-    pub admissions: Vec<Option<Arc<crate::admission::Admission>>>,
+    pub admissions: Vec<Option<Arc<rampart_guard::admission::Admission>>>,
+    /// The shared Redis tier, when configured.
+    pub redis: Option<crate::redis::Redis>,
     /// Metrics.
     pub metrics: Metrics,
     /// The clock freshness is judged by.
@@ -62,6 +64,12 @@ impl Gateway {
             .map(|u| Upstream::new(u, &metrics))
             .collect::<Result<Vec<_>, _>>()?;
         metrics.l1_budget.set(config.cache.memory as i64);
+        let redis = config
+            .cache
+            .redis
+            .as_ref()
+            .map(|r| crate::redis::Redis::new(r, &metrics))
+            .transpose()?;
         Ok(Self {
             server: config.server.clone(),
             cache: config.cache.clone(),
@@ -76,10 +84,19 @@ impl Gateway {
                 .upstreams
                 .iter()
                 .map(|u| {
-                    u.admission
-                        .map(|a| crate::admission::Admission::new(a, config.priority_weights))
+                    u.admission.map(|a| {
+                        rampart_guard::admission::Admission::new(
+                            rampart_guard::admission::Settings {
+                                max_concurrency: a.max_concurrency,
+                                queue_size: a.queue_size,
+                                queue_timeout: a.queue_timeout,
+                            },
+                            &config.priority_weights,
+                        )
+                    })
                 })
                 .collect(),
+            redis,
             metrics,
             clock,
         })

@@ -135,7 +135,7 @@ fn limit_config_errors_are_located() {
     for (limit, message) in [
         (
             "limit = { rate = 60, per = \"1m\", scope = \"cluster\" }",
-            "Redis tier",
+            "set [cache] redis",
         ),
         (
             "limit = { rate = 60, per = \"1m\", key = \"param:member\" }",

@@ -1,5 +1,9 @@
 //! Test fixtures shared by Rampart's integration tests.
 
+mod redis;
+
+pub use redis::RedisServer;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;

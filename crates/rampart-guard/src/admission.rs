@@ -1,17 +1,29 @@
-//! Admission control per upstream: at most `max_concurrency` requests at the
-//! upstream at once; others wait in a bounded queue released in weighted
-//! priority order (the policy is `rampart_guard::priority`). When the queue
-//! is full the lowest class is shed first; a waiter past its timeout, or whose
-//! client went away, leaves at once. Only requests that go to the upstream
-//! come here: cache hits never wait.
+//! Admission control: at most `max_concurrency` requests at once; others wait
+//! in a bounded queue released in weighted priority order (the policy is
+//! [`crate::priority`]). When the queue is full the lowest class is shed
+//! first; a waiter past its timeout, or whose request was dropped (its client
+//! went away), leaves the queue at once.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use rampart_config::{AdmissionConfig, Priority};
-use rampart_guard::priority::{Admit, PriorityQueue};
+use std::time::Duration;
+
 use tokio::sync::oneshot;
+
+use crate::priority::{Admit, PriorityQueue};
+
+/// Admission settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Requests let through at once.
+    pub max_concurrency: usize,
+    /// Requests that may wait.
+    pub queue_size: usize,
+    /// How long a request may wait.
+    pub queue_timeout: Duration,
+}
 
 /// Why a request was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,9 +57,9 @@ struct Inner {
     queue: PriorityQueue<Waiter>,
 }
 
-/// One upstream's admission control.
+/// One admission control (the gateway has one per upstream).
 pub struct Admission {
-    config: AdmissionConfig,
+    config: Settings,
     inner: Mutex<Inner>,
     next_id: AtomicU64,
 }
@@ -81,8 +93,8 @@ impl Drop for Waiting<'_> {
 }
 
 impl Admission {
-    /// Admission control with the priority `weights` (critical first).
-    pub fn new(config: AdmissionConfig, weights: [u32; 4]) -> Arc<Self> {
+    /// Admission control with one class per weight (most important first).
+    pub fn new(config: Settings, weights: &[u32]) -> Arc<Self> {
         Arc::new(Self {
             config,
             inner: Mutex::new(Inner {
@@ -97,16 +109,21 @@ impl Admission {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Requests waiting now, by class (critical first).
-    pub fn depth(&self) -> [usize; 4] {
-        let inner = self.lock();
-        [0, 1, 2, 3].map(|c| inner.queue.len_of(c))
+    /// Requests waiting now in class `class`.
+    pub fn depth(&self, class: usize) -> usize {
+        self.lock().queue.len_of(class)
     }
 
-    /// Waits for a slot, at most `queue.timeout` or until `deadline`.
+    /// Requests holding a slot now.
+    pub fn in_flight(&self) -> usize {
+        self.lock().in_flight
+    }
+
+    /// Waits for a slot for a request of class `class` (0 is the most
+    /// important), at most `queue_timeout` or until `deadline`.
     pub async fn acquire(
         self: &Arc<Self>,
-        priority: Priority,
+        class: usize,
         deadline: Instant,
     ) -> Result<Permit, Shed> {
         let (tx, mut rx) = oneshot::channel();
@@ -119,7 +136,7 @@ impl Admission {
                     admission: Arc::clone(self),
                 });
             }
-            match inner.queue.push(priority.index(), Waiter { id, grant: tx }) {
+            match inner.queue.push(class, Waiter { id, grant: tx }) {
                 Admit::Queued => {}
                 Admit::Displaced(w) => {
                     let _ = w.grant.send(Err(Shed::Displaced));

@@ -1,0 +1,130 @@
+//! The connection to the shared Redis tier (`[cache] redis`): one multiplexed
+//! connection manager that reconnects by itself, and a wrapper that gives
+//! every call its own short deadline. A call that fails or times out yields
+//! `None` and the request goes on without Redis: Redis trouble degrades
+//! (local counting, L1 only), it never fails a request. Failures are counted
+//! (`rampart_redis_errors_total{op}`) and logged at most once per 10 s.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::counter::Counter;
+use rampart_config::RedisConfig;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use sha2::{Digest, Sha256};
+
+use crate::metrics::Metrics;
+
+/// What Redis is used for, as metric labels.
+pub const OPS: [&str; 1] = ["rate-limit"];
+
+/// The shared Redis.
+pub struct Redis {
+    conn: ConnectionManager,
+    timeout: Duration,
+    prefix: String,
+    up: AtomicBool,
+    last_warning: Mutex<Option<Instant>>,
+    errors: Vec<Counter>,
+}
+
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redis")
+            .field("prefix", &self.prefix)
+            .field("up", &self.up.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Redis {
+    /// Prepares the connection; it is opened on first use, so a gateway
+    /// starts (and serves from L1 and the origin) while Redis is down.
+    pub fn new(cfg: &RedisConfig, metrics: &Metrics) -> Result<Self, String> {
+        let client = redis::Client::open(cfg.url.as_str())
+            .map_err(|e| format!("[cache] redis {:?}: {e}", cfg.url))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(cfg.timeout.max(Duration::from_millis(50))))
+            .set_response_timeout(Some(cfg.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| format!("[cache] redis {:?}: {e}", cfg.url))?;
+        Ok(Self {
+            conn,
+            timeout: cfg.timeout,
+            prefix: cfg.prefix.clone(),
+            up: AtomicBool::new(true),
+            last_warning: Mutex::new(None),
+            errors: OPS.iter().map(|op| metrics.redis_error(op)).collect(),
+        })
+    }
+
+    /// A key under the configured prefix: `prefix:kind:` then the parts
+    /// joined by `:`, the last one hashed (it may be a credential or long).
+    pub fn key(&self, kind: &str, parts: &[&str], hashed: &str) -> String {
+        let digest = Sha256::digest(hashed.as_bytes());
+        let mut key = format!("{}:{kind}:", self.prefix);
+        for p in parts {
+            key.push_str(p);
+            key.push(':');
+        }
+        for b in &digest[..16] {
+            key.push_str(&format!("{b:02x}"));
+        }
+        key
+    }
+
+    /// Whether the last call succeeded.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Runs one call with the Redis deadline; `None` when it failed or timed
+    /// out (counted under `op`, an index into [`OPS`]).
+    pub async fn run<T, F, Fut>(&self, op: usize, call: F) -> Option<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let outcome = tokio::time::timeout(self.timeout, call(self.conn.clone())).await;
+        let error = match outcome {
+            Ok(Ok(value)) => {
+                if !self.up.swap(true, Ordering::Relaxed) {
+                    tracing::info!("redis is reachable again");
+                }
+                return Some(value);
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {:?}", self.timeout),
+        };
+        self.up.store(false, Ordering::Relaxed);
+        if let Some(c) = self.errors.get(op) {
+            c.inc();
+        }
+        let mut last = self.last_warning.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+            *last = Some(Instant::now());
+            tracing::warn!(
+                op = OPS.get(op).copied().unwrap_or(""),
+                error,
+                "redis call failed; going on without it (further failures logged at most every 10 s)"
+            );
+        }
+        None
+    }
+
+    /// `PING` within the deadline.
+    pub async fn ping(&self) -> bool {
+        let ping = tokio::time::timeout(self.timeout, async {
+            let mut c = self.conn.clone();
+            redis::cmd("PING").query_async::<String>(&mut c).await
+        })
+        .await;
+        let ok = matches!(ping, Ok(Ok(_)));
+        self.up.store(ok, Ordering::Relaxed);
+        ok
+    }
+}
