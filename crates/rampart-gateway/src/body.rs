@@ -91,3 +91,40 @@ pub fn data_stream(
         .try_filter_map(|frame| async move { Ok(frame.into_data().ok()) })
         .map_err(std::io::Error::other)
 }
+
+/// A body that holds `guard` until it is dropped (sent to its end, or
+/// abandoned): an upstream slot or an in-flight count lasts as long as the
+/// response body still streams, not just until its headers.
+struct Guarded<G> {
+    body: Body,
+    _guard: G,
+}
+
+impl<G: Unpin> http_body::Body for Guarded<G> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// `body`, holding `guard` until the body is dropped.
+pub fn guarded<G: Unpin + Send + 'static>(body: Body, guard: G) -> Body {
+    Guarded {
+        body,
+        _guard: guard,
+    }
+    .boxed_unsync()
+}

@@ -9,7 +9,6 @@ use http::header::{
     IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, LAST_MODIFIED, RANGE, VARY,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use rampart_cache::coalesce::{wait, FillGuard};
 use rampart_cache::conditional::{not_modified, NOT_MODIFIED_HEADERS};
 use rampart_cache::encoding::{compress_all, negotiate};
@@ -19,7 +18,7 @@ use rampart_cache::{
 };
 use rampart_config::CachePolicy;
 
-use crate::body::{boxed, empty, full, gather, prefixed, Body, Gathered};
+use crate::body::{empty, full, gather, prefixed, Body, Gathered};
 use crate::compress::{add_vary_accept_encoding, eligible, weaken_etag};
 use crate::headers::{remove_hop_by_hop, set_forwarded};
 use crate::problem::GatewayError;
@@ -254,7 +253,7 @@ async fn fill(
     };
 
     let (parts, body) = resp.into_parts();
-    let body = match gather(boxed(body), gw.cache.max_object_size).await {
+    let body = match gather(body, gw.cache.max_object_size).await {
         Ok(Gathered::Complete(bytes)) => bytes,
         Ok(Gathered::Overflow { prefix, rest }) => {
             finish(guard, Fill::NotStored);
@@ -503,10 +502,10 @@ pub fn pass_through(
     gw: &Gateway,
     route: usize,
     head: &RequestHead,
-    resp: Response<Incoming>,
+    resp: Response<Body>,
     cache: &CacheStatus,
 ) -> Response<Body> {
-    pass_through_body(gw, route, head, resp.map(boxed), cache)
+    pass_through_body(gw, route, head, resp, cache)
 }
 
 fn pass_through_body(

@@ -240,7 +240,7 @@ pub async fn forward(
     route_index: usize,
     head: &RequestHead,
     body: Body,
-) -> Result<Response<Incoming>, GatewayError> {
+) -> Result<Response<Body>, GatewayError> {
     let mut headers = head.headers.clone();
     remove_hop_by_hop(&mut headers);
     set_forwarded(&mut headers, head.peer, "http", head.trusted);
@@ -256,17 +256,17 @@ pub async fn forward(
 
 /// Sends a prepared request to the route's upstream within the route's
 /// deadline: first a slot from the upstream's admission control (waiting
-/// counts against the deadline; the slot is held until the response headers
-/// arrive), then the request, recording its timing.
+/// counts against the deadline; the slot is held until the response body
+/// ends or is dropped), then the request, recording its timing.
 pub async fn send(
     gw: &Gateway,
     route_index: usize,
     req: Request<Body>,
-) -> Result<Response<Incoming>, GatewayError> {
+) -> Result<Response<Body>, GatewayError> {
     let route = gw.router.route(route_index);
     let upstream = &gw.upstreams[route.upstream];
     let deadline = Instant::now() + route.timeout;
-    let _slot = match &gw.admissions[route.upstream] {
+    let slot = match &gw.admissions[route.upstream] {
         None => None,
         Some(admission) => match admission.acquire(route.priority.index(), deadline).await {
             Ok(permit) => {
@@ -306,6 +306,10 @@ pub async fn send(
     };
     gw.metrics
         .upstream(&upstream.name, outcome, started.elapsed());
+    let result = result.map(|r| match slot {
+        Some(slot) => r.map(|b| crate::body::guarded(b, slot)),
+        None => r,
+    });
     result.map_err(|e| match e {
         UpstreamError::Timeout(timeout) => GatewayError::UpstreamTimeout {
             upstream: upstream.name.clone(),

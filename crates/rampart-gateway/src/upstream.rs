@@ -4,13 +4,12 @@
 //! every request, and one retry on another target where that is safe.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::uri::{Authority, Scheme};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body::Body as _;
-use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -19,7 +18,7 @@ use rampart_config::{Balance, HealthConfig, UpstreamConfig};
 use rampart_guard::breaker::{Breaker, Settings, State};
 use rampart_guard::health::{Health, Thresholds};
 
-use crate::body::{empty, Body};
+use crate::body::{boxed, empty, guarded, Body};
 use crate::metrics::Metrics;
 
 /// Why an upstream request failed.
@@ -61,8 +60,8 @@ pub enum UpstreamError {
 /// One target of an upstream and what is known of it.
 struct Target {
     authority: Authority,
-    /// Requests sent and awaiting their response headers.
-    in_flight: AtomicUsize,
+    /// Requests sent whose response has not ended.
+    in_flight: Arc<AtomicUsize>,
     /// The last verdict of active health checks (true without them).
     healthy: AtomicBool,
     health: Mutex<Health>,
@@ -122,10 +121,22 @@ struct Pending<'a> {
     target: &'a Target,
     now: Duration,
     recorded: bool,
+    in_flight: Option<InFlight>,
+}
+
+/// One request counted in a target's in-flight number until dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Pending<'_> {
-    fn record(mut self, success: bool) {
+    /// Gives the breaker the outcome; returns the in-flight count, to be
+    /// held by the response body.
+    fn record(mut self, success: bool) -> Option<InFlight> {
         self.recorded = true;
         if let Some(b) = &self.target.breaker {
             let mut b = b.lock().unwrap_or_else(|p| p.into_inner());
@@ -136,12 +147,12 @@ impl Pending<'_> {
             self.target
                 .count_transition(&self.upstream.name, before, after);
         }
+        self.in_flight.take()
     }
 }
 
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
-        self.target.in_flight.fetch_sub(1, Ordering::Relaxed);
         if !self.recorded {
             if let Some(b) = &self.target.breaker {
                 b.lock().unwrap_or_else(|p| p.into_inner()).release();
@@ -187,7 +198,7 @@ impl Upstream {
                     .parse::<Authority>()
                     .map_err(|e| format!("target {t:?}: {e}"))?;
                 Ok(Target {
-                    in_flight: AtomicUsize::new(0),
+                    in_flight: Arc::default(),
                     healthy: AtomicBool::new(true),
                     health: Mutex::new(Health::new()),
                     breaker: settings.map(|s| Mutex::new(Breaker::new(s))),
@@ -322,6 +333,7 @@ impl Upstream {
                     target,
                     now,
                     recorded: false,
+                    in_flight: Some(InFlight(Arc::clone(&target.in_flight))),
                 },
             ));
         }
@@ -351,7 +363,7 @@ impl Upstream {
         req: Request<Body>,
         timeout: Duration,
         now: Duration,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<Body>, UpstreamError> {
         let deadline = Instant::now() + timeout;
         let replay = (self.retry
             && self.targets.len() > 1
@@ -396,7 +408,7 @@ impl Upstream {
         pending: Pending<'_>,
         mut req: Request<Body>,
         timeout: Duration,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<Body>, UpstreamError> {
         let target = &self.targets[index].authority;
         let mut parts = req.uri().clone().into_parts();
         parts.scheme = Some(Scheme::HTTP);
@@ -420,8 +432,8 @@ impl Upstream {
                 detail: error_chain(&e),
             }),
         };
-        pending.record(matches!(&result, Ok(r) if !r.status().is_server_error()));
-        result
+        let in_flight = pending.record(matches!(&result, Ok(r) if !r.status().is_server_error()));
+        result.map(|r| r.map(|b| guarded(boxed(b), in_flight)))
     }
 
     /// Checks every target once (GET of the health path; 2xx and 3xx pass)

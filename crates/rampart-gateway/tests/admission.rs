@@ -169,3 +169,55 @@ async fn waiting_is_bounded_by_the_queue_timeout() {
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_is_held_until_the_response_body_ends() {
+    // Headers at once, the body's end 400 ms later.
+    let origin = Origin::start(|req| async move {
+        if !req.uri.starts_with("/browse/long") {
+            return respond(200, &[], "short");
+        }
+        let chunks = futures_util::stream::unfold(0u8, |n| async move {
+            match n {
+                0 => Some((
+                    Ok::<_, std::io::Error>(http_body::Frame::data(bytes::Bytes::from("start "))),
+                    1,
+                )),
+                1 => {
+                    tokio::time::sleep(Duration::from_millis(400)).await;
+                    Some((Ok(http_body::Frame::data(bytes::Bytes::from("end"))), 2))
+                }
+                _ => None,
+            }
+        });
+        http::Response::new(rampart_gateway::body::boxed(
+            http_body_util::StreamBody::new(chunks),
+        ))
+    })
+    .await;
+    let gw = gateway(
+        &text(
+            origin.addr,
+            "max_concurrency = 1\nqueue = { size = 10, timeout = \"5s\" }",
+        ),
+        Arc::new(SystemClock),
+    )
+    .await;
+    let client = TestClient::new();
+    let long = {
+        let (client, url) = (client.clone(), format!("http://{}/browse/long", gw.addr));
+        tokio::spawn(async move { client.get(&url, &[]).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let short = client
+        .get(&format!("http://{}/browse/short", gw.addr), &[])
+        .await;
+    assert_eq!(short.status, 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "the second request waited only {:?}: the slot was given back before the first body ended",
+        started.elapsed()
+    );
+    assert_eq!(long.await.unwrap().text(), "start end");
+}
