@@ -305,6 +305,27 @@ impl MemoryCache {
             .count()
     }
 
+    /// Removes every key whose URL (`http://host/path?query`) satisfies
+    /// `matches`, by a scan of all keys (for purges by path or prefix, which
+    /// the tag index cannot answer). Returns how many went.
+    pub fn purge_matching(&self, matches: impl Fn(&str) -> bool) -> usize {
+        let doomed: Vec<Arc<String>> = self
+            .cache
+            .iter()
+            .map(|(k, _)| k)
+            .filter(|k| matches(primary_of(k)))
+            .collect();
+        doomed.iter().filter(|k| self.purge_key(k)).count()
+    }
+
+    /// Removes every entry. Returns how many keys went.
+    pub fn purge_all(&self) -> usize {
+        let n = self.cache.iter().count();
+        self.cache.invalidate_all();
+        self.cache.run_pending_tasks();
+        n
+    }
+
     /// Number of keys stored (after pending maintenance).
     pub fn entry_count(&self) -> u64 {
         self.cache.entry_count()

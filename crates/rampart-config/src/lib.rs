@@ -10,6 +10,7 @@ pub mod env;
 pub mod locate;
 pub mod pattern;
 pub mod raw;
+pub mod template;
 pub mod units;
 
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use http::HeaderName;
 pub use ipnet::IpNet;
 pub use pattern::{PathPattern, RouteMatch};
+pub use template::Template;
 
 /// A configuration error with its place in the file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,6 +57,19 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// `[priorities]`: weights of critical, high, default and low.
     pub priority_weights: [u32; 4],
+    /// `[[events]]`: domain events and what each purges.
+    pub events: Vec<EventConfig>,
+}
+
+/// `[[events]]`: a domain event the application sends, and what it purges.
+#[derive(Debug, Clone)]
+pub struct EventConfig {
+    /// The event's name (`POST /admin/events/{name}`).
+    pub name: String,
+    /// Tags to purge, templates over the event's JSON body.
+    pub purge_tags: Vec<Template>,
+    /// URLs or paths to purge, templates over the event's JSON body.
+    pub purge_keys: Vec<Template>,
 }
 
 /// `[server]`.
@@ -85,6 +100,8 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
     /// Bearer token for `/admin/*`.
     pub token: Option<String>,
+    /// Secret for `X-Rampart-Signature` (HMAC-SHA256 of an event's body).
+    pub webhook_secret: Option<String>,
 }
 
 /// `[cache]`.
@@ -100,6 +117,8 @@ pub struct CacheConfig {
     pub max_variants: usize,
     /// The shared Redis tier; `None` runs on this node alone.
     pub redis: Option<RedisConfig>,
+    /// Whether the origin's `Surrogate-Key` / `Cache-Tag` headers reach clients.
+    pub expose_tags: bool,
 }
 
 /// `[cache] redis`: the Redis shared by every node.
@@ -366,6 +385,8 @@ pub struct CachePolicy {
     pub key: Vec<KeyPart>,
     /// Statuses stored with a Rampart-decided `ttl`.
     pub statuses: Vec<u16>,
+    /// Tags given to stored responses, templates over the request.
+    pub tags: Vec<Template>,
 }
 
 impl CachePolicy {
@@ -379,6 +400,7 @@ impl CachePolicy {
             stale_if_error: Duration::ZERO,
             key: Vec::new(),
             statuses: DEFAULT_STATUSES.to_vec(),
+            tags: Vec::new(),
         }
     }
 
@@ -535,9 +557,20 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
                 Some(t) => Some(t.into_inner().0),
                 None => None,
             };
+            let webhook_secret = match a.webhook_secret {
+                Some(t) if t.get_ref().0.trim().is_empty() => {
+                    return Err((
+                        t.span().start,
+                        "the webhook secret is empty; set it or remove the key".into(),
+                    ))
+                }
+                Some(t) => Some(t.into_inner().0),
+                None => None,
+            };
             Some(AdminConfig {
                 listen: a.listen.0,
                 token,
+                webhook_secret,
             })
         }
     };
@@ -547,6 +580,7 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
         max_object_size: c.max_object_size.map_or(8 << 20, |v| v.0),
         coalesce_timeout: c.coalesce_timeout.map_or(Duration::from_secs(10), |d| d.0),
         max_variants: c.max_variants.map_or(8, |v| v.max(1) as usize),
+        expose_tags: c.expose_tags.unwrap_or(false),
         redis: match c.redis {
             None => None,
             Some(url) => {
@@ -723,7 +757,25 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
         }
         let cache = match r.cache {
             None => None,
-            Some(p) => Some(cache_policy(p)?),
+            Some(p) => {
+                let policy = cache_policy(p)?;
+                for (t, at) in &policy.tags {
+                    for var in t.vars() {
+                        let known = var.strip_prefix("query.").is_some_and(|q| !q.is_empty())
+                            || var
+                                .strip_prefix("header.")
+                                .is_some_and(|h| HeaderName::from_bytes(h.as_bytes()).is_ok())
+                            || r.matcher.path.param_names().any(|n| n == var);
+                        if !known {
+                            return Err((
+                                *at,
+                                format!("tag {:?}: {{{var}}} is not a parameter of the route's pattern, nor query.NAME or header.NAME", t.source),
+                            ));
+                        }
+                    }
+                }
+                Some(policy.into_policy())
+            }
         };
         let timeout = r.timeout.map_or(upstreams[upstream].timeout, |d| d.0);
         let mut limits = Vec::new();
@@ -802,6 +854,44 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
         });
     }
 
+    let mut events: Vec<EventConfig> = Vec::new();
+    for e in raw.events {
+        let at = e.name.span().start;
+        let name = e.name.into_inner().0;
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c))
+        {
+            return Err((
+                at,
+                format!("event name {name:?} may hold only letters, digits and . _ : -"),
+            ));
+        }
+        if events.iter().any(|x| x.name == name) {
+            return Err((at, format!("event {name:?} is defined twice")));
+        }
+        let templates =
+            |list: Option<Vec<toml::Spanned<raw::Text>>>| -> Result<Vec<Template>, Invalid> {
+                list.unwrap_or_default()
+                    .into_iter()
+                    .map(|t| Template::parse(&t.get_ref().0).map_err(|m| (t.span().start, m)))
+                    .collect()
+            };
+        let purge_tags = templates(e.purge_tags)?;
+        let purge_keys = templates(e.purge_keys)?;
+        if purge_tags.is_empty() && purge_keys.is_empty() {
+            return Err((
+                at,
+                format!("event {name:?} purges nothing: give it purge_tags or purge_keys"),
+            ));
+        }
+        events.push(EventConfig {
+            name,
+            purge_tags,
+            purge_keys,
+        });
+    }
     Ok(Config {
         server,
         admin,
@@ -812,6 +902,7 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
         },
         upstreams,
         routes,
+        events,
         priority_weights: [
             raw.priorities.critical.unwrap_or(100).max(1),
             raw.priorities.high.unwrap_or(50).max(1),
@@ -821,7 +912,22 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
     })
 }
 
-fn cache_policy(p: toml::Spanned<raw::RawCachePolicy>) -> Result<CachePolicy, Invalid> {
+/// A cache policy with the positions of its tags, for errors that need the route.
+struct ParsedPolicy {
+    policy: CachePolicy,
+    tags: Vec<(Template, usize)>,
+}
+
+impl ParsedPolicy {
+    fn into_policy(self) -> CachePolicy {
+        CachePolicy {
+            tags: self.tags.into_iter().map(|(t, _)| t).collect(),
+            ..self.policy
+        }
+    }
+}
+
+fn cache_policy(p: toml::Spanned<raw::RawCachePolicy>) -> Result<ParsedPolicy, Invalid> {
     let at = p.span().start;
     let p = p.into_inner();
     let respect_origin = p.respect_origin.unwrap_or(false);
@@ -852,14 +958,23 @@ fn cache_policy(p: toml::Spanned<raw::RawCachePolicy>) -> Result<CachePolicy, In
     if statuses.is_empty() {
         statuses = DEFAULT_STATUSES.to_vec();
     }
-    Ok(CachePolicy {
-        ttl: p.ttl.map(|d| d.0),
-        respect_origin,
-        heuristic: p.heuristic.unwrap_or(false),
-        stale_while_revalidate: p.stale_while_revalidate.map_or(Duration::ZERO, |d| d.0),
-        stale_if_error: p.stale_if_error.map_or(Duration::ZERO, |d| d.0),
-        key,
-        statuses,
+    let mut tags = Vec::new();
+    for t in p.tags.unwrap_or_default() {
+        let at = t.span().start;
+        tags.push((Template::parse(&t.get_ref().0).map_err(|m| (at, m))?, at));
+    }
+    Ok(ParsedPolicy {
+        policy: CachePolicy {
+            ttl: p.ttl.map(|d| d.0),
+            respect_origin,
+            heuristic: p.heuristic.unwrap_or(false),
+            stale_while_revalidate: p.stale_while_revalidate.map_or(Duration::ZERO, |d| d.0),
+            stale_if_error: p.stale_if_error.map_or(Duration::ZERO, |d| d.0),
+            key,
+            statuses,
+            tags: Vec::new(),
+        },
+        tags,
     })
 }
 

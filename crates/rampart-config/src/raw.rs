@@ -154,6 +154,7 @@ pub struct RawServer {
 pub struct RawAdmin {
     pub listen: Listen,
     pub token: Option<Spanned<Text>>,
+    pub webhook_secret: Option<Spanned<Text>>,
 }
 
 /// `[cache]`
@@ -167,6 +168,7 @@ pub struct RawCache {
     pub redis: Option<Spanned<Text>>,
     pub redis_timeout: Option<Dur>,
     pub redis_prefix: Option<Text>,
+    pub expose_tags: Option<bool>,
 }
 
 /// `[compression]`
@@ -320,6 +322,7 @@ pub struct RawCachePolicy {
     pub stale_if_error: Option<Dur>,
     pub key: Option<Vec<Spanned<Text>>>,
     pub statuses: Option<Vec<Spanned<u16>>>,
+    pub tags: Option<Vec<Spanned<Text>>>,
 }
 
 /// The whole file.
@@ -341,4 +344,15 @@ pub struct RawConfig {
     pub upstreams: Vec<RawUpstream>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    #[serde(default)]
+    pub events: Vec<RawEvent>,
+}
+
+/// `[[events]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEvent {
+    pub name: Spanned<Text>,
+    pub purge_tags: Option<Vec<Spanned<Text>>>,
+    pub purge_keys: Option<Vec<Spanned<Text>>>,
 }

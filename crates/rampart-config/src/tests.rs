@@ -193,3 +193,49 @@ fn upstream_health_balance_and_retry() {
         assert_eq!(e.field, field, "{e}");
     }
 }
+
+#[test]
+fn tags_and_events() {
+    let text = GOOD.replace(
+        "cache = { ttl = \"1h\", key = [\"header:authorization\"] }",
+        "cache = { ttl = \"1h\", key = [\"header:authorization\"], tags = [\"member:{id}\", \"q:{query.page}\", \"h:{header.x-tenant}\"] }",
+    ) + "\n[[events]]\nname = \"PaymentConfirmed\"\npurge_tags = [\"kpi\", \"member:{member.id}\"]\npurge_keys = [\"/members/{member.id}\"]\n";
+    let c = parse_ok(&text);
+    let tags: Vec<&str> = c.routes[1]
+        .cache
+        .as_ref()
+        .unwrap()
+        .tags
+        .iter()
+        .map(|t| t.source.as_str())
+        .collect();
+    assert_eq!(
+        tags,
+        ["member:{id}", "q:{query.page}", "h:{header.x-tenant}"]
+    );
+    assert_eq!(c.events[0].name, "PaymentConfirmed");
+    assert_eq!(
+        c.events[0].purge_keys[0].vars().collect::<Vec<_>>(),
+        ["member.id"]
+    );
+
+    for (bad, field) in [
+        ("tags = [\"member:{nope}\"]", "routes[2].cache.tags"),
+        ("tags = [\"member:{id\"]", "routes[2].cache.tags"),
+    ] {
+        let e = parse_err(&GOOD.replace("key = [\"header:authorization\"]", bad));
+        assert_eq!(e.field, field, "{e}");
+    }
+    for (event, field) in [
+        ("name = \"x\"", "events[1].name"),
+        ("name = \"a b\"\npurge_tags = [\"t\"]", "events[1].name"),
+        ("name = \"x\"\npurge_tags = [\"{\"]", "events[1].purge_tags"),
+        (
+            "name = \"x\"\npurge_tags = [\"t\"]\nflush = true",
+            "events[1].flush",
+        ),
+    ] {
+        let e = parse_err(&format!("{GOOD}\n[[events]]\n{event}\n"));
+        assert_eq!(e.field, field, "{e}");
+    }
+}

@@ -1,5 +1,7 @@
 //! The admin listener: `/metrics` (Prometheus), `/healthz` (alive) and
-//! `/readyz` (upstreams reachable). `/admin/*` requires the bearer token.
+//! `/readyz` (upstreams reachable), open; `/admin/purge` and
+//! `/admin/cache/stats` with the bearer token; `/admin/events/{name}` with
+//! the bearer token or an HMAC signature of the body.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use crate::body::{full, Body};
+use crate::invalidate::{EventError, Purge};
 use crate::problem::problem;
 use crate::state::Gateway;
 
@@ -55,26 +58,24 @@ pub async fn handle(
         }
         (&Method::GET, "/healthz") => json_response(StatusCode::OK, &json!({"status": "ok"})),
         (&Method::GET, "/readyz") => readyz(&gw).await,
+        (&Method::POST, p) if p.starts_with("/admin/events/") => {
+            let name = p["/admin/events/".len()..].to_string();
+            event(&gw, token.as_deref(), name, req).await
+        }
         (_, p) if p.starts_with("/admin/") => {
             if !authorized(&req, token.as_deref()) {
-                let mut r = problem(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "a valid bearer token is required",
-                    None,
-                );
-                r.headers_mut().insert(
-                    http::header::WWW_AUTHENTICATE,
-                    http::HeaderValue::from_static("Bearer"),
-                );
-                r
+                unauthorized()
             } else {
-                problem(
-                    StatusCode::NOT_FOUND,
-                    "not-found",
-                    &format!("no admin endpoint at {p}"),
-                    None,
-                )
+                match (req.method(), p) {
+                    (&Method::POST, "/admin/purge") => purge(&gw, req).await,
+                    (&Method::GET, "/admin/cache/stats") => stats(&gw).await,
+                    _ => problem(
+                        StatusCode::NOT_FOUND,
+                        "not-found",
+                        &format!("no admin endpoint {} {p}", req.method()),
+                        None,
+                    ),
+                }
             }
         }
         _ => problem(
@@ -85,6 +86,148 @@ pub async fn handle(
         ),
     };
     Ok(response)
+}
+
+fn unauthorized() -> Response<Body> {
+    let mut r = problem(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "a valid bearer token is required",
+        None,
+    );
+    r.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        http::HeaderValue::from_static("Bearer"),
+    );
+    r
+}
+
+/// Largest admin request body.
+const MAX_ADMIN_BODY: usize = 1 << 20;
+
+/// Reads an admin request's body, at most [`MAX_ADMIN_BODY`].
+async fn read_body(req: Request<Incoming>) -> Result<bytes::Bytes, Response<Body>> {
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(req.into_body(), MAX_ADMIN_BODY)
+        .collect()
+        .await
+    {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            &format!("admin request bodies are limited to {MAX_ADMIN_BODY} bytes"),
+            None,
+        )),
+        Err(e) => Err(problem(
+            StatusCode::BAD_REQUEST,
+            "bad-body",
+            &format!("the request body could not be read: {e}"),
+            None,
+        )),
+    }
+}
+
+/// `POST /admin/purge`.
+async fn purge(gw: &Arc<Gateway>, req: Request<Incoming>) -> Response<Body> {
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let request: Purge = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "bad-purge",
+                &format!("expected {{\"keys\": [...], \"tags\": [...], \"prefixes\": [...]}}: {e}"),
+                None,
+            )
+        }
+    };
+    if let Err(e) = request.validate() {
+        return problem(StatusCode::BAD_REQUEST, "bad-purge", &e, None);
+    }
+    let purged = crate::invalidate::purge(gw, &request).await;
+    json_response(
+        StatusCode::OK,
+        &json!({ "purged": purged, "total": purged.total() }),
+    )
+}
+
+/// `POST /admin/events/{name}`: bearer token, or `X-Rampart-Signature`
+/// (HMAC-SHA256 of the body with `webhook_secret`, hex, optionally
+/// prefixed `sha256=`).
+async fn event(
+    gw: &Arc<Gateway>,
+    token: Option<&str>,
+    name: String,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let bearer = authorized(&req, token);
+    let signature = req
+        .headers()
+        .get("x-rampart-signature")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().trim_start_matches("sha256=").to_string());
+    if !bearer && signature.is_none() {
+        return unauthorized();
+    }
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if !bearer {
+        let secret = gw.webhook_secret.as_deref();
+        if !signature.is_some_and(|sig| crate::invalidate::signature_ok(secret, &body, &sig)) {
+            return problem(
+                StatusCode::UNAUTHORIZED,
+                "bad-signature",
+                "X-Rampart-Signature is not the HMAC-SHA256 of the body with the webhook secret",
+                None,
+            );
+        }
+    }
+    let request = match crate::invalidate::event_purge(&gw.events, &name, &body) {
+        Ok(p) => p,
+        Err(e) => {
+            let status = match e {
+                EventError::Unknown(_) => StatusCode::NOT_FOUND,
+                EventError::NotAnObject(_) => StatusCode::BAD_REQUEST,
+                EventError::MissingField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            return problem(status, "bad-event", &e.to_string(), None);
+        }
+    };
+    gw.metrics.event(&name);
+    let purged = crate::invalidate::purge(gw, &request).await;
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "event": name,
+            "tags": request.tags,
+            "keys": request.keys,
+            "purged": purged,
+            "total": purged.total(),
+        }),
+    )
+}
+
+/// `GET /admin/cache/stats`.
+async fn stats(gw: &Gateway) -> Response<Body> {
+    gw.l1.run_pending_tasks();
+    let mut out = json!({
+        "l1": {
+            "entries": gw.l1.entry_count(),
+            "bytes": gw.l1.weighted_size(),
+            "budget_bytes": gw.cache.memory,
+            "tags": gw.l1.tag_count(),
+        },
+    });
+    if let Some(redis) = &gw.redis {
+        out["redis"] = json!({ "up": redis.ping().await });
+    }
+    json_response(StatusCode::OK, &out)
 }
 
 /// Constant-time check of `Authorization: Bearer <token>`. Without a

@@ -279,6 +279,10 @@ async fn fill(
     };
 
     let mut headers = stored_headers(&parts.headers);
+    let tags = crate::tags::collect(route, head, &parts.headers);
+    if !gw.cache.expose_tags {
+        crate::tags::strip(&mut headers);
+    }
     let origin_encoded = headers.contains_key(CONTENT_ENCODING);
     let compressible = compress
         && !origin_encoded
@@ -328,7 +332,7 @@ async fn fill(
             response_time,
             initial_age: age,
             freshness,
-            tags: Vec::new(),
+            tags,
         },
     );
     finish(guard, Fill::Stored(Arc::clone(&entry)));
@@ -517,6 +521,9 @@ fn pass_through_body(
 ) -> Response<Body> {
     let (mut parts, body) = resp.into_parts();
     remove_hop_by_hop(&mut parts.headers);
+    if !gw.cache.expose_tags {
+        crate::tags::strip(&mut parts.headers);
+    }
     let body = if head.method == Method::HEAD {
         // A HEAD may have been sent upstream as GET for the cache.
         empty()

@@ -10,6 +10,7 @@ pub mod cache_path;
 pub mod clock;
 pub mod compress;
 pub mod headers;
+pub mod invalidate;
 pub mod limits;
 pub mod metrics;
 pub mod problem;
@@ -18,6 +19,7 @@ pub mod redis;
 pub mod router;
 pub mod server;
 pub mod state;
+pub mod tags;
 pub mod upstream;
 
 use std::net::SocketAddr;

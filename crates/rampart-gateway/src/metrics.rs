@@ -80,6 +80,11 @@ struct RetryLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    event: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OpLabels {
     op: String,
 }
@@ -122,6 +127,9 @@ pub struct Metrics {
     healthy: Family<NameLabels, Gauge>,
     retries: Family<RetryLabels, Counter>,
     redis_errors: Family<OpLabels, Counter>,
+    events: Family<EventLabels, Counter>,
+    /// Keys removed by purges and events.
+    pub purged_keys: Counter,
     /// 1 while the last Redis call succeeded (set at scrape time).
     pub redis_up: Gauge,
     /// Requests being handled now.
@@ -225,6 +233,14 @@ impl Metrics {
             "Redis calls that failed or timed out, by use; the request went on without Redis",
             redis_errors.clone(),
         );
+        let events = Family::<EventLabels, Counter>::default();
+        registry.register("events", "Domain events accepted, by name", events.clone());
+        let purged_keys = Counter::default();
+        registry.register(
+            "purged_keys",
+            "Cache keys removed by purges and events on this node",
+            purged_keys.clone(),
+        );
         let redis_up = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "redis_up",
@@ -269,6 +285,8 @@ impl Metrics {
             healthy,
             retries,
             redis_errors,
+            events,
+            purged_keys,
             redis_up,
             in_flight,
             l1_entries,
@@ -392,6 +410,20 @@ impl Metrics {
                 upstream: upstream.to_string(),
             })
             .set(count as i64);
+    }
+
+    /// Counts an accepted event.
+    pub fn event(&self, name: &str) {
+        self.events
+            .get_or_create(&EventLabels {
+                event: name.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts keys removed by a purge.
+    pub fn purged(&self, keys: usize) {
+        self.purged_keys.inc_by(keys as u64);
     }
 
     /// The counter of failed Redis calls for `op`.

@@ -39,6 +39,10 @@ pub struct Gateway {
     pub admissions: Vec<Option<Arc<rampart_guard::admission::Admission>>>,
     /// The shared Redis tier, when configured.
     pub redis: Option<crate::redis::Redis>,
+    /// `[[events]]`.
+    pub events: Vec<rampart_config::EventConfig>,
+    /// `[admin] webhook_secret`.
+    pub webhook_secret: Option<String>,
     /// Metrics.
     pub metrics: Metrics,
     /// The clock freshness is judged by.
@@ -97,6 +101,8 @@ impl Gateway {
                 })
                 .collect(),
             redis,
+            events: config.events.clone(),
+            webhook_secret: config.admin.as_ref().and_then(|a| a.webhook_secret.clone()),
             metrics,
             clock,
         })

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# What a rate limit costs on the hot path: cache hits of 1 KiB with and
+# without a per-IP limit, in Rampart (local GCRA, and `scope = "cluster"`
+# through Redis) and in nginx (proxy_cache with and without limit_req). The
+# limits are set so high that nothing is refused: this measures the check.
+#
+# Setup as bench/cache-hit.sh: proxies on core 0; wrk, the origin (nginx
+# static files) and redis-server on core 1; medians of ROUNDS rounds.
+# Usage: bench/guards.sh [DURATION] [CONNS] [ROUNDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-10}
+CONNS=${2:-64}
+ROUNDS=${3:-3}
+bash scripts/install-deps.sh bench test
+cargo build --release --locked -q -p rampart
+BIN=$PWD/target/release/rampart
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+WORK=$(mktemp -d /dev/shm/rampart-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.5
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+source bench/lib.sh
+
+ORIGIN=18091 NGINX_PLAIN=18092 NGINX_LIMIT=18093 RAMPART=18094 ADMIN=18095 REDIS=18096
+mkdir -p "$WORK/www/plain" "$WORK/www/limited" "$WORK/www/cluster" "$WORK/cache" "$WORK/logs"
+chmod 755 "$WORK"; chmod 777 "$WORK/cache"
+head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$WORK/1k"
+for d in plain limited cluster; do cp "$WORK/1k" "$WORK/www/$d/1k"; done
+
+cat > "$WORK/origin.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/origin.pid;
+error_log $WORK/logs/origin-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  server { listen 127.0.0.1:$ORIGIN; root $WORK/www; default_type text/plain; location / { } }
+}
+CONF
+
+cat > "$WORK/proxy.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/proxy.pid;
+error_log $WORK/logs/proxy-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  proxy_cache_path $WORK/cache levels=1:2 keys_zone=bench:64m max_size=1g inactive=1h use_temp_path=off;
+  limit_req_zone \$binary_remote_addr zone=perip:10m rate=100000000r/s;
+  upstream origin { server 127.0.0.1:$ORIGIN; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGINX_PLAIN;
+    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_cache bench; proxy_cache_valid 200 10m; }
+  }
+  server {
+    listen 127.0.0.1:$NGINX_LIMIT;
+    location / { limit_req zone=perip burst=1000000 nodelay; proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_cache bench; proxy_cache_valid 200 10m; }
+  }
+}
+CONF
+
+cat > "$WORK/rampart.toml" <<CONF
+[server]
+listen = "127.0.0.1:$RAMPART"
+[admin]
+listen = "127.0.0.1:$ADMIN"
+[log]
+access = false
+[cache]
+redis = "redis://127.0.0.1:$REDIS"
+[[upstreams]]
+name = "origin"
+targets = ["127.0.0.1:$ORIGIN"]
+[[routes]]
+match = "GET /plain/*"
+upstream = "origin"
+cache = { ttl = "10m" }
+[[routes]]
+match = "GET /limited/*"
+upstream = "origin"
+cache = { ttl = "10m" }
+limit = { rate = 1000000000, per = "1s" }
+[[routes]]
+match = "GET /cluster/*"
+upstream = "origin"
+cache = { ttl = "10m" }
+limit = { rate = 1000000000, per = "1s", scope = "cluster" }
+CONF
+
+taskset -c 1 redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >/dev/null & PIDS+=($!)
+taskset -c 1 "$NGINX" -c "$WORK/origin.conf" -p "$WORK" & PIDS+=($!)
+taskset -c 0 "$NGINX" -c "$WORK/proxy.conf" -p "$WORK" & PIDS+=($!)
+RUST_LOG=warn taskset -c 0 "$BIN" serve --config "$WORK/rampart.toml" & PIDS+=($!)
+
+CASES="nginx:$NGINX_PLAIN:/plain/1k nginx-limit_req:$NGINX_LIMIT:/limited/1k rampart:$RAMPART:/plain/1k rampart-limit:$RAMPART:/limited/1k rampart-cluster:$RAMPART:/cluster/1k"
+for c in $CASES; do
+  IFS=: read -r _ port path <<<"$c"
+  for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$port$path" 2>/dev/null && break; sleep 0.1; done
+  wrk_run "$port" "$path" "$CONNS" 2 >/dev/null
+done
+curl -fsS -D - -o /dev/null "http://127.0.0.1:$RAMPART/cluster/1k" | grep -qi '^ratelimit:' || { echo "the cluster route carries no RateLimit header" >&2; exit 1; }
+[ "$(redis-cli -p "$REDIS" dbsize)" -ge 1 ] || { echo "the cluster limit wrote nothing to Redis" >&2; exit 1; }
+
+for _ in $(seq "$ROUNDS"); do
+  for c in $CASES; do IFS=: read -r name port path <<<"$c"; measure "$name" "$port" "$path" "$CONNS"; done
+done
+echo "# 1 KiB cache hits, $CONNS connections, ${DURATION}s runs, median of $ROUNDS rounds; proxies on core 0, wrk/origin/redis on core 1"
+printf "%-16s %12s %10s %10s\n" case req/s p50_us p99_us
+for c in $CASES; do
+  name=${c%%:*}
+  read -r rps p50 p99 < <(report "$name")
+  printf "%-16s %12s %10s %10s\n" "$name" "$rps" "$p50" "$p99"
+done
+read -r np _ _ < <(report nginx); read -r nl _ _ < <(report nginx-limit_req)
+read -r rp _ _ < <(report rampart); read -r rl _ _ < <(report rampart-limit); read -r rc _ _ < <(report rampart-cluster)
+awk -v np="$np" -v nl="$nl" -v rp="$rp" -v rl="$rl" -v rc="$rc" 'BEGIN {
+  printf "limit cost: nginx limit_req %.1f %% of throughput, rampart local %.1f %%, rampart cluster (Redis) %.1f %%\n", 100*(1-nl/np), 100*(1-rl/rp), 100*(1-rc/rp)
+  printf "ratio with a limit: rampart/nginx %.2fx (local), %.2fx (cluster)\n", rl/nl, rc/nl
+}'

@@ -1,0 +1,269 @@
+//! Tags, the purge API and domain events on one node, over real sockets.
+
+use std::sync::Arc;
+
+use rampart_gateway::body::full;
+use rampart_gateway::SystemClock;
+use rampart_testkit::{config_text, gateway, respond, Origin, TestClient};
+
+const ROUTES: &str = r#"
+[[routes]]
+match = "GET /events/{id}/guests"
+upstream = "app"
+cache = { ttl = "1h", tags = ["event:{id}:guests"] }
+
+[[routes]]
+match = "GET /events/{id}"
+upstream = "app"
+cache = { ttl = "1h", tags = ["event:{id}", "org:{query.org}"] }
+
+[[routes]]
+match = "GET /*"
+upstream = "app"
+cache = { ttl = "1h" }
+
+[[events]]
+name = "event.updated"
+purge_tags = ["event:{id}", "events:list"]
+
+[[events]]
+name = "guest.registered"
+purge_tags = ["event:{event.id}:guests"]
+"#;
+
+async fn setup() -> (Origin, rampart_gateway::Running) {
+    let origin = Origin::simple(|req| {
+        let tags: &[(&str, &str)] = match req.uri.as_str() {
+            "/events" => &[("surrogate-key", "events:list  home")],
+            "/pricing" => &[("cache-tag", "pricing, home")],
+            _ => &[],
+        };
+        respond(200, tags, format!("{} #{}", req.uri, req.nth))
+    })
+    .await;
+    let text = config_text(origin.addr, ROUTES).replace(
+        "token = \"test-token\"",
+        "token = \"test-token\"\nwebhook_secret = \"s3cret\"",
+    );
+    let gw = gateway(&text, Arc::new(SystemClock)).await;
+    (origin, gw)
+}
+
+const AUTH: (&str, &str) = ("authorization", "Bearer test-token");
+
+async fn post(
+    client: &TestClient,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> rampart_testkit::Got {
+    client
+        .send("POST", url, headers, full(body.to_string()))
+        .await
+}
+
+#[tokio::test]
+async fn tags_from_routes_and_origin_purge_exactly_what_they_cover() {
+    let (origin, gw) = setup().await;
+    let client = TestClient::new();
+    let get = |path: &str| {
+        let (client, url) = (client.clone(), format!("http://{}{path}", gw.addr));
+        async move { client.get(&url, &[]).await }
+    };
+    for p in [
+        "/events/1",
+        "/events/2?org=acme",
+        "/events/1/guests",
+        "/events",
+        "/pricing",
+        "/about",
+    ] {
+        let first = get(p).await;
+        assert!(first.text().ends_with("#1"));
+        assert!(
+            first.header("surrogate-key").is_empty() && first.header("cache-tag").is_empty(),
+            "the origin's tag headers are not shown to clients"
+        );
+        assert!(
+            get(p).await.header("cache-status").contains("hit"),
+            "{p} is cached"
+        );
+    }
+    let admin = format!("http://{}", gw.admin_addr.unwrap());
+    let purge = |body: &'static str| {
+        let (client, url) = (client.clone(), format!("{admin}/admin/purge"));
+        async move { post(&client, &url, &[AUTH], body).await }
+    };
+
+    // A route tag: only event 1 itself, not its guest list nor event 2.
+    let r = purge(r#"{"tags": ["event:1"]}"#).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("\"total\":1"), "{}", r.text());
+    assert!(get("/events/1").await.text().ends_with("#2"));
+    assert!(get("/events/1/guests")
+        .await
+        .header("cache-status")
+        .contains("hit"));
+    assert!(get("/events/2?org=acme")
+        .await
+        .header("cache-status")
+        .contains("hit"));
+
+    // A tag from the query, and tags from Surrogate-Key / Cache-Tag.
+    assert!(purge(r#"{"tags": ["org:acme"]}"#)
+        .await
+        .text()
+        .contains("\"total\":1"));
+    assert!(get("/events/2?org=acme").await.text().ends_with("#2"));
+    let r = purge(r#"{"tags": ["home"]}"#).await;
+    assert!(r.text().contains("\"total\":2"), "{}", r.text());
+    assert!(get("/events").await.text().ends_with("#2"));
+    assert!(get("/pricing").await.text().ends_with("#2"));
+    assert!(
+        get("/about").await.header("cache-status").contains("hit"),
+        "untagged entries stay"
+    );
+
+    // By path (any host) and by prefix.
+    assert!(purge(r#"{"keys": ["/about"]}"#)
+        .await
+        .text()
+        .contains("\"total\":1"));
+    assert!(get("/about").await.text().ends_with("#2"));
+    let r = purge(r#"{"prefixes": ["/events/"]}"#).await;
+    assert!(r.text().contains("\"prefixes\":3"), "{}", r.text());
+    assert_eq!(origin.count("/events/1/guests"), 1);
+    assert!(get("/events/1/guests").await.text().ends_with("#2"));
+
+    let stats = client
+        .get(&format!("{admin}/admin/cache/stats"), &[AUTH])
+        .await;
+    assert_eq!(stats.status, 200);
+    assert!(stats.text().contains("\"entries\":"), "{}", stats.text());
+}
+
+#[tokio::test]
+async fn bad_or_unauthorized_purges_change_nothing() {
+    let (_origin, gw) = setup().await;
+    let client = TestClient::new();
+    let page = format!("http://{}/events/1", gw.addr);
+    client.get(&page, &[]).await;
+    let url = format!("http://{}/admin/purge", gw.admin_addr.unwrap());
+    let body = r#"{"tags": ["event:1"]}"#;
+    for (headers, expect) in [
+        (vec![], 401),
+        (vec![("authorization", "Bearer wrong")], 401),
+        (vec![("authorization", "Bearer test-token-but-longer")], 401),
+    ] {
+        let r = post(&client, &url, &headers, body).await;
+        assert_eq!(r.status, expect);
+    }
+    for bad in [
+        r#"{"tagz": ["event:1"]}"#,
+        "not json",
+        "{}",
+        r#"{"keys": ["no-slash"], "tags": ["event:1"]}"#,
+    ] {
+        let r = post(&client, &url, &[AUTH], bad).await;
+        assert_eq!(r.status, 400, "{bad}");
+        assert_eq!(r.header("content-type"), "application/problem+json");
+    }
+    assert!(
+        client
+            .get(&page, &[])
+            .await
+            .header("cache-status")
+            .contains("hit"),
+        "nothing was purged"
+    );
+}
+
+#[tokio::test]
+async fn events_purge_by_template_with_a_token_or_a_signature() {
+    let (_origin, gw) = setup().await;
+    let client = TestClient::new();
+    let get = |path: &str| {
+        let (client, url) = (client.clone(), format!("http://{}{path}", gw.addr));
+        async move { client.get(&url, &[]).await }
+    };
+    for p in ["/events/7", "/events/8", "/events/7/guests", "/events"] {
+        get(p).await;
+    }
+    let admin = format!("http://{}", gw.admin_addr.unwrap());
+    let r = post(
+        &client,
+        &format!("{admin}/admin/events/event.updated"),
+        &[AUTH],
+        r#"{"id": 7}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.text().contains("\"total\":2"),
+        "event:7 and events:list: {}",
+        r.text()
+    );
+    assert!(get("/events/7").await.text().ends_with("#2"));
+    assert!(get("/events").await.text().ends_with("#2"));
+    assert!(get("/events/8")
+        .await
+        .header("cache-status")
+        .contains("hit"));
+    assert!(get("/events/7/guests")
+        .await
+        .header("cache-status")
+        .contains("hit"));
+
+    // Signed by the application with the webhook secret.
+    let body = r#"{"event": {"id": "7"}, "guest": "ana"}"#;
+    let signature = "sha256=".to_string() + &hmac_hex("s3cret", body);
+    let url = format!("{admin}/admin/events/guest.registered");
+    let r = post(&client, &url, &[("x-rampart-signature", &signature)], body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(get("/events/7/guests").await.text().ends_with("#2"));
+
+    // Errors purge nothing.
+    get("/events/7/guests").await;
+    let bad_sig = "sha256=".to_string() + &hmac_hex("wrong", body);
+    for (path, headers, body, status) in [
+        (
+            "guest.registered",
+            vec![("x-rampart-signature", bad_sig.as_str())],
+            body,
+            401,
+        ),
+        ("guest.registered", vec![], body, 401),
+        ("guest.unknown", vec![AUTH], body, 404),
+        ("guest.registered", vec![AUTH], r#"{"guest": "ana"}"#, 422),
+        ("guest.registered", vec![AUTH], "[1, 2]", 400),
+    ] {
+        let r = post(
+            &client,
+            &format!("{admin}/admin/events/{path}"),
+            &headers,
+            body,
+        )
+        .await;
+        assert_eq!(r.status, status, "{path} {body}: {}", r.text());
+        assert_eq!(r.header("content-type"), "application/problem+json");
+    }
+    assert!(get("/events/7/guests")
+        .await
+        .header("cache-status")
+        .contains("hit"));
+}
+
+/// HMAC-SHA256 written out from its definition (RFC 2104), so the test does
+/// not share code with the implementation it checks.
+fn hmac_hex(key: &str, message: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut k = [0u8; 64];
+    k[..key.len()].copy_from_slice(key.as_bytes());
+    let inner: Vec<u8> = k.iter().map(|b| b ^ 0x36).chain(message.bytes()).collect();
+    let inner = Sha256::digest(&inner);
+    let outer: Vec<u8> = k.iter().map(|b| b ^ 0x5c).chain(inner).collect();
+    Sha256::digest(&outer)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
