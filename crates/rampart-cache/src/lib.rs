@@ -7,6 +7,7 @@
 //! Outcomes are the enums of [`status`].
 
 pub mod coalesce;
+pub mod codec;
 pub mod conditional;
 pub mod encoding;
 pub mod entry;

@@ -130,6 +130,9 @@ pub struct RedisConfig {
     pub timeout: Duration,
     /// Prefix of every key Rampart writes.
     pub prefix: String,
+    /// The bound on serving purged content: how stale a node's knowledge of
+    /// purges may get before it stops using its memory tier.
+    pub purge_sync: Duration,
 }
 
 /// A content coding Rampart can produce.
@@ -600,6 +603,10 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
                     prefix: c
                         .redis_prefix
                         .map_or_else(|| "rampart".to_string(), |p| p.0),
+                    purge_sync: c
+                        .purge_sync
+                        .map_or(Duration::from_secs(1), |d| d.0)
+                        .max(Duration::from_millis(20)),
                 })
             }
         },

@@ -169,6 +169,7 @@ pub struct RawCache {
     pub redis_timeout: Option<Dur>,
     pub redis_prefix: Option<Text>,
     pub expose_tags: Option<bool>,
+    pub purge_sync: Option<Dur>,
 }
 
 /// `[compression]`

@@ -41,7 +41,12 @@ pub async fn serve(
         &head.headers,
     );
     let now = gw.clock.now();
-    let (stale, fwd) = match gw.l1.lookup(&cache_key, &head.headers) {
+    let found = if gw.l1_usable() {
+        gw.l1.lookup(&cache_key, &head.headers)
+    } else {
+        Lookup::Miss
+    };
+    let (stale, fwd) = match found {
         Lookup::Found(entry) => match entry.state(now) {
             EntryState::Fresh => {
                 let status = CacheStatus::Hit {
@@ -86,6 +91,31 @@ pub async fn serve(
     };
     match gw.coalescer.join(&cache_key) {
         Join::Leader(guard) => {
+            // L1 had nothing usable: the shared tier may (one lookup per
+            // key at a time, since this is the coalesced leader).
+            let mut stale = stale;
+            if stale.is_none() {
+                if let Some(redis) = gw.redis.as_ref() {
+                    if let Some(entry) = crate::l2::get(redis, &cache_key).await {
+                        if entry.matches(&head.headers) {
+                            let entry = if gw.l1_usable() {
+                                gw.l1.insert(&cache_key, entry)
+                            } else {
+                                Arc::new(entry)
+                            };
+                            if entry.state(now) == EntryState::Fresh {
+                                guard.finish(Fill::Stored(Arc::clone(&entry)));
+                                let status = CacheStatus::Hit {
+                                    ttl: entry.ttl_secs(now),
+                                };
+                                gw.metrics.l2_hits.inc();
+                                return Ok((serve_entry(gw, &entry, head, &status), status));
+                            }
+                            stale = Some(entry);
+                        }
+                    }
+                }
+            }
             fill(gw, route, policy, head, &cache_key, stale, fwd, Some(guard)).await
         }
         Join::Follower(rx) => match wait(rx, gw.cache.coalesce_timeout).await {
@@ -100,6 +130,18 @@ pub async fn serve(
             _ => fill(gw, route, policy, head, &cache_key, stale, fwd, None).await,
         },
     }
+}
+
+/// Stores an entry: in L1 (unless this node is out of touch with the purge
+/// sequence) and, in the background, in L2.
+fn store(gw: &Arc<Gateway>, cache_key: &str, entry: Entry) -> Arc<Entry> {
+    let entry = if gw.l1_usable() {
+        gw.l1.insert(cache_key, entry)
+    } else {
+        Arc::new(entry)
+    };
+    crate::l2::put(gw, cache_key, &entry);
+    entry
 }
 
 /// Fetches from the origin for the cache: conditionally when a stale entry
@@ -183,7 +225,8 @@ async fn fill(
             let decision = decide(policy, old.status.as_u16(), &headers, age, credential);
             let (entry, cache) = match decision {
                 Ok(freshness) => {
-                    let entry = gw.l1.insert(
+                    let entry = store(
+                        gw,
                         cache_key,
                         Entry {
                             headers,
@@ -321,7 +364,8 @@ async fn fill(
             (name, value)
         })
         .collect();
-    let entry = gw.l1.insert(
+    let entry = store(
+        gw,
         cache_key,
         Entry {
             status,

@@ -129,7 +129,46 @@ impl Purge {
 /// Applies a validated purge: this node's memory tier now (later tiers and
 /// other nodes through Redis, when configured), and counts it.
 pub async fn purge(gw: &Gateway, purge: &Purge) -> Purged {
-    let purged = purge.apply_local(gw);
+    let mut purged = purge.apply_local(gw);
+    if let Some(redis) = &gw.redis {
+        let mut urls = Vec::new();
+        let mut paths = Vec::new();
+        for k in &purge.keys {
+            match normalise(k) {
+                Ok(Target::Url(u)) => urls.push(u),
+                Ok(Target::Path(p)) => paths.push(p),
+                Err(_) => {}
+            }
+        }
+        let l2_keys = crate::l2::purge_urls(redis, &urls).await
+            + if paths.is_empty() {
+                0
+            } else {
+                crate::l2::purge_matching(redis, |u| paths.iter().any(|p| path_of(u) == p)).await
+            };
+        let l2_tags = crate::l2::purge_tags(redis, &purge.tags).await;
+        let prefixes: Vec<Target> = purge
+            .prefixes
+            .iter()
+            .filter_map(|p| normalise(p).ok())
+            .collect();
+        let l2_prefixes = if prefixes.is_empty() {
+            0
+        } else {
+            crate::l2::purge_matching(redis, |u| {
+                prefixes.iter().any(|t| match t {
+                    Target::Url(p) => u.starts_with(p.as_str()),
+                    Target::Path(p) => path_of(u).starts_with(p.as_str()),
+                })
+            })
+            .await
+        };
+        // What a node's L1 and L2 held may overlap: report the larger.
+        purged.keys = purged.keys.max(l2_keys);
+        purged.tags = purged.tags.max(l2_tags);
+        purged.prefixes = purged.prefixes.max(l2_prefixes);
+        crate::sync::publish(gw, purge).await;
+    }
     gw.metrics.purged(purged.total());
     purged
 }

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod compress;
 pub mod headers;
 pub mod invalidate;
+pub mod l2;
 pub mod limits;
 pub mod metrics;
 pub mod problem;
@@ -19,6 +20,7 @@ pub mod redis;
 pub mod router;
 pub mod server;
 pub mod state;
+pub mod sync;
 pub mod tags;
 pub mod upstream;
 
@@ -121,6 +123,10 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<Running, St
                 }
             }));
         }
+    }
+
+    if gateway.sync.is_some() {
+        tasks.push(tokio::spawn(sync::run(Arc::clone(&gateway), stop.clone())));
     }
 
     let mut admin_addr = None;

@@ -155,7 +155,7 @@ impl Limiters {
                 let redis_key = redis.key("rl", &[&route.name, &cfg.name], &key);
                 let (gcra, limit) = (&self.cluster, &limiter.limit);
                 counted = redis
-                    .run(0, |mut conn| async move {
+                    .run(crate::redis::Op::RateLimit, |mut conn| async move {
                         gcra.check(&mut conn, limit, &redis_key).await
                     })
                     .await

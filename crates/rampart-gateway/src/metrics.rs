@@ -130,6 +130,8 @@ pub struct Metrics {
     events: Family<EventLabels, Counter>,
     /// Keys removed by purges and events.
     pub purged_keys: Counter,
+    /// Requests answered from L2 (and promoted to L1).
+    pub l2_hits: Counter,
     /// 1 while the last Redis call succeeded (set at scrape time).
     pub redis_up: Gauge,
     /// Requests being handled now.
@@ -241,6 +243,12 @@ impl Metrics {
             "Cache keys removed by purges and events on this node",
             purged_keys.clone(),
         );
+        let l2_hits = Counter::default();
+        registry.register(
+            "cache_l2_hits",
+            "Requests answered from the shared Redis tier (then promoted to memory)",
+            l2_hits.clone(),
+        );
         let redis_up = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "redis_up",
@@ -287,6 +295,7 @@ impl Metrics {
             redis_errors,
             events,
             purged_keys,
+            l2_hits,
             redis_up,
             in_flight,
             l1_entries,

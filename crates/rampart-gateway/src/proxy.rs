@@ -184,16 +184,21 @@ async fn route_request(
     //    its URL and for the Location / Content-Location it names (RFC 9111 §4.4).
     if let Some(primary) = primary {
         if response.status().is_success() || response.status().is_redirection() {
-            gw.l1.purge_url(&primary);
+            let mut keys = vec![primary];
             for name in [LOCATION, CONTENT_LOCATION] {
                 if let Some(target) = response
                     .headers()
                     .get(&name)
                     .and_then(|v| same_origin_key(&head, v))
                 {
-                    gw.l1.purge_url(&target);
+                    keys.push(target);
                 }
             }
+            let purge = crate::invalidate::Purge {
+                keys,
+                ..Default::default()
+            };
+            crate::invalidate::purge(gw, &purge).await;
         }
     }
     let cache = outcome

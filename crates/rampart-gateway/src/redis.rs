@@ -2,8 +2,11 @@
 //! connection manager that reconnects by itself, and a wrapper that gives
 //! every call its own short deadline. A call that fails or times out yields
 //! `None` and the request goes on without Redis: Redis trouble degrades
-//! (local counting, L1 only), it never fails a request. Failures are counted
-//! (`rampart_redis_errors_total{op}`) and logged at most once per 10 s.
+//! (local counting, L1 only), it never fails a request. After a failure,
+//! calls are skipped for 250 ms (then one tries again), so a Redis that is
+//! down costs requests nothing rather than a deadline each. Failures and
+//! skips are counted (`rampart_redis_errors_total{op}`) and logged at most
+//! once per 10 s.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,8 +20,35 @@ use sha2::{Digest, Sha256};
 
 use crate::metrics::Metrics;
 
-/// What Redis is used for, as metric labels.
-pub const OPS: [&str; 1] = ["rate-limit"];
+/// What a Redis call is for (the `op` label of its error metric).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// A `scope = "cluster"` rate limit.
+    RateLimit,
+    /// An L2 lookup.
+    L2Get,
+    /// An L2 store.
+    L2Put,
+    /// An L2 purge.
+    L2Purge,
+    /// Purge fan-out and the purge epoch.
+    Sync,
+}
+
+impl Op {
+    const ALL: [Op; 5] = [Op::RateLimit, Op::L2Get, Op::L2Put, Op::L2Purge, Op::Sync];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::RateLimit => "rate-limit",
+            Op::L2Get => "l2-get",
+            Op::L2Put => "l2-put",
+            Op::L2Purge => "l2-purge",
+            Op::Sync => "sync",
+        }
+    }
+}
 
 /// The shared Redis.
 pub struct Redis {
@@ -28,7 +58,14 @@ pub struct Redis {
     up: AtomicBool,
     last_warning: Mutex<Option<Instant>>,
     errors: Vec<Counter>,
+    client: redis::Client,
+    /// After a failure, calls before this instant are skipped (counted as
+    /// failed) rather than each waiting out the deadline.
+    retry_at: Mutex<Option<Instant>>,
 }
+
+/// How long calls are skipped after a failure before one tries again.
+const RETRY_AFTER: Duration = Duration::from_millis(250);
 
 impl std::fmt::Debug for Redis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -50,7 +87,7 @@ impl Redis {
             .set_response_timeout(Some(cfg.timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|e| format!("[cache] redis {:?}: {e}", cfg.url))?;
         Ok(Self {
             conn,
@@ -58,7 +95,12 @@ impl Redis {
             prefix: cfg.prefix.clone(),
             up: AtomicBool::new(true),
             last_warning: Mutex::new(None),
-            errors: OPS.iter().map(|op| metrics.redis_error(op)).collect(),
+            retry_at: Mutex::new(None),
+            errors: Op::ALL
+                .iter()
+                .map(|op| metrics.redis_error(op.as_str()))
+                .collect(),
+            client,
         })
     }
 
@@ -77,21 +119,46 @@ impl Redis {
         key
     }
 
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The client, for connections of their own (pub/sub).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// The deadline of one call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Whether the last call succeeded.
     pub fn is_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
     }
 
     /// Runs one call with the Redis deadline; `None` when it failed or timed
-    /// out (counted under `op`, an index into [`OPS`]).
-    pub async fn run<T, F, Fut>(&self, op: usize, call: F) -> Option<T>
+    /// out (counted under `op`).
+    pub async fn run<T, F, Fut>(&self, op: Op, call: F) -> Option<T>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
+        let skip = self
+            .retry_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|t| Instant::now() < t);
+        if skip {
+            self.errors[op as usize].inc();
+            return None;
+        }
         let outcome = tokio::time::timeout(self.timeout, call(self.conn.clone())).await;
         let error = match outcome {
             Ok(Ok(value)) => {
+                *self.retry_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 if !self.up.swap(true, Ordering::Relaxed) {
                     tracing::info!("redis is reachable again");
                 }
@@ -101,14 +168,14 @@ impl Redis {
             Err(_) => format!("no answer within {:?}", self.timeout),
         };
         self.up.store(false, Ordering::Relaxed);
-        if let Some(c) = self.errors.get(op) {
-            c.inc();
-        }
+        *self.retry_at.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(Instant::now() + RETRY_AFTER);
+        self.errors[op as usize].inc();
         let mut last = self.last_warning.lock().unwrap_or_else(|p| p.into_inner());
         if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
             *last = Some(Instant::now());
             tracing::warn!(
-                op = OPS.get(op).copied().unwrap_or(""),
+                op = op.as_str(),
                 error,
                 "redis call failed; going on without it (further failures logged at most every 10 s)"
             );

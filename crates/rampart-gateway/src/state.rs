@@ -39,6 +39,8 @@ pub struct Gateway {
     pub admissions: Vec<Option<Arc<rampart_guard::admission::Admission>>>,
     /// The shared Redis tier, when configured.
     pub redis: Option<crate::redis::Redis>,
+    /// Purge fan-out state (with Redis).
+    pub sync: Option<crate::sync::SyncState>,
     /// `[[events]]`.
     pub events: Vec<rampart_config::EventConfig>,
     /// `[admin] webhook_secret`.
@@ -59,6 +61,12 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
+    /// Whether the memory tier may be used now: always on a single node;
+    /// with Redis, only while this node is in touch with the purge sequence.
+    pub fn l1_usable(&self) -> bool {
+        self.sync.as_ref().is_none_or(|s| s.l1_usable())
+    }
+
     /// Builds the state; fails only if an upstream target cannot be used.
     pub fn new(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, String> {
         let metrics = Metrics::new(config.routes.iter().map(|r| r.name.clone()).collect());
@@ -100,6 +108,11 @@ impl Gateway {
                     })
                 })
                 .collect(),
+            sync: config
+                .cache
+                .redis
+                .as_ref()
+                .map(|r| crate::sync::SyncState::new(r.purge_sync)),
             redis,
             events: config.events.clone(),
             webhook_secret: config.admin.as_ref().and_then(|a| a.webhook_secret.clone()),

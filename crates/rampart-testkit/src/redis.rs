@@ -93,6 +93,16 @@ impl RedisServer {
         Some(String::from_utf8_lossy(&buf[..n]).into_owned())
     }
 
+    /// Sends one command given as arguments (RESP, so any bytes are safe)
+    /// and returns the raw reply, `None` when the server cannot be reached.
+    pub fn call(&self, args: &[&str]) -> Option<String> {
+        let mut text = format!("*{}\r\n", args.len());
+        for a in args {
+            text.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        self.command(text.trim_end_matches("\r\n"))
+    }
+
     /// How many keys the server holds.
     pub fn dbsize(&self) -> usize {
         self.command("DBSIZE")

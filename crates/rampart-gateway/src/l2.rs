@@ -1,0 +1,197 @@
+//! The shared tier (L2) in Redis: entries stored by every node, found by any.
+//!
+//! Keys: an entry lives at `PREFIX:c:{URL}REST`, where `URL` is the cache
+//! key's URL and `REST` its digest of extra key parts; the braces are a Redis
+//! Cluster hash tag, so every variant of a URL lands in one slot. Each entry
+//! expires at its stale horizon (freshness plus the longer stale window).
+//! Tag sets `PREFIX:t:{TAG}` list the entry keys a tag covers (every entry
+//! is also under its URL's tag), and expire with the longest-lived member.
+//! Every call has the Redis deadline; a failed one is a miss, never an error.
+
+use std::sync::Arc;
+
+use rampart_cache::codec;
+use rampart_cache::key::{primary_of, EXTRA_SEPARATOR};
+use rampart_cache::Entry;
+
+use crate::redis::{Op, Redis};
+use crate::state::Gateway;
+
+/// The internal tag every L2 entry of a URL is listed under.
+fn url_tag(primary: &str) -> String {
+    format!("\u{1}url {primary}")
+}
+
+impl Redis {
+    fn entry_key(&self, cache_key: &str) -> String {
+        let primary = primary_of(cache_key);
+        format!(
+            "{}:c:{{{primary}}}{}",
+            self.prefix(),
+            &cache_key[primary.len()..]
+        )
+    }
+
+    fn tag_key(&self, tag: &str) -> String {
+        format!("{}:t:{{{tag}}}", self.prefix())
+    }
+
+    /// The cache URL of an entry key, for scans.
+    fn url_of<'a>(&self, entry_key: &'a str) -> Option<&'a str> {
+        let rest = entry_key
+            .strip_prefix(self.prefix())?
+            .strip_prefix(":c:{")?;
+        let end = rest.rfind('}')?;
+        let url = &rest[..end];
+        (!url.contains(EXTRA_SEPARATOR)).then_some(url)
+    }
+}
+
+/// The entry stored in L2 for `cache_key`, if any (and if Redis answers).
+pub async fn get(redis: &Redis, cache_key: &str) -> Option<Entry> {
+    let key = redis.entry_key(cache_key);
+    let value: Option<Vec<u8>> = redis
+        .run(Op::L2Get, |mut c| async move {
+            redis::cmd("GET").arg(&key).query_async(&mut c).await
+        })
+        .await
+        .flatten();
+    codec::decode(value?.into())
+}
+
+/// Stores an entry in L2 in the background, with its tags.
+pub fn put(gw: &Arc<Gateway>, cache_key: &str, entry: &Arc<Entry>) {
+    let Some(redis) = gw.redis.as_ref() else {
+        return;
+    };
+    let left = entry
+        .freshness
+        .horizon()
+        .saturating_sub(entry.age(gw.clock.now()));
+    let millis = left.as_millis() as u64;
+    if millis == 0 || !redis.is_up() {
+        return;
+    }
+    let (gw, cache_key, entry) = (Arc::clone(gw), cache_key.to_string(), Arc::clone(entry));
+    tokio::spawn(async move {
+        let Some(redis) = gw.redis.as_ref() else {
+            return;
+        };
+        let key = redis.entry_key(&cache_key);
+        let value = codec::encode(&entry);
+        let secs = millis.div_ceil(1000);
+        let mut tags: Vec<String> = entry.tags.clone();
+        tags.push(url_tag(primary_of(&cache_key)));
+        let tag_keys: Vec<String> = tags.iter().map(|t| redis.tag_key(t)).collect();
+        redis
+            .run(Op::L2Put, |mut c| async move {
+                let mut p = redis::pipe();
+                p.cmd("SET")
+                    .arg(&key)
+                    .arg(value.as_ref())
+                    .arg("PX")
+                    .arg(millis)
+                    .ignore();
+                for t in &tag_keys {
+                    p.cmd("SADD").arg(t).arg(&key).ignore();
+                    p.cmd("EXPIRE").arg(t).arg(secs).arg("NX").ignore();
+                    p.cmd("EXPIRE").arg(t).arg(secs).arg("GT").ignore();
+                }
+                p.query_async::<()>(&mut c).await
+            })
+            .await;
+    });
+}
+
+/// Deletes every entry listed under the tags (and the tag sets). Returns how
+/// many entries went.
+pub async fn purge_tags(redis: &Redis, tags: &[String]) -> usize {
+    let mut total = 0;
+    for tag in tags {
+        let tag_key = redis.tag_key(tag);
+        let members: Vec<String> = redis
+            .run(Op::L2Purge, |mut c| {
+                let tag_key = tag_key.clone();
+                async move {
+                    redis::cmd("SMEMBERS")
+                        .arg(&tag_key)
+                        .query_async(&mut c)
+                        .await
+                }
+            })
+            .await
+            .unwrap_or_default();
+        let deleted: usize = redis
+            .run(Op::L2Purge, |mut c| async move {
+                let mut p = redis::pipe();
+                for m in &members {
+                    p.cmd("DEL").arg(m);
+                }
+                p.cmd("DEL").arg(&tag_key).ignore();
+                let counts: Vec<usize> = p.query_async(&mut c).await?;
+                Ok(counts.iter().sum())
+            })
+            .await
+            .unwrap_or(0);
+        total += deleted;
+    }
+    total
+}
+
+/// Deletes every entry of the URLs.
+pub async fn purge_urls(redis: &Redis, urls: &[String]) -> usize {
+    let tags: Vec<String> = urls.iter().map(|u| url_tag(u)).collect();
+    purge_tags(redis, &tags).await
+}
+
+/// Most keys one scan looks at, so that a purge by prefix on a huge Redis
+/// stays bounded in time (the rest expire on their own).
+const MAX_SCANNED: usize = 1_000_000;
+
+/// Deletes every entry whose URL satisfies `matches`, by a SCAN of the
+/// entry keys.
+pub async fn purge_matching(redis: &Redis, matches: impl Fn(&str) -> bool) -> usize {
+    let pattern = format!("{}:c:*", redis.prefix());
+    let mut cursor: u64 = 0;
+    let mut scanned = 0;
+    let mut deleted = 0;
+    loop {
+        let step: Option<(u64, Vec<String>)> = redis
+            .run(Op::L2Purge, |mut c| {
+                let pattern = pattern.clone();
+                async move {
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(&mut c)
+                        .await
+                }
+            })
+            .await;
+        let Some((next, keys)) = step else { break };
+        scanned += keys.len();
+        let doomed: Vec<String> = keys
+            .into_iter()
+            .filter(|k| redis.url_of(k).is_some_and(&matches))
+            .collect();
+        if !doomed.is_empty() {
+            deleted += redis
+                .run(Op::L2Purge, |mut c| async move {
+                    redis::cmd("DEL")
+                        .arg(&doomed)
+                        .query_async::<usize>(&mut c)
+                        .await
+                })
+                .await
+                .unwrap_or(0);
+        }
+        cursor = next;
+        if cursor == 0 || scanned >= MAX_SCANNED {
+            break;
+        }
+    }
+    deleted
+}

@@ -1,0 +1,280 @@
+//! Purges reach every node. A node that accepts a purge applies it to its
+//! own L1 and to L2, then records it in Redis: `INCR PREFIX:purge-epoch`
+//! gives it a number, it is pushed on a capped log (`PREFIX:purge-log`, the
+//! last [`LOG_LEN`]) and published on `PREFIX:purge` for the other nodes'
+//! L1s.
+//!
+//! A node may miss a message (disconnect, restart, partition), so messages
+//! are only the fast path. Every node also reads the epoch every
+//! `purge_sync / 2`: when it is ahead of the last purge the node applied in
+//! order, the node replays the missing purges from the log (purges are
+//! idempotent), or flushes its L1 when the log no longer reaches back that
+//! far or Redis was reset (the epoch went backwards). A node that has not
+//! managed to read the epoch for `purge_sync` stops using its L1 (requests go
+//! to the origin, coalesced) until it can, then flushes it. So no node serves
+//! purged content for longer than `purge_sync` after the purge was accepted.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::invalidate::Purge;
+use crate::redis::Op;
+use crate::state::Gateway;
+
+/// Purges kept in the log for nodes that missed their message.
+pub const LOG_LEN: isize = 1000;
+
+/// A purge as sent between nodes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Message {
+    node: String,
+    epoch: u64,
+    purge: Purge,
+}
+
+/// This node's view of the purge sequence.
+#[derive(Debug)]
+pub struct SyncState {
+    /// This node's random id (its own messages are ignored).
+    pub node: String,
+    /// The highest epoch up to which every purge was applied here.
+    applied: AtomicU64,
+    /// When the epoch was last read successfully.
+    synced_at: Mutex<Instant>,
+    /// The bound: no successful read for this long makes L1 unusable.
+    bound: Duration,
+    /// Serialises replays and flushes.
+    replay: tokio::sync::Mutex<()>,
+}
+
+impl SyncState {
+    /// A node that has just started (L1 is empty: nothing to distrust).
+    pub fn new(bound: Duration) -> Self {
+        Self {
+            node: format!("{:016x}", rand::random::<u64>()),
+            applied: AtomicU64::new(u64::MAX),
+            synced_at: Mutex::new(Instant::now()),
+            bound,
+            replay: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Whether L1 may be used: the epoch was read within the bound.
+    pub fn l1_usable(&self) -> bool {
+        self.synced_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+            <= self.bound
+    }
+
+    /// Notes an epoch applied in order.
+    fn advance(&self, epoch: u64) {
+        let _ = self.applied.compare_exchange(
+            epoch.wrapping_sub(1),
+            epoch,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+    }
+}
+
+fn keys(gw: &Gateway) -> Option<(String, String, String)> {
+    let p = gw.redis.as_ref()?.prefix().to_string();
+    Some((
+        format!("{p}:purge-epoch"),
+        format!("{p}:purge-log"),
+        format!("{p}:purge"),
+    ))
+}
+
+/// Records a purge accepted here and sends it to the other nodes.
+pub async fn publish(gw: &Gateway, purge: &Purge) {
+    let (Some(redis), Some(sync), Some((epoch_key, log_key, channel))) =
+        (gw.redis.as_ref(), gw.sync.as_ref(), keys(gw))
+    else {
+        return;
+    };
+    let Some(epoch) = redis
+        .run(Op::Sync, |mut c| async move {
+            redis::cmd("INCR")
+                .arg(&epoch_key)
+                .query_async::<u64>(&mut c)
+                .await
+        })
+        .await
+    else {
+        return;
+    };
+    let message = Message {
+        node: sync.node.clone(),
+        epoch,
+        purge: purge.clone(),
+    };
+    let Ok(text) = serde_json::to_string(&message) else {
+        return;
+    };
+    redis
+        .run(Op::Sync, |mut c| async move {
+            redis::pipe()
+                .cmd("LPUSH")
+                .arg(&log_key)
+                .arg(&text)
+                .ignore()
+                .cmd("LTRIM")
+                .arg(&log_key)
+                .arg(0)
+                .arg(LOG_LEN - 1)
+                .ignore()
+                .cmd("PUBLISH")
+                .arg(&channel)
+                .arg(&text)
+                .ignore()
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await;
+    sync.advance(epoch);
+}
+
+fn flush(gw: &Gateway, why: &str) {
+    let n = gw.l1.purge_all();
+    tracing::warn!(
+        keys = n,
+        why,
+        "memory cache flushed: purges may have been missed"
+    );
+}
+
+/// Reads the epoch once and catches up: replays missed purges or flushes.
+pub async fn check(gw: &Gateway) {
+    let (Some(redis), Some(sync), Some((epoch_key, log_key, _))) =
+        (gw.redis.as_ref(), gw.sync.as_ref(), keys(gw))
+    else {
+        return;
+    };
+    let _serial = sync.replay.lock().await;
+    let was_usable = sync.l1_usable();
+    let Some(epoch) = redis
+        .run(Op::Sync, |mut c| async move {
+            redis::cmd("GET")
+                .arg(&epoch_key)
+                .query_async::<Option<u64>>(&mut c)
+                .await
+        })
+        .await
+    else {
+        return;
+    };
+    let epoch = epoch.unwrap_or(0);
+    let applied = sync.applied.load(Ordering::SeqCst);
+    if applied == u64::MAX {
+        // First read since start: L1 was empty, so nothing is owed.
+        sync.applied.store(epoch, Ordering::SeqCst);
+    } else if !was_usable {
+        flush(gw, "out of touch with redis for longer than purge_sync");
+        sync.applied.store(epoch, Ordering::SeqCst);
+    } else if epoch < applied {
+        flush(gw, "the purge epoch went backwards (redis was reset)");
+        sync.applied.store(epoch, Ordering::SeqCst);
+    } else if epoch > applied {
+        let log: Option<Vec<String>> = redis
+            .run(Op::Sync, |mut c| async move {
+                redis::cmd("LRANGE")
+                    .arg(&log_key)
+                    .arg(0)
+                    .arg(LOG_LEN - 1)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await;
+        let Some(log) = log else { return };
+        let missed: Vec<Message> = log
+            .iter()
+            .filter_map(|m| serde_json::from_str::<Message>(m).ok())
+            .filter(|m| m.epoch > applied && m.epoch <= epoch)
+            .collect();
+        if missed.len() as u64 == epoch - applied {
+            for m in missed.iter().rev() {
+                m.purge.apply_local(gw);
+            }
+            tracing::info!(
+                purges = missed.len(),
+                "replayed purges missed while disconnected"
+            );
+        } else {
+            flush(gw, "missed more purges than the log holds");
+        }
+        sync.applied.store(epoch, Ordering::SeqCst);
+    }
+    *sync.synced_at.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+}
+
+/// Runs until `stop`: listens for other nodes' purges and checks the epoch
+/// every half bound.
+pub async fn run(gw: Arc<Gateway>, stop: CancellationToken) {
+    let Some(sync) = gw.sync.as_ref() else { return };
+    let period = (sync.bound / 2).max(Duration::from_millis(10));
+    let checker = {
+        let (gw, stop) = (Arc::clone(&gw), stop.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = tick.tick() => check(&gw).await,
+                }
+            }
+        })
+    };
+    tokio::select! {
+        () = stop.cancelled() => {}
+        () = listen(&gw) => {}
+    }
+    let _ = checker.await;
+}
+
+/// Subscribes and applies other nodes' purges; reconnects by itself.
+async fn listen(gw: &Gateway) {
+    let (Some(redis), Some(sync), Some((_, _, channel))) =
+        (gw.redis.as_ref(), gw.sync.as_ref(), keys(gw))
+    else {
+        return;
+    };
+    loop {
+        let subscribed = async {
+            let mut pubsub = redis.client().get_async_pubsub().await.ok()?;
+            pubsub.subscribe(&channel).await.ok()?;
+            Some(pubsub)
+        };
+        let Ok(Some(mut pubsub)) =
+            tokio::time::timeout(redis.timeout().max(Duration::from_millis(500)), subscribed).await
+        else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        // Anything published while unsubscribed is caught up from the log.
+        check(gw).await;
+        let mut messages = pubsub.on_message();
+        while let Some(msg) = messages.next().await {
+            let Ok(text) = msg.get_payload::<String>() else {
+                continue;
+            };
+            let Ok(m) = serde_json::from_str::<Message>(&text) else {
+                continue;
+            };
+            if m.node != sync.node {
+                m.purge.apply_local(gw);
+                gw.metrics.purged(0);
+            }
+            sync.advance(m.epoch);
+        }
+        tracing::warn!("purge subscription lost; reconnecting");
+    }
+}

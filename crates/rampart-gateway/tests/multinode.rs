@@ -1,0 +1,271 @@
+//! Two gateway nodes sharing a real Redis (started by the test on a free
+//! port): the shared tier, purges and events reaching both nodes, the bound
+//! on a node that missed a purge, and Redis trouble.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rampart_gateway::body::full;
+use rampart_gateway::{Running, SystemClock};
+use rampart_testkit::{config_text, gateway, respond, Origin, RedisServer, TestClient};
+
+const ROUTES: &str = r#"
+[[routes]]
+match = "GET /events/{id}"
+upstream = "app"
+cache = { ttl = "1h", tags = ["event:{id}"] }
+
+[[routes]]
+match = "GET /*"
+upstream = "app"
+cache = { ttl = "1h" }
+
+[[events]]
+name = "event.updated"
+purge_tags = ["event:{id}", "events:list"]
+"#;
+
+const BOUND: Duration = Duration::from_millis(600);
+
+async fn node(origin: SocketAddr, redis: &RedisServer) -> Running {
+    let text = config_text(
+        origin,
+        &format!(
+            "{ROUTES}\n[cache]\nredis = \"{}\"\nredis_timeout = \"200ms\"\npurge_sync = \"{}ms\"\n",
+            redis.url(),
+            BOUND.as_millis()
+        ),
+    );
+    gateway(&text, Arc::new(SystemClock)).await
+}
+
+async fn versioned_origin() -> (Origin, Arc<AtomicUsize>) {
+    let version = Arc::new(AtomicUsize::new(1));
+    let v = Arc::clone(&version);
+    let origin = Origin::simple(move |req| {
+        let tags: &[(&str, &str)] = if req.uri == "/events" {
+            &[("surrogate-key", "events:list")]
+        } else {
+            &[]
+        };
+        respond(
+            200,
+            tags,
+            format!("{} v{}", req.uri, v.load(Ordering::SeqCst)),
+        )
+    })
+    .await;
+    (origin, version)
+}
+
+/// Every node is reached under one public name, as behind a load balancer.
+const HOST: (&str, &str) = ("host", "events.test");
+
+async fn text(client: &TestClient, gw: &Running, path: &str) -> String {
+    client
+        .get(&format!("http://{}{path}", gw.addr), &[HOST])
+        .await
+        .text()
+}
+
+/// Polls until `path` on `gw` reads `want`, for at most `within`.
+async fn reads_within(
+    client: &TestClient,
+    gw: &Running,
+    path: &str,
+    want: &str,
+    within: Duration,
+) -> bool {
+    let until = Instant::now() + within;
+    loop {
+        if text(client, gw, path).await == want {
+            return true;
+        }
+        if Instant::now() > until {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_share_l2_and_purges_reach_every_node() {
+    let redis = RedisServer::start();
+    let (origin, version) = versioned_origin().await;
+    let (a, b) = (
+        node(origin.addr, &redis).await,
+        node(origin.addr, &redis).await,
+    );
+    let client = TestClient::new();
+
+    // A miss on node A is a hit on node B: one origin request in all.
+    assert_eq!(text(&client, &a, "/events/7").await, "/events/7 v1");
+    tokio::time::sleep(Duration::from_millis(100)).await; // the L2 write is in the background
+    let on_b = client
+        .get(&format!("http://{}/events/7", b.addr), &[HOST])
+        .await;
+    assert_eq!(on_b.text(), "/events/7 v1");
+    assert!(
+        on_b.header("cache-status").contains("hit"),
+        "{}",
+        on_b.header("cache-status")
+    );
+    assert_eq!(origin.count("/events/7"), 1);
+    for path in ["/events/8", "/events", "/about"] {
+        text(&client, &a, path).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        text(&client, &b, path).await;
+        assert_eq!(origin.count(path), 1, "{path} fetched once for both nodes");
+    }
+
+    // An event posted to node A: both nodes serve fresh content next.
+    version.store(2, Ordering::SeqCst);
+    let r = client
+        .send(
+            "POST",
+            &format!(
+                "http://{}/admin/events/event.updated",
+                a.admin_addr.unwrap()
+            ),
+            &[("authorization", "Bearer test-token")],
+            full(r#"{"id": 7}"#),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    for gw in [&a, &b] {
+        assert!(
+            reads_within(
+                &client,
+                gw,
+                "/events/7",
+                "/events/7 v2",
+                Duration::from_millis(300)
+            )
+            .await
+        );
+        assert!(
+            reads_within(
+                &client,
+                gw,
+                "/events",
+                "/events v2",
+                Duration::from_millis(300)
+            )
+            .await
+        );
+        // Exactly the tagged resources: the others are still v1.
+        assert_eq!(text(&client, gw, "/events/8").await, "/events/8 v1");
+        assert_eq!(text(&client, gw, "/about").await, "/about v1");
+    }
+    assert_eq!(
+        origin.count("/events/7"),
+        2,
+        "the fresh copy was shared too"
+    );
+
+    // A purge by tag through the admin API on node B reaches node A.
+    version.store(3, Ordering::SeqCst);
+    let r = client
+        .send(
+            "POST",
+            &format!("http://{}/admin/purge", b.admin_addr.unwrap()),
+            &[("authorization", "Bearer test-token")],
+            full(r#"{"tags": ["event:8"]}"#),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        reads_within(
+            &client,
+            &a,
+            "/events/8",
+            "/events/8 v3",
+            Duration::from_millis(300)
+        )
+        .await
+    );
+    assert_eq!(text(&client, &a, "/events/7").await, "/events/7 v2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_missed_a_purge_stops_serving_it_within_the_bound() {
+    let redis = RedisServer::start();
+    let (origin, version) = versioned_origin().await;
+    let a = node(origin.addr, &redis).await;
+    let client = TestClient::new();
+    assert_eq!(text(&client, &a, "/events/5").await, "/events/5 v1");
+    assert_eq!(text(&client, &a, "/events/5").await, "/events/5 v1");
+
+    // Another node purged event 5, but its message never reached this one:
+    // only the epoch and the log in Redis say so. (The L2 copy went too.)
+    version.store(2, Ordering::SeqCst);
+    redis.call(&["DEL", "rampart:c:{http://events.test/events/5}"]);
+    redis.call(&["INCR", "rampart:purge-epoch"]);
+    let epoch = redis.call(&["GET", "rampart:purge-epoch"]).unwrap();
+    let epoch: u64 = epoch.lines().nth(1).unwrap().parse().unwrap();
+    let message = format!(
+        r#"{{"node":"elsewhere","epoch":{epoch},"purge":{{"keys":[],"tags":["event:5"],"prefixes":[]}}}}"#
+    );
+    redis.call(&["LPUSH", "rampart:purge-log", &message]);
+    let started = Instant::now();
+    assert!(
+        reads_within(&client, &a, "/events/5", "/events/5 v2", BOUND).await,
+        "still serving the purged copy after {:?}",
+        started.elapsed()
+    );
+
+    // Purges lost beyond the log: the node flushes its memory tier.
+    text(&client, &a, "/about").await;
+    version.store(3, Ordering::SeqCst);
+    redis.call(&["INCRBY", "rampart:purge-epoch", "5000"]);
+    redis.call(&["DEL", "rampart:c:{http://events.test/about}"]);
+    assert!(reads_within(&client, &a, "/about", "/about v3", BOUND).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_mid_traffic_causes_no_errors_and_is_rejoined() {
+    let mut redis = RedisServer::start();
+    let (origin, version) = versioned_origin().await;
+    let a = node(origin.addr, &redis).await;
+    let client = TestClient::new();
+    let mut statuses = Vec::new();
+    for i in 0..40 {
+        if i == 10 {
+            redis.stop();
+        }
+        let got = client
+            .get(&format!("http://{}/events/{}", a.addr, i % 5), &[HOST])
+            .await;
+        statuses.push(got.status.as_u16());
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+
+    // Out of touch for longer than the bound: the memory tier is not used
+    // (a purge elsewhere could not reach this node), the origin answers.
+    tokio::time::sleep(BOUND).await;
+    version.store(2, Ordering::SeqCst);
+    assert_eq!(text(&client, &a, "/events/1").await, "/events/1 v2");
+    let metrics = client
+        .get(&format!("http://{}/metrics", a.admin_addr.unwrap()), &[])
+        .await
+        .text();
+    assert!(metrics.contains("rampart_redis_up 0"), "{metrics}");
+
+    // Redis back: the node reconnects by itself and caches again.
+    redis.resume();
+    tokio::time::sleep(BOUND * 2).await;
+    text(&client, &a, "/events/4").await;
+    let seen = origin.count("/events/4");
+    let again = client
+        .get(&format!("http://{}/events/4", a.addr), &[HOST])
+        .await;
+    assert!(
+        again.header("cache-status").contains("hit"),
+        "{}",
+        again.header("cache-status")
+    );
+    assert_eq!(origin.count("/events/4"), seen);
+}
