@@ -240,6 +240,39 @@ pub async fn run(gw: Arc<Gateway>, stop: CancellationToken) {
     let _ = checker.await;
 }
 
+/// An application's event published on `PREFIX:events` as
+/// `{"name": "event.updated", "data": {"id": 7}}`. Every node receives it
+/// and purges (L1, L2, and the purge log, so that a node that missed it
+/// catches up from the others' records); purges are idempotent.
+async fn app_event(gw: &Gateway, text: &str) {
+    #[derive(Deserialize)]
+    struct AppEvent {
+        name: String,
+        #[serde(default)]
+        data: serde_json::Value,
+    }
+    let parsed = serde_json::from_str::<AppEvent>(text)
+        .map_err(|e| e.to_string())
+        .and_then(|ev| {
+            let data = if ev.data.is_null() {
+                serde_json::json!({})
+            } else {
+                ev.data
+            };
+            let body = serde_json::to_vec(&data).map_err(|e| e.to_string())?;
+            crate::invalidate::event_purge(&gw.events, &ev.name, &body)
+                .map(|p| (ev.name, p))
+                .map_err(|e| e.to_string())
+        });
+    match parsed {
+        Ok((name, purge)) => {
+            gw.metrics.event(&name);
+            crate::invalidate::purge(gw, &purge).await;
+        }
+        Err(e) => tracing::warn!(error = e, "ignored an event published on redis"),
+    }
+}
+
 /// Subscribes and applies other nodes' purges; reconnects by itself.
 async fn listen(gw: &Gateway) {
     let (Some(redis), Some(sync), Some((_, _, channel))) =
@@ -247,10 +280,12 @@ async fn listen(gw: &Gateway) {
     else {
         return;
     };
+    let events_channel = format!("{}:events", redis.prefix());
     loop {
         let subscribed = async {
             let mut pubsub = redis.client().get_async_pubsub().await.ok()?;
             pubsub.subscribe(&channel).await.ok()?;
+            pubsub.subscribe(&events_channel).await.ok()?;
             Some(pubsub)
         };
         let Ok(Some(mut pubsub)) =
@@ -266,12 +301,16 @@ async fn listen(gw: &Gateway) {
             let Ok(text) = msg.get_payload::<String>() else {
                 continue;
             };
+            if msg.get_channel_name() == events_channel {
+                app_event(gw, &text).await;
+                continue;
+            }
             let Ok(m) = serde_json::from_str::<Message>(&text) else {
                 continue;
             };
             if m.node != sync.node {
-                m.purge.apply_local(gw);
-                gw.metrics.purged(0);
+                let purged = m.purge.apply_local(gw);
+                gw.metrics.purged(purged.total());
             }
             sync.advance(m.epoch);
         }

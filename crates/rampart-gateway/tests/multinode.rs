@@ -187,6 +187,18 @@ async fn nodes_share_l2_and_purges_reach_every_node() {
         .await
     );
     assert_eq!(text(&client, &a, "/events/7").await, "/events/7 v2");
+
+    // An application publishes the event on Redis instead: both nodes purge.
+    version.store(4, Ordering::SeqCst);
+    redis.call(&[
+        "PUBLISH",
+        "rampart:events",
+        r#"{"name": "event.updated", "data": {"id": 7}}"#,
+    ]);
+    for gw in [&a, &b] {
+        assert!(reads_within(&client, gw, "/events/7", "/events/7 v4", BOUND).await);
+        assert_eq!(text(&client, gw, "/about").await, "/about v1");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,6 +209,7 @@ async fn a_node_that_missed_a_purge_stops_serving_it_within_the_bound() {
     let client = TestClient::new();
     assert_eq!(text(&client, &a, "/events/5").await, "/events/5 v1");
     assert_eq!(text(&client, &a, "/events/5").await, "/events/5 v1");
+    tokio::time::sleep(Duration::from_millis(100)).await;
 
     // Another node purged event 5, but its message never reached this one:
     // only the epoch and the log in Redis say so. (The L2 copy went too.)
@@ -218,6 +231,7 @@ async fn a_node_that_missed_a_purge_stops_serving_it_within_the_bound() {
 
     // Purges lost beyond the log: the node flushes its memory tier.
     text(&client, &a, "/about").await;
+    tokio::time::sleep(Duration::from_millis(100)).await; // its L2 write is in the background
     version.store(3, Ordering::SeqCst);
     redis.call(&["INCRBY", "rampart:purge-epoch", "5000"]);
     redis.call(&["DEL", "rampart:c:{http://events.test/about}"]);
