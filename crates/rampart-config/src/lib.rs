@@ -59,6 +59,19 @@ pub struct Config {
     pub priority_weights: [u32; 4],
     /// `[[events]]`: domain events and what each purges.
     pub events: Vec<EventConfig>,
+    /// `[[warmers]]`: URLs refetched on a schedule.
+    pub warmers: Vec<WarmerConfig>,
+}
+
+/// `[[warmers]]`: a URL kept warm by refetching it every interval.
+#[derive(Debug, Clone)]
+pub struct WarmerConfig {
+    /// The URL as clients request it (`http://host/path?query`).
+    pub url: http::Uri,
+    /// Time between refetches (the first is at start).
+    pub every: Duration,
+    /// The route serving it (an index into `routes`).
+    pub route: usize,
 }
 
 /// `[[events]]`: a domain event the application sends, and what it purges.
@@ -390,6 +403,9 @@ pub struct CachePolicy {
     pub statuses: Vec<u16>,
     /// Tags given to stored responses, templates over the request.
     pub tags: Vec<Template>,
+    /// A hit with less freshness left than this refreshes the entry in the
+    /// background, once (zero: off).
+    pub refresh_ahead: Duration,
 }
 
 impl CachePolicy {
@@ -404,6 +420,7 @@ impl CachePolicy {
             key: Vec::new(),
             statuses: DEFAULT_STATUSES.to_vec(),
             tags: Vec::new(),
+            refresh_ahead: Duration::ZERO,
         }
     }
 
@@ -899,6 +916,41 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
             purge_keys,
         });
     }
+    let mut warmers = Vec::new();
+    for w in raw.warmers {
+        let at = w.url.span().start;
+        let text = w.url.get_ref().0.clone();
+        let url: http::Uri = text
+            .parse()
+            .ok()
+            .filter(|u: &http::Uri| u.scheme_str() == Some("http") && u.host().is_some())
+            .ok_or_else(|| (at, format!("warmer url {text:?} must be absolute: http://host/path (the host is the one clients use)")))?;
+        let route = routes
+            .iter()
+            .position(|r| {
+                r.matcher.matches_method(&http::Method::GET)
+                    && r.matcher.path.matches(url.path()).is_some()
+            })
+            .ok_or_else(|| (at, format!("no route matches GET {}", url.path())))?;
+        if routes[route].cache.is_none() {
+            return Err((
+                at,
+                format!(
+                    "GET {} is served by route {:?}, which does not cache",
+                    url.path(),
+                    routes[route].name
+                ),
+            ));
+        }
+        let every = w.every.get_ref().0;
+        if every < Duration::from_secs(1) {
+            return Err((
+                w.every.span().start,
+                "a warmer runs at most once a second".into(),
+            ));
+        }
+        warmers.push(WarmerConfig { url, every, route });
+    }
     Ok(Config {
         server,
         admin,
@@ -910,6 +962,7 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
         upstreams,
         routes,
         events,
+        warmers,
         priority_weights: [
             raw.priorities.critical.unwrap_or(100).max(1),
             raw.priorities.high.unwrap_or(50).max(1),
@@ -980,6 +1033,7 @@ fn cache_policy(p: toml::Spanned<raw::RawCachePolicy>) -> Result<ParsedPolicy, I
             key,
             statuses,
             tags: Vec::new(),
+            refresh_ahead: p.refresh_ahead.map_or(Duration::ZERO, |d| d.0),
         },
         tags,
     })

@@ -324,6 +324,7 @@ pub struct RawCachePolicy {
     pub key: Option<Vec<Spanned<Text>>>,
     pub statuses: Option<Vec<Spanned<u16>>>,
     pub tags: Option<Vec<Spanned<Text>>>,
+    pub refresh_ahead: Option<Dur>,
 }
 
 /// The whole file.
@@ -347,6 +348,16 @@ pub struct RawConfig {
     pub routes: Vec<RawRoute>,
     #[serde(default)]
     pub events: Vec<RawEvent>,
+    #[serde(default)]
+    pub warmers: Vec<RawWarmer>,
+}
+
+/// `[[warmers]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWarmer {
+    pub url: Spanned<Text>,
+    pub every: Spanned<Dur>,
 }
 
 /// `[[events]]`

@@ -49,6 +49,12 @@ pub async fn serve(
     let (stale, fwd) = match found {
         Lookup::Found(entry) => match entry.state(now) {
             EntryState::Fresh => {
+                let left = entry.freshness.lifetime.saturating_sub(entry.age(now));
+                if left < policy.refresh_ahead {
+                    // Close to expiry: one background request refreshes it
+                    // (coalesced, so once however many hits see this).
+                    refresh_in_background(gw, route, policy, head, &cache_key, &entry);
+                }
                 let status = CacheStatus::Hit {
                     ttl: entry.ttl_secs(now),
                 };
@@ -56,28 +62,7 @@ pub async fn serve(
             }
             EntryState::StaleWhileRevalidate => {
                 // Serve stale now; one background request refreshes it.
-                if let Join::Leader(guard) = gw.coalescer.join(&cache_key) {
-                    let (gw, head, key, entry) = (
-                        Arc::clone(gw),
-                        head.clone(),
-                        cache_key.clone(),
-                        Arc::clone(&entry),
-                    );
-                    let policy = policy.clone();
-                    tokio::spawn(async move {
-                        let _ = fill(
-                            &gw,
-                            route,
-                            &policy,
-                            &head,
-                            &key,
-                            Some(entry),
-                            Forward::Stale,
-                            Some(guard),
-                        )
-                        .await;
-                    });
-                }
+                refresh_in_background(gw, route, policy, head, &cache_key, &entry);
                 let status = CacheStatus::Stale {
                     ttl: entry.ttl_secs(now),
                     reason: StaleReason::WhileRevalidate,
@@ -130,6 +115,73 @@ pub async fn serve(
             _ => fill(gw, route, policy, head, &cache_key, stale, fwd, None).await,
         },
     }
+}
+
+/// Refreshes an entry in the background, unless a fill for its key is
+/// already in flight (then that one refreshes it: never a stampede).
+fn refresh_in_background(
+    gw: &Arc<Gateway>,
+    route: usize,
+    policy: &CachePolicy,
+    head: &RequestHead,
+    cache_key: &str,
+    entry: &Arc<Entry>,
+) {
+    if let Join::Leader(guard) = gw.coalescer.join(cache_key) {
+        let (gw, head, key, entry) = (
+            Arc::clone(gw),
+            head.clone(),
+            cache_key.to_string(),
+            Arc::clone(entry),
+        );
+        let policy = policy.clone();
+        tokio::spawn(async move {
+            let _ = fill(
+                &gw,
+                route,
+                &policy,
+                &head,
+                &key,
+                Some(entry),
+                Forward::Stale,
+                Some(guard),
+            )
+            .await;
+        });
+    }
+}
+
+/// Refetches a URL for the cache now (a warmer): conditionally when a copy
+/// is stored, through the coalescer, so it never adds a request to a fill
+/// already in flight. Returns whether it ran.
+pub async fn warm(gw: &Arc<Gateway>, route: usize, head: &RequestHead) -> bool {
+    let Some(policy) = gw.router.route(route).cache.clone() else {
+        return false;
+    };
+    let cache_key = key::full_key(
+        key::primary_key("http", &head.uri, &head.headers),
+        &policy,
+        &head.headers,
+    );
+    let Join::Leader(guard) = gw.coalescer.join(&cache_key) else {
+        return false;
+    };
+    let stored = match gw.l1.lookup(&cache_key, &head.headers) {
+        Lookup::Found(entry) => Some(entry),
+        _ => None,
+    };
+    fill(
+        gw,
+        route,
+        &policy,
+        head,
+        &cache_key,
+        stored,
+        Forward::Stale,
+        Some(guard),
+    )
+    .await
+    .is_ok()
 }
 
 /// Stores an entry: in L1 (unless this node is out of touch with the purge

@@ -125,6 +125,41 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<Running, St
         }
     }
 
+    for warmer in &config.warmers {
+        let (gw, stop, warmer) = (Arc::clone(&gateway), stop.clone(), warmer.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut headers = http::HeaderMap::new();
+            if let Some(host) = warmer
+                .url
+                .authority()
+                .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+            {
+                headers.insert(http::header::HOST, host);
+            }
+            let head = state::RequestHead {
+                method: http::Method::GET,
+                uri: warmer.url.path_and_query().map_or_else(
+                    || http::Uri::from_static("/"),
+                    |pq| http::Uri::from(pq.clone()),
+                ),
+                headers,
+                peer: std::net::IpAddr::from([127, 0, 0, 1]),
+                trusted: true,
+            };
+            let mut tick = tokio::time::interval(warmer.every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = tick.tick() => {
+                        if cache_path::warm(&gw, warmer.route, &head).await {
+                            gw.metrics.warmed.inc();
+                        }
+                    }
+                }
+            }
+        }));
+    }
     if gateway.sync.is_some() {
         tasks.push(tokio::spawn(sync::run(Arc::clone(&gateway), stop.clone())));
     }

@@ -132,6 +132,8 @@ pub struct Metrics {
     pub purged_keys: Counter,
     /// Requests answered from L2 (and promoted to L1).
     pub l2_hits: Counter,
+    /// Warmer refetches made.
+    pub warmed: Counter,
     /// 1 while the last Redis call succeeded (set at scrape time).
     pub redis_up: Gauge,
     /// Requests being handled now.
@@ -249,6 +251,12 @@ impl Metrics {
             "Requests answered from the shared Redis tier (then promoted to memory)",
             l2_hits.clone(),
         );
+        let warmed = Counter::default();
+        registry.register(
+            "cache_warmer_fetches",
+            "Refetches made by [[warmers]]",
+            warmed.clone(),
+        );
         let redis_up = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "redis_up",
@@ -296,6 +304,7 @@ impl Metrics {
             events,
             purged_keys,
             l2_hits,
+            warmed,
             redis_up,
             in_flight,
             l1_entries,
