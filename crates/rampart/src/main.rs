@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
 mod load;
 
 /// A caching reverse proxy configured from one TOML file.
@@ -47,6 +48,9 @@ enum Command {
     /// Work with reports.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Show what Rampart does: a seed application's example origin, alone
+    /// and behind Rampart, under the guide's load profile, side by side.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         Command::Check { config } => check(&config),
         Command::Serve { config } => serve(&config),
         Command::Load(args) => load::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Compare {
             baseline,
             current,

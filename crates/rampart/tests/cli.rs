@@ -75,3 +75,42 @@ fn a_missing_file_and_bad_usage_exit_2() {
     let (code, _) = rampart(&["frobnicate"]);
     assert_eq!(code, 2);
 }
+
+#[test]
+fn demo_runs_the_example_origin_alone_and_through_rampart() {
+    let out = std::env::temp_dir().join(format!("rampart-demo-test-{}", std::process::id()));
+    let (code, text) = rampart(&[
+        "demo",
+        "--duration",
+        "3s",
+        "--scale",
+        "0.01",
+        "--out-dir",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("origin alone") && text.contains("through Rampart"),
+        "{text}"
+    );
+    let origin_requests: Vec<u64> = text
+        .lines()
+        .find(|l| l.starts_with("origin requests"))
+        .expect("an origin-requests row")
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(origin_requests.len(), 2, "{text}");
+    assert!(
+        origin_requests[1] * 2 < origin_requests[0],
+        "through Rampart the origin sees far fewer requests: {origin_requests:?}\n{text}"
+    );
+    for f in ["direct.json", "direct.html", "rampart.json", "rampart.html"] {
+        assert!(out.join(f).is_file(), "{f} written");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+
+    let (code, text) = rampart(&["demo", "--app", "banking"]);
+    assert_eq!(code, 2);
+    assert!(text.contains("not built yet"), "{text}");
+}

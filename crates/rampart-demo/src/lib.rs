@@ -1,0 +1,185 @@
+//! A real example origin for Rampart: the seed applications' endpoints over
+//! SQLite with generated data of realistic size, doing real queries (no
+//! sleeps pretending to be work). `rampart demo` runs it behind a gateway;
+//! `rampart demo --origin-only` runs it alone for other tools.
+//!
+//! Built so far: the event-registration platform (seed 000). When told where
+//! the gateway's admin listener is, writes send the domain events the
+//! gateway's config maps to purges.
+
+pub mod db;
+pub mod event_registration;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::db::Db;
+
+/// The applications the origin can serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppKind {
+    /// Seed 000.
+    EventRegistration,
+}
+
+impl AppKind {
+    /// Parses a name used on the command line.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "event-registration" | "000" => Ok(AppKind::EventRegistration),
+            "banking" | "education" | "membership-cards" | "event-manager" | "001" | "002"
+            | "003" | "004" => Err(format!(
+                "app {name:?} is not built yet; available: event-registration"
+            )),
+            other => Err(format!(
+                "unknown app {other:?}; available: event-registration"
+            )),
+        }
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            AppKind::EventRegistration => "event-registration",
+        }
+    }
+}
+
+/// Where the origin sends domain events: the gateway's admin listener.
+#[derive(Debug, Clone)]
+pub struct EventSink {
+    /// `http://127.0.0.1:9090`.
+    pub admin: String,
+    /// The admin bearer token.
+    pub token: String,
+}
+
+/// State shared by the handlers.
+pub struct App {
+    /// The database.
+    pub db: Arc<Db>,
+    events: Option<EventSink>,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+impl App {
+    /// Sends a domain event in the background (best effort, 2 s deadline).
+    pub fn emit(&self, name: &str, body: serde_json::Value) {
+        let Some(sink) = &self.events else { return };
+        let uri = format!("{}/admin/events/{name}", sink.admin);
+        let request = http::Request::post(uri)
+            .header("authorization", format!("Bearer {}", sink.token))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())));
+        let Ok(request) = request else { return };
+        let client = self.client.clone();
+        let name = name.to_string();
+        tokio::spawn(async move {
+            match tokio::time::timeout(Duration::from_secs(2), client.request(request)).await {
+                Ok(Ok(r)) if r.status().is_success() => {}
+                Ok(Ok(r)) => {
+                    tracing::warn!(event = name, status = %r.status(), "the gateway refused an event")
+                }
+                _ => tracing::warn!(event = name, "the gateway did not take an event"),
+            }
+        });
+    }
+}
+
+/// A running origin.
+pub struct Origin {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Rows generated (registrations, for seed 000).
+    pub rows: usize,
+    requests: Arc<AtomicU64>,
+    task: JoinHandle<()>,
+    _app: Arc<App>,
+}
+
+impl Origin {
+    /// Database connections in use now (0 when the origin is idle).
+    pub fn busy(&self) -> usize {
+        self._app.db.busy()
+    }
+
+    /// Requests served so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Stops serving.
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Generates the data for `app` at `scale` (1.0 = the guide's full size) in
+/// a database file under the system's temporary directory, and serves it on
+/// `listen`.
+pub async fn start(
+    app: AppKind,
+    scale: f64,
+    listen: SocketAddr,
+    events: Option<EventSink>,
+) -> Result<Origin, String> {
+    let path = std::env::temp_dir().join(format!(
+        "rampart-demo-{}-{}-{}.sqlite",
+        app.name(),
+        std::process::id(),
+        listen.port()
+    ));
+    let db = Db::create(&path, 4).map_err(|e| format!("database {}: {}", path.display(), e.0))?;
+    let setup = Arc::clone(&db);
+    let rows = tokio::task::spawn_blocking(move || match app {
+        AppKind::EventRegistration => event_registration::generate(&setup, scale),
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("generating data: {}", e.0))?;
+    let state = Arc::new(App {
+        db,
+        events,
+        client: Client::builder(TokioExecutor::new()).build_http(),
+    });
+    let requests = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&requests);
+    let router = match app {
+        AppKind::EventRegistration => event_registration::router(Arc::clone(&state)),
+    }
+    .layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            next.run(req)
+        },
+    ));
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Ok(Origin {
+        addr,
+        rows,
+        requests,
+        task,
+        _app: state,
+    })
+}

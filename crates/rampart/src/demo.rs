@@ -1,0 +1,355 @@
+//! `rampart demo`: the example origin of a seed application, a gateway with
+//! that application's config in front of it, and its main load profile run
+//! against the origin directly and then through Rampart, side by side.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rampart_demo::{AppKind, EventSink};
+use rampart_load::plan::Executor;
+use rampart_load::report::Report;
+use rampart_load::RunOptions;
+
+/// Arguments of `rampart demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// The seed application.
+    #[arg(long, default_value = "event-registration")]
+    app: String,
+    /// The load profile (a file under examples/APP/scenarios/, without .toml).
+    #[arg(long, default_value = "registration-spike")]
+    scenario: String,
+    /// How long each of the two runs lasts.
+    #[arg(long, default_value = "20s")]
+    duration: String,
+    /// Data size as a share of the guide's (1.0 = 1 million registrations).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Only run the example origin (for other tools), on --listen.
+    #[arg(long)]
+    origin_only: bool,
+    /// Where the origin listens with --origin-only.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Where the reports go.
+    #[arg(long, default_value = "rampart-demo")]
+    out_dir: PathBuf,
+}
+
+fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(code)
+}
+
+/// The examples folder: next to the current directory, or in the source tree.
+fn examples_dir() -> PathBuf {
+    let here = PathBuf::from("examples");
+    if here.is_dir() {
+        return here;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+fn free_port() -> Result<SocketAddr, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+/// Runs `rampart demo`.
+pub fn run(args: DemoArgs) -> ExitCode {
+    let app = match AppKind::parse(&args.app) {
+        Ok(a) => a,
+        Err(e) => return fail(2, e),
+    };
+    if !(args.scale > 0.0 && args.scale <= 10.0) {
+        return fail(
+            2,
+            format!("--scale {}: give a share between 0 and 10", args.scale),
+        );
+    }
+    let duration = match rampart_config::units::parse_duration(&args.duration) {
+        Ok(d) if d >= Duration::from_secs(1) => d,
+        Ok(_) => return fail(2, "--duration: at least 1s"),
+        Err(e) => return fail(2, format!("--duration: {e}")),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(1, format!("cannot start the runtime: {e}")),
+    };
+    if args.origin_only {
+        return runtime.block_on(origin_only(app, args.scale, args.listen));
+    }
+    runtime.block_on(side_by_side(app, &args, duration))
+}
+
+async fn origin_only(app: AppKind, scale: f64, listen: SocketAddr) -> ExitCode {
+    eprintln!("generating the {} data (scale {scale})…", app.name());
+    let origin = match rampart_demo::start(app, scale, listen, None).await {
+        Ok(o) => o,
+        Err(e) => return fail(1, e),
+    };
+    eprintln!(
+        "the {} origin serves {} rows on http://{} (Ctrl-C stops it)",
+        app.name(),
+        origin.rows,
+        origin.addr
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    ExitCode::SUCCESS
+}
+
+async fn side_by_side(app: AppKind, args: &DemoArgs, duration: Duration) -> ExitCode {
+    let dir = examples_dir().join(app.name());
+    let config_path = dir.join("rampart.toml");
+    let scenario_path = dir
+        .join("scenarios")
+        .join(format!("{}.toml", args.scenario));
+    let (listen, admin) = match (free_port(), free_port()) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return fail(1, e),
+    };
+    let token = "demo-token";
+
+    let started = Instant::now();
+    eprintln!(
+        "1/4 generating the {} data (scale {})…",
+        app.name(),
+        args.scale
+    );
+    let sink = EventSink {
+        admin: format!("http://{admin}"),
+        token: token.to_string(),
+    };
+    let origin = match rampart_demo::start(
+        app,
+        args.scale,
+        "127.0.0.1:0".parse().unwrap_or(listen),
+        Some(sink),
+    )
+    .await
+    {
+        Ok(o) => o,
+        Err(e) => return fail(1, e),
+    };
+    eprintln!(
+        "    {} rows in {:.1} s; origin on http://{}",
+        origin.rows,
+        started.elapsed().as_secs_f64(),
+        origin.addr
+    );
+
+    // The example config reads these (with defaults for `rampart serve`).
+    std::env::set_var("ORIGIN_ADDR", origin.addr.to_string());
+    std::env::set_var("RAMPART_LISTEN", listen.to_string());
+    std::env::set_var("RAMPART_ADMIN_LISTEN", admin.to_string());
+    std::env::set_var("RAMPART_ADMIN_TOKEN", token);
+    let config = match rampart_config::load(&config_path) {
+        Ok(c) => c,
+        Err(e) => return fail(2, e),
+    };
+    let gateway =
+        match rampart_gateway::start(&config, Arc::new(rampart_gateway::SystemClock)).await {
+            Ok(g) => g,
+            Err(e) => return fail(1, e),
+        };
+    let mut plan = match rampart_load::load(&scenario_path) {
+        Ok(p) => p,
+        Err(e) => return fail(2, e),
+    };
+    for s in &mut plan.scenarios {
+        if let Executor::ConstantArrivalRate { duration: d, .. } = &mut s.executor {
+            *d = duration;
+        }
+    }
+
+    eprintln!(
+        "2/4 {} for {} straight against the origin…",
+        args.scenario,
+        rampart_config::units::format_duration(duration)
+    );
+    let before = origin.requests();
+    let direct = match run_plan(&plan, &format!("http://{}", origin.addr)).await {
+        Ok(r) => r,
+        Err(e) => return fail(1, e),
+    };
+    let direct_origin = origin.requests() - before;
+
+    // Let the origin finish what the first run left it before the second.
+    let until = Instant::now() + Duration::from_secs(30);
+    while origin.busy() > 0 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("3/4 the same through Rampart…");
+    let before = origin.requests();
+    let through = match run_plan(&plan, &format!("http://{}", gateway.addr)).await {
+        Ok(r) => r,
+        Err(e) => return fail(1, e),
+    };
+    let through_origin = origin.requests() - before;
+
+    eprintln!("4/4 writing reports to {}", args.out_dir.display());
+    if let Err(e) = write_reports(&args.out_dir, &direct, &through, app) {
+        return fail(1, e);
+    }
+    eprint!(
+        "{}",
+        table(
+            &args.scenario,
+            &direct,
+            direct_origin,
+            &through,
+            through_origin
+        )
+    );
+    eprintln!(
+        "reports: {0}/direct.html, {0}/rampart.html (JSON beside them; compare with `rampart compare`)",
+        args.out_dir.display()
+    );
+    gateway.shutdown();
+    ExitCode::SUCCESS
+}
+
+async fn run_plan(plan: &rampart_load::Plan, base_url: &str) -> Result<Report, String> {
+    let opts = RunOptions {
+        base_url: Some(base_url.to_string()),
+        segment: None,
+    };
+    rampart_load::run(plan, &opts, |_| {})
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn write_reports(
+    dir: &Path,
+    direct: &Report,
+    through: &Report,
+    app: AppKind,
+) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (name, report, title) in [
+        (
+            "direct",
+            direct,
+            format!("{}: straight to the origin", app.name()),
+        ),
+        (
+            "rampart",
+            through,
+            format!("{}: through Rampart", app.name()),
+        ),
+    ] {
+        let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+        let path = dir.join(format!("{name}.json"));
+        std::fs::write(&path, json).map_err(|e| format!("{}: {e}", path.display()))?;
+        let path = dir.join(format!("{name}.html"));
+        std::fs::write(&path, rampart_load::html::render(report, &title))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// A threshold's measured value: milliseconds, or a rate.
+fn value(v: f64) -> String {
+    if v < 1.0 {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// The side-by-side table.
+pub fn table(
+    scenario: &str,
+    direct: &Report,
+    d_origin: u64,
+    through: &Report,
+    t_origin: u64,
+) -> String {
+    let mut out = String::new();
+    let row = |out: &mut String, name: &str, a: String, b: String| {
+        out.push_str(&format!("{name:<22} {a:>16} {b:>16}\n"));
+    };
+    out.push_str(&format!("\n{scenario}\n"));
+    row(
+        &mut out,
+        "",
+        "origin alone".into(),
+        "through Rampart".into(),
+    );
+    row(
+        &mut out,
+        "throughput (req/s)",
+        format!("{:.1}", direct.rps(&direct.overall)),
+        format!("{:.1}", through.rps(&through.overall)),
+    );
+    for (label, f) in [
+        (
+            "p50 latency (ms)",
+            (|s: &rampart_load::report::Stats| s.latency.p50_ms)
+                as fn(&rampart_load::report::Stats) -> f64,
+        ),
+        ("p95 latency (ms)", |s| s.latency.p95_ms),
+        ("p99 latency (ms)", |s| s.latency.p99_ms),
+    ] {
+        row(
+            &mut out,
+            label,
+            format!("{:.1}", f(&direct.overall)),
+            format!("{:.1}", f(&through.overall)),
+        );
+    }
+    let err = |r: &Report| {
+        if r.overall.requests == 0 {
+            0.0
+        } else {
+            100.0 * r.overall.failures as f64 / r.overall.requests as f64
+        }
+    };
+    row(
+        &mut out,
+        "errors (%)",
+        format!("{:.2}", err(direct)),
+        format!("{:.2}", err(through)),
+    );
+    let hits = |r: &Report| {
+        if r.overall.cache_reported == 0 {
+            "-".to_string()
+        } else {
+            format!(
+                "{:.1}",
+                100.0 * r.overall.cache_hits as f64 / r.overall.cache_reported as f64
+            )
+        }
+    };
+    row(&mut out, "cache hit rate (%)", hits(direct), hits(through));
+    row(
+        &mut out,
+        "requests sent",
+        direct.overall.requests.to_string(),
+        through.overall.requests.to_string(),
+    );
+    row(
+        &mut out,
+        "origin requests",
+        d_origin.to_string(),
+        t_origin.to_string(),
+    );
+    out.push_str("guide's targets:\n");
+    for (a, b) in direct.thresholds.iter().zip(&through.thresholds) {
+        let mark = |ok: bool| if ok { "pass" } else { "FAIL" };
+        row(
+            &mut out,
+            &format!("  {}", a.threshold),
+            format!("{} ({})", mark(a.ok), value(a.value)),
+            format!("{} ({})", mark(b.ok), value(b.value)),
+        );
+    }
+    out
+}
