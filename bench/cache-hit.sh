@@ -62,17 +62,8 @@ head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$WORK/www/1k"
 head -c 16384 /dev/urandom | base64 -w0 | head -c 16384 > "$WORK/www/16k"
 cp "$WORK/www/1k" "$WORK/www/pass/1k"
 
-cat > "$WORK/origin.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/origin.pid;
-error_log $WORK/logs/origin-error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  server { listen 127.0.0.1:$ORIGIN; root $WORK/www; default_type text/plain; location / { } }
-}
-CONF
+source bench/lib.sh
+write_origin_conf "$ORIGIN"
 
 cat > "$WORK/proxy.conf" <<CONF
 worker_processes 1;
@@ -143,8 +134,6 @@ fi
 for port in $ORIGIN ${PROXIES//[a-z]*:/}; do
   for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$port/1k" 2>/dev/null && break; sleep 0.1; done
 done
-
-source bench/lib.sh
 
 echo "# cache hits: $CONNS connections, ${DURATION}s runs, median of $ROUNDS rounds; proxy on core 0${QUOTA:+ limited to $QUOTA % of it}, wrk on core 1"
 printf "%-6s %-8s %12s %10s %10s\n" size proxy req/s p50_us p99_us

@@ -33,17 +33,7 @@ chmod 755 "$WORK"; chmod 777 "$WORK/cache"
 head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$WORK/1k"
 for d in plain limited cluster; do cp "$WORK/1k" "$WORK/www/$d/1k"; done
 
-cat > "$WORK/origin.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/origin.pid;
-error_log $WORK/logs/origin-error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  server { listen 127.0.0.1:$ORIGIN; root $WORK/www; default_type text/plain; location / { } }
-}
-CONF
+write_origin_conf "$ORIGIN"
 
 cat > "$WORK/proxy.conf" <<CONF
 worker_processes 1;

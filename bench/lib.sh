@@ -13,3 +13,19 @@ measure() { wrk_run "$2" "$3" "$4" "$DURATION" "${5:-}" >> "$WORK/$1"; }
 report() { # NAME -> "rps p50 p99" medians
   echo "$(cut -d' ' -f1 "$WORK/$1" | median) $(cut -d' ' -f2 "$WORK/$1" | median) $(cut -d' ' -f3 "$WORK/$1" | median)"
 }
+
+# write_origin_conf PORT: $WORK/origin.conf, an nginx serving $WORK/www
+# statically (one worker, no access log), the origin of every proxy benchmark.
+write_origin_conf() {
+  cat > "$WORK/origin.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/origin.pid;
+error_log $WORK/logs/origin-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  server { listen 127.0.0.1:$1; root $WORK/www; default_type text/plain; location / { } }
+}
+CONF
+}
