@@ -119,3 +119,67 @@ async fn endpoints_serve_generated_data_and_writes_emit_events() {
     assert_eq!(seen[0].1, "/admin/events/PaymentConfirmed");
     assert_eq!(seen[0].2["authorization"], "Bearer t");
 }
+
+fn free_port() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The example config in front of the example origin: the KPI aggregate is
+/// served from cache until a payment's `PaymentConfirmed` event purges it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_example_config_kpis_are_cached_until_a_payment() {
+    let (listen, admin) = (free_port(), free_port());
+    let sink = EventSink {
+        admin: format!("http://{admin}"),
+        token: "e2e-token".into(),
+    };
+    let origin = rampart_demo::start(AppKind::EventRegistration, 0.01, "127.0.0.1:0".parse().unwrap(), Some(sink))
+        .await
+        .unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/event-registration/rampart.toml");
+    let text = std::fs::read_to_string(path)
+        .unwrap()
+        .replace("${ORIGIN_ADDR:-127.0.0.1:3000}", &origin.addr.to_string())
+        .replace("${RAMPART_LISTEN:-127.0.0.1:8080}", &listen.to_string())
+        .replace("${RAMPART_ADMIN_LISTEN:-127.0.0.1:9090}", &admin.to_string())
+        .replace("${RAMPART_ADMIN_TOKEN:-demo-token}", "e2e-token");
+    let config = rampart_config::parse(&text, "rampart.toml").unwrap_or_else(|e| panic!("{e}"));
+    let gw = rampart_gateway::start(&config, std::sync::Arc::new(rampart_gateway::SystemClock))
+        .await
+        .unwrap();
+    let client = TestClient::new();
+    let kpi = format!("http://{}/api/kpi", gw.addr);
+    let first = client.get(&kpi, &[]).await;
+    assert!(first.header("cache-status").contains("fwd=uri-miss"));
+    let before = origin.requests();
+    for _ in 0..20 {
+        let hit = client.get(&kpi, &[]).await;
+        assert!(hit.header("cache-status").contains("hit"), "{}", hit.header("cache-status"));
+        assert_eq!(hit.text(), first.text());
+    }
+    assert_eq!(origin.requests(), before, "twenty dashboard loads, no query");
+
+    let paid = client
+        .send(
+            "POST",
+            &format!("http://{}/api/registrations/8/confirm-payment", gw.addr),
+            &[],
+            rampart_gateway::body::empty(),
+        )
+        .await;
+    assert_eq!(paid.status, 200);
+    let mut refreshed = false;
+    for _ in 0..50 {
+        let now = client.get(&kpi, &[]).await;
+        if now.text() != first.text() {
+            assert!(now.text().contains("\"count\":7001"), "{}", now.text());
+            refreshed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refreshed, "PaymentConfirmed purged the cached KPIs");
+}
