@@ -138,11 +138,12 @@ pub async fn start(
     listen: SocketAddr,
     events: Option<EventSink>,
 ) -> Result<Origin, String> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let path = std::env::temp_dir().join(format!(
         "rampart-demo-{}-{}-{}.sqlite",
         app.name(),
         std::process::id(),
-        listen.port()
+        NEXT.fetch_add(1, Ordering::Relaxed)
     ));
     let db = Db::create(&path, 4).map_err(|e| format!("database {}: {}", path.display(), e.0))?;
     let setup = Arc::clone(&db);

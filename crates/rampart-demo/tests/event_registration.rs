@@ -136,15 +136,26 @@ async fn through_the_example_config_kpis_are_cached_until_a_payment() {
         admin: format!("http://{admin}"),
         token: "e2e-token".into(),
     };
-    let origin = rampart_demo::start(AppKind::EventRegistration, 0.01, "127.0.0.1:0".parse().unwrap(), Some(sink))
-        .await
-        .unwrap();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/event-registration/rampart.toml");
+    let origin = rampart_demo::start(
+        AppKind::EventRegistration,
+        0.01,
+        "127.0.0.1:0".parse().unwrap(),
+        Some(sink),
+    )
+    .await
+    .unwrap();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/event-registration/rampart.toml"
+    );
     let text = std::fs::read_to_string(path)
         .unwrap()
         .replace("${ORIGIN_ADDR:-127.0.0.1:3000}", &origin.addr.to_string())
         .replace("${RAMPART_LISTEN:-127.0.0.1:8080}", &listen.to_string())
-        .replace("${RAMPART_ADMIN_LISTEN:-127.0.0.1:9090}", &admin.to_string())
+        .replace(
+            "${RAMPART_ADMIN_LISTEN:-127.0.0.1:9090}",
+            &admin.to_string(),
+        )
         .replace("${RAMPART_ADMIN_TOKEN:-demo-token}", "e2e-token");
     let config = rampart_config::parse(&text, "rampart.toml").unwrap_or_else(|e| panic!("{e}"));
     let gw = rampart_gateway::start(&config, std::sync::Arc::new(rampart_gateway::SystemClock))
@@ -157,10 +168,18 @@ async fn through_the_example_config_kpis_are_cached_until_a_payment() {
     let before = origin.requests();
     for _ in 0..20 {
         let hit = client.get(&kpi, &[]).await;
-        assert!(hit.header("cache-status").contains("hit"), "{}", hit.header("cache-status"));
+        assert!(
+            hit.header("cache-status").contains("hit"),
+            "{}",
+            hit.header("cache-status")
+        );
         assert_eq!(hit.text(), first.text());
     }
-    assert_eq!(origin.requests(), before, "twenty dashboard loads, no query");
+    assert_eq!(
+        origin.requests(),
+        before,
+        "twenty dashboard loads, no query"
+    );
 
     let paid = client
         .send(
