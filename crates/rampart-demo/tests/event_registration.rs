@@ -15,21 +15,27 @@ async fn json(client: &TestClient, url: &str) -> (u16, Value) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn endpoints_serve_generated_data_and_writes_emit_events() {
-    let gateway_admin = Origin::simple(|_| respond(200, &[], "{}")).await;
+/// The origin at 1 % scale (10,000 registrations), sending its events to
+/// the admin listener at `admin` with `token`.
+async fn small_origin(admin: std::net::SocketAddr, token: &str) -> rampart_demo::Origin {
     let sink = EventSink {
-        admin: format!("http://{}", gateway_admin.addr),
-        token: "t".into(),
+        admin: format!("http://{admin}"),
+        token: token.into(),
     };
-    let origin = rampart_demo::start(
+    rampart_demo::start(
         AppKind::EventRegistration,
         0.01,
         "127.0.0.1:0".parse().unwrap(),
         Some(sink),
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_serve_generated_data_and_writes_emit_events() {
+    let gateway_admin = Origin::simple(|_| respond(200, &[], "{}")).await;
+    let origin = small_origin(gateway_admin.addr, "t").await;
     assert_eq!(origin.rows, 10_000);
     let base = format!("http://{}", origin.addr);
     let client = TestClient::new();
@@ -132,18 +138,7 @@ fn free_port() -> std::net::SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_the_example_config_kpis_are_cached_until_a_payment() {
     let (listen, admin) = (free_port(), free_port());
-    let sink = EventSink {
-        admin: format!("http://{admin}"),
-        token: "e2e-token".into(),
-    };
-    let origin = rampart_demo::start(
-        AppKind::EventRegistration,
-        0.01,
-        "127.0.0.1:0".parse().unwrap(),
-        Some(sink),
-    )
-    .await
-    .unwrap();
+    let origin = small_origin(admin, "e2e-token").await;
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../examples/event-registration/rampart.toml"

@@ -203,10 +203,7 @@ fn header(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// Whole seconds, rounded up.
-pub fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
-}
+pub use rampart_guard::gcra::ceil_secs;
 
 fn shard_of(key: &str) -> usize {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -34,7 +34,7 @@ use tower_service::Service;
 
 use crate::admission::{Admission, Settings as AdmissionSettings};
 use crate::breaker::{Breaker, Settings as BreakerSettings};
-use crate::gcra::{Decision, Limit, Table};
+use crate::gcra::{ceil_secs, Decision, Limit, Table};
 
 /// A boxed response future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -55,11 +55,6 @@ impl Clock for SystemClock {
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
     }
-}
-
-/// Whole seconds, rounded up.
-fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 /// A problem+json refusal with `Retry-After`.
