@@ -183,15 +183,13 @@ impl Redis {
         None
     }
 
-    /// `PING` within the deadline.
+    /// `PING`, as any other call: within the deadline, skipped right after a
+    /// failure, tracked in [`Redis::is_up`].
     pub async fn ping(&self) -> bool {
-        let ping = tokio::time::timeout(self.timeout, async {
-            let mut c = self.conn.clone();
+        self.run(Op::Sync, |mut c| async move {
             redis::cmd("PING").query_async::<String>(&mut c).await
         })
-        .await;
-        let ok = matches!(ping, Ok(Ok(_)));
-        self.up.store(ok, Ordering::Relaxed);
-        ok
+        .await
+        .is_some()
     }
 }
