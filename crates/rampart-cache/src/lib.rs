@@ -19,5 +19,5 @@ pub mod store;
 pub use coalesce::{Coalescer, Fill, Join};
 pub use entry::{Entry, EntryState};
 pub use freshness::Freshness;
-pub use status::{CacheStatus, Forward, NoCacheReason, StaleReason};
-pub use store::{Lookup, MemoryCache};
+pub use status::{CacheStatus, Forward, NoCacheReason, StaleReason, Tier};
+pub use store::{Lookup, MemoryCache, TagIndexSize};

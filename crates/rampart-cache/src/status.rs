@@ -107,6 +107,26 @@ impl Forward {
     }
 }
 
+/// The cache tier a hit came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tier {
+    /// This node's memory (L1).
+    Memory,
+    /// The Redis tier shared by every node (L2); the entry was then promoted
+    /// to memory.
+    Shared,
+}
+
+impl Tier {
+    /// Stable label: `l1` or `l2`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Memory => "l1",
+            Tier::Shared => "l2",
+        }
+    }
+}
+
 /// What the cache did for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheStatus {
@@ -114,6 +134,8 @@ pub enum CacheStatus {
     Hit {
         /// Seconds of freshness left.
         ttl: i64,
+        /// Where it was found.
+        tier: Tier,
     },
     /// Served stale from the cache.
     Stale {
@@ -173,6 +195,16 @@ impl CacheStatus {
         )
     }
 
+    /// The tier a cached answer came from; stale copies are always served
+    /// from memory. `None` when the origin answered.
+    pub fn tier(&self) -> Option<Tier> {
+        match self {
+            CacheStatus::Hit { tier, .. } => Some(*tier),
+            CacheStatus::Stale { .. } => Some(Tier::Memory),
+            _ => None,
+        }
+    }
+
     /// The reason attached, if any.
     pub fn reason(&self) -> Option<NoCacheReason> {
         match self {
@@ -186,8 +218,11 @@ impl CacheStatus {
         let mut out = String::with_capacity(48);
         out.push_str(name);
         match self {
-            CacheStatus::Hit { ttl } => {
+            CacheStatus::Hit { ttl, tier } => {
                 let _ = write!(out, "; hit; ttl={ttl}");
+                if *tier == Tier::Shared {
+                    out.push_str("; detail=l2");
+                }
             }
             CacheStatus::Stale { ttl, reason } => {
                 let _ = write!(out, "; hit; ttl={ttl}; detail={}", reason.as_str());
@@ -223,10 +258,21 @@ mod tests {
 
     #[test]
     fn header_values_follow_rfc_9211() {
+        let hit = CacheStatus::Hit {
+            ttl: 42,
+            tier: Tier::Memory,
+        };
+        assert_eq!(hit.header_value("rampart"), "rampart; hit; ttl=42");
+        assert_eq!(hit.tier(), Some(Tier::Memory));
+        let shared = CacheStatus::Hit {
+            ttl: 42,
+            tier: Tier::Shared,
+        };
         assert_eq!(
-            CacheStatus::Hit { ttl: 42 }.header_value("rampart"),
-            "rampart; hit; ttl=42"
+            shared.header_value("rampart"),
+            "rampart; hit; ttl=42; detail=l2"
         );
+        assert_eq!(shared.tier(), Some(Tier::Shared));
         let miss = CacheStatus::Forward {
             fwd: Forward::UriMiss,
             fwd_status: Some(200),

@@ -87,19 +87,38 @@ impl TagIndex {
             .unwrap_or_default()
     }
 
-    fn tag_count(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
-            .sum()
+    fn size(&self) -> TagIndexSize {
+        let mut size = TagIndexSize::default();
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            for (tag, keys) in shard.iter() {
+                if !tag.starts_with(URL_TAG) {
+                    size.tags += 1;
+                    size.links += keys.len();
+                }
+            }
+        }
+        size
     }
 }
+
+/// The size of the tag index: what purging by tag has to look through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TagIndexSize {
+    /// Distinct tags with at least one stored entry.
+    pub tags: usize,
+    /// (tag, key) pairs: the sum over tags of the keys each covers.
+    pub links: usize,
+}
+
+/// The start of the internal tags below.
+const URL_TAG: &str = "\u{1}url ";
 
 /// Keys whose entries were stored with extra key parts are indexed under this
 /// internal tag of their URL, so that an unsafe request to the URL removes
 /// every user's copy.
 fn url_tag(primary: &str) -> String {
-    format!("\u{1}url {primary}")
+    format!("{URL_TAG}{primary}")
 }
 
 struct HorizonExpiry;
@@ -336,9 +355,9 @@ impl MemoryCache {
         self.cache.weighted_size()
     }
 
-    /// Number of distinct tags indexed.
-    pub fn tag_count(&self) -> usize {
-        self.index.tag_count()
+    /// How many tags, and (tag, key) pairs, the tag index holds.
+    pub fn tag_index_size(&self) -> TagIndexSize {
+        self.index.size()
     }
 
     /// Runs pending eviction and expiry work now (moka batches it).
@@ -453,10 +472,17 @@ mod tests {
         c.insert("a", entry("2", &["new", "both"], None));
         c.run_pending_tasks();
         assert_eq!(c.purge_tag("old"), 0);
-        assert_eq!(c.tag_count(), 2);
-        assert_eq!(c.purge_tag("both"), 1);
+        c.insert("b", entry("3", &["both"], None));
+        c.insert("http://h/me#aaaa", entry("keyed", &[], None));
         c.run_pending_tasks();
-        assert_eq!(c.tag_count(), 0);
+        assert_eq!(
+            c.tag_index_size(),
+            TagIndexSize { tags: 2, links: 3 },
+            "new → a, both → a and b; the internal URL tag of the keyed copy is not counted"
+        );
+        assert_eq!(c.purge_tag("both"), 2);
+        c.run_pending_tasks();
+        assert_eq!(c.tag_index_size(), TagIndexSize::default());
     }
 
     #[test]

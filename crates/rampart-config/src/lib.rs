@@ -120,7 +120,8 @@ pub struct AdminConfig {
 /// `[cache]`.
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
-    /// Byte budget of the in-memory cache (bodies, headers and bookkeeping).
+    /// Byte budget of the in-memory cache (bodies, headers and bookkeeping);
+    /// 0 turns the memory tier off (only allowed with `redis`).
     pub memory: u64,
     /// Largest response body stored; larger ones stream through uncached.
     pub max_object_size: u64,
@@ -595,8 +596,16 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
         }
     };
     let c = raw.cache;
+    if let Some(m) = &c.memory {
+        if m.get_ref().0 == 0 && c.redis.is_none() {
+            return Err((
+                m.span().start,
+                "memory = 0 turns the memory tier off, and without `redis` nothing would be cached; give it a budget or set `redis`".into(),
+            ));
+        }
+    }
     let cache_config = CacheConfig {
-        memory: c.memory.map_or(256 << 20, |v| v.0),
+        memory: c.memory.map_or(256 << 20, |v| v.into_inner().0),
         max_object_size: c.max_object_size.map_or(8 << 20, |v| v.0),
         coalesce_timeout: c.coalesce_timeout.map_or(Duration::from_secs(10), |d| d.0),
         max_variants: c.max_variants.map_or(8, |v| v.max(1) as usize),

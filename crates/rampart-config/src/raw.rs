@@ -161,7 +161,7 @@ pub struct RawAdmin {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCache {
-    pub memory: Option<Size>,
+    pub memory: Option<Spanned<Size>>,
     pub max_object_size: Option<Size>,
     pub coalesce_timeout: Option<Dur>,
     pub max_variants: Option<u32>,

@@ -122,6 +122,7 @@ fn bad_values_are_rejected() {
         ("\"127.0.0.1:8080\"", "\"localhost\"", "server.listen"),
         ("\"10.0.0.1\"", "\"10.0.0.300\"", "server.trusted_proxies"),
         ("\"64MiB\"", "\"64 parsecs\"", "cache.memory"),
+        ("\"64MiB\"", "\"0\"", "cache.memory"),
         (
             "\"127.0.0.1:3001\"",
             "\"http://x:80\"",
@@ -238,4 +239,15 @@ fn tags_and_events() {
         let e = parse_err(&format!("{GOOD}\n[[events]]\n{event}\n"));
         assert_eq!(e.field, field, "{e}");
     }
+}
+
+#[test]
+fn memory_tier_can_be_off_only_with_redis() {
+    let text = GOOD.replace(
+        "memory = \"64MiB\"",
+        "memory = \"0\"\nredis = \"redis://127.0.0.1:6379\"",
+    );
+    let c = parse_ok(&text);
+    assert_eq!(c.cache.memory, 0);
+    assert!(c.cache.redis.is_some());
 }

@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use crate::body::{full, Body};
-use crate::invalidate::{EventError, Purge};
+use crate::invalidate::{EventError, Purge, Source};
 use crate::problem::problem;
 use crate::state::Gateway;
 
@@ -29,6 +29,9 @@ pub async fn handle(
             gw.l1.run_pending_tasks();
             gw.metrics.l1_entries.set(gw.l1.entry_count() as i64);
             gw.metrics.l1_bytes.set(gw.l1.weighted_size() as i64);
+            let tags = gw.l1.tag_index_size();
+            gw.metrics.l1_tags.set(tags.tags as i64);
+            gw.metrics.l1_tag_links.set(tags.links as i64);
             if let Some(redis) = &gw.redis {
                 gw.metrics.redis_up.set(i64::from(redis.is_up()));
             }
@@ -148,7 +151,7 @@ async fn purge(gw: &Arc<Gateway>, req: Request<Incoming>) -> Response<Body> {
     if let Err(e) = request.validate() {
         return problem(StatusCode::BAD_REQUEST, "bad-purge", &e, None);
     }
-    let purged = crate::invalidate::purge(gw, &request).await;
+    let purged = crate::invalidate::purge(gw, &request, Source::Api).await;
     json_response(
         StatusCode::OK,
         &json!({ "purged": purged, "total": purged.total() }),
@@ -200,7 +203,7 @@ async fn event(
         }
     };
     gw.metrics.event(&name);
-    let purged = crate::invalidate::purge(gw, &request).await;
+    let purged = crate::invalidate::purge(gw, &request, Source::Event).await;
     json_response(
         StatusCode::OK,
         &json!({
@@ -216,16 +219,21 @@ async fn event(
 /// `GET /admin/cache/stats`.
 async fn stats(gw: &Gateway) -> Response<Body> {
     gw.l1.run_pending_tasks();
+    let tags = gw.l1.tag_index_size();
     let mut out = json!({
         "l1": {
             "entries": gw.l1.entry_count(),
             "bytes": gw.l1.weighted_size(),
             "budget_bytes": gw.cache.memory,
-            "tags": gw.l1.tag_count(),
+            "tags": tags.tags,
+            "tag_links": tags.links,
         },
     });
     if let Some(redis) = &gw.redis {
         out["redis"] = json!({ "up": redis.ping().await });
+        if let Some(census) = crate::l2::census(redis).await {
+            out["l2"] = json!(census);
+        }
     }
     json_response(StatusCode::OK, &out)
 }

@@ -15,6 +15,7 @@ use rampart_cache::encoding::{compress_all, negotiate};
 use rampart_cache::freshness::{decide, initial_age, split_list};
 use rampart_cache::{
     key, CacheStatus, Entry, EntryState, Fill, Forward, Join, Lookup, NoCacheReason, StaleReason,
+    Tier,
 };
 use rampart_config::CachePolicy;
 
@@ -57,6 +58,7 @@ pub async fn serve(
                 }
                 let status = CacheStatus::Hit {
                     ttl: entry.ttl_secs(now),
+                    tier: Tier::Memory,
                 };
                 return Ok((serve_entry(gw, &entry, head, &status), status));
             }
@@ -92,8 +94,8 @@ pub async fn serve(
                                 guard.finish(Fill::Stored(Arc::clone(&entry)));
                                 let status = CacheStatus::Hit {
                                     ttl: entry.ttl_secs(now),
+                                    tier: Tier::Shared,
                                 };
-                                gw.metrics.l2_hits.inc();
                                 return Ok((serve_entry(gw, &entry, head, &status), status));
                             }
                             stale = Some(entry);

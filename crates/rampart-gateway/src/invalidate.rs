@@ -25,6 +25,39 @@ pub struct Purge {
     pub prefixes: Vec<String>,
 }
 
+/// Where a purge came from (the `source` label of the purge metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `POST /admin/purge`.
+    Api,
+    /// `POST /admin/events/{name}`.
+    Event,
+    /// An application event published on the Redis events channel.
+    Pubsub,
+    /// A successful unsafe request (POST, PUT, PATCH, DELETE) to the URL.
+    Method,
+    /// Another node's purge, received on the purge channel or replayed from
+    /// the purge log.
+    Peer,
+    /// The whole memory tier, flushed because this node may have missed
+    /// purges (out of touch with Redis for longer than the sync bound).
+    Flush,
+}
+
+impl Source {
+    /// Stable label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Api => "api",
+            Source::Event => "event",
+            Source::Pubsub => "pubsub",
+            Source::Method => "method",
+            Source::Peer => "peer",
+            Source::Flush => "flush",
+        }
+    }
+}
+
 /// How many stored keys a purge removed, by kind.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct Purged {
@@ -127,8 +160,9 @@ impl Purge {
 }
 
 /// Applies a validated purge: this node's memory tier now (later tiers and
-/// other nodes through Redis, when configured), and counts it.
-pub async fn purge(gw: &Gateway, purge: &Purge) -> Purged {
+/// other nodes through Redis, when configured), and counts it under
+/// `source`.
+pub async fn purge(gw: &Gateway, purge: &Purge, source: Source) -> Purged {
     let mut purged = purge.apply_local(gw);
     if let Some(redis) = &gw.redis {
         let mut urls = Vec::new();
@@ -169,7 +203,7 @@ pub async fn purge(gw: &Gateway, purge: &Purge) -> Purged {
         purged.prefixes = purged.prefixes.max(l2_prefixes);
         crate::sync::publish(gw, purge).await;
     }
-    gw.metrics.purged(purged.total());
+    gw.metrics.purged(source.as_str(), purged.total());
     purged
 }
 

@@ -144,6 +144,73 @@ pub async fn purge_urls(redis: &Redis, urls: &[String]) -> usize {
     purge_tags(redis, &tags).await
 }
 
+/// One SCAN step: the next cursor and the keys matching `pattern`.
+async fn scan_step(
+    redis: &Redis,
+    op: Op,
+    pattern: &str,
+    cursor: u64,
+) -> Option<(u64, Vec<String>)> {
+    redis
+        .run(op, |mut c| async move {
+            redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut c)
+                .await
+        })
+        .await
+}
+
+/// What the shared tier holds under this prefix.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Census {
+    /// Stored entries (every variant counts).
+    pub entries: usize,
+    /// Tag sets (the tag index), not counting the internal per-URL sets.
+    pub tags: usize,
+    /// False when the count stopped after `MAX_SCANNED` keys or Redis
+    /// failed mid-way: the numbers are then lower bounds.
+    pub complete: bool,
+}
+
+/// Counts entries and tags by a bounded SCAN (for `/admin/cache/stats`; it
+/// costs one pass over the prefix's keys, so it is not run per scrape).
+/// `None` when Redis does not answer.
+pub async fn census(redis: &Redis) -> Option<Census> {
+    let pattern = format!("{}:[ct]:*", redis.prefix());
+    let entry_start = format!("{}:c:", redis.prefix());
+    let url_tags = format!("{}:t:{{{}", redis.prefix(), url_tag(""));
+    let mut census = Census::default();
+    let mut cursor = 0;
+    let mut scanned = 0;
+    loop {
+        let step = scan_step(redis, Op::L2Get, &pattern, cursor).await;
+        let Some((next, keys)) = step else {
+            return (scanned > 0).then_some(census);
+        };
+        scanned += keys.len();
+        for k in &keys {
+            if k.starts_with(&entry_start) {
+                census.entries += 1;
+            } else if !k.starts_with(&url_tags) {
+                census.tags += 1;
+            }
+        }
+        cursor = next;
+        if cursor == 0 {
+            census.complete = true;
+            return Some(census);
+        }
+        if scanned >= MAX_SCANNED {
+            return Some(census);
+        }
+    }
+}
+
 /// Most keys one scan looks at, so that a purge by prefix on a huge Redis
 /// stays bounded in time (the rest expire on their own).
 const MAX_SCANNED: usize = 1_000_000;
@@ -156,22 +223,9 @@ pub async fn purge_matching(redis: &Redis, matches: impl Fn(&str) -> bool) -> us
     let mut scanned = 0;
     let mut deleted = 0;
     loop {
-        let step: Option<(u64, Vec<String>)> = redis
-            .run(Op::L2Purge, |mut c| {
-                let pattern = pattern.clone();
-                async move {
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000)
-                        .query_async(&mut c)
-                        .await
-                }
-            })
-            .await;
-        let Some((next, keys)) = step else { break };
+        let Some((next, keys)) = scan_step(redis, Op::L2Purge, &pattern, cursor).await else {
+            break;
+        };
         scanned += keys.len();
         let doomed: Vec<String> = keys
             .into_iter()

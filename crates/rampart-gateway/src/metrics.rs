@@ -85,6 +85,17 @@ struct EventLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TierLabels {
+    route: String,
+    tier: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OpLabels {
     op: String,
 }
@@ -128,10 +139,13 @@ pub struct Metrics {
     retries: Family<RetryLabels, Counter>,
     redis_errors: Family<OpLabels, Counter>,
     events: Family<EventLabels, Counter>,
-    /// Keys removed by purges and events.
-    pub purged_keys: Counter,
-    /// Requests answered from L2 (and promoted to L1).
-    pub l2_hits: Counter,
+    hits: Family<TierLabels, Counter>,
+    purges: Family<SourceLabels, Counter>,
+    purged_keys: Family<SourceLabels, Counter>,
+    /// Tags in the memory tier's index (set at scrape time).
+    pub l1_tags: Gauge,
+    /// (tag, key) pairs in the memory tier's index (set at scrape time).
+    pub l1_tag_links: Gauge,
     /// Warmer refetches made.
     pub warmed: Counter,
     /// 1 while the last Redis call succeeded (set at scrape time).
@@ -146,6 +160,7 @@ pub struct Metrics {
     pub l1_budget: Gauge,
     request_handles: RwLock<HashMap<(usize, http::Method, u16), Histogram>>,
     cache_handles: RwLock<HashMap<(usize, &'static str, &'static str), Counter>>,
+    hit_handles: RwLock<HashMap<(usize, &'static str), Counter>>,
     route_names: Vec<String>,
 }
 
@@ -239,17 +254,35 @@ impl Metrics {
         );
         let events = Family::<EventLabels, Counter>::default();
         registry.register("events", "Domain events accepted, by name", events.clone());
-        let purged_keys = Counter::default();
+        let hits = Family::<TierLabels, Counter>::default();
+        registry.register(
+            "cache_hits",
+            "Requests answered from the cache, by route and tier (l1 memory, l2 Redis)",
+            hits.clone(),
+        );
+        let purges = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "purges",
+            "Purges applied on this node, by source (api, event, pubsub, method, peer, flush)",
+            purges.clone(),
+        );
+        let purged_keys = Family::<SourceLabels, Counter>::default();
         registry.register(
             "purged_keys",
-            "Cache keys removed by purges and events on this node",
+            "Cache keys removed on this node, by the purge's source",
             purged_keys.clone(),
         );
-        let l2_hits = Counter::default();
+        let l1_tags = Gauge::<i64, AtomicI64>::default();
         registry.register(
-            "cache_l2_hits",
-            "Requests answered from the shared Redis tier (then promoted to memory)",
-            l2_hits.clone(),
+            "cache_l1_tags",
+            "Distinct tags in the in-memory cache's tag index",
+            l1_tags.clone(),
+        );
+        let l1_tag_links = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "cache_l1_tag_links",
+            "(tag, key) pairs in the in-memory cache's tag index",
+            l1_tag_links.clone(),
         );
         let warmed = Counter::default();
         registry.register(
@@ -302,8 +335,11 @@ impl Metrics {
             retries,
             redis_errors,
             events,
+            hits,
+            purges,
             purged_keys,
-            l2_hits,
+            l1_tags,
+            l1_tag_links,
             warmed,
             redis_up,
             in_flight,
@@ -312,6 +348,7 @@ impl Metrics {
             l1_budget,
             request_handles: RwLock::default(),
             cache_handles: RwLock::default(),
+            hit_handles: RwLock::default(),
             route_names,
         }
     }
@@ -357,6 +394,18 @@ impl Metrics {
                 .clone()
         });
         handle.inc();
+        if let Some(tier) = status.tier() {
+            let tier = tier.as_str();
+            cached(&self.hit_handles, (route, tier), || {
+                self.hits
+                    .get_or_create(&TierLabels {
+                        route: self.route_name(Some(route)),
+                        tier: tier.to_string(),
+                    })
+                    .clone()
+            })
+            .inc();
+        }
     }
 
     /// Records an upstream exchange.
@@ -439,9 +488,13 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts keys removed by a purge.
-    pub fn purged(&self, keys: usize) {
-        self.purged_keys.inc_by(keys as u64);
+    /// Counts a purge from `source` and the keys it removed.
+    pub fn purged(&self, source: &str, keys: usize) {
+        let labels = SourceLabels {
+            source: source.to_string(),
+        };
+        self.purges.get_or_create(&labels).inc();
+        self.purged_keys.get_or_create(&labels).inc_by(keys as u64);
     }
 
     /// The counter of failed Redis calls for `op`.

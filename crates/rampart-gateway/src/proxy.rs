@@ -198,7 +198,7 @@ async fn route_request(
                 keys,
                 ..Default::default()
             };
-            crate::invalidate::purge(gw, &purge).await;
+            crate::invalidate::purge(gw, &purge, crate::invalidate::Source::Method).await;
         }
     }
     let cache = outcome

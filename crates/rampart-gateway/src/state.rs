@@ -64,7 +64,7 @@ impl Gateway {
     /// Whether the memory tier may be used now: always on a single node;
     /// with Redis, only while this node is in touch with the purge sequence.
     pub fn l1_usable(&self) -> bool {
-        self.sync.as_ref().is_none_or(|s| s.l1_usable())
+        self.cache.memory > 0 && self.sync.as_ref().is_none_or(|s| s.l1_usable())
     }
 
     /// Builds the state; fails only if an upstream target cannot be used.

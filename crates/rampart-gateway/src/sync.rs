@@ -22,7 +22,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::invalidate::Purge;
+use crate::invalidate::{Purge, Source};
 use crate::redis::Op;
 use crate::state::Gateway;
 
@@ -144,6 +144,7 @@ pub async fn publish(gw: &Gateway, purge: &Purge) {
 
 fn flush(gw: &Gateway, why: &str) {
     let n = gw.l1.purge_all();
+    gw.metrics.purged(Source::Flush.as_str(), n);
     tracing::warn!(
         keys = n,
         why,
@@ -201,7 +202,8 @@ pub async fn check(gw: &Gateway) {
             .collect();
         if missed.len() as u64 == epoch - applied {
             for m in missed.iter().rev() {
-                m.purge.apply_local(gw);
+                let purged = m.purge.apply_local(gw);
+                gw.metrics.purged(Source::Peer.as_str(), purged.total());
             }
             tracing::info!(
                 purges = missed.len(),
@@ -267,7 +269,7 @@ async fn app_event(gw: &Gateway, text: &str) {
     match parsed {
         Ok((name, purge)) => {
             gw.metrics.event(&name);
-            crate::invalidate::purge(gw, &purge).await;
+            crate::invalidate::purge(gw, &purge, Source::Pubsub).await;
         }
         Err(e) => tracing::warn!(error = e, "ignored an event published on redis"),
     }
@@ -310,7 +312,7 @@ async fn listen(gw: &Gateway) {
             };
             if m.node != sync.node {
                 let purged = m.purge.apply_local(gw);
-                gw.metrics.purged(purged.total());
+                gw.metrics.purged(Source::Peer.as_str(), purged.total());
             }
             sync.advance(m.epoch);
         }

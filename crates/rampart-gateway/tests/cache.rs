@@ -495,6 +495,15 @@ async fn unsafe_methods_invalidate_the_url() {
         .await;
     assert_eq!(post.status, 200);
     assert_eq!(client.get(&url, &[]).await.text(), "/items/7 #3");
+    let metrics = client
+        .get(&format!("http://{}/metrics", gw.admin_addr.unwrap()), &[])
+        .await
+        .text();
+    assert!(
+        metrics.contains(r#"rampart_purges_total{source="method"} 1"#)
+            && metrics.contains(r#"rampart_purged_keys_total{source="method"} 1"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -524,6 +533,10 @@ async fn metrics_count_cache_results() {
     );
     assert!(metrics.contains(r#"rampart_request_duration_seconds_count{route="GET /cached/*",method="GET",status="200"} 3"#), "{metrics}");
     assert!(metrics.contains("rampart_cache_l1_entries 1"), "{metrics}");
+    assert!(
+        metrics.contains(r#"rampart_cache_hits_total{route="GET /cached/*",tier="l1"} 2"#),
+        "{metrics}"
+    );
     assert!(
         metrics.contains("rampart_upstream_duration_seconds_count"),
         "{metrics}"

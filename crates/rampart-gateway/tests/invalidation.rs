@@ -90,6 +90,23 @@ async fn tags_from_routes_and_origin_purge_exactly_what_they_cover() {
         );
     }
     let admin = format!("http://{}", gw.admin_addr.unwrap());
+    // The tag index: event:1, event:2, org:acme, event:1:guests, and from
+    // the origin events:list, home and pricing.
+    let stats: serde_json::Value = serde_json::from_str(
+        &client
+            .get(&format!("{admin}/admin/cache/stats"), &[AUTH])
+            .await
+            .text(),
+    )
+    .unwrap();
+    let metrics = client.get(&format!("{admin}/metrics"), &[]).await.text();
+    let tags = &stats["l1"]["tags"];
+    assert_eq!(tags, 7, "{stats}");
+    assert_eq!(stats["l1"]["tag_links"], 8, "home covers two: {stats}");
+    assert!(
+        metrics.contains(&format!("rampart_cache_l1_tags {tags}\n")),
+        "{stats} {metrics}"
+    );
     let purge = |body: &'static str| {
         let (client, url) = (client.clone(), format!("{admin}/admin/purge"));
         async move { post(&client, &url, &[AUTH], body).await }

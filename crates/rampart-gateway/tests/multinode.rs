@@ -70,6 +70,17 @@ async fn text(client: &TestClient, gw: &Running, path: &str) -> String {
         .text()
 }
 
+/// `GET` on the admin listener of `gw`, with the token.
+async fn admin(client: &TestClient, gw: &Running, path: &str) -> String {
+    client
+        .get(
+            &format!("http://{}{path}", gw.admin_addr.unwrap()),
+            &[("authorization", "Bearer test-token")],
+        )
+        .await
+        .text()
+}
+
 /// Polls until `path` on `gw` reads `want`, for at most `within`.
 async fn reads_within(
     client: &TestClient,
@@ -108,11 +119,21 @@ async fn nodes_share_l2_and_purges_reach_every_node() {
         .await;
     assert_eq!(on_b.text(), "/events/7 v1");
     assert!(
-        on_b.header("cache-status").contains("hit"),
+        on_b.header("cache-status").ends_with("detail=l2"),
         "{}",
         on_b.header("cache-status")
     );
     assert_eq!(origin.count("/events/7"), 1);
+    // Promoted: the next hit on B comes from its memory.
+    let again = client
+        .get(&format!("http://{}/events/7", b.addr), &[HOST])
+        .await;
+    assert!(!again.header("cache-status").contains("l2"));
+    let m = admin(&client, &b, "/metrics").await;
+    let hits = |tier: &str| {
+        format!(r#"rampart_cache_hits_total{{route="GET /events/{{id}}",tier="{tier}"}} 1"#)
+    };
+    assert!(m.contains(&hits("l2")) && m.contains(&hits("l1")), "{m}");
     for path in ["/events/8", "/events", "/about"] {
         text(&client, &a, path).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -199,6 +220,30 @@ async fn nodes_share_l2_and_purges_reach_every_node() {
         assert!(reads_within(&client, gw, "/events/7", "/events/7 v4", BOUND).await);
         assert_eq!(text(&client, gw, "/about").await, "/about v1");
     }
+
+    // Purges are counted by where they came from: A took the HTTP event, B
+    // the admin purge, and both the event published on Redis; each node
+    // also applied two of the other's as a peer (its HTTP purge, and its
+    // copy of the Redis event, logged for nodes that missed the event).
+    let (ma, mb) = (
+        admin(&client, &a, "/metrics").await,
+        admin(&client, &b, "/metrics").await,
+    );
+    let purges = |source: &str, n: u32| format!(r#"rampart_purges_total{{source="{source}"}} {n}"#);
+    for want in [purges("event", 1), purges("peer", 2), purges("pubsub", 1)] {
+        assert!(ma.contains(&want), "{want} on A: {ma}");
+    }
+    for want in [purges("api", 1), purges("peer", 2), purges("pubsub", 1)] {
+        assert!(mb.contains(&want), "{want} on B: {mb}");
+    }
+    assert!(!ma.contains(r#"source="api""#), "{ma}");
+    // What Redis holds: /events/7, /events/8 and /about (the last event
+    // took /events), under the tags event:7 and event:8.
+    let stats: serde_json::Value =
+        serde_json::from_str(&admin(&client, &a, "/admin/cache/stats").await).unwrap();
+    assert_eq!(stats["l2"]["complete"], true, "{stats}");
+    assert_eq!(stats["l2"]["entries"], 3, "{stats}");
+    assert_eq!(stats["l2"]["tags"], 2, "{stats}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,4 +327,33 @@ async fn redis_stopped_mid_traffic_causes_no_errors_and_is_rejoined() {
         again.header("cache-status")
     );
     assert_eq!(origin.count("/events/4"), seen);
+}
+
+#[tokio::test]
+async fn without_a_memory_tier_every_hit_comes_from_redis() {
+    let redis = RedisServer::start();
+    let (origin, _) = versioned_origin().await;
+    let config = config_text(
+        origin.addr,
+        &format!(
+            "{ROUTES}\n[cache]\nmemory = \"0\"\nredis = \"{}\"\n",
+            redis.url()
+        ),
+    );
+    let gw = gateway(&config, Arc::new(SystemClock)).await;
+    let client = TestClient::new();
+    assert_eq!(text(&client, &gw, "/about").await, "/about v1");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..3 {
+        let r = client
+            .get(&format!("http://{}/about", gw.addr), &[HOST])
+            .await;
+        assert_eq!(r.text(), "/about v1");
+        assert!(
+            r.header("cache-status").ends_with("detail=l2"),
+            "{}",
+            r.header("cache-status")
+        );
+    }
+    assert_eq!(origin.count("/about"), 1);
 }

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# The shared tier's hit path: requests that miss memory (L1) and are answered
+# from Redis (L2), against the same responses served from memory, passed
+# through to the origin uncached, and served by nginx proxy_cache.
+#
+# Each connection walks over KEYS distinct URLs of one body size (a wrk
+# script adds `?k=N`), so that requests rarely meet on one key: a hot single
+# URL would be coalesced (one Redis GET shared by every waiting request) and
+# would measure the wait, not the tier. Every case is warmed over all keys
+# first. Two Rampart processes share the binary: one with a normal memory budget
+# (L1 hits), one with its memory tier off (`memory = "0"`), so that every
+# request of the measured URL is an L2 hit (checked from its metrics after
+# the run). Setup as bench/cache-hit.sh: proxies on core 0;
+# wrk, the origin (nginx static files) and redis-server on core 1; 1 KiB and
+# 16 KiB bodies; medians of ROUNDS rounds.
+# Usage: bench/l2-hit.sh [DURATION] [CONNS] [ROUNDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-10}
+CONNS=${2:-64}
+ROUNDS=${3:-3}
+KEYS=${KEYS:-2000}
+bash scripts/install-deps.sh bench test
+cargo build --release --locked -q -p rampart
+BIN=$PWD/target/release/rampart
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+WORK=$(mktemp -d /dev/shm/rampart-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.5
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+source bench/lib.sh
+
+ORIGIN=18101 NGINX_PROXY=18102 L1=18103 L1_ADMIN=18104 L2=18105 L2_ADMIN=18106 REDIS=18107
+mkdir -p "$WORK/www/c" "$WORK/www/pass" "$WORK/cache" "$WORK/logs"
+chmod 755 "$WORK"; chmod 777 "$WORK/cache"
+for size in 1k:1024 16k:16384; do
+  head -c "${size#*:}" /dev/urandom | base64 -w0 | head -c "${size#*:}" > "$WORK/www/c/${size%%:*}"
+  cp "$WORK/www/c/${size%%:*}" "$WORK/www/pass/"
+done
+
+write_origin_conf "$ORIGIN"
+cat > "$WORK/proxy.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/proxy.pid;
+error_log $WORK/logs/proxy-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  proxy_cache_path $WORK/cache levels=1:2 keys_zone=bench:64m max_size=1g inactive=1h use_temp_path=off;
+  upstream origin { server 127.0.0.1:$ORIGIN; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGINX_PROXY;
+    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_cache bench; proxy_cache_valid 200 10m; }
+  }
+}
+CONF
+
+# rampart_conf PORT ADMIN MEMORY
+rampart_conf() {
+  cat <<CONF
+[server]
+listen = "127.0.0.1:$1"
+[admin]
+listen = "127.0.0.1:$2"
+[log]
+access = false
+[cache]
+memory = "$3"
+redis = "redis://127.0.0.1:$REDIS"
+[[upstreams]]
+name = "origin"
+targets = ["127.0.0.1:$ORIGIN"]
+[[routes]]
+match = "GET /c/*"
+upstream = "origin"
+cache = { ttl = "10m" }
+[[routes]]
+match = "GET /pass/*"
+upstream = "origin"
+CONF
+}
+rampart_conf "$L1" "$L1_ADMIN" 256MiB > "$WORK/l1.toml"
+rampart_conf "$L2" "$L2_ADMIN" 0 > "$WORK/l2.toml"
+
+taskset -c 1 redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >/dev/null & PIDS+=($!)
+for _ in $(seq 50); do redis-cli -p "$REDIS" ping >/dev/null 2>&1 && break; sleep 0.1; done
+taskset -c 1 "$NGINX" -c "$WORK/origin.conf" -p "$WORK" & PIDS+=($!)
+taskset -c 0 "$NGINX" -c "$WORK/proxy.conf" -p "$WORK" & PIDS+=($!)
+RUST_LOG=warn taskset -c 0 "$BIN" serve --config "$WORK/l1.toml" & PIDS+=($!)
+RUST_LOG=warn taskset -c 0 "$BIN" serve --config "$WORK/l2.toml" & PIDS+=($!)
+
+CASES=""
+for s in 1k 16k; do
+  for d in c pass; do
+    cat > "$WORK/$d-$s.lua" <<LUA
+n = 0
+request = function()
+  n = (n + 1) % $KEYS
+  return wrk.format(nil, "/$d/$s?k=" .. n)
+end
+LUA
+  done
+  CASES+=" nginx-hit-$s:$NGINX_PROXY:/c/$s:c-$s rampart-l1-$s:$L1:/c/$s:c-$s rampart-l2-$s:$L2:/c/$s:c-$s rampart-pass-$s:$L1:/pass/$s:pass-$s"
+done
+for c in $CASES; do
+  IFS=: read -r _ port path _ <<<"$c"
+  for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$port$path" 2>/dev/null && break; sleep 0.1; done
+done
+# Warm: the L1 node stores every key in memory and Redis, nginx on disk.
+for c in $CASES; do IFS=: read -r _ port _ script <<<"$c"; wrk_run "$port" / 1 3 "$WORK/$script.lua" >/dev/null; done
+sleep 1
+[ "$(redis-cli -p "$REDIS" --scan --pattern 'rampart:c:*' | wc -l)" -ge $((2 * KEYS)) ] || { echo "Redis holds fewer than $((2 * KEYS)) entries after warming" >&2; exit 1; }
+for s in 1k 16k; do
+  for _ in $(seq 20); do # the L2 writes are in the background
+    sleep 0.2
+    status=$(curl -fsS -D - -o /dev/null "http://127.0.0.1:$L2/c/$s" | tr -d '\r' | awk -F': ' 'tolower($1)=="cache-status" {print $2}')
+    case "$status" in *detail=l2*) break ;; esac
+  done
+  case "$status" in *detail=l2*) ;; *) echo "the L2 node did not answer /c/$s from Redis: Cache-Status: $status" >&2; exit 1 ;; esac
+done
+for _ in $(seq "$ROUNDS"); do
+  for c in $CASES; do IFS=: read -r name port _ script <<<"$c"; measure "$name" "$port" / "$CONNS" "$WORK/$script.lua"; done
+done
+
+metric() { curl -fsS "http://127.0.0.1:$L2_ADMIN/metrics" | awk -v m="$1" 'index($0, m) == 1 { s += $NF } END { print s + 0 }'; }
+l2_hits=$(metric 'rampart_cache_hits_total{route="GET /c/*",tier="l2"}')
+l1_hits=$(metric 'rampart_cache_hits_total{route="GET /c/*",tier="l1"}')
+misses=$(metric 'rampart_cache_results_total{route="GET /c/*",result="miss"')
+collapsed=$(metric 'rampart_cache_results_total{route="GET /c/*",result="collapsed"')
+
+echo "# cache hits by tier over $KEYS URLs per size, $CONNS connections, ${DURATION}s runs, median of $ROUNDS rounds; proxies on core 0, wrk/origin/redis on core 1"
+printf "%-18s %12s %10s %10s\n" case req/s p50_us p99_us
+for c in $CASES; do
+  name=${c%%:*}
+  read -r rps p50 p99 < <(report "$name")
+  printf "%-18s %12s %10s %10s\n" "$name" "$rps" "$p50" "$p99"
+done
+echo "the L2 node answered $l2_hits requests from Redis, $l1_hits from memory, $collapsed by sharing a concurrent request's lookup, $misses from the origin"
+for s in 1k 16k; do
+  read -r n n50 _ < <(report "nginx-hit-$s"); read -r a a50 _ < <(report "rampart-l1-$s")
+  read -r b b50 _ < <(report "rampart-l2-$s"); read -r p p50 _ < <(report "rampart-pass-$s")
+  awk -v s="$s" -v n="$n" -v a="$a" -v b="$b" -v p="$p" -v a50="$a50" -v b50="$b50" -v p50="$p50" 'BEGIN {
+    printf "%s: L2 hit = %.2fx nginx proxy_cache hit, %.2fx rampart L1 hit, %.2fx uncached pass-through; L2 adds %d us p50 over L1, pass-through %d us\n", s, b/n, b/a, b/p, b50-a50, p50-a50
+  }'
+done
