@@ -18,23 +18,10 @@ cd "$(dirname "$0")/.."
 DURATION=${1:-10}
 CONNS=${2:-64}
 ROUNDS=${3:-3}
-bash scripts/install-deps.sh bench
-cargo build --release --locked -q -p rampart
-BIN=$PWD/target/release/rampart
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+source bench/lib.sh
+bench_start bench
 VARNISHD=$(command -v varnishd || ls /usr/sbin/varnishd 2>/dev/null || true)
-
-WORK=$(mktemp -d /dev/shm/rampart-bench.XXXXXX)
-PIDS=()
-CGROUPS=()
 QUOTA=${CPU_QUOTA:-}
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.5
-  for cg in "${CGROUPS[@]}"; do rmdir "$cg" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 
 # proxy NAME CMD...: starts a proxy in the background, inside its own CPU-quota
 # cgroup when CPU_QUOTA is set.
@@ -55,39 +42,14 @@ proxy() {
 }
 
 ORIGIN=18081 NGINX_CACHE=18082 RAMPART=18083 ADMIN=18084 VARNISH=18085
-mkdir -p "$WORK/www/pass" "$WORK/cache" "$WORK/logs"
-# nginx workers may run as an unprivileged user: let them read and cache.
-chmod 755 "$WORK"; chmod 777 "$WORK/cache"
+mkdir -p "$WORK/www/pass"
 head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$WORK/www/1k"
 head -c 16384 /dev/urandom | base64 -w0 | head -c 16384 > "$WORK/www/16k"
 cp "$WORK/www/1k" "$WORK/www/pass/1k"
 
-source bench/lib.sh
 write_origin_conf "$ORIGIN"
 
-cat > "$WORK/proxy.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/proxy.pid;
-error_log $WORK/logs/proxy-error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  proxy_cache_path $WORK/cache levels=1:2 keys_zone=bench:64m max_size=1g inactive=1h use_temp_path=off;
-  upstream origin { server 127.0.0.1:$ORIGIN; keepalive 64; }
-  server {
-    listen 127.0.0.1:$NGINX_CACHE;
-    location / {
-      proxy_pass http://origin;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_cache bench;
-      proxy_cache_valid 200 10m;
-      add_header X-Cache \$upstream_cache_status;
-    }
-  }
-}
-CONF
+write_proxy_conf "" "$NGINX_CACHE"
 
 cat > "$WORK/rampart.toml" <<CONF
 [server]

@@ -12,50 +12,19 @@ cd "$(dirname "$0")/.."
 DURATION=${1:-10}
 CONNS=${2:-64}
 ROUNDS=${3:-3}
-bash scripts/install-deps.sh bench test
-cargo build --release --locked -q -p rampart
-BIN=$PWD/target/release/rampart
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-
-WORK=$(mktemp -d /dev/shm/rampart-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.5
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 source bench/lib.sh
+bench_start bench test
 
 ORIGIN=18091 NGINX_PLAIN=18092 NGINX_LIMIT=18093 RAMPART=18094 ADMIN=18095 REDIS=18096
-mkdir -p "$WORK/www/plain" "$WORK/www/limited" "$WORK/www/cluster" "$WORK/cache" "$WORK/logs"
-chmod 755 "$WORK"; chmod 777 "$WORK/cache"
+mkdir -p "$WORK/www/plain" "$WORK/www/limited" "$WORK/www/cluster"
 head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$WORK/1k"
 for d in plain limited cluster; do cp "$WORK/1k" "$WORK/www/$d/1k"; done
 
 write_origin_conf "$ORIGIN"
 
-cat > "$WORK/proxy.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/proxy.pid;
-error_log $WORK/logs/proxy-error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  proxy_cache_path $WORK/cache levels=1:2 keys_zone=bench:64m max_size=1g inactive=1h use_temp_path=off;
-  limit_req_zone \$binary_remote_addr zone=perip:10m rate=100000000r/s;
-  upstream origin { server 127.0.0.1:$ORIGIN; keepalive 64; }
-  server {
-    listen 127.0.0.1:$NGINX_PLAIN;
-    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_cache bench; proxy_cache_valid 200 10m; }
-  }
-  server {
-    listen 127.0.0.1:$NGINX_LIMIT;
-    location / { limit_req zone=perip burst=1000000 nodelay; proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_cache bench; proxy_cache_valid 200 10m; }
-  }
-}
-CONF
+# The same cache with, on a second port, a per-IP limit_req that never refuses.
+write_proxy_conf 'limit_req_zone $binary_remote_addr zone=perip:10m rate=100000000r/s;' \
+  "$NGINX_PLAIN" "$NGINX_LIMIT limit_req zone=perip burst=1000000 nodelay;"
 
 cat > "$WORK/rampart.toml" <<CONF
 [server]

@@ -20,46 +20,18 @@ DURATION=${1:-10}
 CONNS=${2:-64}
 ROUNDS=${3:-3}
 KEYS=${KEYS:-2000}
-bash scripts/install-deps.sh bench test
-cargo build --release --locked -q -p rampart
-BIN=$PWD/target/release/rampart
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-
-WORK=$(mktemp -d /dev/shm/rampart-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.5
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 source bench/lib.sh
+bench_start bench test
 
 ORIGIN=18101 NGINX_PROXY=18102 L1=18103 L1_ADMIN=18104 L2=18105 L2_ADMIN=18106 REDIS=18107
-mkdir -p "$WORK/www/c" "$WORK/www/pass" "$WORK/cache" "$WORK/logs"
-chmod 755 "$WORK"; chmod 777 "$WORK/cache"
+mkdir -p "$WORK/www/c" "$WORK/www/pass"
 for size in 1k:1024 16k:16384; do
   head -c "${size#*:}" /dev/urandom | base64 -w0 | head -c "${size#*:}" > "$WORK/www/c/${size%%:*}"
   cp "$WORK/www/c/${size%%:*}" "$WORK/www/pass/"
 done
 
 write_origin_conf "$ORIGIN"
-cat > "$WORK/proxy.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/proxy.pid;
-error_log $WORK/logs/proxy-error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  proxy_cache_path $WORK/cache levels=1:2 keys_zone=bench:64m max_size=1g inactive=1h use_temp_path=off;
-  upstream origin { server 127.0.0.1:$ORIGIN; keepalive 64; }
-  server {
-    listen 127.0.0.1:$NGINX_PROXY;
-    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_cache bench; proxy_cache_valid 200 10m; }
-  }
-}
-CONF
+write_proxy_conf "" "$NGINX_PROXY"
 
 # rampart_conf PORT ADMIN MEMORY
 rampart_conf() {
@@ -112,7 +84,8 @@ for c in $CASES; do
   IFS=: read -r _ port path _ <<<"$c"
   for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$port$path" 2>/dev/null && break; sleep 0.1; done
 done
-# Warm: the L1 node stores every key in memory and Redis, nginx on disk.
+# Warm every case over all keys (the two Rampart nodes are reached on
+# different host:ports, so each stores its own copies in Redis; nginx on disk).
 for c in $CASES; do IFS=: read -r _ port _ script <<<"$c"; wrk_run "$port" / 1 3 "$WORK/$script.lua" >/dev/null; done
 sleep 1
 [ "$(redis-cli -p "$REDIS" --scan --pattern 'rampart:c:*' | wc -l)" -ge $((2 * KEYS)) ] || { echo "Redis holds fewer than $((2 * KEYS)) entries after warming" >&2; exit 1; }

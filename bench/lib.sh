@@ -1,4 +1,57 @@
-# Helpers shared by the bench scripts (sourced; needs $WORK and $DURATION).
+# Helpers shared by the bench scripts (sourced from the repository root).
+
+# bench_start DEPS...: installs the benchmark programs, builds the release
+# binary once (BIN), finds nginx (NGINX) and makes a tmpfs work directory
+# (WORK) that is removed, with every process in PIDS and every cgroup in
+# CGROUPS, when the script exits.
+bench_start() {
+  bash scripts/install-deps.sh "$@"
+  cargo build --release --locked -q -p rampart
+  BIN=$PWD/target/release/rampart
+  NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+  WORK=$(mktemp -d /dev/shm/rampart-bench.XXXXXX)
+  PIDS=()
+  CGROUPS=()
+  trap bench_cleanup EXIT
+  mkdir -p "$WORK/www" "$WORK/cache" "$WORK/logs"
+  # nginx workers may run as an unprivileged user: let them read and cache.
+  chmod 755 "$WORK"; chmod 777 "$WORK/cache"
+}
+bench_cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.5
+  for cg in "${CGROUPS[@]}"; do rmdir "$cg" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+
+# write_proxy_conf HTTP_LINES SERVER...: $WORK/proxy.conf, nginx (one worker)
+# proxying to 127.0.0.1:$ORIGIN and caching its 200s for 10 minutes on tmpfs.
+# HTTP_LINES go in the http block; each SERVER is "PORT" or "PORT LINES", a
+# server on that port with LINES added to its location.
+write_proxy_conf() {
+  local http=$1 servers="" port lines; shift
+  for server in "$@"; do
+    read -r port lines <<<"$server"
+    servers+="
+  server {
+    listen 127.0.0.1:$port;
+    location / { $lines proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_cache bench; proxy_cache_valid 200 10m; add_header X-Cache \$upstream_cache_status; }
+  }"
+  done
+  cat > "$WORK/proxy.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/proxy.pid;
+error_log $WORK/logs/proxy-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  proxy_cache_path $WORK/cache levels=1:2 keys_zone=bench:64m max_size=1g inactive=1h use_temp_path=off;
+  upstream origin { server 127.0.0.1:$ORIGIN; keepalive 64; }
+  $http$servers
+}
+CONF
+}
 
 to_us() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n*1000; else if (v ~ /s$/) print n*1000000; else print n }'; }
 # wrk_run PORT PATH CONNS SECONDS [SCRIPT] -> "rps p50_us p99_us"
