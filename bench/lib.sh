@@ -24,35 +24,6 @@ bench_cleanup() {
   rm -rf "$WORK"
 }
 
-# write_proxy_conf HTTP_LINES SERVER...: $WORK/proxy.conf, nginx (one worker)
-# proxying to 127.0.0.1:$ORIGIN and caching its 200s for 10 minutes on tmpfs.
-# HTTP_LINES go in the http block; each SERVER is "PORT" or "PORT LINES", a
-# server on that port with LINES added to its location.
-write_proxy_conf() {
-  local http=$1 servers="" port lines; shift
-  for server in "$@"; do
-    read -r port lines <<<"$server"
-    servers+="
-  server {
-    listen 127.0.0.1:$port;
-    location / { $lines proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_cache bench; proxy_cache_valid 200 10m; add_header X-Cache \$upstream_cache_status; }
-  }"
-  done
-  cat > "$WORK/proxy.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/proxy.pid;
-error_log $WORK/logs/proxy-error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  proxy_cache_path $WORK/cache levels=1:2 keys_zone=bench:64m max_size=1g inactive=1h use_temp_path=off;
-  upstream origin { server 127.0.0.1:$ORIGIN; keepalive 64; }
-  $http$servers
-}
-CONF
-}
-
 to_us() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n*1000; else if (v ~ /s$/) print n*1000000; else print n }'; }
 # wrk_run PORT PATH CONNS SECONDS [SCRIPT] -> "rps p50_us p99_us"
 wrk_run() {
@@ -67,18 +38,43 @@ report() { # NAME -> "rps p50 p99" medians
   echo "$(cut -d' ' -f1 "$WORK/$1" | median) $(cut -d' ' -f2 "$WORK/$1" | median) $(cut -d' ' -f3 "$WORK/$1" | median)"
 }
 
-# write_origin_conf PORT: $WORK/origin.conf, an nginx serving $WORK/www
-# statically (one worker, no access log), the origin of every proxy benchmark.
-write_origin_conf() {
-  cat > "$WORK/origin.conf" <<CONF
+# nginx_conf NAME HTTP_BODY: $WORK/NAME.conf, one nginx worker in the
+# foreground without access log, HTTP_BODY in its http block.
+nginx_conf() {
+  cat > "$WORK/$1.conf" <<CONF
 worker_processes 1;
 daemon off;
-pid $WORK/origin.pid;
-error_log $WORK/logs/origin-error.log;
+pid $WORK/$1.pid;
+error_log $WORK/logs/$1-error.log;
 events { worker_connections 4096; }
 http {
   access_log off;
-  server { listen 127.0.0.1:$1; root $WORK/www; default_type text/plain; location / { } }
+  $2
 }
 CONF
+}
+
+# write_proxy_conf HTTP_LINES SERVER...: $WORK/proxy.conf, nginx proxying to
+# 127.0.0.1:$ORIGIN and caching its 200s for 10 minutes on tmpfs. HTTP_LINES
+# go in the http block; each SERVER is "PORT" or "PORT LINES", a server on
+# that port with LINES added to its location.
+write_proxy_conf() {
+  local http=$1 servers="" port lines; shift
+  for server in "$@"; do
+    read -r port lines <<<"$server"
+    servers+="
+  server {
+    listen 127.0.0.1:$port;
+    location / { $lines proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_cache bench; proxy_cache_valid 200 10m; add_header X-Cache \$upstream_cache_status; }
+  }"
+  done
+  nginx_conf proxy "proxy_cache_path $WORK/cache levels=1:2 keys_zone=bench:64m max_size=1g inactive=1h use_temp_path=off;
+  upstream origin { server 127.0.0.1:$ORIGIN; keepalive 64; }
+  $http$servers"
+}
+
+# write_origin_conf PORT: $WORK/origin.conf, an nginx serving $WORK/www
+# statically, the origin of every proxy benchmark.
+write_origin_conf() {
+  nginx_conf origin "server { listen 127.0.0.1:$1; root $WORK/www; default_type text/plain; location / { } }"
 }
