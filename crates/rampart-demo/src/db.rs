@@ -2,6 +2,7 @@
 //! file, each used on the blocking pool so queries never stall the runtime.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ pub struct Db {
     permits: Arc<tokio::sync::Semaphore>,
     size: usize,
     path: PathBuf,
+    unavailable: AtomicBool,
 }
 
 /// Longest wait for a free connection.
@@ -38,9 +40,15 @@ impl DbError {
     pub fn is_busy(&self) -> bool {
         self.0 == BUSY
     }
+
+    /// Whether the database was taken offline ([`Db::set_available`]).
+    pub fn is_unavailable(&self) -> bool {
+        self.0 == UNAVAILABLE
+    }
 }
 
 const BUSY: &str = "every database connection is busy";
+const UNAVAILABLE: &str = "the database is unavailable";
 
 impl From<rusqlite::Error> for DbError {
     fn from(e: rusqlite::Error) -> Self {
@@ -65,6 +73,7 @@ impl Db {
             size: conns.len(),
             idle: Mutex::new(conns),
             path: path.to_path_buf(),
+            unavailable: AtomicBool::new(false),
         }))
     }
 
@@ -74,6 +83,9 @@ impl Db {
         F: FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
         T: Send + 'static,
     {
+        if self.unavailable.load(Ordering::Relaxed) {
+            return Err(DbError(UNAVAILABLE.into()));
+        }
         let permit =
             tokio::time::timeout(CHECKOUT_TIMEOUT, Arc::clone(&self.permits).acquire_owned())
                 .await
@@ -105,6 +117,12 @@ impl Db {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let conn = idle.first_mut().ok_or_else(|| DbError(BUSY.into()))?;
         f(conn).map_err(DbError::from)
+    }
+
+    /// Takes the database offline (every query fails at once, as when the
+    /// server is down) or brings it back: for outage drills.
+    pub fn set_available(&self, available: bool) {
+        self.unavailable.store(!available, Ordering::Relaxed);
     }
 
     /// Connections in use now.

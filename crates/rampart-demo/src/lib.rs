@@ -3,12 +3,14 @@
 //! sleeps pretending to be work). `rampart demo` runs it behind a gateway;
 //! `rampart demo --origin-only` runs it alone for other tools.
 //!
-//! Built so far: the event-registration platform (seed 000). When told where
+//! Built so far: the event-registration platform (seed 000) and the
+//! membership-card system (seed 003). When told where
 //! the gateway's admin listener is, writes send the domain events the
 //! gateway's config maps to purges.
 
 pub mod db;
 pub mod event_registration;
+pub mod membership_cards;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +31,8 @@ use crate::db::Db;
 pub enum AppKind {
     /// Seed 000.
     EventRegistration,
+    /// Seed 003.
+    MembershipCards,
 }
 
 impl AppKind {
@@ -36,13 +40,11 @@ impl AppKind {
     pub fn parse(name: &str) -> Result<Self, String> {
         match name {
             "event-registration" | "000" => Ok(AppKind::EventRegistration),
-            "banking" | "education" | "membership-cards" | "event-manager" | "001" | "002"
-            | "003" | "004" => Err(format!(
-                "app {name:?} is not built yet; available: event-registration"
+            "membership-cards" | "003" => Ok(AppKind::MembershipCards),
+            "banking" | "education" | "event-manager" | "001" | "002" | "004" => Err(format!(
+                "app {name:?} is not built yet; available: {AVAILABLE}"
             )),
-            other => Err(format!(
-                "unknown app {other:?}; available: event-registration"
-            )),
+            other => Err(format!("unknown app {other:?}; available: {AVAILABLE}")),
         }
     }
 
@@ -50,9 +52,12 @@ impl AppKind {
     pub fn name(self) -> &'static str {
         match self {
             AppKind::EventRegistration => "event-registration",
+            AppKind::MembershipCards => "membership-cards",
         }
     }
 }
+
+const AVAILABLE: &str = "event-registration, membership-cards";
 
 /// Where the origin sends domain events: the gateway's admin listener.
 #[derive(Debug, Clone)]
@@ -99,7 +104,7 @@ impl App {
 pub struct Origin {
     /// Its address.
     pub addr: SocketAddr,
-    /// Rows generated (registrations, for seed 000).
+    /// Rows generated (registrations for seed 000, members for 003).
     pub rows: usize,
     requests: Arc<AtomicU64>,
     task: JoinHandle<()>,
@@ -110,6 +115,12 @@ impl Origin {
     /// Database connections in use now (0 when the origin is idle).
     pub fn busy(&self) -> usize {
         self._app.db.busy()
+    }
+
+    /// Takes the origin's database offline or brings it back (an outage
+    /// drill: queries fail with 503 while it is off).
+    pub fn set_database_available(&self, available: bool) {
+        self._app.db.set_available(available);
     }
 
     /// Requests served so far.
@@ -149,6 +160,7 @@ pub async fn start(
     let setup = Arc::clone(&db);
     let rows = tokio::task::spawn_blocking(move || match app {
         AppKind::EventRegistration => event_registration::generate(&setup, scale),
+        AppKind::MembershipCards => membership_cards::generate(&setup, scale),
     })
     .await
     .map_err(|e| e.to_string())?
@@ -162,6 +174,7 @@ pub async fn start(
     let counter = Arc::clone(&requests);
     let router = match app {
         AppKind::EventRegistration => event_registration::router(Arc::clone(&state)),
+        AppKind::MembershipCards => membership_cards::router(Arc::clone(&state)),
     }
     .layer(axum::middleware::from_fn(
         move |req: axum::extract::Request, next: axum::middleware::Next| {

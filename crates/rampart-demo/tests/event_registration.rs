@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use rampart_demo::{AppKind, EventSink};
-use rampart_testkit::{respond, Origin, TestClient};
+use rampart_testkit::{example_config, respond, Origin, TestClient};
 use serde_json::Value;
 
 async fn json(client: &TestClient, url: &str) -> (u16, Value) {
@@ -137,21 +137,9 @@ fn free_port() -> std::net::SocketAddr {
 /// served from cache until a payment's `PaymentConfirmed` event purges it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_the_example_config_kpis_are_cached_until_a_payment() {
-    let (listen, admin) = (free_port(), free_port());
+    let admin = free_port();
     let origin = small_origin(admin, "e2e-token").await;
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/event-registration/rampart.toml"
-    );
-    let text = std::fs::read_to_string(path)
-        .unwrap()
-        .replace("${ORIGIN_ADDR:-127.0.0.1:3000}", &origin.addr.to_string())
-        .replace("${RAMPART_LISTEN:-127.0.0.1:8080}", &listen.to_string())
-        .replace(
-            "${RAMPART_ADMIN_LISTEN:-127.0.0.1:9090}",
-            &admin.to_string(),
-        )
-        .replace("${RAMPART_ADMIN_TOKEN:-demo-token}", "e2e-token");
+    let text = example_config("event-registration", origin.addr, admin, "e2e-token");
     let config = rampart_config::parse(&text, "rampart.toml").unwrap_or_else(|e| panic!("{e}"));
     let gw = rampart_gateway::start(&config, std::sync::Arc::new(rampart_gateway::SystemClock))
         .await

@@ -200,6 +200,31 @@ timeout = "5s"
     )
 }
 
+/// The example config `examples/APP/rampart.toml` with its `${…}` settings
+/// filled: the origin's address, a free port for the proxy, `admin` for the
+/// admin listener and `token` as the admin token.
+pub fn example_config(app: &str, origin: SocketAddr, admin: SocketAddr, token: &str) -> String {
+    let path = format!(
+        "{}/../../examples/{app}/rampart.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .to_string()
+    };
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .replace("${ORIGIN_ADDR:-127.0.0.1:3000}", &origin.to_string())
+        .replace("${RAMPART_LISTEN:-127.0.0.1:8080}", &free())
+        .replace(
+            "${RAMPART_ADMIN_LISTEN:-127.0.0.1:9090}",
+            &admin.to_string(),
+        )
+        .replace("${RAMPART_ADMIN_TOKEN:-demo-token}", token)
+}
+
 /// Starts a gateway from config text.
 pub async fn gateway(
     text: &str,

@@ -111,6 +111,17 @@ async fn side_by_side(app: AppKind, args: &DemoArgs, duration: Duration) -> Exit
     let scenario_path = dir
         .join("scenarios")
         .join(format!("{}.toml", args.scenario));
+    if !scenario_path.is_file() {
+        return fail(
+            2,
+            format!(
+                "{}: no such scenario for {} (pick one of examples/{}/scenarios/ with --scenario)",
+                scenario_path.display(),
+                app.name(),
+                app.name()
+            ),
+        );
+    }
     let (listen, admin) = match (free_port(), free_port()) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return fail(1, e),
