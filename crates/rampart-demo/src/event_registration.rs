@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::db::{Db, DbError};
-use crate::App;
+use crate::{db_error, problem, App};
 
 /// Registrations at scale 1.
 pub const FULL_SCALE: f64 = 1_000_000.0;
@@ -107,23 +107,6 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/qr/scan", post(scan))
         .route("/api/qr/offline", get(offline_qr))
         .with_state(app)
-}
-
-/// A JSON error.
-fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
-    (
-        status,
-        [("content-type", "application/problem+json")],
-        json!({ "status": status.as_u16(), "detail": detail.into() }).to_string(),
-    )
-        .into_response()
-}
-
-fn db_error(e: DbError) -> Response {
-    problem(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        format!("database: {}", e.0),
-    )
 }
 
 async fn health(State(app): State<Arc<App>>) -> Response {

@@ -100,6 +100,31 @@ impl App {
     }
 }
 
+/// An error answer: `application/problem+json` (RFC 9457).
+pub(crate) fn problem(
+    status: http::StatusCode,
+    detail: impl Into<String>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        status,
+        [("content-type", "application/problem+json")],
+        serde_json::json!({ "status": status.as_u16(), "detail": detail.into() }).to_string(),
+    )
+        .into_response()
+}
+
+/// A failed query: 503 when every connection is busy or the database is
+/// offline (worth retrying, and what a breaker counts), else 500.
+pub(crate) fn db_error(e: db::DbError) -> axum::response::Response {
+    let status = if e.is_busy() || e.is_unavailable() {
+        http::StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        http::StatusCode::INTERNAL_SERVER_ERROR
+    };
+    problem(status, format!("database: {}", e.0))
+}
+
 /// A running origin.
 pub struct Origin {
     /// Its address.

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::db::{Db, DbError};
-use crate::App;
+use crate::{db_error, problem, App};
 
 /// Members at scale 1 ("100,000 members").
 pub const FULL_SCALE: f64 = 100_000.0;
@@ -72,24 +72,6 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/api/v1/optimized-cards/batch-generate", post(batch))
         .with_state(app)
-}
-
-fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
-    (
-        status,
-        [("content-type", "application/problem+json")],
-        json!({ "status": status.as_u16(), "detail": detail.into() }).to_string(),
-    )
-        .into_response()
-}
-
-fn db_error(e: DbError) -> Response {
-    let status = if e.is_busy() || e.is_unavailable() {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::INTERNAL_SERVER_ERROR
-    };
-    problem(status, format!("database: {}", e.0))
 }
 
 async fn health(State(app): State<Arc<App>>) -> Response {
