@@ -131,3 +131,11 @@ impl Db {
         self.size.saturating_sub(idle)
     }
 }
+
+/// Starts a transaction that reads and then writes: it takes the write lock
+/// up front (`BEGIN IMMEDIATE`), so two such transactions queue on the busy
+/// timeout instead of one failing when it tries to write after reading a
+/// snapshot the other has since changed.
+pub fn write_tx(c: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+}

@@ -3,12 +3,15 @@
 //! sleeps pretending to be work). `rampart demo` runs it behind a gateway;
 //! `rampart demo --origin-only` runs it alone for other tools.
 //!
-//! Built so far: the event-registration platform (seed 000) and the
-//! membership-card system (seed 003). When told where
-//! the gateway's admin listener is, writes send the domain events the
-//! gateway's config maps to purges.
+//! One module per seed application: event registration (000), banking
+//! (001), education (002), membership cards (003) and the event manager
+//! (004). When told where the gateway's admin listener is, writes send the
+//! domain events the gateway's config maps to purges.
 
+pub mod banking;
 pub mod db;
+pub mod education;
+pub mod event_manager;
 pub mod event_registration;
 pub mod membership_cards;
 
@@ -31,33 +34,70 @@ use crate::db::Db;
 pub enum AppKind {
     /// Seed 000.
     EventRegistration,
+    /// Seed 001.
+    Banking,
+    /// Seed 002.
+    Education,
     /// Seed 003.
     MembershipCards,
+    /// Seed 004.
+    EventManager,
 }
 
 impl AppKind {
-    /// Parses a name used on the command line.
+    /// Every application, in seed order.
+    pub const ALL: [AppKind; 5] = [
+        AppKind::EventRegistration,
+        AppKind::Banking,
+        AppKind::Education,
+        AppKind::MembershipCards,
+        AppKind::EventManager,
+    ];
+
+    /// Parses a name used on the command line (or the seed's number).
     pub fn parse(name: &str) -> Result<Self, String> {
-        match name {
-            "event-registration" | "000" => Ok(AppKind::EventRegistration),
-            "membership-cards" | "003" => Ok(AppKind::MembershipCards),
-            "banking" | "education" | "event-manager" | "001" | "002" | "004" => Err(format!(
-                "app {name:?} is not built yet; available: {AVAILABLE}"
-            )),
-            other => Err(format!("unknown app {other:?}; available: {AVAILABLE}")),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name() == name || a.seed() == name)
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|a| a.name()).collect();
+                format!("unknown app {name:?}; available: {}", names.join(", "))
+            })
     }
 
-    /// Its name.
+    /// Its name: the folder of its example under `examples/`.
     pub fn name(self) -> &'static str {
         match self {
             AppKind::EventRegistration => "event-registration",
+            AppKind::Banking => "banking",
+            AppKind::Education => "education",
             AppKind::MembershipCards => "membership-cards",
+            AppKind::EventManager => "event-manager",
+        }
+    }
+
+    /// The number of its seed guide.
+    pub fn seed(self) -> &'static str {
+        match self {
+            AppKind::EventRegistration => "000",
+            AppKind::Banking => "001",
+            AppKind::Education => "002",
+            AppKind::MembershipCards => "003",
+            AppKind::EventManager => "004",
+        }
+    }
+
+    /// The load profile `rampart demo` runs unless told otherwise.
+    pub fn main_scenario(self) -> &'static str {
+        match self {
+            AppKind::EventRegistration => "registration-spike",
+            AppKind::Banking => "load-test",
+            AppKind::Education => "vus-100",
+            AppKind::MembershipCards => "member-lookup",
+            AppKind::EventManager => "api-benchmark",
         }
     }
 }
-
-const AVAILABLE: &str = "event-registration, membership-cards";
 
 /// Where the origin sends domain events: the gateway's admin listener.
 #[derive(Debug, Clone)]
@@ -129,7 +169,8 @@ pub(crate) fn db_error(e: db::DbError) -> axum::response::Response {
 pub struct Origin {
     /// Its address.
     pub addr: SocketAddr,
-    /// Rows generated (registrations for seed 000, members for 003).
+    /// Rows generated: registrations (000), accounts (001), students (002),
+    /// members (003) or events (004).
     pub rows: usize,
     requests: Arc<AtomicU64>,
     task: JoinHandle<()>,
@@ -185,7 +226,10 @@ pub async fn start(
     let setup = Arc::clone(&db);
     let rows = tokio::task::spawn_blocking(move || match app {
         AppKind::EventRegistration => event_registration::generate(&setup, scale),
+        AppKind::Banking => banking::generate(&setup, scale),
+        AppKind::Education => education::generate(&setup, scale),
         AppKind::MembershipCards => membership_cards::generate(&setup, scale),
+        AppKind::EventManager => event_manager::generate(&setup, scale),
     })
     .await
     .map_err(|e| e.to_string())?
@@ -199,7 +243,10 @@ pub async fn start(
     let counter = Arc::clone(&requests);
     let router = match app {
         AppKind::EventRegistration => event_registration::router(Arc::clone(&state)),
+        AppKind::Banking => banking::router(Arc::clone(&state)),
+        AppKind::Education => education::router(Arc::clone(&state)),
         AppKind::MembershipCards => membership_cards::router(Arc::clone(&state)),
+        AppKind::EventManager => event_manager::router(Arc::clone(&state)),
     }
     .layer(axum::middleware::from_fn(
         move |req: axum::extract::Request, next: axum::middleware::Next| {

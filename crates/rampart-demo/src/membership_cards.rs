@@ -177,7 +177,7 @@ async fn batch(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response
     let made = app
         .db
         .with(move |c| {
-            let tx = c.transaction()?;
+            let tx = crate::db::write_tx(c)?;
             let mut cards = Vec::new();
             let mut missing = Vec::new();
             for id in ids {

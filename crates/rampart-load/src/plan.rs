@@ -81,6 +81,32 @@ impl Executor {
         }
     }
 
+    /// Shrinks or stretches its run time to `total`, keeping its shape:
+    /// stages and a `users` ramp-up scale in proportion, rates and user
+    /// counts stay as they are (for a shorter demonstration of a profile).
+    pub fn fit_to(&mut self, total: Duration) {
+        let whole = self.duration();
+        if whole.is_zero() {
+            return;
+        }
+        let factor = total.as_secs_f64() / whole.as_secs_f64();
+        match self {
+            Executor::ConstantVus { duration, .. }
+            | Executor::ConstantArrivalRate { duration, .. } => *duration = total,
+            Executor::RampingVus { stages, .. } | Executor::RampingArrivalRate { stages, .. } => {
+                for (d, _) in stages.iter_mut() {
+                    *d = d.mul_f64(factor);
+                }
+            }
+            Executor::Users {
+                ramp_up, duration, ..
+            } => {
+                *ramp_up = ramp_up.mul_f64(factor);
+                *duration = total;
+            }
+        }
+    }
+
     /// Whether latency counts from the intended start (open model).
     pub fn is_open(&self) -> bool {
         matches!(
@@ -777,4 +803,46 @@ pub fn quick(
         }],
         thresholds: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Executor;
+    use std::time::Duration;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    #[test]
+    fn fit_to_keeps_the_shape_of_a_profile() {
+        let mut ramp = Executor::RampingVus {
+            start_vus: 0,
+            stages: vec![(S(60), 100.0), (S(180), 1000.0), (S(60), 0.0)],
+        };
+        ramp.fit_to(S(30));
+        let Executor::RampingVus { stages, .. } = &ramp else {
+            unreachable!()
+        };
+        assert_eq!(
+            stages.iter().map(|(d, t)| (*d, *t)).collect::<Vec<_>>(),
+            vec![(S(6), 100.0), (S(18), 1000.0), (S(6), 0.0)]
+        );
+        let mut users = Executor::Users {
+            users: 20_000,
+            ramp_up: S(60),
+            duration: S(300),
+            rate_per_user: 0.5,
+        };
+        users.fit_to(S(30));
+        assert!(matches!(
+            users,
+            Executor::Users { users: 20_000, ramp_up, duration, .. } if ramp_up == S(6) && duration == S(30)
+        ));
+        let mut rate = Executor::ConstantArrivalRate {
+            rate: 10.0,
+            duration: S(60),
+            max_vus: 5,
+        };
+        rate.fit_to(S(20));
+        assert_eq!(rate.duration(), S(20));
+    }
 }

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rampart_demo::{AppKind, EventSink};
-use rampart_load::plan::Executor;
 use rampart_load::report::Report;
 use rampart_load::RunOptions;
 
@@ -19,13 +18,17 @@ pub struct DemoArgs {
     /// The seed application.
     #[arg(long, default_value = "event-registration")]
     app: String,
-    /// The load profile (a file under examples/APP/scenarios/, without .toml).
-    #[arg(long, default_value = "registration-spike")]
-    scenario: String,
-    /// How long each of the two runs lasts.
+    /// The load profile (a file under examples/APP/scenarios/, without
+    /// .toml); by default the app's main one (registration-spike, load-test,
+    /// vus-100, member-lookup, api-benchmark).
+    #[arg(long)]
+    scenario: Option<String>,
+    /// How long each of the two runs lasts (the profile's stages and ramp-up
+    /// shrink in proportion).
     #[arg(long, default_value = "20s")]
     duration: String,
-    /// Data size as a share of the guide's (1.0 = 1 million registrations).
+    /// Data size as a share of the guide's (1.0 = 1 million registrations,
+    /// 100,000 accounts, students or members, 5,000 events).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
     /// Only run the example origin (for other tools), on --listen.
@@ -108,9 +111,11 @@ async fn origin_only(app: AppKind, scale: f64, listen: SocketAddr) -> ExitCode {
 async fn side_by_side(app: AppKind, args: &DemoArgs, duration: Duration) -> ExitCode {
     let dir = examples_dir().join(app.name());
     let config_path = dir.join("rampart.toml");
-    let scenario_path = dir
-        .join("scenarios")
-        .join(format!("{}.toml", args.scenario));
+    let scenario = args
+        .scenario
+        .clone()
+        .unwrap_or_else(|| app.main_scenario().to_string());
+    let scenario_path = dir.join("scenarios").join(format!("{scenario}.toml"));
     if !scenario_path.is_file() {
         return fail(
             2,
@@ -174,15 +179,23 @@ async fn side_by_side(app: AppKind, args: &DemoArgs, duration: Duration) -> Exit
         Ok(p) => p,
         Err(e) => return fail(2, e),
     };
+    // Scenarios keep their place in the profile: a scenario that starts a
+    // third of the way in still does, in the shorter run.
+    let whole = plan.duration().max(Duration::from_secs(1));
+    let factor = duration.as_secs_f64() / whole.as_secs_f64();
     for s in &mut plan.scenarios {
-        if let Executor::ConstantArrivalRate { duration: d, .. } = &mut s.executor {
-            *d = duration;
-        }
+        let share = s
+            .executor
+            .duration()
+            .mul_f64(factor)
+            .max(Duration::from_secs(1));
+        s.executor.fit_to(share);
+        s.start_after = s.start_after.mul_f64(factor);
     }
 
     eprintln!(
         "2/4 {} for {} straight against the origin…",
-        args.scenario,
+        scenario,
         rampart_config::units::format_duration(duration)
     );
     let before = origin.requests();
@@ -211,13 +224,7 @@ async fn side_by_side(app: AppKind, args: &DemoArgs, duration: Duration) -> Exit
     }
     eprint!(
         "{}",
-        table(
-            &args.scenario,
-            &direct,
-            direct_origin,
-            &through,
-            through_origin
-        )
+        table(&scenario, &direct, direct_origin, &through, through_origin)
     );
     eprintln!(
         "reports: {0}/direct.html, {0}/rampart.html (JSON beside them; compare with `rampart compare`)",
