@@ -24,12 +24,17 @@ use crate::{db_error, problem, App};
 /// Members at scale 1 ("100,000 members").
 pub const FULL_SCALE: f64 = 100_000.0;
 
+/// Fewest members generated at any scale: the 20,000 the load profile's
+/// users look up (examples/membership-cards/scenarios/members.csv).
+pub const MIN_MEMBERS: i64 = 20_000;
+
 /// Most members one batch may name (the guide's "Batch Size: Up to 100").
 pub const MAX_BATCH: usize = 100;
 
-/// Creates the schema and the data for `scale` (1.0 = 100,000 members).
+/// Creates the schema and the data for `scale` (1.0 = 100,000 members; at
+/// least [`MIN_MEMBERS`]).
 pub fn generate(db: &Db, scale: f64) -> Result<usize, DbError> {
-    let n = ((FULL_SCALE * scale).round() as i64).max(100);
+    let n = ((FULL_SCALE * scale).round() as i64).max(MIN_MEMBERS);
     db.setup(|c| {
         c.execute_batch(
             "CREATE TABLE members(id INTEGER PRIMARY KEY, id_number TEXT NOT NULL UNIQUE, name TEXT NOT NULL,

@@ -44,7 +44,7 @@ async fn behind_example(origin: &rampart_demo::Origin, ttl: &str) -> rampart_gat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_cards_and_batches_on_generated_members() {
     let origin = small_origin().await;
-    assert_eq!(origin.rows, 1_000);
+    assert_eq!(origin.rows, 20_000);
     let base = format!("http://{}/api/v1/optimized-cards", origin.addr);
     let client = TestClient::new();
     let member = client.get(&format!("{base}/member/ID00000010"), &[]).await;
