@@ -191,13 +191,10 @@ struct Page {
 
 impl Page {
     /// `(limit, offset)`: 50 a page by default, at most 100.
-    fn window(&self) -> Result<(u32, u32), Response> {
+    fn window(&self) -> Result<(u32, u32), &'static str> {
         let per_page = self.per_page.unwrap_or(50);
         if !(1..=100).contains(&per_page) {
-            return Err(problem(
-                StatusCode::BAD_REQUEST,
-                "per_page must be 1 to 100",
-            ));
+            return Err("per_page must be 1 to 100");
         }
         let page = self.page.unwrap_or(1).max(1);
         Ok((per_page, (page - 1).saturating_mul(per_page)))
@@ -208,7 +205,7 @@ impl Page {
 async fn list_accounts(State(app): State<Arc<App>>, Query(q): Query<Page>) -> Response {
     let (limit, offset) = match q.window() {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(m) => return problem(StatusCode::BAD_REQUEST, m),
     };
     let Some(user) = q.user_uuid else {
         return problem(StatusCode::BAD_REQUEST, "user_uuid is required");
@@ -293,7 +290,7 @@ async fn history(
 ) -> Response {
     let (limit, offset) = match q.window() {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(m) => return problem(StatusCode::BAD_REQUEST, m),
     };
     let listed = app
         .db

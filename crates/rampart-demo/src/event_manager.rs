@@ -121,10 +121,10 @@ struct ListQuery {
 
 impl ListQuery {
     /// `(page, limit, offset)`: 20 a page by default, at most 100.
-    fn window(&self) -> Result<(u32, u32, u32), Response> {
+    fn window(&self) -> Result<(u32, u32, u32), &'static str> {
         let limit = self.limit.unwrap_or(20);
         if !(1..=100).contains(&limit) {
-            return Err(problem(StatusCode::BAD_REQUEST, "limit must be 1 to 100"));
+            return Err("limit must be 1 to 100");
         }
         let page = self.page.unwrap_or(1).max(1);
         Ok((page, limit, (page - 1).saturating_mul(limit)))
@@ -149,7 +149,7 @@ const EVENT: &str = "SELECT id, name, date, venue_name, venue_city, status, capa
 async fn events(State(app): State<Arc<App>>, Query(q): Query<ListQuery>) -> Response {
     let (page, limit, offset) = match q.window() {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(m) => return problem(StatusCode::BAD_REQUEST, m),
     };
     let status = q.status.unwrap_or_else(|| "active".into());
     let listed = app
@@ -216,8 +216,8 @@ struct Venue {
 }
 
 impl EventFields {
-    fn check(&self) -> Result<(), Response> {
-        let bad = |m: &str| Err(problem(StatusCode::BAD_REQUEST, m.to_string()));
+    fn check(&self) -> Result<(), &'static str> {
+        let bad = Err;
         if self
             .name
             .as_ref()
@@ -260,8 +260,8 @@ async fn create_event(State(app): State<Arc<App>>, body: axum::body::Bytes) -> R
             "the body must be {\"name\", \"date\", \"venue\": {\"name\", \"city\"}, \"capacity\"}",
         );
     };
-    if let Err(r) = f.check() {
-        return r;
+    if let Err(m) = f.check() {
+        return problem(StatusCode::BAD_REQUEST, m);
     }
     let (Some(name), Some(date), Some(venue)) = (f.name, f.date, f.venue) else {
         return problem(StatusCode::BAD_REQUEST, "name, date and venue are required");
@@ -301,8 +301,8 @@ async fn update_event(
             "the body names some of name, date, venue {name, city}, status, capacity",
         );
     };
-    if let Err(r) = f.check() {
-        return r;
+    if let Err(m) = f.check() {
+        return problem(StatusCode::BAD_REQUEST, m);
     }
     let updated = app
         .db
@@ -337,7 +337,7 @@ async fn update_event(
 async fn list_guests(app: &Arc<App>, event_id: i64, q: &ListQuery) -> Response {
     let (page, limit, offset) = match q.window() {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(m) => return problem(StatusCode::BAD_REQUEST, m),
     };
     let status = q.status.clone().unwrap_or_default();
     let listed = app

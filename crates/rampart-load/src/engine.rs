@@ -329,8 +329,9 @@ async fn run_scenario(
             users,
             ramp_up,
             rate_per_user,
-            ..
+            duration,
         } => {
+            let end = begin + duration;
             let mut handles = Vec::with_capacity(users as usize);
             let interval = Duration::from_secs_f64(1.0 / rate_per_user);
             for i in 0..users {
@@ -343,7 +344,9 @@ async fn run_scenario(
                 handles.push(tokio::spawn(async move {
                     let mut vu = Vu::new(u64::from(i) + 1);
                     let mut intended = joins + phase;
-                    loop {
+                    // A user whose next start falls after the end leaves now,
+                    // instead of sleeping past it (its interval may be long).
+                    while intended < end {
                         tokio::time::sleep_until(intended.into()).await;
                         if !running() {
                             break;

@@ -110,7 +110,53 @@ fn demo_runs_the_example_origin_alone_and_through_rampart() {
     }
     let _ = std::fs::remove_dir_all(&out);
 
-    let (code, text) = rampart(&["demo", "--app", "banking"]);
+    let (code, text) = rampart(&["demo", "--app", "bakery"]);
     assert_eq!(code, 2);
-    assert!(text.contains("not built yet"), "{text}");
+    assert!(
+        text.contains("unknown app") && text.contains("event-manager"),
+        "{text}"
+    );
+}
+
+/// Every other seed application runs its main profile side by side too, and
+/// the read-heavy ones spare their origin.
+#[test]
+fn demo_runs_every_seed_application() {
+    for (app, spared) in [
+        ("banking", true),
+        ("education", false),
+        ("membership-cards", true),
+        ("event-manager", true),
+    ] {
+        let out = std::env::temp_dir().join(format!("rampart-demo-{app}-{}", std::process::id()));
+        let (code, text) = rampart(&[
+            "demo",
+            "--app",
+            app,
+            "--duration",
+            "2s",
+            "--scale",
+            "0.01",
+            "--out-dir",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{app}: {text}");
+        assert!(text.contains("guide's targets:"), "{app}: {text}");
+        let origin_requests: Vec<u64> = text
+            .lines()
+            .find(|l| l.starts_with("origin requests"))
+            .expect("an origin-requests row")
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        assert!(origin_requests[0] > 0, "{app}: {text}");
+        if spared {
+            assert!(
+                origin_requests[1] < origin_requests[0],
+                "{app}: through Rampart the origin sees fewer requests\n{text}"
+            );
+        }
+        assert!(out.join("rampart.html").is_file(), "{app}");
+        let _ = std::fs::remove_dir_all(&out);
+    }
 }
