@@ -107,6 +107,37 @@ impl Executor {
         }
     }
 
+    /// Multiplies its load by `factor`: users and rates (and `max_vus`)
+    /// grow, times stay (2.0 is twice the profile's load).
+    pub fn scale_load(&mut self, factor: f64) {
+        let users = |n: &mut u32| *n = ((f64::from(*n) * factor).ceil() as u32).max(1);
+        match self {
+            Executor::ConstantVus { vus, .. } => users(vus),
+            Executor::RampingVus { start_vus, stages } => {
+                *start_vus = (f64::from(*start_vus) * factor).ceil() as u32;
+                for (_, target) in stages.iter_mut() {
+                    *target *= factor;
+                }
+            }
+            Executor::ConstantArrivalRate { rate, max_vus, .. } => {
+                *rate *= factor;
+                users(max_vus);
+            }
+            Executor::RampingArrivalRate {
+                start_rate,
+                stages,
+                max_vus,
+            } => {
+                *start_rate *= factor;
+                for (_, target) in stages.iter_mut() {
+                    *target *= factor;
+                }
+                users(max_vus);
+            }
+            Executor::Users { users: n, .. } => users(n),
+        }
+    }
+
     /// Whether latency counts from the intended start (open model).
     pub fn is_open(&self) -> bool {
         matches!(
@@ -282,6 +313,33 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Fits the whole profile into `total`: every scenario's run time and
+    /// start delay shrink (or grow) in proportion, so each keeps its place
+    /// and shape; rates and users stay.
+    pub fn fit_to(&mut self, total: Duration) {
+        let whole = self.duration();
+        if whole.is_zero() {
+            return;
+        }
+        let factor = total.as_secs_f64() / whole.as_secs_f64();
+        for s in &mut self.scenarios {
+            let share = s
+                .executor
+                .duration()
+                .mul_f64(factor)
+                .max(Duration::from_secs(1));
+            s.executor.fit_to(share);
+            s.start_after = s.start_after.mul_f64(factor);
+        }
+    }
+
+    /// Multiplies every scenario's load by `factor` ([`Executor::scale_load`]).
+    pub fn scale_load(&mut self, factor: f64) {
+        for s in &mut self.scenarios {
+            s.executor.scale_load(factor);
+        }
+    }
+
     /// The longest scenario's end.
     pub fn duration(&self) -> Duration {
         self.scenarios
@@ -844,5 +902,38 @@ mod tests {
         };
         rate.fit_to(S(20));
         assert_eq!(rate.duration(), S(20));
+    }
+
+    #[test]
+    fn scale_load_multiplies_users_and_rates_not_times() {
+        let mut ramp = Executor::RampingArrivalRate {
+            start_rate: 10.0,
+            stages: vec![(S(60), 100.0)],
+            max_vus: 50,
+        };
+        ramp.scale_load(2.0);
+        assert!(matches!(
+            &ramp,
+            Executor::RampingArrivalRate { start_rate, stages, max_vus: 100 }
+                if *start_rate == 20.0 && stages == &vec![(S(60), 200.0)]
+        ));
+        let mut users = Executor::Users {
+            users: 20_000,
+            ramp_up: S(60),
+            duration: S(300),
+            rate_per_user: 0.5,
+        };
+        users.scale_load(1.5);
+        assert!(matches!(
+            users,
+            Executor::Users { users: 30_000, rate_per_user, duration, .. }
+                if rate_per_user == 0.5 && duration == S(300)
+        ));
+        let mut vus = Executor::ConstantVus {
+            vus: 1,
+            duration: S(10),
+        };
+        vus.scale_load(0.1);
+        assert!(matches!(vus, Executor::ConstantVus { vus: 1, .. }));
     }
 }

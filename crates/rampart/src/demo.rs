@@ -179,19 +179,7 @@ async fn side_by_side(app: AppKind, args: &DemoArgs, duration: Duration) -> Exit
         Ok(p) => p,
         Err(e) => return fail(2, e),
     };
-    // Scenarios keep their place in the profile: a scenario that starts a
-    // third of the way in still does, in the shorter run.
-    let whole = plan.duration().max(Duration::from_secs(1));
-    let factor = duration.as_secs_f64() / whole.as_secs_f64();
-    for s in &mut plan.scenarios {
-        let share = s
-            .executor
-            .duration()
-            .mul_f64(factor)
-            .max(Duration::from_secs(1));
-        s.executor.fit_to(share);
-        s.start_after = s.start_after.mul_f64(factor);
-    }
+    plan.fit_to(duration);
 
     eprintln!(
         "2/4 {} for {} straight against the origin…",

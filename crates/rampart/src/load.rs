@@ -35,9 +35,23 @@ pub struct LoadArgs {
     /// Quick mode: users looping as fast as they can (closed model).
     #[arg(long, requires = "url")]
     vus: Option<u32>,
-    /// Quick mode: how long.
-    #[arg(long, requires = "url", default_value = "10s")]
-    duration: String,
+    /// How long: in quick mode the run (default 10s); with a scenario file,
+    /// the whole profile fitted into this time (stages, ramp-ups and start
+    /// delays shrink or grow in proportion; rates and users stay).
+    #[arg(long)]
+    duration: Option<String>,
+    /// Multiply every scenario's users and rates by this factor (2 = twice
+    /// the profile's load), to find how much more than planned still meets
+    /// the thresholds.
+    #[arg(long, value_parser = parse_factor)]
+    load_factor: Option<f64>,
+}
+
+fn parse_factor(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f > 0.0 && f <= 1000.0 => Ok(f),
+        _ => Err(format!("{s}: give a factor above 0 and at most 1000")),
+    }
 }
 
 fn parse_segment(s: &str) -> Result<(u32, u32), String> {
@@ -61,16 +75,28 @@ fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
 
 /// Runs `rampart load`.
 pub fn run(args: LoadArgs) -> ExitCode {
-    let plan = match (&args.scenario, &args.url) {
+    let duration = match args
+        .duration
+        .as_deref()
+        .map(rampart_config::units::parse_duration)
+    {
+        None => None,
+        Some(Ok(d)) if d >= std::time::Duration::from_secs(1) => Some(d),
+        Some(Ok(_)) => return fail(2, "--duration: at least 1s"),
+        Some(Err(e)) => return fail(2, format!("--duration: {e}")),
+    };
+    let mut plan = match (&args.scenario, &args.url) {
         (Some(path), None) => match rampart_load::load(path) {
-            Ok(p) => p,
+            Ok(mut p) => {
+                if let Some(d) = duration {
+                    p.fit_to(d);
+                }
+                p
+            }
             Err(e) => return fail(2, e),
         },
         (None, Some(url)) => {
-            let duration = match rampart_config::units::parse_duration(&args.duration) {
-                Ok(d) => d,
-                Err(e) => return fail(2, format!("--duration: {e}")),
-            };
+            let duration = duration.unwrap_or(std::time::Duration::from_secs(10));
             match rampart_load::plan::quick(url, args.rate, args.vus, duration) {
                 Ok(p) => p,
                 Err(e) => return fail(2, e),
@@ -78,6 +104,9 @@ pub fn run(args: LoadArgs) -> ExitCode {
         }
         _ => return fail(2, "give a scenario file, or --url with --rate or --vus"),
     };
+    if let Some(f) = args.load_factor {
+        plan.scale_load(f);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

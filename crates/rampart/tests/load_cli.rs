@@ -279,3 +279,42 @@ fn merged_shards_equal_one_run_over_the_same_samples() {
         assert_eq!(m.histogram().unwrap(), w.histogram().unwrap());
     }
 }
+
+/// `--duration` fits a scenario file's profile into less time and
+/// `--load-factor` multiplies its rate: 50/s for "1 minute" becomes 100/s
+/// for 1 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_fits_a_shorter_run_at_a_multiple_of_its_load() {
+    let origin = slow_origin().await;
+    let text =
+        scenario(origin.addr, "p(95) < 500ms").replace("duration = \"1s\"", "duration = \"1m\"");
+    let path = write("fit.toml", &text);
+    let out = dir().join("fit.json");
+    let (code, text) = cli(vec![
+        "load".into(),
+        path.display().to_string(),
+        "--duration".into(),
+        "1s".into(),
+        "--load-factor".into(),
+        "2".into(),
+        "--quiet".into(),
+        "--out".into(),
+        out.display().to_string(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{text}");
+    let report: Report = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert!(
+        (95..=105).contains(&report.overall.requests),
+        "100 requests in 1 s, not 50 and not 3,000: {}",
+        report.overall.requests
+    );
+    let (code, text) = cli(vec![
+        "load".into(),
+        path.display().to_string(),
+        "--load-factor".into(),
+        "0".into(),
+    ])
+    .await;
+    assert_eq!(code, 2, "{text}");
+}
