@@ -37,6 +37,12 @@ pub struct DemoArgs {
     /// Where the origin listens with --origin-only.
     #[arg(long, default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
+    /// With --origin-only: send the app's domain events (PaymentConfirmed,
+    /// TransferCompleted, guest.registered…) to this gateway admin listener,
+    /// e.g. http://127.0.0.1:9090, with the bearer token in
+    /// RAMPART_ADMIN_TOKEN (default demo-token).
+    #[arg(long, requires = "origin_only")]
+    events_to: Option<String>,
     /// Where the reports go.
     #[arg(long, default_value = "rampart-demo")]
     out_dir: PathBuf,
@@ -87,14 +93,23 @@ pub fn run(args: DemoArgs) -> ExitCode {
         Err(e) => return fail(1, format!("cannot start the runtime: {e}")),
     };
     if args.origin_only {
-        return runtime.block_on(origin_only(app, args.scale, args.listen));
+        let sink = args.events_to.clone().map(|admin| EventSink {
+            admin: admin.trim_end_matches('/').to_string(),
+            token: std::env::var("RAMPART_ADMIN_TOKEN").unwrap_or_else(|_| "demo-token".into()),
+        });
+        return runtime.block_on(origin_only(app, args.scale, args.listen, sink));
     }
     runtime.block_on(side_by_side(app, &args, duration))
 }
 
-async fn origin_only(app: AppKind, scale: f64, listen: SocketAddr) -> ExitCode {
+async fn origin_only(
+    app: AppKind,
+    scale: f64,
+    listen: SocketAddr,
+    events: Option<EventSink>,
+) -> ExitCode {
     eprintln!("generating the {} data (scale {scale})…", app.name());
-    let origin = match rampart_demo::start(app, scale, listen, None).await {
+    let origin = match rampart_demo::start(app, scale, listen, events).await {
         Ok(o) => o,
         Err(e) => return fail(1, e),
     };
