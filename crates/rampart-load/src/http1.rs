@@ -50,9 +50,22 @@ impl Conn {
         })
     }
 
-    /// Whether another request may be sent on it.
+    /// Whether another request may be sent on it: the last exchange left
+    /// it clean and the server has not closed it meanwhile. A server closes
+    /// idle keep-alive connections after its own timeout (the FIN waits
+    /// unread here); sending on such a connection would fail a request the
+    /// target never saw, so the user connects again instead, as browsers
+    /// and k6 do.
     pub fn reusable(&self) -> bool {
-        self.reusable
+        if !self.reusable {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        match self.stream.try_read(&mut probe) {
+            // Closed by the server (0) or unsolicited bytes (such as a 408).
+            Ok(_) => false,
+            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+        }
     }
 
     /// Sends one request and reads its whole response.
@@ -320,6 +333,31 @@ mod tests {
             .unwrap();
         assert_eq!(&r.body[..], b"until the end");
         assert!(!c.reusable());
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_closed_while_idle_is_not_reused() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            // Then the server's idle timeout closes it.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        });
+        let mut c = Conn::connect(&addr.to_string()).await.unwrap();
+        let r = c
+            .send(&Method::GET, "/", "x", &HeaderMap::new(), b"", 16)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+        assert!(c.reusable(), "open and clean after a framed response");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!c.reusable(), "closed by the server while idle");
     }
 
     #[tokio::test]
