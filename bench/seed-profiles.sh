@@ -83,10 +83,14 @@ run() {
   if [ "$target" = origin ]; then port=$ORIGIN_PORT; else port=$GW_PORT; fi
   json=$RUN/seed-profiles/$app-$scenario-x$factor-$target.json
   "$BIN" load "examples/$app/scenarios/$scenario.toml" --base-url "http://127.0.0.1:$port" \
-    --duration "${SECS}s" --load-factor "$factor" --quiet --out "$json" || code=$?
-  python3 - "$json" "$app" "$scenario" "$factor" "$target" "$code" <<'PY' | tee -a "$OUT"
-import json, sys
-path, app, scenario, factor, target, code = sys.argv[1:]
+    --duration "${SECS}s" --load-factor "$factor" --quiet --out "$json" 2>"$WORK/load.err" || code=$?
+  python3 - "$json" "$app" "$scenario" "$factor" "$target" "$code" "$WORK/load.err" <<'PY' | tee -a "$OUT"
+import json, os, sys
+path, app, scenario, factor, target, code, err = sys.argv[1:]
+if not os.path.exists(path):
+    why = open(err).read().strip().splitlines()
+    print("%-18s %-18s x%-4s %-7s not run: %s" % (app, scenario, factor, target, why[-1] if why else "exit " + code))
+    sys.exit(0)
 r = json.load(open(path))
 o = r["overall"]
 rps = o["requests"] / max(r["duration_s"], 1e-9)

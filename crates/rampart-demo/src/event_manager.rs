@@ -170,8 +170,13 @@ async fn events(State(app): State<Arc<App>>, Query(q): Query<ListQuery>) -> Resp
 
 /// One event with its guest counts (the guide's `guests { total checked_in }`).
 fn load_event(c: &rusqlite::Connection, id: i64) -> rusqlite::Result<Option<Value>> {
-    let Some(mut event) = c
-        .query_row(&format!("{EVENT} WHERE id = ?1"), [id], event_row)
+    let Some((mut event, description)) = c
+        .query_row(
+            "SELECT id, name, date, venue_name, venue_city, status, capacity, description
+             FROM events WHERE id = ?1",
+            [id],
+            |r| Ok((event_row(r)?, r.get::<_, String>(7)?)),
+        )
         .optional()?
     else {
         return Ok(None);
@@ -181,11 +186,7 @@ fn load_event(c: &rusqlite::Connection, id: i64) -> rusqlite::Result<Option<Valu
         [id],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    event["description"] = c
-        .query_row("SELECT description FROM events WHERE id = ?1", [id], |r| {
-            r.get::<_, String>(0)
-        })?
-        .into();
+    event["description"] = description.into();
     event["guests"] = json!({ "total": total, "checked_in": checked_in });
     Ok(Some(event))
 }
