@@ -82,6 +82,7 @@ run() {
   stack "$app"
   if [ "$target" = origin ]; then port=$ORIGIN_PORT; else port=$GW_PORT; fi
   json=$RUN/seed-profiles/$app-$scenario-x$factor-$target.json
+  rm -f "$json" # a report left by an earlier run must not stand in for this one
   "$BIN" load "examples/$app/scenarios/$scenario.toml" --base-url "http://127.0.0.1:$port" \
     --duration "${SECS}s" --load-factor "$factor" --quiet --out "$json" 2>"$WORK/load.err" || code=$?
   python3 - "$json" "$app" "$scenario" "$factor" "$target" "$code" "$WORK/load.err" <<'PY' | tee -a "$OUT"
@@ -122,7 +123,8 @@ for app in "${APPS[@]}"; do
     best=$factor; factor=$((factor * 2))
   done
   if [ "$factor" -le "$MAX_FACTOR" ]; then
-    say "$app: largest multiple of $main meeting the guide's targets: ${best}x (${factor}x fails)"
+    if [ -e "$RUN/seed-profiles/$app-$main-x$factor-rampart.json" ]; then why="${factor}x fails"; else why="${factor}x could not run"; fi
+    say "$app: largest multiple of $main meeting the guide's targets: ${best}x ($why)"
   else
     say "$app: $main meets the guide's targets up to ${best}x (stopped at MAX_FACTOR)"
   fi

@@ -294,8 +294,14 @@ pub fn table(
     t_origin: u64,
 ) -> String {
     let mut out = String::new();
+    // The first column fits the longest threshold, so the columns line up.
+    let width = direct
+        .thresholds
+        .iter()
+        .map(|t| t.threshold.chars().count() + 2)
+        .fold(22, usize::max);
     let row = |out: &mut String, name: &str, a: String, b: String| {
-        out.push_str(&format!("{name:<22} {a:>16} {b:>16}\n"));
+        out.push_str(&format!("{name:<width$} {a:>16} {b:>16}\n"));
     };
     out.push_str(&format!("\n{scenario}\n"));
     row(
