@@ -33,6 +33,12 @@ pub struct Conn {
     buf: BytesMut,
     out: Vec<u8>,
     reusable: bool,
+    /// Requests sent on it so far.
+    sent: u64,
+    /// Whether any byte of the current response has arrived.
+    received: bool,
+    /// Whether the last failed request may be sent again on a new connection.
+    retry: bool,
 }
 
 impl Conn {
@@ -47,6 +53,9 @@ impl Conn {
             buf: BytesMut::with_capacity(16 * 1024),
             out: Vec::with_capacity(512),
             reusable: true,
+            sent: 0,
+            received: false,
+            retry: false,
         })
     }
 
@@ -66,6 +75,17 @@ impl Conn {
             Ok(_) => false,
             Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
         }
+    }
+
+    /// Whether the request that just failed may be sent again on a new
+    /// connection, as browsers, k6 and Go's HTTP client do: the connection
+    /// had served earlier requests (so the server may have closed it as idle
+    /// while the request was on its way) and either the request could not
+    /// be written or it is a GET, HEAD or OPTIONS request that got no byte
+    /// of response. A request that failed on its first connection, or a
+    /// POST the server may have acted on, is never sent twice.
+    pub fn may_retry(&self) -> bool {
+        self.retry
     }
 
     /// Sends one request and reads its whole response.
@@ -101,22 +121,34 @@ impl Conn {
         self.out.extend_from_slice(b"\r\n");
         self.out.extend_from_slice(body);
         self.reusable = false;
-        self.stream
-            .write_all(&self.out)
-            .await
-            .map_err(|e| format!("write: {e}"))?;
-        let response = self.read_response(method == Method::HEAD, keep).await?;
-        Ok(response)
+        let reused = self.sent > 0;
+        self.sent += 1;
+        self.received = false;
+        self.retry = false;
+        if let Err(e) = self.stream.write_all(&self.out).await {
+            self.retry = reused;
+            return Err(format!("write: {e}"));
+        }
+        let response = self.read_response(method == Method::HEAD, keep).await;
+        if response.is_err() {
+            self.retry = reused
+                && !self.received
+                && matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+        }
+        response
     }
 
     async fn fill(&mut self) -> Result<usize, String> {
         if self.buf.capacity() - self.buf.len() < 4096 {
             self.buf.reserve(16 * 1024);
         }
-        self.stream
+        let n = self
+            .stream
             .read_buf(&mut self.buf)
             .await
-            .map_err(|e| format!("read: {e}"))
+            .map_err(|e| format!("read: {e}"))?;
+        self.received |= n > 0;
+        Ok(n)
     }
 
     async fn read_response(&mut self, head_request: bool, keep: usize) -> Result<Response, String> {
@@ -360,6 +392,41 @@ mod tests {
         assert!(!c.reusable(), "closed by the server while idle");
     }
 
+    /// A server that answers the first request on each connection and
+    /// closes the connection when the second one arrives, unanswered.
+    async fn closes_on_second_request() -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                        .await;
+                    let _ = s.read(&mut buf).await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn only_a_replayable_request_on_a_reused_connection_may_be_retried() {
+        let addr = closes_on_second_request().await;
+        let authority = addr.to_string();
+        let h = HeaderMap::new();
+        for (method, retry) in [(Method::GET, true), (Method::POST, false)] {
+            let mut c = Conn::connect(&authority).await.unwrap();
+            c.send(&Method::GET, "/", &authority, &h, b"", 16)
+                .await
+                .unwrap();
+            assert!(c.send(&method, "/", &authority, &h, b"", 16).await.is_err());
+            assert_eq!(c.may_retry(), retry, "{method} on a reused connection");
+        }
+    }
+
     #[tokio::test]
     async fn garbage_and_early_close_are_errors() {
         let addr = server(vec![b"NOT HTTP AT ALL\r\n\r\n"]).await;
@@ -376,5 +443,6 @@ mod tests {
             .send(&Method::GET, "/", &authority, &HeaderMap::new(), b"", 10)
             .await
             .is_err());
+        assert!(!c.may_retry(), "a new connection's failure is the server's");
     }
 }

@@ -271,10 +271,19 @@ impl Vu {
                     self.conn = Some((authority.clone(), Conn::connect(&authority).await?));
                 }
                 let (_, conn) = self.conn.as_mut().ok_or("no connection")?;
-                match conn
+                let mut sent = conn
                     .send(&step.method, target, &authority, &headers, &body, KEEP_BODY)
-                    .await
-                {
+                    .await;
+                if sent.is_err() && conn.may_retry() {
+                    // The server closed the kept-alive connection as the
+                    // request went out: once more on a new connection.
+                    let mut fresh = Conn::connect(&authority).await?;
+                    sent = fresh
+                        .send(&step.method, target, &authority, &headers, &body, KEEP_BODY)
+                        .await;
+                    *conn = fresh;
+                }
+                match sent {
                     Ok(r) => Ok((r.status, r.headers, r.body)),
                     Err(e) => {
                         self.conn = None;
