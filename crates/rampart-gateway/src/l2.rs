@@ -4,8 +4,11 @@
 //! key's URL and `REST` its digest of extra key parts; the braces are a Redis
 //! Cluster hash tag, so every variant of a URL lands in one slot. Each entry
 //! expires at its stale horizon (freshness plus the longer stale window).
-//! Tag sets `PREFIX:t:{TAG}` list the entry keys a tag covers (every entry
-//! is also under its URL's tag), and expire with the longest-lived member.
+//! Tag sets `PREFIX:t:{TAG}` are sorted sets of the entry keys a tag covers
+//! (every entry is also under its URL's tag), scored by when each entry
+//! expires on Redis's clock: every store drops the members already expired,
+//! so a tag that lives for ever (refreshed by new entries) holds only live
+//! keys, and the set itself expires with its longest-lived member.
 //! Every call has the Redis deadline; a failed one is a miss, never an error.
 
 use std::sync::Arc;
@@ -16,6 +19,19 @@ use rampart_cache::Entry;
 
 use crate::redis::{Op, Redis};
 use crate::state::Gateway;
+
+/// Lists an entry key (`ARGV[1]`, expiring in `ARGV[2]` ms) under a tag
+/// set (`KEYS[1]`): members already expired go, the set lives as long as
+/// its longest-lived member. Times are Redis's own, so the nodes' clocks
+/// never decide what is pruned.
+const INDEX_SCRIPT: &str = "\
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 0";
 
 /// The internal tag every L2 entry of a URL is listed under.
 fn url_tag(primary: &str) -> String {
@@ -79,7 +95,6 @@ pub fn put(gw: &Arc<Gateway>, cache_key: &str, entry: &Arc<Entry>) {
         };
         let key = redis.entry_key(&cache_key);
         let value = codec::encode(&entry);
-        let secs = millis.div_ceil(1000);
         let mut tags: Vec<String> = entry.tags.clone();
         tags.push(url_tag(primary_of(&cache_key)));
         let tag_keys: Vec<String> = tags.iter().map(|t| redis.tag_key(t)).collect();
@@ -93,9 +108,13 @@ pub fn put(gw: &Arc<Gateway>, cache_key: &str, entry: &Arc<Entry>) {
                     .arg(millis)
                     .ignore();
                 for t in &tag_keys {
-                    p.cmd("SADD").arg(t).arg(&key).ignore();
-                    p.cmd("EXPIRE").arg(t).arg(secs).arg("NX").ignore();
-                    p.cmd("EXPIRE").arg(t).arg(secs).arg("GT").ignore();
+                    p.cmd("EVAL")
+                        .arg(INDEX_SCRIPT)
+                        .arg(1)
+                        .arg(t)
+                        .arg(&key)
+                        .arg(millis)
+                        .ignore();
                 }
                 p.query_async::<()>(&mut c).await
             })
@@ -113,8 +132,10 @@ pub async fn purge_tags(redis: &Redis, tags: &[String]) -> usize {
             .run(Op::L2Purge, |mut c| {
                 let tag_key = tag_key.clone();
                 async move {
-                    redis::cmd("SMEMBERS")
+                    redis::cmd("ZRANGE")
                         .arg(&tag_key)
+                        .arg(0)
+                        .arg(-1)
                         .query_async(&mut c)
                         .await
                 }

@@ -357,3 +357,60 @@ async fn without_a_memory_tier_every_hit_comes_from_redis() {
     }
     assert_eq!(origin.count("/about"), 1);
 }
+
+#[tokio::test]
+async fn a_tag_index_holds_only_live_entries() {
+    let redis = RedisServer::start();
+    let (origin, _) = versioned_origin().await;
+    let config = config_text(
+        origin.addr,
+        &format!(
+            "[[routes]]\nmatch = \"GET /news/{{id}}\"\nupstream = \"app\"\n\
+             cache = {{ ttl = \"1s\", tags = [\"news\"] }}\n\
+             [cache]\nredis = \"{}\"\n",
+            redis.url()
+        ),
+    );
+    let gw = gateway(&config, Arc::new(SystemClock)).await;
+    let client = TestClient::new();
+    let members = || {
+        let reply = redis
+            .call(&["ZCARD", "rampart:t:{news}"])
+            .unwrap_or_default();
+        reply
+            .trim()
+            .trim_start_matches(':')
+            .parse::<usize>()
+            .unwrap()
+    };
+    for id in 1..=3 {
+        text(&client, &gw, &format!("/news/{id}")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await; // the L2 writes are in the background
+    assert_eq!(members(), 3);
+    // The three expire; a tag that keeps being used does not keep them.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    text(&client, &gw, "/news/4").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(members(), 1, "expired entries left the tag index");
+    // A purge by the tag still reaches the live entry.
+    let r = client
+        .send(
+            "POST",
+            &format!("http://{}/admin/purge", gw.admin_addr.unwrap()),
+            &[("authorization", "Bearer test-token")],
+            full(r#"{"tags": ["news"]}"#),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(members(), 0);
+    let r = client
+        .get(&format!("http://{}/news/4", gw.addr), &[HOST])
+        .await;
+    assert!(
+        r.header("cache-status").contains("miss"),
+        "{}",
+        r.header("cache-status")
+    );
+    assert_eq!(origin.count("/news/4"), 2);
+}
