@@ -392,29 +392,9 @@ mod tests {
         assert!(!c.reusable(), "closed by the server while idle");
     }
 
-    /// A server that answers the first request on each connection and
-    /// closes the connection when the second one arrives, unanswered.
-    async fn closes_on_second_request() -> std::net::SocketAddr {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 1024];
-                    let _ = s.read(&mut buf).await;
-                    let _ = s
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                        .await;
-                    let _ = s.read(&mut buf).await;
-                });
-            }
-        });
-        addr
-    }
-
     #[tokio::test]
     async fn only_a_replayable_request_on_a_reused_connection_may_be_retried() {
-        let addr = closes_on_second_request().await;
+        let addr = rampart_testkit::one_answer_per_connection().await;
         let authority = addr.to_string();
         let h = HeaderMap::new();
         for (method, retry) in [(Method::GET, true), (Method::POST, false)] {

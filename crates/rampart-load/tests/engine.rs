@@ -384,31 +384,9 @@ http_req_duration = [{{ threshold = "max < 5ms", abort_on_fail = true }}]
     );
 }
 
-/// A server that answers one request per connection and, without saying
-/// `Connection: close`, closes it when the next request arrives: the race a
-/// server's idle timeout makes with a client reusing the connection.
-async fn one_answer_per_connection() -> std::net::SocketAddr {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf).await;
-                let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                    .await;
-                let _ = s.read(&mut buf).await;
-            });
-        }
-    });
-    addr
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_get_is_retried_once_when_a_kept_alive_connection_closes_under_it() {
-    let addr = one_answer_per_connection().await;
+    let addr = rampart_testkit::one_answer_per_connection().await;
     let p = plan(&format!(
         r#"
 base_url = "http://{addr}"

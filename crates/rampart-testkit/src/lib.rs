@@ -175,6 +175,30 @@ pub fn respond(status: u16, headers: &[(&str, &str)], body: impl Into<Bytes>) ->
     b.body(full(body)).expect("valid response")
 }
 
+/// A raw HTTP/1.1 server that answers the first request on each connection
+/// with `200 ok` and, without saying `Connection: close`, closes the
+/// connection when the next request arrives: the race a server's idle
+/// timeout makes with a client reusing the connection. Runs until the test
+/// ends.
+pub async fn one_answer_per_connection() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local address");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                let _ = s.read(&mut buf).await;
+            });
+        }
+    });
+    addr
+}
+
 /// Config text for a gateway on an ephemeral port in front of `origin`, with
 /// `routes` appended (each route should use `upstream = "app"`).
 pub fn config_text(origin: SocketAddr, extra: &str) -> String {
