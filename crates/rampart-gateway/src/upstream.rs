@@ -54,6 +54,10 @@ pub enum UpstreamError {
         target: String,
         /// What failed.
         detail: String,
+        /// The connection closed before any of the response arrived (as
+        /// when the target closes an idle keep-alive connection just as a
+        /// request is sent on it).
+        closed: bool,
     },
 }
 
@@ -101,7 +105,7 @@ pub struct Upstream {
     balance: Balance,
     retry: bool,
     health: Option<HealthConfig>,
-    retries: [Counter; 2],
+    retries: [Counter; 3],
 }
 
 impl std::fmt::Debug for Upstream {
@@ -216,7 +220,7 @@ impl Upstream {
             balance: cfg.balance,
             retry: cfg.retry,
             health: cfg.health.clone(),
-            retries: ["connect-error", "503"].map(|r| metrics.retry(&cfg.name, r)),
+            retries: ["connect-error", "503", "closed"].map(|r| metrics.retry(&cfg.name, r)),
         })
     }
 
@@ -354,10 +358,12 @@ impl Upstream {
     /// breakers' clock. A 5xx, a connect error or a timeout counts as a
     /// failure for the target's breaker; anything else as a success.
     ///
-    /// An idempotent request without a body is sent once more, to another
-    /// target, after a connect error or a 503 (when `retry` is on and time
-    /// is left); never after a timeout, since the first target may have
-    /// acted on it.
+    /// An idempotent request without a body is sent once more (when
+    /// `retry` is on and time is left): to another target after a connect
+    /// error or a 503; to another target, or the same one on a new
+    /// connection, after the connection closed before any of the response
+    /// arrived. Never after a timeout, since the first target may have acted
+    /// on it.
     pub async fn send(
         &self,
         req: Request<Body>,
@@ -365,22 +371,20 @@ impl Upstream {
         now: Duration,
     ) -> Result<Response<Body>, UpstreamError> {
         let deadline = Instant::now() + timeout;
-        let replay = (self.retry
-            && self.targets.len() > 1
-            && idempotent(req.method())
-            && req.body().is_end_stream())
-        .then(|| {
-            (
-                req.method().clone(),
-                req.uri().clone(),
-                req.headers().clone(),
-            )
-        });
+        let replay =
+            (self.retry && idempotent(req.method()) && req.body().is_end_stream()).then(|| {
+                (
+                    req.method().clone(),
+                    req.uri().clone(),
+                    req.headers().clone(),
+                )
+            });
         let (first, pending) = self.pick(now, None)?;
         let result = self.exchange(first, pending, req, timeout).await;
         let reason = match &result {
             Err(UpstreamError::Connect { .. }) => 0,
             Ok(r) if r.status() == StatusCode::SERVICE_UNAVAILABLE => 1,
+            Err(UpstreamError::Failed { closed: true, .. }) => 2,
             _ => return result,
         };
         let Some((method, uri, headers)) = replay else {
@@ -390,7 +394,10 @@ impl Upstream {
         if left.is_zero() {
             return result;
         }
-        let Ok((second, pending)) = self.pick(now, Some(first)) else {
+        // A closed connection says nothing against its target: with no
+        // other, the same one is asked again (on a new connection).
+        let exclude = (reason != 2 || self.targets.len() > 1).then_some(first);
+        let Ok((second, pending)) = self.pick(now, exclude) else {
             return result;
         };
         drop(result);
@@ -419,6 +426,7 @@ impl Upstream {
         *req.uri_mut() = Uri::from_parts(parts).map_err(|e| UpstreamError::Failed {
             target: target.to_string(),
             detail: e.to_string(),
+            closed: false,
         })?;
         let result = match tokio::time::timeout(timeout, self.client.request(req)).await {
             Err(_) => Err(UpstreamError::Timeout(timeout)),
@@ -430,6 +438,7 @@ impl Upstream {
             Ok(Err(e)) => Err(UpstreamError::Failed {
                 target: target.to_string(),
                 detail: error_chain(&e),
+                closed: closed_before_response(&e),
             }),
         };
         let in_flight = pending.record(matches!(&result, Ok(r) if !r.status().is_server_error()));
@@ -486,6 +495,20 @@ impl Upstream {
             }
         }
     }
+}
+
+/// Whether the connection closed before any of the response arrived.
+fn closed_before_response(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_incomplete_message)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// An error and its sources, joined, for messages.

@@ -76,6 +76,31 @@ async fn idempotent_requests_are_retried_once_on_another_target_after_a_connect_
 }
 
 #[tokio::test]
+async fn a_get_the_target_closed_its_idle_connection_on_is_sent_again() {
+    // The only target closes each kept-alive connection when a second
+    // request arrives on it: the race its idle timeout makes with reuse.
+    let target = rampart_testkit::one_answer_per_connection().await;
+    let gw = gateway(&two_targets(&[target], "", ""), Arc::new(SystemClock)).await;
+    let client = TestClient::new();
+    let url = format!("http://{}/page", gw.addr);
+    for _ in 0..4 {
+        let got = client.get(&url, &[]).await;
+        assert_eq!((got.status.as_u16(), got.text().as_str()), (200, "ok"));
+    }
+    let m = metrics(gw.admin_addr.unwrap()).await;
+    assert!(
+        m.contains("rampart_upstream_retries_total{upstream=\"app\",reason=\"closed\"} 3"),
+        "every request after the first met a closed connection: {m}"
+    );
+    // A POST the target may have acted on is not sent twice.
+    client.get(&url, &[]).await;
+    let got = client
+        .send("POST", &url, &[], rampart_gateway::body::full("x"))
+        .await;
+    assert_eq!(got.status, 502);
+}
+
+#[tokio::test]
 async fn a_503_is_retried_on_another_target_but_a_timeout_is_not() {
     let overloaded = Origin::start(|req| async move {
         if req.uri.starts_with("/slow") {
