@@ -23,15 +23,31 @@ use crate::state::Gateway;
 /// Lists an entry key (`ARGV[1]`, expiring in `ARGV[2]` ms) under a tag
 /// set (`KEYS[1]`): members already expired go, the set lives as long as
 /// its longest-lived member. Times are Redis's own, so the nodes' clocks
-/// never decide what is pruned.
+/// never decide what is pruned. A plain set left by an earlier Rampart is
+/// converted first, its members kept as long as the set had left to live.
 const INDEX_SCRIPT: &str = "\
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[2])
+if redis.call('TYPE', KEYS[1])['ok'] == 'set' then
+  local members = redis.call('SMEMBERS', KEYS[1])
+  local left = redis.call('PTTL', KEYS[1])
+  if left < 0 then left = ttl end
+  redis.call('DEL', KEYS[1])
+  for _, m in ipairs(members) do redis.call('ZADD', KEYS[1], now + left, m) end
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
 if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
 return 0";
+
+/// The entry keys listed under a tag set (`KEYS[1]`), whichever form an
+/// earlier Rampart left it in.
+const MEMBERS_SCRIPT: &str = "\
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind == 'zset' then return redis.call('ZRANGE', KEYS[1], 0, -1) end
+if kind == 'set' then return redis.call('SMEMBERS', KEYS[1]) end
+return {}";
 
 /// The internal tag every L2 entry of a URL is listed under.
 fn url_tag(primary: &str) -> String {
@@ -132,10 +148,10 @@ pub async fn purge_tags(redis: &Redis, tags: &[String]) -> usize {
             .run(Op::L2Purge, |mut c| {
                 let tag_key = tag_key.clone();
                 async move {
-                    redis::cmd("ZRANGE")
+                    redis::cmd("EVAL")
+                        .arg(MEMBERS_SCRIPT)
+                        .arg(1)
                         .arg(&tag_key)
-                        .arg(0)
-                        .arg(-1)
                         .query_async(&mut c)
                         .await
                 }

@@ -14,7 +14,7 @@
 //! to the origin, coalesced) until it can, then flushes it. So no node serves
 //! purged content for longer than `purge_sync` after the purge was accepted.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,13 +37,24 @@ struct Message {
     purge: Purge,
 }
 
+/// The purges this node has applied: every one up to `upto`, and some
+/// beyond it that arrived out of order (two nodes numbering purges at once
+/// may publish them in either order).
+#[derive(Debug, Default)]
+struct Applied {
+    /// `None` until the epoch is first read.
+    upto: Option<u64>,
+    /// Applied above `upto`, at most [`LOG_LEN`] of them.
+    ahead: BTreeSet<u64>,
+}
+
 /// This node's view of the purge sequence.
 #[derive(Debug)]
 pub struct SyncState {
     /// This node's random id (its own messages are ignored).
     pub node: String,
-    /// The highest epoch up to which every purge was applied here.
-    applied: AtomicU64,
+    /// Which purges were applied here, so none is applied twice.
+    applied: Mutex<Applied>,
     /// When the epoch was last read successfully.
     synced_at: Mutex<Instant>,
     /// The bound: no successful read for this long makes L1 unusable.
@@ -57,7 +68,7 @@ impl SyncState {
     pub fn new(bound: Duration) -> Self {
         Self {
             node: format!("{:016x}", rand::random::<u64>()),
-            applied: AtomicU64::new(u64::MAX),
+            applied: Mutex::new(Applied::default()),
             synced_at: Mutex::new(Instant::now()),
             bound,
             replay: tokio::sync::Mutex::new(()),
@@ -73,14 +84,37 @@ impl SyncState {
             <= self.bound
     }
 
-    /// Notes an epoch applied in order.
-    fn advance(&self, epoch: u64) {
-        let _ = self.applied.compare_exchange(
-            epoch.wrapping_sub(1),
-            epoch,
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-        );
+    fn applied(&self) -> std::sync::MutexGuard<'_, Applied> {
+        self.applied.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes the purge numbered `epoch` as applied here; false when it
+    /// already was (the caller then leaves it).
+    fn mark(&self, epoch: u64) -> bool {
+        let mut a = self.applied();
+        let Some(upto) = a.upto else {
+            // Before the first read of the epoch: nothing to compare with.
+            return true;
+        };
+        if epoch <= upto || !a.ahead.insert(epoch) {
+            return false;
+        }
+        let mut upto = upto;
+        while a.ahead.remove(&(upto + 1)) {
+            upto += 1;
+        }
+        a.upto = Some(upto);
+        while a.ahead.len() > LOG_LEN as usize {
+            a.ahead.pop_first();
+        }
+        true
+    }
+
+    /// Starts counting afresh from `epoch` (after a flush, or at start).
+    fn reset(&self, epoch: u64) {
+        let mut a = self.applied();
+        a.upto = Some(epoch);
+        a.ahead.clear();
     }
 }
 
@@ -139,7 +173,7 @@ pub async fn publish(gw: &Gateway, purge: &Purge) {
                 .await
         })
         .await;
-    sync.advance(epoch);
+    sync.mark(epoch);
 }
 
 fn flush(gw: &Gateway, why: &str) {
@@ -173,16 +207,19 @@ pub async fn check(gw: &Gateway) {
         return;
     };
     let epoch = epoch.unwrap_or(0);
-    let applied = sync.applied.load(Ordering::SeqCst);
-    if applied == u64::MAX {
+    let upto = sync.applied().upto;
+    let Some(applied) = upto else {
         // First read since start: L1 was empty, so nothing is owed.
-        sync.applied.store(epoch, Ordering::SeqCst);
-    } else if !was_usable {
+        sync.reset(epoch);
+        *sync.synced_at.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        return;
+    };
+    if !was_usable {
         flush(gw, "out of touch with redis for longer than purge_sync");
-        sync.applied.store(epoch, Ordering::SeqCst);
+        sync.reset(epoch);
     } else if epoch < applied {
         flush(gw, "the purge epoch went backwards (redis was reset)");
-        sync.applied.store(epoch, Ordering::SeqCst);
+        sync.reset(epoch);
     } else if epoch > applied {
         let log: Option<Vec<String>> = redis
             .run(Op::Sync, |mut c| async move {
@@ -201,18 +238,26 @@ pub async fn check(gw: &Gateway) {
             .filter(|m| m.epoch > applied && m.epoch <= epoch)
             .collect();
         if missed.len() as u64 == epoch - applied {
+            // Oldest first; those the subscription delivered meanwhile (or
+            // out of order before) are applied already.
+            let mut replayed = 0;
             for m in missed.iter().rev() {
-                let purged = m.purge.apply_local(gw);
-                gw.metrics.purged(Source::Peer.as_str(), purged.total());
+                if sync.mark(m.epoch) && m.node != sync.node {
+                    let purged = m.purge.apply_local(gw);
+                    gw.metrics.purged(Source::Peer.as_str(), purged.total());
+                    replayed += 1;
+                }
             }
-            tracing::info!(
-                purges = missed.len(),
-                "replayed purges missed while disconnected"
-            );
+            if replayed > 0 {
+                tracing::info!(
+                    purges = replayed,
+                    "replayed purges missed while disconnected"
+                );
+            }
         } else {
             flush(gw, "missed more purges than the log holds");
+            sync.reset(epoch);
         }
-        sync.applied.store(epoch, Ordering::SeqCst);
     }
     *sync.synced_at.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
 }
@@ -310,12 +355,40 @@ async fn listen(gw: &Gateway) {
             let Ok(m) = serde_json::from_str::<Message>(&text) else {
                 continue;
             };
-            if m.node != sync.node {
+            if sync.mark(m.epoch) && m.node != sync.node {
                 let purged = m.purge.apply_local(gw);
                 gw.metrics.purged(Source::Peer.as_str(), purged.total());
             }
-            sync.advance(m.epoch);
         }
         tracing::warn!("purge subscription lost; reconnecting");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_purge_is_applied_once_whatever_order_it_arrives_in() {
+        let sync = SyncState::new(Duration::from_secs(1));
+        assert!(sync.mark(3), "before the epoch is read, everything applies");
+        sync.reset(4);
+        assert!(!sync.mark(4) && !sync.mark(2), "at or below the start");
+        // 6 is published before 5 by another node, then 5 arrives.
+        assert!(sync.mark(6));
+        assert_eq!(sync.applied().upto, Some(4));
+        assert!(!sync.mark(6), "6 arrives again (from the log)");
+        assert!(sync.mark(5));
+        assert_eq!(sync.applied().upto, Some(6), "5 and 6 in order now");
+        assert!(sync.applied().ahead.is_empty());
+        assert!(!sync.mark(5) && !sync.mark(6));
+        // A gap that never fills keeps at most LOG_LEN numbers above it.
+        for e in 8..8 + LOG_LEN as u64 + 10 {
+            assert!(sync.mark(e));
+        }
+        assert_eq!(sync.applied().ahead.len(), LOG_LEN as usize);
+        sync.reset(2000);
+        assert!(sync.applied().ahead.is_empty());
+        assert!(sync.mark(2001));
     }
 }
