@@ -81,6 +81,20 @@ async fn admin(client: &TestClient, gw: &Running, path: &str) -> String {
         .text()
 }
 
+/// `POST` of a JSON `body` on the admin listener of `gw`, with the token;
+/// asserts a 200.
+async fn admin_post(client: &TestClient, gw: &Running, path: &str, body: &'static str) {
+    let r = client
+        .send(
+            "POST",
+            &format!("http://{}{path}", gw.admin_addr.unwrap()),
+            &[("authorization", "Bearer test-token")],
+            full(body),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{path}: {}", r.text());
+}
+
 /// Polls until `path` on `gw` reads `want`, for at most `within`.
 async fn reads_within(
     client: &TestClient,
@@ -143,18 +157,7 @@ async fn nodes_share_l2_and_purges_reach_every_node() {
 
     // An event posted to node A: both nodes serve fresh content next.
     version.store(2, Ordering::SeqCst);
-    let r = client
-        .send(
-            "POST",
-            &format!(
-                "http://{}/admin/events/event.updated",
-                a.admin_addr.unwrap()
-            ),
-            &[("authorization", "Bearer test-token")],
-            full(r#"{"id": 7}"#),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    admin_post(&client, &a, "/admin/events/event.updated", r#"{"id": 7}"#).await;
     for gw in [&a, &b] {
         assert!(
             reads_within(
@@ -188,15 +191,7 @@ async fn nodes_share_l2_and_purges_reach_every_node() {
 
     // A purge by tag through the admin API on node B reaches node A.
     version.store(3, Ordering::SeqCst);
-    let r = client
-        .send(
-            "POST",
-            &format!("http://{}/admin/purge", b.admin_addr.unwrap()),
-            &[("authorization", "Bearer test-token")],
-            full(r#"{"tags": ["event:8"]}"#),
-        )
-        .await;
-    assert_eq!(r.status, 200);
+    admin_post(&client, &b, "/admin/purge", r#"{"tags": ["event:8"]}"#).await;
     assert!(
         reads_within(
             &client,
@@ -407,15 +402,7 @@ async fn a_tag_index_holds_only_live_entries() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(members(), 1, "expired entries left the tag index");
     // A purge by the tag still reaches the live entry.
-    let r = client
-        .send(
-            "POST",
-            &format!("http://{}/admin/purge", gw.admin_addr.unwrap()),
-            &[("authorization", "Bearer test-token")],
-            full(r#"{"tags": ["news"]}"#),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    admin_post(&client, &gw, "/admin/purge", r#"{"tags": ["news"]}"#).await;
     assert_eq!(members(), 0);
 
     // Tag sets an earlier Rampart left as plain sets still purge their
@@ -432,15 +419,13 @@ async fn a_tag_index_holds_only_live_entries() {
     text(&client, &gw, "/news/5").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(members(), 2, "the old member and the new one");
-    let r = client
-        .send(
-            "POST",
-            &format!("http://{}/admin/purge", gw.admin_addr.unwrap()),
-            &[("authorization", "Bearer test-token")],
-            full(r#"{"tags": ["news", "legacy"]}"#),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    admin_post(
+        &client,
+        &gw,
+        "/admin/purge",
+        r#"{"tags": ["news", "legacy"]}"#,
+    )
+    .await;
     for tag in ["news", "legacy"] {
         let gone = redis.call(&["EXISTS", &format!("rampart:c:{{/old-{tag}}}")]);
         assert_eq!(gone.as_deref().map(str::trim), Some(":0"), "{tag}");
