@@ -208,56 +208,57 @@ pub async fn check(gw: &Gateway) {
     };
     let epoch = epoch.unwrap_or(0);
     let upto = sync.applied().upto;
-    let Some(applied) = upto else {
+    match upto {
         // First read since start: L1 was empty, so nothing is owed.
-        sync.reset(epoch);
-        *sync.synced_at.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-        return;
-    };
-    if !was_usable {
-        flush(gw, "out of touch with redis for longer than purge_sync");
-        sync.reset(epoch);
-    } else if epoch < applied {
-        flush(gw, "the purge epoch went backwards (redis was reset)");
-        sync.reset(epoch);
-    } else if epoch > applied {
-        let log: Option<Vec<String>> = redis
-            .run(Op::Sync, |mut c| async move {
-                redis::cmd("LRANGE")
-                    .arg(&log_key)
-                    .arg(0)
-                    .arg(LOG_LEN - 1)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await;
-        let Some(log) = log else { return };
-        let missed: Vec<Message> = log
-            .iter()
-            .filter_map(|m| serde_json::from_str::<Message>(m).ok())
-            .filter(|m| m.epoch > applied && m.epoch <= epoch)
-            .collect();
-        if missed.len() as u64 == epoch - applied {
-            // Oldest first; those the subscription delivered meanwhile (or
-            // out of order before) are applied already.
-            let mut replayed = 0;
-            for m in missed.iter().rev() {
-                if sync.mark(m.epoch) && m.node != sync.node {
-                    let purged = m.purge.apply_local(gw);
-                    gw.metrics.purged(Source::Peer.as_str(), purged.total());
-                    replayed += 1;
-                }
-            }
-            if replayed > 0 {
-                tracing::info!(
-                    purges = replayed,
-                    "replayed purges missed while disconnected"
-                );
-            }
-        } else {
-            flush(gw, "missed more purges than the log holds");
+        None => sync.reset(epoch),
+        Some(_) if !was_usable => {
+            flush(gw, "out of touch with redis for longer than purge_sync");
             sync.reset(epoch);
         }
+        Some(applied) if epoch < applied => {
+            flush(gw, "the purge epoch went backwards (redis was reset)");
+            sync.reset(epoch);
+        }
+        Some(applied) if epoch > applied => {
+            let log: Option<Vec<String>> = redis
+                .run(Op::Sync, |mut c| async move {
+                    redis::cmd("LRANGE")
+                        .arg(&log_key)
+                        .arg(0)
+                        .arg(LOG_LEN - 1)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await;
+            let Some(log) = log else { return };
+            let missed: Vec<Message> = log
+                .iter()
+                .filter_map(|m| serde_json::from_str::<Message>(m).ok())
+                .filter(|m| m.epoch > applied && m.epoch <= epoch)
+                .collect();
+            if missed.len() as u64 == epoch - applied {
+                // Oldest first; those the subscription delivered meanwhile (or
+                // out of order before) are applied already.
+                let mut replayed = 0;
+                for m in missed.iter().rev() {
+                    if sync.mark(m.epoch) && m.node != sync.node {
+                        let purged = m.purge.apply_local(gw);
+                        gw.metrics.purged(Source::Peer.as_str(), purged.total());
+                        replayed += 1;
+                    }
+                }
+                if replayed > 0 {
+                    tracing::info!(
+                        purges = replayed,
+                        "replayed purges missed while disconnected"
+                    );
+                }
+            } else {
+                flush(gw, "missed more purges than the log holds");
+                sync.reset(epoch);
+            }
+        }
+        Some(_) => {}
     }
     *sync.synced_at.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
 }

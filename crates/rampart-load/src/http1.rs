@@ -33,8 +33,8 @@ pub struct Conn {
     buf: BytesMut,
     out: Vec<u8>,
     reusable: bool,
-    /// Requests sent on it so far.
-    sent: u64,
+    /// Whether a request was sent on it before the current one.
+    used: bool,
     /// Whether any byte of the current response has arrived.
     received: bool,
     /// Whether the last failed request may be sent again on a new connection.
@@ -53,7 +53,7 @@ impl Conn {
             buf: BytesMut::with_capacity(16 * 1024),
             out: Vec::with_capacity(512),
             reusable: true,
-            sent: 0,
+            used: false,
             received: false,
             retry: false,
         })
@@ -121,8 +121,7 @@ impl Conn {
         self.out.extend_from_slice(b"\r\n");
         self.out.extend_from_slice(body);
         self.reusable = false;
-        let reused = self.sent > 0;
-        self.sent += 1;
+        let reused = std::mem::replace(&mut self.used, true);
         self.received = false;
         self.retry = false;
         if let Err(e) = self.stream.write_all(&self.out).await {
