@@ -5,8 +5,18 @@
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use rampart_cache::{Entry, Freshness, MemoryCache};
+
+fn stored_headers(template: &[(&'static str, &str)]) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(template.len());
+    for (name, value) in template {
+        if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
+            headers.append(HeaderName::from_static(name), value);
+        }
+    }
+    headers
+}
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -31,17 +41,18 @@ fn main() {
     let budget = budget_mib << 20;
     let baseline = rss_bytes();
     let cache = MemoryCache::new(budget, 8);
-    let mut headers = HeaderMap::new();
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
-    headers.insert("etag", HeaderValue::from_static("\"0123456789abcdef\""));
-    headers.insert(
-        "date",
-        HeaderValue::from_static("Sun, 22 Nov 2026 03:00:00 GMT"),
-    );
-    headers.insert(
-        "cache-control",
-        HeaderValue::from_static("public, max-age=600"),
-    );
+    // What an origin typically sends, stored as the gateway stores it: each
+    // value in an allocation of its own.
+    let template = [
+        ("content-type", "application/json"),
+        ("etag", "\"0123456789abcdef\""),
+        ("date", "Sun, 22 Nov 2026 03:00:00 GMT"),
+        ("last-modified", "Sun, 22 Nov 2026 02:00:00 GMT"),
+        ("cache-control", "public, max-age=600"),
+        ("server", "nginx/1.22.1"),
+        ("accept-ranges", "bytes"),
+        ("vary", "Accept-Encoding"),
+    ];
     let mut peak_rss = 0u64;
     let mut peak_charged = 0u64;
     for i in 0..keys {
@@ -50,7 +61,7 @@ fn main() {
         body[..8.min(body_len)].copy_from_slice(&i.to_le_bytes()[..8.min(body_len)]);
         let entry = Entry {
             status: StatusCode::OK,
-            headers: headers.clone(),
+            headers: stored_headers(&template),
             body: Bytes::from(body),
             encoded: Vec::new(),
             vary: Vec::new(),
@@ -63,10 +74,10 @@ fn main() {
             },
             tags: vec![format!("member:{}", i % 1000)],
         };
-        cache.insert(
-            &format!("http://api.example/api/v1/members/{i}?include=card"),
-            entry,
-        );
+        let key = format!("http://api.example/api/v1/members/{i}?include=card");
+        let stored = cache.insert(&key, entry);
+        // A hit clones the headers, which gives each value a shared block.
+        drop(stored.headers.clone());
         if i % 10_000 == 0 {
             peak_rss = peak_rss.max(rss_bytes().saturating_sub(baseline));
             peak_charged = peak_charged.max(cache.weighted_size());

@@ -15,12 +15,14 @@ thread_local! {
 
 /// Compresses `body` with each algorithm, keeping only results smaller than
 /// the original. Levels favour speed at store time: gzip 6, brotli 4, zstd 3.
+/// Each result is trimmed to its length: the encoders' buffers grow ahead of
+/// their output, and the slack would be stored, uncounted, with the entry.
 pub fn compress_all(body: &[u8], algorithms: &[Encoding]) -> Vec<(Encoding, Bytes)> {
     algorithms
         .iter()
         .filter_map(|&enc| {
             let out = compress(body, enc).ok()?;
-            (out.len() < body.len()).then(|| (enc, Bytes::from(out)))
+            (out.len() < body.len()).then(|| (enc, Bytes::from(out.into_boxed_slice())))
         })
         .collect()
 }

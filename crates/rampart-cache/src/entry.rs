@@ -54,9 +54,19 @@ pub enum EntryState {
 /// resident memory with the budget under a million distinct keys.
 pub const ENTRY_OVERHEAD: u64 = 1024;
 
-/// Bytes counted per stored header beyond its name and value (a `HeaderMap`
-/// bucket, its index slot and allocator slack).
-const HEADER_OVERHEAD: usize = 72;
+/// Bytes counted per header slot the stored `HeaderMap` holds, used or not
+/// (a bucket of name, value and links, and its index).
+const HEADER_SLOT: usize = 128;
+
+/// Bytes counted per stored header value beyond its length: its own
+/// allocation (values are copied out of the connection's buffer when stored)
+/// and the shared block the first hit's clone of it allocates.
+const HEADER_VALUE_OVERHEAD: usize = 64;
+
+/// Bytes counted per compressed copy beyond its length: its allocation and
+/// the allocator's slack around copies made at different times than their
+/// entry (calibrated through the proxy by `bench/l1-memory.sh`).
+const ENCODED_OVERHEAD: usize = 256;
 
 impl Entry {
     /// The response's current age (RFC 9111 §4.2.3).
@@ -107,12 +117,17 @@ impl Entry {
 
     /// Bytes this entry is charged against the memory budget.
     pub fn weight(&self, key_len: usize) -> u64 {
-        let headers: usize = self
-            .headers
+        let headers: usize = self.headers.capacity() * HEADER_SLOT
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.as_str().len() + v.len() + HEADER_VALUE_OVERHEAD)
+                .sum::<usize>();
+        let encoded: usize = self
+            .encoded
             .iter()
-            .map(|(k, v)| k.as_str().len() + v.len() + HEADER_OVERHEAD)
+            .map(|(_, b)| b.len() + ENCODED_OVERHEAD)
             .sum();
-        let encoded: usize = self.encoded.iter().map(|(_, b)| b.len() + 16).sum();
         let vary: usize = self
             .vary
             .iter()

@@ -47,6 +47,10 @@ pub enum Gathered {
 }
 
 /// Reads `body` until its end or until more than `limit` bytes have come.
+/// A complete body is returned in an allocation of its own size: the frames
+/// hyper yields are slices of a connection's read buffer, and keeping one in
+/// the cache would keep that whole buffer (and the bodies and heads of other
+/// responses in it) alive, outside the cache's byte budget.
 pub async fn gather(mut body: Body, limit: u64) -> Result<Gathered, BoxError> {
     let mut chunks: Vec<Bytes> = Vec::new();
     let mut total: u64 = 0;
@@ -65,7 +69,7 @@ pub async fn gather(mut body: Body, limit: u64) -> Result<Gathered, BoxError> {
     }
     Ok(Gathered::Complete(match chunks.len() {
         0 => Bytes::new(),
-        1 => chunks.pop().unwrap_or_default(),
+        1 => Bytes::copy_from_slice(&chunks[0]),
         _ => {
             let mut all = Vec::with_capacity(total as usize);
             for c in &chunks {

@@ -3,6 +3,7 @@
 //! answering from an entry.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use http::header::{
     ACCEPT_ENCODING, AGE, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_MATCH,
@@ -60,7 +61,7 @@ pub async fn serve(
                     ttl: entry.ttl_secs(now),
                     tier: Tier::Memory,
                 };
-                return Ok((serve_entry(gw, &entry, head, &status), status));
+                return Ok((serve_entry_at(gw, &entry, head, &status, now), status));
             }
             EntryState::StaleWhileRevalidate => {
                 // Serve stale now; one background request refreshes it.
@@ -69,7 +70,7 @@ pub async fn serve(
                     ttl: entry.ttl_secs(now),
                     reason: StaleReason::WhileRevalidate,
                 };
-                return Ok((serve_entry(gw, &entry, head, &status), status));
+                return Ok((serve_entry_at(gw, &entry, head, &status, now), status));
             }
             EntryState::Stale { .. } => (Some(entry), Forward::Stale),
         },
@@ -507,8 +508,17 @@ fn origin_request(head: &RequestHead, stale: Option<&Entry>, compress: bool) -> 
 }
 
 /// Response headers as stored: end-to-end only, no `Age` or length.
+/// The headers to store: end-to-end only, without what is recomputed per
+/// answer. Each value is copied into its own allocation, since values parsed
+/// by hyper are slices of the connection's read buffer and would keep all of
+/// it alive for as long as the entry is stored.
 fn stored_headers(origin: &HeaderMap) -> HeaderMap {
-    let mut headers = origin.clone();
+    let mut headers = HeaderMap::with_capacity(origin.len());
+    for (name, value) in origin {
+        let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        copy.set_sensitive(value.is_sensitive());
+        headers.append(name.clone(), copy);
+    }
     remove_hop_by_hop(&mut headers);
     headers.remove(AGE);
     headers.remove(CONTENT_LENGTH);
@@ -556,7 +566,18 @@ pub fn serve_entry(
     head: &RequestHead,
     status: &CacheStatus,
 ) -> Response<Body> {
-    let now = gw.clock.now();
+    serve_entry_at(gw, entry, head, status, gw.clock.now())
+}
+
+/// [`serve_entry`] with the `Age` computed at `now`, for a caller that has
+/// just read the clock.
+fn serve_entry_at(
+    gw: &Gateway,
+    entry: &Entry,
+    head: &RequestHead,
+    status: &CacheStatus,
+    now: SystemTime,
+) -> Response<Body> {
     let age = HeaderValue::from(entry.age(now).as_secs());
     let mut response = Response::new(empty());
     if entry.status == StatusCode::OK && not_modified(&head.headers, &entry.headers) {
@@ -571,14 +592,20 @@ pub fn serve_entry(
         set_cache_status(headers, status);
         return response;
     }
-    let available: Vec<_> = gw
-        .compression
-        .algorithms
-        .iter()
-        .copied()
-        .filter(|a| entry.encoded.iter().any(|(e, _)| e == a))
-        .collect();
-    let chosen = negotiate(head.headers.get(ACCEPT_ENCODING), &available);
+    let chosen = head
+        .headers
+        .get(ACCEPT_ENCODING)
+        .filter(|_| !entry.encoded.is_empty())
+        .and_then(|accept| {
+            let available: Vec<_> = gw
+                .compression
+                .algorithms
+                .iter()
+                .copied()
+                .filter(|a| entry.encoded.iter().any(|(e, _)| e == a))
+                .collect();
+            negotiate(Some(accept), &available)
+        });
     let body = chosen
         .and_then(|c| entry.encoded.iter().find(|(e, _)| *e == c))
         .map_or_else(|| entry.body.clone(), |(_, b)| b.clone());
