@@ -20,21 +20,26 @@ pub fn not_modified(request: &HeaderMap, stored: &HeaderMap) -> bool {
             .flat_map(split_list)
             .any(|candidate| candidate == "*" || weak_eq(candidate, etag));
     }
-    let since = request
+    let Some(since) = request
         .get(IF_MODIFIED_SINCE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| httpdate::parse_http_date(v).ok());
-    let modified = stored
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+    else {
+        return false;
+    };
+    stored
         .get(LAST_MODIFIED)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| httpdate::parse_http_date(v).ok());
-    matches!((since, modified), (Some(s), Some(m)) if m <= s)
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .is_some_and(|modified| modified <= since)
 }
 
 /// Weak comparison of entity tags (RFC 9110 §8.8.3.2).
 fn weak_eq(a: &str, b: &str) -> bool {
-    let strip = |t: &str| t.trim().trim_start_matches("W/").to_string();
-    strip(a) == strip(b)
+    fn opaque(tag: &str) -> &str {
+        tag.trim().trim_start_matches("W/")
+    }
+    opaque(a) == opaque(b)
 }
 
 /// Headers a 304 carries over from the stored 200 (RFC 9110 §15.4.5).

@@ -19,6 +19,7 @@ use rampart_config::{LimitConfig, LimitKey, RouteConfig};
 use rampart_guard::cluster::ClusterGcra;
 use rampart_guard::gcra::{Decision, Limit, Table};
 
+use crate::clock::Clock;
 use crate::redis::Redis;
 use crate::state::RequestHead;
 
@@ -129,21 +130,22 @@ impl Limiters {
         }
     }
 
-    /// Checks every limit of a route for one request at `now` (time since
-    /// the epoch); cluster limits in `redis`.
+    /// Checks every limit of a route for one request at the time `clock`
+    /// gives (read only when the route has limits); cluster limits in `redis`.
     pub async fn check(
         &self,
         route_index: usize,
         route: &RouteConfig,
         head: &RequestHead,
         client: IpAddr,
-        now: Duration,
+        clock: &dyn Clock,
         redis: Option<&Redis>,
     ) -> Verdict {
         let (limiters, policy) = &self.routes[route_index];
         if limiters.is_empty() {
             return Verdict::Allowed(None);
         }
+        let now = clock.since_epoch();
         let mut tightest: Option<(&str, u32, Duration)> = None;
         for limiter in limiters {
             let cfg = &limiter.config;

@@ -36,7 +36,8 @@ pub async fn handle(
     let started = Instant::now();
     let in_flight = InFlight::enter(&gw);
     let method = req.method().clone();
-    let uri = req.uri().clone();
+    // Only the access log needs the URI once the request is consumed.
+    let uri = gw.access_log.then(|| req.uri().clone());
     let client = client_ip(peer.ip(), req.headers(), &gw.server.trusted_proxies);
     let mut outcome = Outcome::default();
     let mut response = match route_request(&gw, req, peer, client, &mut outcome).await {
@@ -58,7 +59,7 @@ pub async fn handle(
     if let (Some(route), Some(cache)) = (outcome.route, &outcome.cache) {
         gw.metrics.cache(route, cache);
     }
-    if gw.access_log {
+    if let Some(uri) = uri {
         tracing::info!(
             target: "rampart::access",
             client = %client,
@@ -124,7 +125,7 @@ async fn route_request(
             route,
             &head,
             client,
-            gw.clock.since_epoch(),
+            gw.clock.as_ref(),
             gw.redis.as_ref(),
         )
         .await;
@@ -382,9 +383,9 @@ pub fn set_cache_status(headers: &mut http::HeaderMap, status: &CacheStatus) {
     let ours = status.header_value("rampart");
     let value = match headers.get(&CACHE_STATUS).and_then(|v| v.to_str().ok()) {
         Some(upstream) if !upstream.trim().is_empty() => {
-            HeaderValue::from_str(&format!("{upstream}, {ours}"))
+            HeaderValue::try_from(format!("{upstream}, {ours}"))
         }
-        _ => HeaderValue::from_str(&ours),
+        _ => HeaderValue::try_from(ours),
     };
     if let Ok(v) = value {
         headers.insert(CACHE_STATUS.clone(), v);
