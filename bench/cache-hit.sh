@@ -12,6 +12,12 @@
 # own cgroup with that CPU quota (cgroup v1 or v2, as root), so the proxy and
 # never the generator is the bottleneck: with a whole core, one wrk thread
 # cannot read 16 KiB responses faster than ~95k/s on this machine.
+#
+# "floor" is Rampart's own listener (the same hyper server, limits and
+# runtime) answering from a table of the same files with no cache, routing or
+# metrics (crates/rampart-gateway/examples/listener-floor.rs): the ceiling of
+# any handler on this connection layer. The gap between it and rampart is what
+# the cache path costs per hit.
 # Usage: [CPU_QUOTA=50] bench/cache-hit.sh [DURATION] [CONNS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +47,9 @@ proxy() {
   bash -c 'echo $$ > "$0/cgroup.procs"; exec "$@"' "$cg" "$@" & PIDS+=($!)
 }
 
-ORIGIN=18081 NGINX_CACHE=18082 RAMPART=18083 ADMIN=18084 VARNISH=18085
+cargo build --release --locked -q -p rampart-gateway --example listener-floor
+FLOOR_BIN=$PWD/target/release/examples/listener-floor
+ORIGIN=18081 NGINX_CACHE=18082 RAMPART=18083 ADMIN=18084 VARNISH=18085 FLOOR=18086
 mkdir -p "$WORK/www/pass"
 head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$WORK/www/1k"
 head -c 16384 /dev/urandom | base64 -w0 | head -c 16384 > "$WORK/www/16k"
@@ -82,6 +90,7 @@ LUA
 taskset -c 1 "$NGINX" -c "$WORK/origin.conf" -p "$WORK" & PIDS+=($!)
 proxy nginx taskset -c 0 "$NGINX" -c "$WORK/proxy.conf" -p "$WORK"
 proxy rampart env RUST_LOG=warn taskset -c 0 "$BIN" serve --config "$WORK/rampart.toml"
+proxy floor taskset -c 0 "$FLOOR_BIN" "127.0.0.1:$FLOOR" "$WORK/www"
 PROXIES="nginx:$NGINX_CACHE rampart:$RAMPART"
 if [ -n "$VARNISHD" ]; then
   cat > "$WORK/default.vcl" <<VCL
@@ -93,14 +102,15 @@ VCL
     -p thread_pools=1 >/dev/null 2>&1
   PROXIES="$PROXIES varnish:$VARNISH"
 fi
-for port in $ORIGIN ${PROXIES//[a-z]*:/}; do
+for port in $ORIGIN ${PROXIES//[a-z]*:/} $FLOOR; do
   for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$port/1k" 2>/dev/null && break; sleep 0.1; done
 done
 
 echo "# cache hits: $CONNS connections, ${DURATION}s runs, median of $ROUNDS rounds; proxy on core 0${QUOTA:+ limited to $QUOTA % of it}, wrk on core 1"
 printf "%-6s %-8s %12s %10s %10s\n" size proxy req/s p50_us p99_us
+HITS="$PROXIES floor:$FLOOR"
 for size in 1k 16k; do
-  for p in $PROXIES; do
+  for p in $HITS; do
     port=${p#*:}
     curl -fsS -o /dev/null "http://127.0.0.1:$port/$size"
     wrk_run "$port" "/$size" "$CONNS" 2 >/dev/null
@@ -108,9 +118,9 @@ for size in 1k 16k; do
   curl -fsS -D - -o /dev/null "http://127.0.0.1:$NGINX_CACHE/$size" | grep -qi 'x-cache: hit' || { echo "nginx did not cache /$size" >&2; exit 1; }
   curl -fsS -D - -o /dev/null "http://127.0.0.1:$RAMPART/$size" | grep -qi 'cache-status: rampart; hit' || { echo "rampart did not cache /$size" >&2; exit 1; }
   for _ in $(seq "$ROUNDS"); do
-    for p in $PROXIES; do measure "hit-$size-${p%%:*}" "${p#*:}" "/$size" "$CONNS"; done
+    for p in $HITS; do measure "hit-$size-${p%%:*}" "${p#*:}" "/$size" "$CONNS"; done
   done
-  for p in $PROXIES; do
+  for p in $HITS; do
     read -r rps p50 p99 < <(report "hit-$size-${p%%:*}")
     printf "%-6s %-8s %12s %10s %10s\n" "$size" "${p%%:*}" "$rps" "$p50" "$p99"
   done
@@ -118,6 +128,9 @@ for size in 1k 16k; do
   read -r r_rps _ r_p99 < <(report "hit-$size-rampart")
   awk -v s="$size" -v a="$r_rps" -v b="$n_rps" -v c="$r_p99" -v d="$n_p99" \
     'BEGIN { printf "%-6s ratio    rampart/nginx: req/s %.2fx, p99 %.2fx\n", s, a/b, c/d }'
+  read -r f_rps _ _ < <(report "hit-$size-floor")
+  awk -v s="$size" -v a="$f_rps" -v b="$n_rps" -v r="$r_rps" \
+    'BEGIN { printf "%-6s ratio    floor/nginx: req/s %.2fx; the cache path costs %.2f us per hit\n", s, a/b, 1e6/r - 1e6/a }'
 done
 
 echo
