@@ -79,11 +79,14 @@ cache = { ttl = "10m" }
 CONF
 
 cat > "$WORK/unique.lua" <<'LUA'
--- Every request a distinct URL, so every request is a cache miss.
+-- Every request a distinct URL, so every request is a cache miss: the run's
+-- own prefix keeps a later round from asking for what an earlier one stored.
+math.randomseed(os.time())
+run = tostring(os.time()) .. "-" .. tostring(math.random(1000000000))
 counter = 0
 request = function()
   counter = counter + 1
-  return wrk.format("GET", "/1k?miss=" .. counter)
+  return wrk.format("GET", "/1k?run=" .. run .. "&miss=" .. counter)
 end
 LUA
 
