@@ -59,24 +59,13 @@ write_origin_conf "$ORIGIN"
 
 write_proxy_conf "" "$NGINX_CACHE"
 
-cat > "$WORK/rampart.toml" <<CONF
-[server]
-listen = "127.0.0.1:$RAMPART"
-[admin]
-listen = "127.0.0.1:$ADMIN"
-[log]
-access = false
-[[upstreams]]
-name = "origin"
-targets = ["127.0.0.1:$ORIGIN"]
-[[routes]]
+rampart_conf "$RAMPART" "$ADMIN" '[[routes]]
 match = "GET /pass/*"
 upstream = "origin"
 [[routes]]
 match = "GET /*"
 upstream = "origin"
-cache = { ttl = "10m" }
-CONF
+cache = { ttl = "10m" }' > "$WORK/rampart.toml"
 
 cat > "$WORK/unique.lua" <<'LUA'
 -- Every request a distinct URL, so every request is a cache miss: the run's

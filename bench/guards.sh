@@ -26,18 +26,9 @@ write_origin_conf "$ORIGIN"
 write_proxy_conf 'limit_req_zone $binary_remote_addr zone=perip:10m rate=100000000r/s;' \
   "$NGINX_PLAIN" "$NGINX_LIMIT limit_req zone=perip burst=1000000 nodelay;"
 
-cat > "$WORK/rampart.toml" <<CONF
-[server]
-listen = "127.0.0.1:$RAMPART"
-[admin]
-listen = "127.0.0.1:$ADMIN"
-[log]
-access = false
+rampart_conf "$RAMPART" "$ADMIN" "$(cat <<CONF
 [cache]
 redis = "redis://127.0.0.1:$REDIS"
-[[upstreams]]
-name = "origin"
-targets = ["127.0.0.1:$ORIGIN"]
 [[routes]]
 match = "GET /plain/*"
 upstream = "origin"
@@ -53,6 +44,7 @@ upstream = "origin"
 cache = { ttl = "10m" }
 limit = { rate = 1000000000, per = "1s", scope = "cluster" }
 CONF
+)" > "$WORK/rampart.toml"
 
 taskset -c 1 redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >/dev/null & PIDS+=($!)
 taskset -c 1 "$NGINX" -c "$WORK/origin.conf" -p "$WORK" & PIDS+=($!)

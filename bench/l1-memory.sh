@@ -41,25 +41,17 @@ echo
 echo "# through the proxy: a new 1 KiB URL per request for ${E2E_SECONDS}s"
 for run in "true 64" "true 256" "false 64"; do
   read -r compression budget <<<"$run"
-  cat > "$WORK/rampart.toml" <<CONF
-[server]
-listen = "127.0.0.1:$RAMPART"
-[admin]
-listen = "127.0.0.1:$ADMIN"
-[log]
-access = false
+  rampart_conf "$RAMPART" "$ADMIN" "$(cat <<CONF
 [cache]
 memory = "${budget}MiB"
 [compression]
 enabled = $compression
-[[upstreams]]
-name = "origin"
-targets = ["127.0.0.1:$ORIGIN"]
 [[routes]]
 match = "GET /*"
 upstream = "origin"
 cache = { ttl = "10m" }
 CONF
+  )" > "$WORK/rampart.toml"
   RUST_LOG=warn taskset -c 0 "$BIN" serve --config "$WORK/rampart.toml" & pid=$!
   PIDS+=("$pid")
   for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$RAMPART/1k" 2>/dev/null && break; sleep 0.1; done

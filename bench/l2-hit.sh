@@ -33,21 +33,12 @@ done
 write_origin_conf "$ORIGIN"
 write_proxy_conf "" "$NGINX_PROXY"
 
-# rampart_conf PORT ADMIN MEMORY
-rampart_conf() {
+# tiered MEMORY: a Rampart config's tables and routes with that memory tier.
+tiered() {
   cat <<CONF
-[server]
-listen = "127.0.0.1:$1"
-[admin]
-listen = "127.0.0.1:$2"
-[log]
-access = false
 [cache]
-memory = "$3"
+memory = "$1"
 redis = "redis://127.0.0.1:$REDIS"
-[[upstreams]]
-name = "origin"
-targets = ["127.0.0.1:$ORIGIN"]
 [[routes]]
 match = "GET /c/*"
 upstream = "origin"
@@ -57,8 +48,8 @@ match = "GET /pass/*"
 upstream = "origin"
 CONF
 }
-rampart_conf "$L1" "$L1_ADMIN" 256MiB > "$WORK/l1.toml"
-rampart_conf "$L2" "$L2_ADMIN" 0 > "$WORK/l2.toml"
+rampart_conf "$L1" "$L1_ADMIN" "$(tiered 256MiB)" > "$WORK/l1.toml"
+rampart_conf "$L2" "$L2_ADMIN" "$(tiered 0)" > "$WORK/l2.toml"
 
 taskset -c 1 redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >/dev/null & PIDS+=($!)
 for _ in $(seq 50); do redis-cli -p "$REDIS" ping >/dev/null 2>&1 && break; sleep 0.1; done

@@ -78,3 +78,21 @@ write_proxy_conf() {
 write_origin_conf() {
   nginx_conf origin "server { listen 127.0.0.1:$1; root $WORK/www; default_type text/plain; location / { } }"
 }
+
+# rampart_conf PORT ADMIN [TOML]: a Rampart config on stdout: listeners on
+# PORT and ADMIN without access log, TOML (tables such as [cache], then
+# [[routes]]), and the upstream "origin" at 127.0.0.1:$ORIGIN.
+rampart_conf() {
+  cat <<CONF
+[server]
+listen = "127.0.0.1:$1"
+[admin]
+listen = "127.0.0.1:$2"
+[log]
+access = false
+${3:-}
+[[upstreams]]
+name = "origin"
+targets = ["127.0.0.1:$ORIGIN"]
+CONF
+}
