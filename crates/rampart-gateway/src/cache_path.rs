@@ -507,7 +507,6 @@ fn origin_request(head: &RequestHead, stale: Option<&Entry>, compress: bool) -> 
     req
 }
 
-/// Response headers as stored: end-to-end only, no `Age` or length.
 /// The headers to store: end-to-end only, without what is recomputed per
 /// answer. Each value is copied into its own allocation, since values parsed
 /// by hyper are slices of the connection's read buffer and would keep all of

@@ -544,6 +544,41 @@ async fn metrics_count_cache_results() {
 }
 
 #[tokio::test]
+async fn clients_cannot_add_method_series_to_the_metrics() {
+    let origin = counting_origin().await;
+    let gw = gateway(&config_text(origin.addr, CACHED), Arc::new(SystemClock)).await;
+    let client = TestClient::new();
+    let url = format!("http://{}/cached/m", gw.addr);
+    for method in ["FOO1", "FOO2", "FOO3"] {
+        client
+            .send(method, &url, &[], rampart_gateway::body::empty())
+            .await;
+    }
+    client
+        .send("DELETE", &url, &[], rampart_gateway::body::empty())
+        .await;
+    let metrics = client
+        .get(&format!("http://{}/metrics", gw.admin_addr.unwrap()), &[])
+        .await
+        .text();
+    let series: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("rampart_request_duration_seconds_count"))
+        .collect();
+    assert!(
+        series
+            .iter()
+            .any(|l| l.contains(r#"method="OTHER""#) && l.ends_with(" 3")),
+        "{metrics}"
+    );
+    assert!(
+        series.iter().any(|l| l.contains(r#"method="DELETE""#)),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("FOO"), "{metrics}");
+}
+
+#[tokio::test]
 async fn a_keyed_route_never_hands_one_anonymous_visitors_cookie_to_another() {
     let origin = Origin::simple(|req| {
         let session = format!("session=s{}", req.nth);
