@@ -114,10 +114,7 @@ async fn critical_requests_get_through_while_low_ones_are_shed() {
         "never hangs: {:?}",
         started.elapsed()
     );
-    let metrics = client
-        .get(&format!("http://{}/metrics", gw.admin_addr.unwrap()), &[])
-        .await
-        .text();
+    let metrics = client.metrics(&gw).await;
     assert!(
         metrics.contains(
             r#"rampart_shed_requests_total{upstream="app",priority="low",reason="queue-full"} 5"#

@@ -30,13 +30,6 @@ async fn dead_addr() -> SocketAddr {
     addr
 }
 
-async fn metrics(admin: SocketAddr) -> String {
-    TestClient::new()
-        .get(&format!("http://{admin}/metrics"), &[])
-        .await
-        .text()
-}
-
 #[tokio::test]
 async fn idempotent_requests_are_retried_once_on_another_target_after_a_connect_error() {
     let dead = dead_addr().await;
@@ -53,7 +46,7 @@ async fn idempotent_requests_are_retried_once_on_another_target_after_a_connect_
         let got = client.get(&url, &[]).await;
         assert_eq!((got.status.as_u16(), got.text().as_str()), (200, "alive"));
     }
-    let m = metrics(gw.admin_addr.unwrap()).await;
+    let m = TestClient::new().metrics(&gw).await;
     assert!(
         m.contains("rampart_upstream_retries_total{upstream=\"app\",reason=\"connect-error\"} 3"),
         "every second request met the dead target first and was retried: {m}"
@@ -87,7 +80,7 @@ async fn a_get_the_target_closed_its_idle_connection_on_is_sent_again() {
         let got = client.get(&url, &[]).await;
         assert_eq!((got.status.as_u16(), got.text().as_str()), (200, "ok"));
     }
-    let m = metrics(gw.admin_addr.unwrap()).await;
+    let m = TestClient::new().metrics(&gw).await;
     assert!(
         m.contains("rampart_upstream_retries_total{upstream=\"app\",reason=\"closed\"} 3"),
         "every request after the first met a closed connection: {m}"
@@ -191,7 +184,7 @@ async fn failing_health_checks_take_a_target_out_and_passing_ones_bring_it_back(
     let gw = gateway(&text, Arc::new(SystemClock)).await;
     let client = TestClient::new();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let m = metrics(gw.admin_addr.unwrap()).await;
+    let m = TestClient::new().metrics(&gw).await;
     assert!(
         m.contains("rampart_upstream_healthy_targets{upstream=\"app\"} 1"),
         "{m}"

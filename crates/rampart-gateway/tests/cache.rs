@@ -495,10 +495,7 @@ async fn unsafe_methods_invalidate_the_url() {
         .await;
     assert_eq!(post.status, 200);
     assert_eq!(client.get(&url, &[]).await.text(), "/items/7 #3");
-    let metrics = client
-        .get(&format!("http://{}/metrics", gw.admin_addr.unwrap()), &[])
-        .await
-        .text();
+    let metrics = client.metrics(&gw).await;
     assert!(
         metrics.contains(r#"rampart_purges_total{source="method"} 1"#)
             && metrics.contains(r#"rampart_purged_keys_total{source="method"} 1"#),
@@ -515,10 +512,7 @@ async fn metrics_count_cache_results() {
     client.get(&url, &[]).await;
     client.get(&url, &[]).await;
     client.get(&url, &[]).await;
-    let metrics = client
-        .get(&format!("http://{}/metrics", gw.admin_addr.unwrap()), &[])
-        .await
-        .text();
+    let metrics = client.metrics(&gw).await;
     assert!(
         metrics.contains(
             r#"rampart_cache_results_total{route="GET /cached/*",result="hit",reason=""} 2"#
@@ -557,10 +551,7 @@ async fn clients_cannot_add_method_series_to_the_metrics() {
     client
         .send("DELETE", &url, &[], rampart_gateway::body::empty())
         .await;
-    let metrics = client
-        .get(&format!("http://{}/metrics", gw.admin_addr.unwrap()), &[])
-        .await
-        .text();
+    let metrics = client.metrics(&gw).await;
     let series: Vec<&str> = metrics
         .lines()
         .filter(|l| l.starts_with("rampart_request_duration_seconds_count"))

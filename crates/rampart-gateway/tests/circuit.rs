@@ -66,10 +66,7 @@ async fn a_failing_target_opens_the_breaker_stale_is_served_then_traffic_returns
         seen,
         "an open circuit sends nothing to the target"
     );
-    let metrics = client
-        .get(&format!("http://{}/metrics", gw.admin_addr.unwrap()), &[])
-        .await
-        .text();
+    let metrics = client.metrics(&gw).await;
     assert!(
         metrics.contains(&format!(
             "rampart_circuit_state{{upstream=\"app\",target=\"{}\"}} 2",

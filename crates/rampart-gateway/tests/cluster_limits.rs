@@ -74,10 +74,7 @@ async fn a_cluster_limit_is_exact_across_nodes_and_falls_back_to_local_without_r
             "the local allowance is the same limit"
         );
     }
-    let metrics = client
-        .get(&format!("http://{}/metrics", a.admin_addr.unwrap()), &[])
-        .await
-        .text();
+    let metrics = client.metrics(&a).await;
     assert!(
         metrics.contains("rampart_redis_errors_total{op=\"rate-limit\"} 6"),
         "{metrics}"

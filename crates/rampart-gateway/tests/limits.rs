@@ -68,10 +68,7 @@ async fn the_61st_request_in_a_minute_gets_429_while_another_ip_is_unaffected() 
         "one more after one second"
     );
     assert_eq!(client.get(&url, &alice).await.status, 429);
-    let metrics = client
-        .get(&format!("http://{}/metrics", gw.admin_addr.unwrap()), &[])
-        .await
-        .text();
+    let metrics = client.metrics(&gw).await;
     assert!(
         metrics.contains(r#"rampart_rate_limited_total{route="GET /api/v1/members/{id}",limit="60/1m",reason="limited"} 2"#),
         "{metrics}"

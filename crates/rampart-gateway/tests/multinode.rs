@@ -315,10 +315,7 @@ async fn redis_stopped_mid_traffic_causes_no_errors_and_is_rejoined() {
     tokio::time::sleep(BOUND).await;
     version.store(2, Ordering::SeqCst);
     assert_eq!(text(&client, &a, "/events/1").await, "/events/1 v2");
-    let metrics = client
-        .get(&format!("http://{}/metrics", a.admin_addr.unwrap()), &[])
-        .await
-        .text();
+    let metrics = client.metrics(&a).await;
     assert!(metrics.contains("rampart_redis_up 0"), "{metrics}");
 
     // Redis back: the node reconnects by itself and caches again.

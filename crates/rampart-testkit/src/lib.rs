@@ -342,4 +342,12 @@ impl TestClient {
         self.send("GET", url, headers, rampart_gateway::body::empty())
             .await
     }
+
+    /// The Prometheus text of a gateway's admin `/metrics`.
+    pub async fn metrics(&self, gw: &rampart_gateway::Running) -> String {
+        let admin = gw.admin_addr.expect("the gateway has an admin listener");
+        self.get(&format!("http://{admin}/metrics"), &[])
+            .await
+            .text()
+    }
 }
