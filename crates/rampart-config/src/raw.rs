@@ -5,13 +5,15 @@
 //! Unknown keys are errors everywhere (`deny_unknown_fields`).
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::{env, pattern::RouteMatch, units};
+use rampart_core::env;
+pub use rampart_core::units::{Dur, Size};
+
+use crate::pattern::RouteMatch;
 
 /// A string with `${ENV}` expanded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +22,7 @@ pub struct Text(pub String);
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;
-        env::expand(&raw, |name| std::env::var(name).ok())
+        env::expand(&raw, env::process)
             .map(Text)
             .map_err(de::Error::custom)
     }
@@ -33,45 +35,6 @@ where
 {
     let text = Text::deserialize(d)?;
     parse(&text.0).map_err(de::Error::custom)
-}
-
-/// A duration such as `"30s"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dur(pub Duration);
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parsed(d, units::parse_duration).map(Dur)
-    }
-}
-
-/// A byte size: `"256MiB"` or a plain integer of bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Size(pub u64);
-
-impl<'de> Deserialize<'de> for Size {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct SizeVisitor;
-        impl Visitor<'_> for SizeVisitor {
-            type Value = Size;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a size such as \"256MiB\" or a number of bytes")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
-                u64::try_from(v)
-                    .map(Size)
-                    .map_err(|_| E::custom("a size cannot be negative"))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Size, E> {
-                Ok(Size(v))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Size, E> {
-                let v = env::expand(v, |name| std::env::var(name).ok()).map_err(E::custom)?;
-                units::parse_size(&v).map(Size).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(SizeVisitor)
-    }
 }
 
 /// A socket address to listen on, `"127.0.0.1:8080"`.

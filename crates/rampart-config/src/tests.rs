@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 
 const GOOD: &str = r#"
 [server]

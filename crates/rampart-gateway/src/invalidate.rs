@@ -282,7 +282,7 @@ fn field(body: &serde_json::Value, path: &str) -> Option<String> {
 fn render_all(list: &[Template], body: &serde_json::Value) -> Result<Vec<String>, EventError> {
     list.iter()
         .map(|t| {
-            t.render(|f| field(body, f))
+            t.render(|f| field(body, f).map(std::borrow::Cow::Owned))
                 .map_err(|f| EventError::MissingField {
                     template: t.source.clone(),
                     field: f.to_string(),

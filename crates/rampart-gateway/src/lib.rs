@@ -7,7 +7,7 @@
 pub mod admin;
 pub mod body;
 pub mod cache_path;
-pub mod clock;
+
 pub mod compress;
 pub mod headers;
 pub mod invalidate;
@@ -32,7 +32,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use rampart_core::{Clock, ManualClock, SystemClock};
 pub use state::Gateway;
 
 /// Why the gateway could not start.

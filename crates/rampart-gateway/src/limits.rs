@@ -19,9 +19,9 @@ use rampart_config::{LimitConfig, LimitKey, RouteConfig};
 use rampart_guard::cluster::ClusterGcra;
 use rampart_guard::gcra::{Decision, Limit, Table};
 
-use crate::clock::Clock;
 use crate::redis::Redis;
 use crate::state::RequestHead;
+use rampart_core::Clock;
 
 const SHARDS: usize = 16;
 
@@ -205,7 +205,7 @@ fn header(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-pub use rampart_guard::gcra::ceil_secs;
+pub use rampart_core::units::ceil_secs;
 
 fn shard_of(key: &str) -> usize {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

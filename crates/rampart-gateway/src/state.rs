@@ -7,10 +7,10 @@ use http::{HeaderMap, HeaderName, Method, Uri};
 use rampart_cache::{Coalescer, MemoryCache};
 use rampart_config::{CacheConfig, CompressionConfig, Config, ServerConfig};
 
-use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::upstream::Upstream;
+use rampart_core::Clock;
 
 /// The `Cache-Status` header (RFC 9211).
 pub static CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");

@@ -23,27 +23,30 @@ pub const MAX_TAG_LEN: usize = 256;
 fn fill(t: &Template, route: &RouteConfig, head: &RequestHead) -> Option<String> {
     let params = route.matcher.path.matches(head.uri.path());
     t.render(|var| {
-        if let Some(q) = var.strip_prefix("query.") {
-            return head.uri.query().and_then(|query| {
-                query
-                    .split('&')
-                    .filter_map(|p| p.split_once('=').or(Some((p, ""))))
-                    .find(|(k, _)| *k == q)
-                    .map(|(_, v)| v.to_string())
-            });
-        }
-        if let Some(h) = var.strip_prefix("header.") {
-            return head
-                .headers
-                .get(h)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-        }
-        params
-            .as_ref()?
-            .iter()
-            .find(|(n, _)| *n == var)
-            .map(|(_, v)| v.to_string())
+        let value = (|| {
+            if let Some(q) = var.strip_prefix("query.") {
+                return head.uri.query().and_then(|query| {
+                    query
+                        .split('&')
+                        .filter_map(|p| p.split_once('=').or(Some((p, ""))))
+                        .find(|(k, _)| *k == q)
+                        .map(|(_, v)| v.to_string())
+                });
+            }
+            if let Some(h) = var.strip_prefix("header.") {
+                return head
+                    .headers
+                    .get(h)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+            }
+            params
+                .as_ref()?
+                .iter()
+                .find(|(n, _)| *n == var)
+                .map(|(_, v)| v.to_string())
+        })();
+        value.map(std::borrow::Cow::Owned)
     })
     .ok()
     .filter(|v| !v.is_empty())

@@ -44,12 +44,6 @@ impl Limit {
     }
 }
 
-/// Whole seconds, rounded up: how `Retry-After` and the `RateLimit` header's
-/// `t` state a duration (never promising a retry too early).
-pub fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
-}
-
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {

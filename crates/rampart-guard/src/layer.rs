@@ -8,7 +8,8 @@
 //! ```
 //! use std::time::Duration;
 //! use rampart_guard::gcra::Limit;
-//! use rampart_guard::layer::{RateLimitLayer, SystemClock};
+//! use rampart_core::SystemClock;
+//! use rampart_guard::layer::RateLimitLayer;
 //!
 //! // 60 per minute per API key; requests without the header are not counted.
 //! let layer = RateLimitLayer::new(
@@ -26,7 +27,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Request, Response, StatusCode};
 use tower_layer::Layer;
@@ -34,53 +35,23 @@ use tower_service::Service;
 
 use crate::admission::{Admission, Settings as AdmissionSettings};
 use crate::breaker::{Breaker, Settings as BreakerSettings};
-use crate::gcra::{ceil_secs, Decision, Limit, Table};
+use crate::gcra::{Decision, Limit, Table};
+use rampart_core::units::ceil_secs;
+use rampart_core::{Clock, Problem};
 
 /// A boxed response future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// The time the guards read: any fixed origin, moving forward.
-pub trait Clock: Send + Sync + 'static {
-    /// Time since the clock's origin.
-    fn now(&self) -> Duration;
-}
-
-/// The system clock (time since the Unix epoch).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Duration {
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-    }
-}
-
 /// A problem+json refusal with `Retry-After`.
-pub fn refusal<B: From<String>>(
+fn refusal<B: From<String>>(
     status: StatusCode,
-    slug: &str,
+    slug: &'static str,
     detail: &str,
     retry_after: Duration,
 ) -> Response<B> {
-    let body = serde_json::json!({
-        "type": format!("urn:rampart:problem:{slug}"),
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    let mut r = Response::new(B::from(body.to_string()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    r.headers_mut().insert(
-        http::header::RETRY_AFTER,
-        HeaderValue::from(ceil_secs(retry_after).max(1)),
-    );
-    r
+    Problem::new(status, slug, detail)
+        .retry_after(Some(retry_after))
+        .response()
 }
 
 // ---------------------------------------------------------------- rate limit
@@ -174,7 +145,7 @@ where
         let decision = st.table.lock().unwrap_or_else(|p| p.into_inner()).check(
             &st.limit,
             &key,
-            st.clock.now(),
+            st.clock.since_epoch(),
         );
         let policy = st.policy.clone();
         let (remaining, reset) = match decision {
@@ -244,7 +215,7 @@ impl CircuitBreakerLayer {
         self.breaker
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .state(self.clock.now())
+            .state(self.clock.since_epoch())
     }
 }
 
@@ -273,7 +244,7 @@ struct Outcome {
 impl Outcome {
     fn record(mut self, success: bool) {
         if let Some(g) = self.guard.take() {
-            let now = g.clock.now();
+            let now = g.clock.since_epoch();
             g.breaker
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -309,7 +280,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let now = self.guard.clock.now();
+        let now = self.guard.clock.since_epoch();
         let allowed = self
             .guard
             .breaker

@@ -2,29 +2,28 @@
 //! manual clock.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
+use rampart_core::ManualClock;
 use rampart_guard::admission::Settings as AdmissionSettings;
 use rampart_guard::breaker::{Settings as BreakerSettings, State};
 use rampart_guard::gcra::Limit;
-use rampart_guard::layer::{AdmissionLayer, CircuitBreakerLayer, Clock, RateLimitLayer};
+use rampart_guard::layer::{AdmissionLayer, CircuitBreakerLayer, RateLimitLayer};
 use tower::{service_fn, Layer, Service, ServiceExt};
 
-#[derive(Clone, Default)]
-struct Manual(Arc<AtomicU64>);
-
-impl Manual {
-    fn advance(&self, by: Duration) {
-        self.0.fetch_add(by.as_nanos() as u64, Ordering::SeqCst);
-    }
-}
-
-impl Clock for Manual {
-    fn now(&self) -> Duration {
-        Duration::from_secs(1_000) + Duration::from_nanos(self.0.load(Ordering::SeqCst))
+/// Polls `condition` until it holds (at most 10 s): background work is
+/// waited for by what it does, not by a fixed sleep.
+async fn until(condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
@@ -38,7 +37,7 @@ fn req(key: Option<&str>) -> Request<String> {
 
 #[tokio::test]
 async fn rate_limit_layer_counts_per_key_exactly_over_five_minutes() {
-    let clock = Manual::default();
+    let clock = Arc::new(ManualClock::new());
     let calls = Arc::new(AtomicUsize::new(0));
     let seen = Arc::clone(&calls);
     let inner = service_fn(move |_r: Request<String>| {
@@ -124,7 +123,7 @@ async fn rate_limit_layer_counts_per_key_exactly_over_five_minutes() {
 
 #[tokio::test]
 async fn circuit_breaker_layer_opens_refuses_fast_then_probes_and_closes() {
-    let clock = Manual::default();
+    let clock = Arc::new(ManualClock::new());
     let failing = Arc::new(AtomicBool::new(true));
     let calls = Arc::new(AtomicUsize::new(0));
     let (flag, seen) = (Arc::clone(&failing), Arc::clone(&calls));
@@ -210,12 +209,18 @@ async fn admission_layer_releases_by_priority_and_sheds_the_lowest() {
                 .status()
         })
     };
+    let admission = Arc::clone(layer.admission());
+    let queued = |n: usize| {
+        let admission = Arc::clone(&admission);
+        until(move || admission.depth(0) + admission.depth(1) == n)
+    };
+    // Each arrival is in place before the next is sent.
     let first = send("/browse/1");
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    until(|| order.lock().unwrap().len() == 1).await;
     let low = send("/browse/2");
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    queued(1).await;
     let webhook = send("/webhook/payment");
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    queued(2).await;
     // Queue full (two waiting); a low newcomer cannot displace a low waiter.
     let shed = send("/browse/3").await.unwrap();
     assert_eq!(shed, StatusCode::SERVICE_UNAVAILABLE);

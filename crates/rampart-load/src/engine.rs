@@ -98,7 +98,7 @@ pub async fn preflight(plan: &Plan, opts: &RunOptions) -> Result<Option<String>,
         .scenarios
         .iter()
         .flat_map(|s| s.steps.iter())
-        .any(|st| !st.url.render(&Default::default()).starts_with("http://"));
+        .any(|st| !crate::template::render(&st.url, &Default::default()).starts_with("http://"));
     if relative && base.is_none() {
         return Err(RunError::Plan("steps use relative URLs but no base_url is set: add base_url to the scenario file or pass --base-url".into()));
     }
@@ -209,7 +209,7 @@ pub async fn run(
             .map(|st| {
                 st.url
                     .is_static()
-                    .then(|| crate::vu::full_uri(base.as_deref(), st.url.static_text()).ok())
+                    .then(|| crate::vu::full_uri(base.as_deref(), &st.url.source).ok())
                     .flatten()
             })
             .collect();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
-use rampart_config::ConfigError;
+use rampart_core::FileError;
 use regex::Regex;
 use toml::Spanned;
 
@@ -17,7 +17,7 @@ use crate::template::{json_vars, Template, BUILTINS};
 use crate::threshold::Threshold;
 
 /// A scenario-file error: the same shape as a config error.
-pub type PlanError = ConfigError;
+pub type PlanError = FileError;
 
 /// How iterations are started.
 #[derive(Debug, Clone, PartialEq)]
@@ -352,14 +352,13 @@ impl Plan {
 
 /// Reads and validates a scenario file; CSV paths are relative to it.
 pub fn load(path: &Path) -> Result<Plan, PlanError> {
-    let (text, file) = rampart_config::read_text(path)?;
+    let (text, file) = rampart_core::located::read_text(path)?;
     parse(&text, &file, path.parent().unwrap_or(Path::new(".")))
 }
 
 /// Parses and validates scenario text.
 pub fn parse(text: &str, file: &str, dir: &Path) -> Result<Plan, PlanError> {
-    let raw: RawPlan = toml::from_str(text).map_err(|e| PlanError::from_toml(text, file, &e))?;
-    validate(raw, dir).map_err(|(offset, message)| PlanError::at(text, file, offset, message))
+    rampart_core::located::parse_toml(text, file, |raw: RawPlan| validate(raw, dir))
 }
 
 type Invalid = (usize, String);
@@ -507,7 +506,7 @@ fn validate(raw: RawPlan, dir: &Path) -> Result<Plan, Invalid> {
         }
         let needs_base = steps
             .iter()
-            .any(|st| !st.url.render(&HashMap::new()).starts_with("http://"));
+            .any(|st| !crate::template::render(&st.url, &HashMap::new()).starts_with("http://"));
         if needs_base && base_url.is_none() {
             // Allowed: --base-url may supply it; checked again before the run.
         }
@@ -591,7 +590,7 @@ pub fn check_base_url(url: &str) -> Result<String, String> {
 fn header(name: &str, value: &Spanned<String>) -> Result<(HeaderName, Template), Invalid> {
     let n = HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| (at(value), format!("invalid header name {name:?}")))?;
-    let t = Template::parse(value.get_ref()).map_err(|e| (at(value), e))?;
+    let t = crate::template::parse(value.get_ref()).map_err(|e| (at(value), e))?;
     if t.is_static() {
         HeaderValue::from_str(value.get_ref())
             .map_err(|_| (at(value), format!("invalid value for header {name}")))?;
@@ -610,7 +609,7 @@ fn step(
             .map_err(|_| (at(m), format!("invalid method {:?}", m.get_ref())))?,
         None => Method::GET,
     };
-    let url = Template::parse(s.url.get_ref()).map_err(|e| (at(&s.url), e))?;
+    let url = crate::template::parse(s.url.get_ref()).map_err(|e| (at(&s.url), e))?;
     let text = s.url.get_ref();
     if !(text.starts_with('/') || text.starts_with("http://") || text.starts_with("{{")) {
         return Err((
@@ -626,7 +625,7 @@ fn step(
     }
     let body = match (&s.body, &s.json) {
         (Some(b), None) => Some(BodySpec::Text(
-            Template::parse(b.get_ref()).map_err(|e| (at(b), e))?,
+            crate::template::parse(b.get_ref()).map_err(|e| (at(b), e))?,
         )),
         (None, Some(j)) => Some(BodySpec::Json(
             serde_json::to_value(j.get_ref()).map_err(|e| (at(j), e.to_string()))?,
@@ -846,7 +845,7 @@ pub fn quick(
             steps: Arc::new(vec![Step {
                 name: "request".into(),
                 method: Method::GET,
-                url: Template::parse(path)?,
+                url: crate::template::parse(path)?,
                 headers: Vec::new(),
                 body: None,
                 extract: Vec::new(),

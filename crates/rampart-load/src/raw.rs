@@ -4,24 +4,11 @@
 #![allow(missing_docs)] // Fields mirror the keys documented in docs/load-testing.md.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use toml::Spanned;
 
-/// A duration such as `"30s"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dur(pub Duration);
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        rampart_config::units::parse_duration(&s)
-            .map(Dur)
-            .map_err(de::Error::custom)
-    }
-}
+pub use rampart_core::units::Dur;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

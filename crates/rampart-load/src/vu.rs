@@ -118,7 +118,10 @@ impl Vu {
         for (index, step) in ctx.scenario.steps.iter().enumerate() {
             let uri = match ctx.static_uris.get(index).cloned().flatten() {
                 Some(uri) => Ok(uri),
-                None => full_uri(ctx.base_url.as_deref(), &step.url.render(&self.vars)),
+                None => full_uri(
+                    ctx.base_url.as_deref(),
+                    &crate::template::render(&step.url, &self.vars),
+                ),
             };
             let sent = Instant::now();
             let outcome = match uri {
@@ -197,16 +200,16 @@ impl Vu {
             let rendered = if value.is_static() {
                 None
             } else {
-                Some(value.render(&self.vars))
+                Some(crate::template::render(value, &self.vars))
             };
-            let text = rendered.as_deref().unwrap_or_else(|| value.static_text());
+            let text = rendered.as_deref().unwrap_or(value.source.as_str());
             if let Ok(v) = HeaderValue::from_str(text) {
                 headers.append(name.clone(), v);
             }
         }
         let body = match &step.body {
             None => Bytes::new(),
-            Some(BodySpec::Text(t)) => Bytes::from(t.render(&self.vars)),
+            Some(BodySpec::Text(t)) => Bytes::from(crate::template::render(t, &self.vars)),
             Some(BodySpec::Json(v)) => {
                 if !headers.contains_key(CONTENT_TYPE) {
                     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -80,7 +80,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
             format!("--scale {}: give a share between 0 and 10", args.scale),
         );
     }
-    let duration = match rampart_config::units::parse_duration(&args.duration) {
+    let duration = match rampart_core::units::parse_duration(&args.duration) {
         Ok(d) if d >= Duration::from_secs(1) => d,
         Ok(_) => return fail(2, "--duration: at least 1s"),
         Err(e) => return fail(2, format!("--duration: {e}")),
@@ -199,7 +199,7 @@ async fn side_by_side(app: AppKind, args: &DemoArgs, duration: Duration) -> Exit
     eprintln!(
         "2/4 {} for {} straight against the origin…",
         scenario,
-        rampart_config::units::format_duration(duration)
+        rampart_core::units::format_duration(duration)
     );
     let before = origin.requests();
     let direct = match run_plan(&plan, &format!("http://{}", origin.addr)).await {

@@ -78,7 +78,7 @@ pub fn run(args: LoadArgs) -> ExitCode {
     let duration = match args
         .duration
         .as_deref()
-        .map(rampart_config::units::parse_duration)
+        .map(rampart_core::units::parse_duration)
     {
         None => None,
         Some(Ok(d)) if d >= std::time::Duration::from_secs(1) => Some(d),

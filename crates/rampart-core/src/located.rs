@@ -1,6 +1,87 @@
-//! Turns a byte offset in a TOML file into a line, a column and the dotted
-//! path of the field there (`routes[2].cache.ttl`), so every config error
-//! names the field a person has to fix.
+//! Errors in TOML files (the config, scenario files) located to a line, a
+//! column and the dotted path of the field there (`routes[2].cache.ttl`), so
+//! every error names the field a person has to fix.
+
+use std::path::Path;
+
+/// An error with its place in a file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {field}: {message}")]
+pub struct FileError {
+    /// The file's name as given.
+    pub file: String,
+    /// 1-based line (0 when the error concerns the whole file).
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// Dotted path of the field (`routes[2].cache.ttl`), or `(file)`.
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl FileError {
+    /// An error at byte `offset` of `text`, located to line, column and field.
+    pub fn at(text: &str, file: &str, offset: usize, message: String) -> Self {
+        let loc = locate(text, offset);
+        Self {
+            file: file.to_string(),
+            line: loc.line,
+            column: loc.column,
+            field: if loc.field.is_empty() {
+                "(top level)".into()
+            } else {
+                loc.field
+            },
+            message,
+        }
+    }
+
+    /// An error about the file as a whole (it cannot be read, it is empty).
+    pub fn whole(file: &str, message: String) -> Self {
+        Self {
+            file: file.to_string(),
+            line: 0,
+            column: 0,
+            field: "(file)".into(),
+            message,
+        }
+    }
+
+    /// A TOML syntax or type error, located.
+    pub fn from_toml(text: &str, file: &str, e: &toml::de::Error) -> Self {
+        Self::at(
+            text,
+            file,
+            e.span().map_or(0, |s| s.start),
+            e.message().trim().to_string(),
+        )
+    }
+}
+
+/// Reads a file as text, or says which file could not be read. Returns the
+/// text and the file's name for errors.
+pub fn read_text(path: &Path) -> Result<(String, String), FileError> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((text, file)),
+        Err(e) => Err(FileError::whole(&file, format!("cannot read: {e}"))),
+    }
+}
+
+/// Parses TOML `text` into `T` and then into a typed value with `validate`,
+/// whose errors carry the byte offset of the offending value.
+pub fn parse_toml<T, V>(
+    text: &str,
+    file: &str,
+    validate: impl FnOnce(T) -> Result<V, (usize, String)>,
+) -> Result<V, FileError>
+where
+    T: serde::de::DeserializeOwned,
+{
+    let raw: T = toml::from_str(text).map_err(|e| FileError::from_toml(text, file, &e))?;
+    validate(raw).map_err(|(offset, message)| FileError::at(text, file, offset, message))
+}
 
 /// Where an error is in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]

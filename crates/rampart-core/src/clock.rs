@@ -1,5 +1,5 @@
-//! Time is injected: freshness decisions read this clock, so tests move time
-//! instead of sleeping.
+//! Time is injected: freshness, rate limits, breakers and the purge bound
+//! read a [`Clock`], so tests move time instead of sleeping.
 
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -53,5 +53,11 @@ impl Default for ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
         *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
+    fn now(&self) -> SystemTime {
+        (**self).now()
     }
 }

@@ -3,6 +3,59 @@
 
 use std::time::Duration;
 
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+use crate::env;
+
+/// Whole seconds, rounded up: how `Retry-After` and the `RateLimit` header's
+/// `t` state a duration (never promising a retry too early).
+pub fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// A duration written like `"30s"` (`${ENV}` expanded first), for serde.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let text = env::expand(&text, env::process).map_err(de::Error::custom)?;
+        parse_duration(&text).map(Dur).map_err(de::Error::custom)
+    }
+}
+
+/// A byte size: `"256MiB"` (`${ENV}` expanded first) or a plain integer of
+/// bytes, for serde.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SizeVisitor;
+        impl Visitor<'_> for SizeVisitor {
+            type Value = Size;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a size such as \"256MiB\" or a number of bytes")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
+                u64::try_from(v)
+                    .map(Size)
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Size, E> {
+                Ok(Size(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Size, E> {
+                let v = env::expand(v, env::process).map_err(E::custom)?;
+                parse_size(&v).map(Size).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(SizeVisitor)
+    }
+}
+
 /// Parses a duration written as one or more `<number><unit>` parts
 /// (`ms`, `s`, `m`, `h`, `d`), for example `"1h30m"`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {

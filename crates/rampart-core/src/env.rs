@@ -4,6 +4,11 @@
 //! string); `${NAME:-fallback}` uses the fallback when unset or empty;
 //! `$$` writes a literal `$`.
 
+/// The process's environment, as [`expand`] looks it up.
+pub fn process(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 /// Expands `${NAME}` and `${NAME:-fallback}` with `lookup`.
 pub fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());

@@ -1,0 +1,61 @@
+//! Stage two: the raw structs of [`crate::raw`] become the typed
+//! [`Config`], one section at a time, in the order later sections need
+//! (routes name upstreams and may count in Redis; warmers name routes).
+//! Every error carries the byte offset of the offending value, which
+//! [`rampart_core::located`] turns into file, line, column and field.
+
+mod cache;
+mod events;
+mod routes;
+mod server;
+mod upstreams;
+
+use rampart_core::Template;
+use toml::Spanned;
+
+use crate::model::{Config, LogConfig};
+use crate::raw;
+
+/// A validation error: the byte offset of the offending value and what is
+/// wrong with it.
+pub type Invalid = (usize, String);
+
+/// Turns the raw structs into a [`Config`].
+pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
+    let server = server::server(raw.server)?;
+    let admin = server::admin(raw.admin)?;
+    let cache = cache::cache(raw.cache)?;
+    let compression = cache::compression(raw.compression)?;
+    let upstreams = upstreams::upstreams(raw.upstreams)?;
+    let routes = routes::routes(raw.routes, &upstreams, &cache)?;
+    let events = events::events(raw.events)?;
+    let warmers = events::warmers(raw.warmers, &routes)?;
+    Ok(Config {
+        server,
+        admin,
+        cache,
+        compression,
+        log: LogConfig {
+            access: raw.log.access.unwrap_or(true),
+        },
+        upstreams,
+        routes,
+        events,
+        warmers,
+        priority_weights: [
+            raw.priorities.critical.unwrap_or(100).max(1),
+            raw.priorities.high.unwrap_or(50).max(1),
+            raw.priorities.default.unwrap_or(30).max(1),
+            raw.priorities.low.unwrap_or(10).max(1),
+        ],
+    })
+}
+
+/// A config template (`"event:{id}"`): parsed, and never empty.
+fn template(text: &Spanned<raw::Text>) -> Result<Template, Invalid> {
+    let at = text.span().start;
+    if text.get_ref().0.is_empty() {
+        return Err((at, "a template may not be empty".into()));
+    }
+    Template::parse(&text.get_ref().0).map_err(|e| (at, e.to_string()))
+}

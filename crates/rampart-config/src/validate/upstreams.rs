@@ -1,0 +1,111 @@
+//! `[[upstreams]]`: targets, pools, admission, health checks, balancing,
+//! retries and circuit breakers.
+
+use std::time::Duration;
+
+use crate::model::{AdmissionConfig, Balance, CircuitConfig, HealthConfig, UpstreamConfig};
+use crate::raw;
+
+use super::Invalid;
+
+/// Every upstream, names unique.
+pub(super) fn upstreams(raw: Vec<raw::RawUpstream>) -> Result<Vec<UpstreamConfig>, Invalid> {
+    let mut upstreams: Vec<UpstreamConfig> = Vec::new();
+    for u in raw {
+        let name = u.name.get_ref().0.clone();
+        if name.is_empty() {
+            return Err((u.name.span().start, "an upstream needs a name".into()));
+        }
+        if upstreams.iter().any(|x| x.name == name) {
+            return Err((
+                u.name.span().start,
+                format!("upstream {name:?} is defined twice"),
+            ));
+        }
+        if u.targets.get_ref().is_empty() {
+            return Err((
+                u.targets.span().start,
+                "an upstream needs at least one target".into(),
+            ));
+        }
+        upstreams.push(UpstreamConfig {
+            name,
+            targets: u.targets.into_inner().into_iter().map(|t| t.0).collect(),
+            connect_timeout: u.connect_timeout.map_or(Duration::from_secs(5), |d| d.0),
+            timeout: u.timeout.map_or(Duration::from_secs(30), |d| d.0),
+            max_idle_per_target: u.max_idle_per_target.map_or(256, |v| v as usize),
+            idle_timeout: u.idle_timeout.map_or(Duration::from_secs(60), |d| d.0),
+            admission: match (u.max_concurrency, u.queue) {
+                (None, None) => None,
+                (max, queue) => Some(AdmissionConfig {
+                    max_concurrency: max.unwrap_or(100).max(1) as usize,
+                    queue_size: queue.as_ref().map_or(0, |q| q.size as usize),
+                    queue_timeout: queue.as_ref().map_or(Duration::ZERO, |q| q.timeout.0),
+                }),
+            },
+            health: match u.health {
+                None => None,
+                Some(h) => {
+                    let at = h.span().start;
+                    let h = h.into_inner();
+                    if h.interval.as_ref().is_some_and(|d| d.0.is_zero()) {
+                        return Err((at, "health interval must be more than zero".into()));
+                    }
+                    let path = h.path.get_ref().0.clone();
+                    if !path.starts_with('/') {
+                        return Err((
+                            h.path.span().start,
+                            format!("health path {path:?} must start with '/'"),
+                        ));
+                    }
+                    Some(HealthConfig {
+                        path,
+                        interval: h.interval.map_or(Duration::from_secs(5), |d| d.0),
+                        timeout: h.timeout.map_or(Duration::from_secs(2), |d| d.0),
+                        healthy_after: h.healthy_after.unwrap_or(2).max(1),
+                        unhealthy_after: h.unhealthy_after.unwrap_or(3).max(1),
+                    })
+                }
+            },
+            balance: match &u.balance {
+                None => Balance::LeastInFlight,
+                Some(b) => match b.get_ref().0.as_str() {
+                    "least-in-flight" => Balance::LeastInFlight,
+                    "round-robin" => Balance::RoundRobin,
+                    other => {
+                        return Err((
+                            b.span().start,
+                            format!(
+                            "unknown balance {other:?}; use \"least-in-flight\" or \"round-robin\""
+                        ),
+                        ))
+                    }
+                },
+            },
+            retry: u.retry.unwrap_or(true),
+            circuit: match u.circuit {
+                None => None,
+                Some(c) => {
+                    let at = c.span().start;
+                    let c = c.into_inner();
+                    if c.failure_rate.is_some_and(|r| !(r > 0.0 && r <= 1.0)) {
+                        return Err((
+                            at,
+                            "failure_rate is a share between 0 and 1, such as 0.5".into(),
+                        ));
+                    }
+                    Some(CircuitConfig {
+                        failures: c.failures.unwrap_or(10).max(1),
+                        failure_rate: c.failure_rate,
+                        window: c.window.unwrap_or(100).max(1),
+                        min_requests: c.min_requests.unwrap_or(20).max(1),
+                        open_for: c.open_for.map_or(Duration::from_secs(60), |d| d.0),
+                        probes: c.probes.unwrap_or(1).max(1),
+                    })
+                }
+            },
+        });
+    }
+
+    Ok(upstreams)
+}

@@ -1,0 +1,18 @@
+//! The small vocabulary every Rampart crate shares: time ([`clock`]), human
+//! units for durations and sizes ([`units`]), `${ENV}` interpolation
+//! ([`env`]), templates ([`template`]), errors located in TOML files
+//! ([`located`]) and problem+json answers ([`problem`]). Each idea has its
+//! one home here, so the config, the gateway, the guards and the load
+//! tester speak of it the same way.
+
+pub mod clock;
+pub mod env;
+pub mod located;
+pub mod problem;
+pub mod template;
+pub mod units;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use located::FileError;
+pub use problem::Problem;
+pub use template::Template;
