@@ -90,6 +90,24 @@ pub fn carries_credential(policy: &CachePolicy, headers: &HeaderMap) -> bool {
     })
 }
 
+/// The URL key a `Location` or `Content-Location` value names, when it is on
+/// the same host as the request (`host`): absolute URLs on other hosts and
+/// relative references that are not paths are ignored (RFC 9111 §4.4).
+pub fn same_origin_key(host: &str, value: &http::HeaderValue) -> Option<String> {
+    let target: Uri = value.to_str().ok()?.parse().ok()?;
+    if let Some(authority) = target.authority() {
+        if !authority.as_str().eq_ignore_ascii_case(host) {
+            return None;
+        }
+    } else if !target.path().starts_with('/') {
+        return None;
+    }
+    let uri: Uri = target.path_and_query()?.as_str().parse().ok()?;
+    let mut headers = HeaderMap::new();
+    headers.insert(HOST, http::HeaderValue::from_str(host).ok()?);
+    Some(primary_key("http", &uri, &headers))
+}
+
 /// The URL part of a full key.
 pub fn primary_of(full: &str) -> &str {
     // A `#` never appears in a request path or query sent to a server, so the

@@ -273,6 +273,14 @@ pub enum Priority {
 }
 
 impl Priority {
+    /// Every class, most important first.
+    pub const ALL: [Priority; 4] = [
+        Priority::Critical,
+        Priority::High,
+        Priority::Default,
+        Priority::Low,
+    ];
+
     /// Index of the class, most important first.
     pub fn index(self) -> usize {
         match self {

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
+use rampart_edge::{serve, ConnLimits};
 use rampart_gateway::body::{empty, full};
-use rampart_gateway::server::{serve, ConnLimits};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 

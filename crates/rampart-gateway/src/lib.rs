@@ -1,39 +1,28 @@
-//! Rampart's gateway: a caching reverse proxy.
+//! Rampart's gateway, assembled: [`start`] builds the proxy's state from a
+//! validated [`Config`], binds the public and admin listeners
+//! (`rampart-edge`), and runs the background work (active health checks,
+//! warmers, the purge fan-out and the invalidator that applies what it
+//! delivers). It returns a [`Running`] gateway to stop and wait for.
 //!
-//! [`start`] binds the listeners of a validated [`Config`] and returns a
-//! [`Running`] gateway; the request path itself is [`proxy::handle`], whose
-//! steps are written down in order in `proxy.rs`.
+//! Where each concern lives: the request path in `rampart-proxy`, the
+//! admin API in `rampart-admin`, what nodes share through Redis in
+//! `rampart-cluster`, listeners in `rampart-edge`.
 
-pub mod admin;
-pub mod body;
-pub mod cache_path;
-
-pub mod compress;
-pub mod headers;
-pub mod invalidate;
-pub mod l2;
-pub mod limits;
-pub mod metrics;
-pub mod problem;
-pub mod proxy;
-pub mod redis;
-pub mod router;
-pub mod server;
-pub mod state;
-pub mod sync;
-pub mod tags;
-pub mod upstream;
+mod tasks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use prometheus_client::registry::Registry;
 use rampart_config::Config;
+use rampart_edge::ConnLimits;
+use rampart_proxy::State;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use rampart_core::{Clock, ManualClock, SystemClock};
-pub use state::Gateway;
+pub use rampart_proxy::{body, BuildError};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -47,8 +36,8 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// The config could not be turned into a gateway.
-    #[error("{0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Build(#[from] BuildError),
 }
 
 /// A started gateway.
@@ -58,8 +47,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The admin listener's address, when configured.
     pub admin_addr: Option<SocketAddr>,
-    /// The shared state, for inspection.
-    pub gateway: Arc<Gateway>,
+    /// The proxy's shared state, for inspection.
+    pub state: Arc<State>,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -79,115 +68,63 @@ impl Running {
     }
 }
 
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let bind_error = |source| StartError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let local = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, local))
+}
+
 /// Binds the listeners and starts serving.
 pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
-    let gateway = Arc::new(Gateway::new(config, clock).map_err(StartError::Invalid)?);
-    let limits = server::ConnLimits {
+    let mut registry = Registry::with_prefix("rampart");
+    let state = Arc::new(State::new(config, clock, &mut registry)?);
+    let registry = Arc::new(registry);
+    let limits = ConnLimits {
         max_header_size: config.server.max_header_size,
         header_read_timeout: config.server.header_read_timeout,
         max_connections: config.server.max_connections,
         shutdown_timeout: config.server.shutdown_timeout,
     };
-    let bind = |addr: SocketAddr| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })
-    };
     let stop = CancellationToken::new();
-    let listener = bind(config.server.listen).await?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.server.listen,
-        source,
-    })?;
+    let (listener, addr) = bind(config.server.listen).await?;
     let mut tasks = Vec::new();
-    let gw = Arc::clone(&gateway);
-    tasks.push(tokio::spawn(server::serve(
+    let proxy = Arc::clone(&state);
+    tasks.push(tokio::spawn(rampart_edge::serve(
         listener,
         limits,
         stop.clone(),
-        move |req, peer| proxy::handle(Arc::clone(&gw), req, peer),
+        move |req, peer| rampart_proxy::handle(Arc::clone(&proxy), req, peer),
     )));
-
-    for index in 0..gateway.upstreams.len() {
-        if let Some(interval) = gateway.upstreams[index].health_config().map(|h| h.interval) {
-            let gw = Arc::clone(&gateway);
-            let stop = stop.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut tick = tokio::time::interval(interval);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        _ = tick.tick() => gw.upstreams[index].check_health().await,
-                    }
-                }
-            }));
-        }
-    }
-
-    for warmer in &config.warmers {
-        let (gw, stop, warmer) = (Arc::clone(&gateway), stop.clone(), warmer.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut headers = http::HeaderMap::new();
-            if let Some(host) = warmer
-                .url
-                .authority()
-                .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
-            {
-                headers.insert(http::header::HOST, host);
-            }
-            let head = state::RequestHead {
-                method: http::Method::GET,
-                uri: warmer.url.path_and_query().map_or_else(
-                    || http::Uri::from_static("/"),
-                    |pq| http::Uri::from(pq.clone()),
-                ),
-                headers,
-                peer: std::net::IpAddr::from([127, 0, 0, 1]),
-                trusted: true,
-            };
-            let mut tick = tokio::time::interval(warmer.every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    _ = tick.tick() => {
-                        if cache_path::warm(&gw, warmer.route, &head).await {
-                            gw.metrics.warmed.inc();
-                        }
-                    }
-                }
-            }
-        }));
-    }
-    if gateway.sync.is_some() {
-        tasks.push(tokio::spawn(sync::run(Arc::clone(&gateway), stop.clone())));
-    }
+    tasks.extend(tasks::health_checks(&state, &stop));
+    tasks.extend(tasks::warmers(&state, &config.warmers, &stop));
+    tasks.extend(tasks::fanout(&state, &stop));
 
     let mut admin_addr = None;
     if let Some(admin) = &config.admin {
-        let listener = bind(admin.listen).await?;
-        admin_addr = Some(listener.local_addr().map_err(|source| StartError::Bind {
-            addr: admin.listen,
-            source,
-        })?);
-        let gw = Arc::clone(&gateway);
-        let token: Option<Arc<str>> = admin.token.as_deref().map(Arc::from);
-        let admin_limits = server::ConnLimits {
+        let (listener, local) = bind(admin.listen).await?;
+        admin_addr = Some(local);
+        let api = Arc::new(rampart_admin::Admin::new(
+            &state,
+            registry,
+            admin.token.clone(),
+            admin.webhook_secret.clone(),
+        ));
+        let admin_limits = ConnLimits {
             max_connections: 256,
             ..limits
         };
-        tasks.push(tokio::spawn(server::serve(
+        tasks.push(tokio::spawn(rampart_edge::serve(
             listener,
             admin_limits,
             stop.clone(),
-            move |req, _peer| admin::handle(Arc::clone(&gw), token.clone(), req),
+            move |req, _peer| rampart_admin::handle(Arc::clone(&api), req),
         )));
     }
     Ok(Running {
         addr,
         admin_addr,
-        gateway,
+        state,
         stop,
         tasks,
     })

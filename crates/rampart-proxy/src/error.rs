@@ -1,12 +1,21 @@
-//! Errors Rampart itself answers with, as `application/problem+json`
-//! (RFC 9457). Every error response is made here, in one place.
+//! Errors Rampart answers for itself. Every error of the request path is a
+//! [`GatewayError`]; this is the one place they become responses, as
+//! `application/problem+json` (RFC 9457) through [`rampart_core::Problem`].
 
 use std::time::Duration;
 
-use http::header::{CONTENT_TYPE, RETRY_AFTER};
-use http::{Response, StatusCode};
+use http::{HeaderName, HeaderValue, Response, StatusCode};
+use rampart_cache::fill::OriginFailure;
+use rampart_core::units::ceil_secs;
+use rampart_core::Problem;
+use rampart_guard::admission::Shed;
 
 use crate::body::{full, Body};
+
+/// `RateLimit-Policy` (IETF draft).
+pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// `RateLimit` (IETF draft).
+pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// An error the gateway answers for itself.
 #[derive(Debug, thiserror::Error)]
@@ -15,7 +24,7 @@ pub enum GatewayError {
     #[error("no route matches {method} {path}")]
     NoRoute {
         /// The method.
-        method: String,
+        method: http::Method,
         /// The path.
         path: String,
     },
@@ -25,15 +34,18 @@ pub enum GatewayError {
         /// The limit.
         limit: u64,
     },
+    /// The client's request body broke off or was malformed.
+    #[error("the request body could not be read")]
+    BadRequestBody,
     /// A rate limit refused the request.
-    #[error("rate limit {limit} exceeded: retry in {}s", crate::limits::ceil_secs(*retry_after))]
+    #[error("rate limit {limit} exceeded: retry in {}s", ceil_secs(*retry_after))]
     RateLimited {
         /// The limit's name.
         limit: String,
         /// Time until a request would be allowed.
         retry_after: Duration,
         /// `RateLimit-Policy` and `RateLimit` values.
-        headers: (http::HeaderValue, http::HeaderValue),
+        headers: (HeaderValue, HeaderValue),
     },
     /// A rate limit's key table is full of clients inside their period.
     #[error("rate limit {limit} is tracking as many clients as it may; try again shortly")]
@@ -45,15 +57,13 @@ pub enum GatewayError {
     #[error("protocol upgrades (such as WebSocket) are not proxied")]
     UpgradeNotSupported,
     /// No connection could be made to any target of the upstream.
-    #[error("upstream {upstream} is unreachable: {detail}")]
+    #[error("upstream {upstream} is unreachable")]
     UpstreamUnreachable {
         /// The upstream's name.
         upstream: String,
-        /// What failed.
-        detail: String,
     },
     /// Every target of the upstream has its circuit open.
-    #[error("upstream {upstream} is failing; its circuit is open for {}s more", crate::limits::ceil_secs(*retry_after))]
+    #[error("upstream {upstream} is failing; its circuit is open for {}s more", ceil_secs(*retry_after))]
     CircuitOpen {
         /// The upstream's name.
         upstream: String,
@@ -69,12 +79,12 @@ pub enum GatewayError {
         retry_after: Duration,
     },
     /// The upstream is saturated and the request was shed.
-    #[error("upstream {upstream} is saturated; the request was shed ({reason})")]
+    #[error("upstream {upstream} is saturated; the request was shed ({})", reason.as_str())]
     Shed {
         /// The upstream's name.
         upstream: String,
-        /// `queue-full`, `displaced` or `timeout`.
-        reason: &'static str,
+        /// Why.
+        reason: Shed,
     },
     /// The upstream did not answer in time.
     #[error("upstream {upstream} did not answer within {}ms", timeout.as_millis())]
@@ -84,24 +94,32 @@ pub enum GatewayError {
         /// The deadline.
         timeout: Duration,
     },
-    /// The upstream answered with something unusable.
-    #[error("upstream {upstream} failed: {detail}")]
+    /// The upstream's answer could not be used (the exchange broke).
+    #[error("upstream {upstream} failed")]
     UpstreamFailed {
         /// The upstream's name.
         upstream: String,
-        /// What failed.
-        detail: String,
     },
 }
 
 impl GatewayError {
-    /// Whether the upstream cannot be asked at all now (every circuit open,
-    /// or no healthy target): a cached route then serves any copy it holds.
-    pub fn upstream_down(&self) -> bool {
-        matches!(
-            self,
-            GatewayError::CircuitOpen { .. } | GatewayError::NoHealthyTarget { .. }
-        )
+    /// How the origin failed, for the cache's stale fallback; `None` for
+    /// errors that are not the origin's.
+    pub fn origin_failure(&self) -> Option<OriginFailure> {
+        match self {
+            GatewayError::CircuitOpen { .. } => Some(OriginFailure::CircuitOpen),
+            GatewayError::NoHealthyTarget { .. } => Some(OriginFailure::NoHealthyTarget),
+            GatewayError::UpstreamUnreachable { .. }
+            | GatewayError::UpstreamTimeout { .. }
+            | GatewayError::UpstreamFailed { .. }
+            | GatewayError::Shed { .. } => Some(OriginFailure::Error),
+            GatewayError::NoRoute { .. }
+            | GatewayError::BodyTooLarge { .. }
+            | GatewayError::BadRequestBody
+            | GatewayError::RateLimited { .. }
+            | GatewayError::LimitTableFull { .. }
+            | GatewayError::UpgradeNotSupported => None,
+        }
     }
 
     /// The HTTP status this error is answered with.
@@ -109,6 +127,7 @@ impl GatewayError {
         match self {
             GatewayError::NoRoute { .. } => StatusCode::NOT_FOUND,
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::BadRequestBody => StatusCode::BAD_REQUEST,
             GatewayError::RateLimited { .. } | GatewayError::LimitTableFull { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -128,6 +147,7 @@ impl GatewayError {
         match self {
             GatewayError::NoRoute { .. } => "no-route",
             GatewayError::BodyTooLarge { .. } => "body-too-large",
+            GatewayError::BadRequestBody => "bad-request-body",
             GatewayError::RateLimited { .. } => "rate-limited",
             GatewayError::LimitTableFull { .. } => "rate-limit-table-full",
             GatewayError::UpgradeNotSupported => "upgrade-not-supported",
@@ -153,48 +173,24 @@ impl GatewayError {
         }
     }
 
-    /// The problem+json response (with `Retry-After` and rate-limit headers where they apply).
+    /// The problem this error is.
+    pub fn problem(&self) -> Problem {
+        Problem::new(self.status(), self.slug(), self.to_string()).retry_after(self.retry_after())
+    }
+
+    /// The problem+json response (with `Retry-After` and rate-limit headers
+    /// where they apply).
     pub fn into_response(self) -> Response<Body> {
-        let mut r = problem(
-            self.status(),
-            self.slug(),
-            &self.to_string(),
-            self.retry_after(),
-        );
-        if let GatewayError::RateLimited { headers, .. } = &self {
-            r.headers_mut().insert(
-                http::HeaderName::from_static("ratelimit-policy"),
-                headers.0.clone(),
-            );
-            r.headers_mut().insert(
-                http::HeaderName::from_static("ratelimit"),
-                headers.1.clone(),
-            );
+        let mut r = problem_response(&self.problem());
+        if let GatewayError::RateLimited { headers, .. } = self {
+            r.headers_mut().insert(RATELIMIT_POLICY.clone(), headers.0);
+            r.headers_mut().insert(RATELIMIT.clone(), headers.1);
         }
         r
     }
 }
 
-/// Builds a problem+json response.
-pub fn problem(
-    status: StatusCode,
-    slug: &str,
-    detail: &str,
-    retry_after: Option<Duration>,
-) -> Response<Body> {
-    let body = serde_json::json!({
-        "type": format!("urn:rampart:problem:{slug}"),
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    let mut builder = Response::builder()
-        .status(status)
-        .header(CONTENT_TYPE, "application/problem+json");
-    if let Some(after) = retry_after {
-        builder = builder.header(RETRY_AFTER, crate::limits::ceil_secs(after).max(1));
-    }
-    builder
-        .body(full(body.to_string()))
-        .unwrap_or_else(|_| Response::new(full("internal error")))
+/// A problem as a response with Rampart's body type.
+pub fn problem_response(problem: &Problem) -> Response<Body> {
+    problem.response::<String>().map(full)
 }

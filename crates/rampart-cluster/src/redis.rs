@@ -13,12 +13,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use rampart_config::RedisConfig;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sha2::{Digest, Sha256};
-
-use crate::metrics::Metrics;
 
 /// What a Redis call is for (the `op` label of its error metric).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +51,21 @@ impl Op {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabels {
+    op: &'static str,
+}
+
+/// The Redis URL could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("[cache] redis {url:?}: {source}")]
+pub struct RedisError {
+    /// The URL as configured.
+    pub url: String,
+    /// Why.
+    pub source: redis::RedisError,
+}
+
 /// The shared Redis.
 pub struct Redis {
     conn: ConnectionManager,
@@ -78,17 +94,27 @@ impl std::fmt::Debug for Redis {
 
 impl Redis {
     /// Prepares the connection; it is opened on first use, so a gateway
-    /// starts (and serves from L1 and the origin) while Redis is down.
-    pub fn new(cfg: &RedisConfig, metrics: &Metrics) -> Result<Self, String> {
-        let client = redis::Client::open(cfg.url.as_str())
-            .map_err(|e| format!("[cache] redis {:?}: {e}", cfg.url))?;
+    /// starts (and serves from L1 and the origin) while Redis is down. Its
+    /// error counters are registered in `registry`.
+    pub fn new(cfg: &RedisConfig, registry: &mut Registry) -> Result<Self, RedisError> {
+        let error = |source| RedisError {
+            url: cfg.url.clone(),
+            source,
+        };
+        let client = redis::Client::open(cfg.url.as_str()).map_err(error)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(cfg.timeout.max(Duration::from_millis(50))))
             .set_response_timeout(Some(cfg.timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| format!("[cache] redis {:?}: {e}", cfg.url))?;
+        let conn =
+            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(error)?;
+        let errors = Family::<OpLabels, Counter>::default();
+        registry.register(
+            "redis_errors",
+            "Redis calls that failed or timed out, by use; the request went on without Redis",
+            errors.clone(),
+        );
         Ok(Self {
             conn,
             timeout: cfg.timeout,
@@ -98,7 +124,7 @@ impl Redis {
             retry_at: Mutex::new(None),
             errors: Op::ALL
                 .iter()
-                .map(|op| metrics.redis_error(op.as_str()))
+                .map(|op| errors.get_or_create(&OpLabels { op: op.as_str() }).clone())
                 .collect(),
             client,
         })

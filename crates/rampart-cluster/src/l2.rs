@@ -12,13 +12,14 @@
 //! Every call has the Redis deadline; a failed one is a miss, never an error.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
-use rampart_cache::codec;
 use rampart_cache::key::{primary_of, EXTRA_SEPARATOR};
-use rampart_cache::Entry;
+use rampart_cache::purge::Selector;
+use rampart_cache::{Entry, Purge, Purged};
 
+use crate::codec;
 use crate::redis::{Op, Redis};
-use crate::state::Gateway;
 
 /// Lists an entry key (`ARGV[1]`, expiring in `ARGV[2]` ms) under a tag
 /// set (`KEYS[1]`): members already expired go, the set lives as long as
@@ -91,24 +92,16 @@ pub async fn get(redis: &Redis, cache_key: &str) -> Option<Entry> {
     codec::decode(value?.into())
 }
 
-/// Stores an entry in L2 in the background, with its tags.
-pub fn put(gw: &Arc<Gateway>, cache_key: &str, entry: &Arc<Entry>) {
-    let Some(redis) = gw.redis.as_ref() else {
-        return;
-    };
-    let left = entry
-        .freshness
-        .horizon()
-        .saturating_sub(entry.age(gw.clock.now()));
+/// Stores an entry in L2 in the background, with its tags, to expire at its
+/// stale horizon as seen at `now`.
+pub fn put(redis: &Arc<Redis>, cache_key: &str, entry: &Arc<Entry>, now: SystemTime) {
+    let left = entry.freshness.horizon().saturating_sub(entry.age(now));
     let millis = left.as_millis() as u64;
     if millis == 0 || !redis.is_up() {
         return;
     }
-    let (gw, cache_key, entry) = (Arc::clone(gw), cache_key.to_string(), Arc::clone(entry));
+    let (redis, cache_key, entry) = (Arc::clone(redis), cache_key.to_string(), Arc::clone(entry));
     tokio::spawn(async move {
-        let Some(redis) = gw.redis.as_ref() else {
-            return;
-        };
         let key = redis.entry_key(&cache_key);
         let value = codec::encode(&entry);
         let mut tags: Vec<String> = entry.tags.clone();
@@ -138,9 +131,35 @@ pub fn put(gw: &Arc<Gateway>, cache_key: &str, entry: &Arc<Entry>) {
     });
 }
 
+/// Removes what a validated purge names from the shared tier: keys and tags
+/// through the tag index, paths and prefixes by a bounded scan.
+pub async fn purge(redis: &Redis, purge: &Purge) -> Purged {
+    let (mut urls, mut paths) = (Vec::new(), Vec::new());
+    for k in purge.key_selectors() {
+        match k {
+            Selector::Url(u) => urls.push(u),
+            path @ Selector::Path(_) => paths.push(path),
+        }
+    }
+    let mut keys = purge_urls(redis, &urls).await;
+    if !paths.is_empty() {
+        keys += purge_matching(redis, |u| paths.iter().any(|p| p.is(u))).await;
+    }
+    let prefixes = purge.prefix_selectors();
+    Purged {
+        keys,
+        tags: purge_tags(redis, &purge.tags).await,
+        prefixes: if prefixes.is_empty() {
+            0
+        } else {
+            purge_matching(redis, |u| prefixes.iter().any(|p| p.prefixes(u))).await
+        },
+    }
+}
+
 /// Deletes every entry listed under the tags (and the tag sets). Returns how
 /// many entries went.
-pub async fn purge_tags(redis: &Redis, tags: &[String]) -> usize {
+async fn purge_tags(redis: &Redis, tags: &[String]) -> usize {
     let mut total = 0;
     for tag in tags {
         let tag_key = redis.tag_key(tag);
@@ -176,7 +195,7 @@ pub async fn purge_tags(redis: &Redis, tags: &[String]) -> usize {
 }
 
 /// Deletes every entry of the URLs.
-pub async fn purge_urls(redis: &Redis, urls: &[String]) -> usize {
+async fn purge_urls(redis: &Redis, urls: &[String]) -> usize {
     let tags: Vec<String> = urls.iter().map(|u| url_tag(u)).collect();
     purge_tags(redis, &tags).await
 }
@@ -254,7 +273,7 @@ const MAX_SCANNED: usize = 1_000_000;
 
 /// Deletes every entry whose URL satisfies `matches`, by a SCAN of the
 /// entry keys.
-pub async fn purge_matching(redis: &Redis, matches: impl Fn(&str) -> bool) -> usize {
+async fn purge_matching(redis: &Redis, matches: impl Fn(&str) -> bool) -> usize {
     let pattern = format!("{}:c:*", redis.prefix());
     let mut cursor: u64 = 0;
     let mut scanned = 0;

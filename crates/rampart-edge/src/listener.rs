@@ -17,8 +17,6 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::body::Body;
-
 /// Protocol limits applied to every connection.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnLimits {
@@ -50,14 +48,16 @@ fn builder(limits: &ConnLimits) -> auto::Builder<TokioExecutor> {
 
 /// Serves `listener` with `handler` until `stop` is cancelled, then stops
 /// accepting and waits up to `shutdown_timeout` for open requests to finish.
-pub async fn serve<H, F>(
+pub async fn serve<H, F, B>(
     listener: TcpListener,
     limits: ConnLimits,
     stop: CancellationToken,
     handler: H,
 ) where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
+    F: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let builder = builder(&limits);
     let graceful = GracefulShutdown::new();

@@ -8,8 +8,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use rampart_config::Encoding;
 
-use crate::entry::Entry;
-use crate::freshness::Freshness;
+use rampart_cache::{Entry, Freshness};
 
 const MAGIC: &[u8; 4] = b"RMP1";
 

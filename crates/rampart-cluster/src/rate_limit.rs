@@ -1,6 +1,6 @@
 //! GCRA counted in Redis, so that a limit is exact across every node that
 //! shares the Redis: one atomic script call per request, with the same
-//! arithmetic as [`crate::gcra::check`]. The time is Redis's own (`TIME`),
+//! arithmetic as [`rampart_guard::gcra::check`]. The time is Redis's own (`TIME`),
 //! so nodes whose clocks disagree still agree on the allowance. A key
 //! expires when its TAT has passed (it is then in the state of a key never
 //! seen), so the key space in Redis is bounded by the clients active within
@@ -11,7 +11,7 @@ use std::time::Duration;
 use redis::aio::ConnectionLike;
 use redis::Script;
 
-use crate::gcra::{Decision, Limit};
+use rampart_guard::gcra::{Decision, Limit};
 
 /// The script: KEYS[1] the client's key; ARGV[1] the emission interval T and
 /// ARGV[2] the tolerance τ, both in microseconds. Returns

@@ -15,13 +15,15 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use http::HeaderValue;
+use rampart_cluster::rate_limit::ClusterGcra;
+use rampart_cluster::{Op, Redis};
 use rampart_config::{LimitConfig, LimitKey, RouteConfig};
-use rampart_guard::cluster::ClusterGcra;
+use rampart_core::units::ceil_secs;
+use rampart_core::Clock;
 use rampart_guard::gcra::{Decision, Limit, Table};
 
-use crate::redis::Redis;
-use crate::state::RequestHead;
-use rampart_core::Clock;
+use crate::outcome::LimitRefusal;
+use crate::request::RequestHead;
 
 const SHARDS: usize = 16;
 
@@ -38,18 +40,15 @@ pub enum Verdict {
     /// Allowed; the headers to add to the response (none without limits).
     Allowed(Option<(HeaderValue, HeaderValue)>),
     /// Refused by the named limit.
-    Limited {
+    Refused {
         /// The limit's name.
         limit: String,
+        /// Why.
+        why: LimitRefusal,
         /// Time until a request would be allowed.
         retry_after: Duration,
-        /// `RateLimit-Policy` and `RateLimit`.
-        headers: (HeaderValue, HeaderValue),
-    },
-    /// The limit's key table is full of clients inside their period.
-    TableFull {
-        /// The limit's name.
-        limit: String,
+        /// `RateLimit-Policy` and `RateLimit`, when over the allowance.
+        headers: Option<(HeaderValue, HeaderValue)>,
     },
 }
 
@@ -157,7 +156,7 @@ impl Limiters {
                 let redis_key = redis.key("rl", &[&route.name, &cfg.name], &key);
                 let (gcra, limit) = (&self.cluster, &limiter.limit);
                 counted = redis
-                    .run(crate::redis::Op::RateLimit, |mut conn| async move {
+                    .run(Op::RateLimit, |mut conn| async move {
                         gcra.check(&mut conn, limit, &redis_key).await
                     })
                     .await
@@ -172,16 +171,20 @@ impl Limiters {
             };
             match decision {
                 Err(_) => {
-                    return Verdict::TableFull {
+                    return Verdict::Refused {
                         limit: cfg.name.clone(),
+                        why: LimitRefusal::TableFull,
+                        retry_after: Duration::from_secs(1),
+                        headers: None,
                     }
                 }
                 Ok(Decision::Limited { retry_after, reset }) => {
                     let state = format!("\"{}\";r=0;t={}", cfg.name, ceil_secs(reset));
-                    return Verdict::Limited {
+                    return Verdict::Refused {
                         limit: cfg.name.clone(),
+                        why: LimitRefusal::Limited,
                         retry_after,
-                        headers: (policy.clone(), header(&state)),
+                        headers: Some((policy.clone(), header(&state))),
                     };
                 }
                 Ok(Decision::Allowed { remaining, reset }) => {
@@ -204,8 +207,6 @@ impl Limiters {
 fn header(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
-
-pub use rampart_core::units::ceil_secs;
 
 fn shard_of(key: &str) -> usize {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

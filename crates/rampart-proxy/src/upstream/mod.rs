@@ -1,13 +1,17 @@
-//! Upstream pools: one keep-alive client per upstream, targets chosen by
-//! least requests in flight (power of two choices) or round robin among those
-//! that pass active health checks and whose circuit allows, a deadline on
-//! every request, and one retry on another target where that is safe.
+//! Upstream pools: one keep-alive client per upstream, targets chosen as
+//! [`balance`] says among those that pass active [`health`] checks and whose
+//! circuit allows ([`target`]), a deadline on every request, and one retry
+//! where that is safe.
+
+mod balance;
+mod health;
+mod target;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http::uri::{Authority, Scheme};
+use http::uri::{Authority, InvalidUri, Scheme};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body::Body as _;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -16,10 +20,24 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use prometheus_client::metrics::counter::Counter;
 use rampart_config::{Balance, HealthConfig, UpstreamConfig};
 use rampart_guard::breaker::{Breaker, Settings, State};
-use rampart_guard::health::{Health, Thresholds};
+use rampart_guard::health::Health;
 
-use crate::body::{boxed, empty, guarded, Body};
+use self::target::{Pending, Target};
+use crate::body::{boxed, empty, guarded, Body, ClientBodyError};
 use crate::metrics::Metrics;
+use crate::outcome::RetryReason;
+
+/// A target in the config that is not `host:port`.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream {upstream:?}: target {target:?}: {source}")]
+pub struct InvalidTarget {
+    /// The upstream's name.
+    pub upstream: String,
+    /// The target as configured.
+    pub target: String,
+    /// Why it does not parse.
+    pub source: InvalidUri,
+}
 
 /// Why an upstream request failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +65,10 @@ pub enum UpstreamError {
         /// The health check interval: when a target may be back.
         retry_after: Duration,
     },
+    /// The client's request body failed while it was sent: the client's
+    /// fault, not the target's.
+    #[error("{0}")]
+    ClientBody(ClientBodyError),
     /// The exchange failed after connecting.
     #[error("request to {target} failed: {detail}")]
     Failed {
@@ -61,40 +83,6 @@ pub enum UpstreamError {
     },
 }
 
-/// One target of an upstream and what is known of it.
-struct Target {
-    authority: Authority,
-    /// Requests sent whose response has not ended.
-    in_flight: Arc<AtomicUsize>,
-    /// The last verdict of active health checks (true without them).
-    healthy: AtomicBool,
-    health: Mutex<Health>,
-    breaker: Option<Mutex<Breaker>>,
-    /// Transition counters: to closed, half-open, open.
-    transitions: [Counter; 3],
-}
-
-impl Target {
-    fn breaker_state(&self, now: Duration) -> Option<State> {
-        self.breaker
-            .as_ref()
-            .map(|b| b.lock().unwrap_or_else(|p| p.into_inner()).state(now))
-    }
-
-    fn count_transition(&self, upstream: &str, from: State, to: State) {
-        if from != to {
-            self.transitions[to.as_gauge() as usize].inc();
-            tracing::warn!(
-                upstream,
-                target = %self.authority,
-                from = from.as_str(),
-                to = to.as_str(),
-                "circuit breaker changed state"
-            );
-        }
-    }
-}
-
 /// One upstream: its targets and connection pool.
 pub struct Upstream {
     /// The upstream's name.
@@ -105,6 +93,7 @@ pub struct Upstream {
     balance: Balance,
     retry: bool,
     health: Option<HealthConfig>,
+    /// Retry counters, by [`RetryReason`].
     retries: [Counter; 3],
 }
 
@@ -114,54 +103,6 @@ impl std::fmt::Debug for Upstream {
             .field("name", &self.name)
             .field("targets", &self.targets().collect::<Vec<_>>())
             .finish_non_exhaustive()
-    }
-}
-
-/// Holds a target's in-flight count and gives its breaker the outcome, or
-/// its probe slot back if the request was abandoned (the client went away)
-/// before one was known.
-struct Pending<'a> {
-    upstream: &'a Upstream,
-    target: &'a Target,
-    now: Duration,
-    recorded: bool,
-    in_flight: Option<InFlight>,
-}
-
-/// One request counted in a target's in-flight number until dropped.
-struct InFlight(Arc<AtomicUsize>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl Pending<'_> {
-    /// Gives the breaker the outcome; returns the in-flight count, to be
-    /// held by the response body.
-    fn record(mut self, success: bool) -> Option<InFlight> {
-        self.recorded = true;
-        if let Some(b) = &self.target.breaker {
-            let mut b = b.lock().unwrap_or_else(|p| p.into_inner());
-            let before = b.state(self.now);
-            b.record(self.now, success);
-            let after = b.state(self.now);
-            drop(b);
-            self.target
-                .count_transition(&self.upstream.name, before, after);
-        }
-        self.in_flight.take()
-    }
-}
-
-impl Drop for Pending<'_> {
-    fn drop(&mut self) {
-        if !self.recorded {
-            if let Some(b) = &self.target.breaker {
-                b.lock().unwrap_or_else(|p| p.into_inner()).release();
-            }
-        }
     }
 }
 
@@ -176,7 +117,7 @@ fn idempotent(method: &Method) -> bool {
 impl Upstream {
     /// Builds the pool for an upstream (targets were validated as
     /// `host:port`), with its counters in `metrics`.
-    pub fn new(cfg: &UpstreamConfig, metrics: &Metrics) -> Result<Self, String> {
+    pub fn new(cfg: &UpstreamConfig, metrics: &Metrics) -> Result<Self, InvalidTarget> {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(cfg.connect_timeout));
         connector.set_nodelay(true);
@@ -198,9 +139,11 @@ impl Upstream {
             .targets
             .iter()
             .map(|t| {
-                let authority = t
-                    .parse::<Authority>()
-                    .map_err(|e| format!("target {t:?}: {e}"))?;
+                let authority = t.parse::<Authority>().map_err(|source| InvalidTarget {
+                    upstream: cfg.name.clone(),
+                    target: t.clone(),
+                    source,
+                })?;
                 Ok(Target {
                     in_flight: Arc::default(),
                     healthy: AtomicBool::new(true),
@@ -211,7 +154,7 @@ impl Upstream {
                     authority,
                 })
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, InvalidTarget>>()?;
         Ok(Self {
             name: cfg.name.clone(),
             targets,
@@ -220,7 +163,7 @@ impl Upstream {
             balance: cfg.balance,
             retry: cfg.retry,
             health: cfg.health.clone(),
-            retries: ["connect-error", "503", "closed"].map(|r| metrics.retry(&cfg.name, r)),
+            retries: RetryReason::ALL.map(|r| metrics.retry(&cfg.name, r)),
         })
     }
 
@@ -269,89 +212,6 @@ impl Upstream {
             .collect()
     }
 
-    /// The first target to try: the less busy of two drawn at random, or the
-    /// next in turn.
-    fn first_choice(&self, eligible: impl Fn(usize) -> bool) -> usize {
-        let n = self.targets.len();
-        let turn = self.next.fetch_add(1, Ordering::Relaxed);
-        if self.balance == Balance::RoundRobin || n == 1 {
-            return turn % n;
-        }
-        let a = rand::random_range(0..n);
-        let b = (a + 1 + rand::random_range(0..n - 1)) % n;
-        match (eligible(a), eligible(b)) {
-            (true, false) => a,
-            (false, true) => b,
-            _ => {
-                let load = |i: usize| self.targets[i].in_flight.load(Ordering::Relaxed);
-                if load(b) < load(a) {
-                    b
-                } else {
-                    a
-                }
-            }
-        }
-    }
-
-    /// Picks a target at `now` (never `exclude`): healthy, and allowed by its
-    /// breaker; the first choice, then the others in order.
-    fn pick(
-        &self,
-        now: Duration,
-        exclude: Option<usize>,
-    ) -> Result<(usize, Pending<'_>), UpstreamError> {
-        let n = self.targets.len();
-        let eligible =
-            |i: usize| Some(i) != exclude && self.targets[i].healthy.load(Ordering::Relaxed);
-        // A retry takes the next target without using up a turn.
-        let first = match exclude {
-            Some(x) => (x + 1) % n,
-            None => self.first_choice(eligible),
-        };
-        let mut soonest: Option<Duration> = None;
-        let mut any_healthy = false;
-        for k in 0..n {
-            let i = (first + k) % n;
-            if !eligible(i) {
-                continue;
-            }
-            any_healthy = true;
-            let target = &self.targets[i];
-            if let Some(b) = &target.breaker {
-                let mut b = b.lock().unwrap_or_else(|p| p.into_inner());
-                let before = b.state(now);
-                let allowed = b.allow(now);
-                let after = b.state(now);
-                drop(b);
-                target.count_transition(&self.name, before, after);
-                if let Err(r) = allowed {
-                    soonest = Some(soonest.map_or(r.retry_after, |s| s.min(r.retry_after)));
-                    continue;
-                }
-            }
-            target.in_flight.fetch_add(1, Ordering::Relaxed);
-            return Ok((
-                i,
-                Pending {
-                    upstream: self,
-                    target,
-                    now,
-                    recorded: false,
-                    in_flight: Some(InFlight(Arc::clone(&target.in_flight))),
-                },
-            ));
-        }
-        if any_healthy || self.health.is_none() {
-            Err(UpstreamError::CircuitOpen {
-                retry_after: soonest.unwrap_or_default(),
-            })
-        } else {
-            Err(UpstreamError::NoHealthyTarget {
-                retry_after: self.health.as_ref().map_or(Duration::ZERO, |h| h.interval),
-            })
-        }
-    }
-
     /// Sends a request to a target chosen as the balance says; `req`'s URI
     /// needs only a path and query. Fails with [`UpstreamError::Timeout`]
     /// when the response headers do not arrive within `timeout`. `now` is the
@@ -382,9 +242,9 @@ impl Upstream {
         let (first, pending) = self.pick(now, None)?;
         let result = self.exchange(first, pending, req, timeout).await;
         let reason = match &result {
-            Err(UpstreamError::Connect { .. }) => 0,
-            Ok(r) if r.status() == StatusCode::SERVICE_UNAVAILABLE => 1,
-            Err(UpstreamError::Failed { closed: true, .. }) => 2,
+            Err(UpstreamError::Connect { .. }) => RetryReason::ConnectError,
+            Ok(r) if r.status() == StatusCode::SERVICE_UNAVAILABLE => RetryReason::Unavailable,
+            Err(UpstreamError::Failed { closed: true, .. }) => RetryReason::Closed,
             _ => return result,
         };
         let Some((method, uri, headers)) = replay else {
@@ -396,12 +256,12 @@ impl Upstream {
         }
         // A closed connection says nothing against its target: with no
         // other, the same one is asked again (on a new connection).
-        let exclude = (reason != 2 || self.targets.len() > 1).then_some(first);
+        let exclude = (reason != RetryReason::Closed || self.targets.len() > 1).then_some(first);
         let Ok((second, pending)) = self.pick(now, exclude) else {
             return result;
         };
         drop(result);
-        self.retries[reason].inc();
+        self.retries[reason as usize].inc();
         let mut again = Request::new(empty());
         *again.method_mut() = method;
         *again.uri_mut() = uri;
@@ -435,6 +295,14 @@ impl Upstream {
                 target: target.to_string(),
                 detail: error_chain(&e),
             }),
+            Ok(Err(e)) if find_cause::<ClientBodyError>(&e).is_some() => {
+                let fault = find_cause::<ClientBodyError>(&e).copied();
+                // Nothing is known of the target: its probe slot goes back.
+                drop(pending);
+                return Err(UpstreamError::ClientBody(
+                    fault.unwrap_or(ClientBodyError::Broken),
+                ));
+            }
             Ok(Err(e)) => Err(UpstreamError::Failed {
                 target: target.to_string(),
                 detail: error_chain(&e),
@@ -444,71 +312,43 @@ impl Upstream {
         let in_flight = pending.record(matches!(&result, Ok(r) if !r.status().is_server_error()));
         result.map(|r| r.map(|b| guarded(boxed(b), in_flight)))
     }
-
-    /// Checks every target once (GET of the health path; 2xx and 3xx pass)
-    /// and updates their health. Does nothing without `health`.
-    pub async fn check_health(&self) {
-        let Some(cfg) = &self.health else { return };
-        let thresholds = Thresholds {
-            healthy_after: cfg.healthy_after,
-            unhealthy_after: cfg.unhealthy_after,
-        };
-        let checks = self.targets.iter().map(|t| async move {
-            let uri = format!("http://{}{}", t.authority, cfg.path);
-            let mut req = Request::new(empty());
-            *req.uri_mut() = match uri.parse() {
-                Ok(u) => u,
-                Err(_) => return (t, false),
-            };
-            req.headers_mut().insert(
-                http::header::USER_AGENT,
-                http::HeaderValue::from_static("rampart-health-check"),
-            );
-            let passed = match tokio::time::timeout(cfg.timeout, self.client.request(req)).await {
-                Ok(Ok(resp)) => {
-                    let ok = resp.status().is_success() || resp.status().is_redirection();
-                    // Read the body so that the connection can be reused.
-                    let _ = tokio::time::timeout(
-                        cfg.timeout,
-                        http_body_util::BodyExt::collect(resp.into_body()),
-                    )
-                    .await;
-                    ok
-                }
-                _ => false,
-            };
-            (t, passed)
-        });
-        for (t, passed) in futures_util::future::join_all(checks).await {
-            let change = t
-                .health
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .record(passed, thresholds);
-            if let Some(healthy) = change {
-                t.healthy.store(healthy, Ordering::Relaxed);
-                if healthy {
-                    tracing::info!(upstream = %self.name, target = %t.authority, "target passes its health checks again");
-                } else {
-                    tracing::warn!(upstream = %self.name, target = %t.authority, "target failed its health checks; taken out");
-                }
-            }
-        }
-    }
 }
 
-/// Whether the connection closed before any of the response arrived.
-fn closed_before_response(e: &(dyn std::error::Error + 'static)) -> bool {
+/// Whether an error or one of its sources satisfies `test`.
+fn any_cause(
+    e: &(dyn std::error::Error + 'static),
+    test: impl Fn(&(dyn std::error::Error + 'static)) -> bool,
+) -> bool {
     let mut cause = Some(e);
     while let Some(c) = cause {
-        if c.downcast_ref::<hyper::Error>()
-            .is_some_and(hyper::Error::is_incomplete_message)
-        {
+        if test(c) {
             return true;
         }
         cause = c.source();
     }
     false
+}
+
+/// The first of an error's causes (itself included) of type `E`.
+fn find_cause<'e, E: std::error::Error + 'static>(
+    e: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e E> {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(found) = c.downcast_ref::<E>() {
+            return Some(found);
+        }
+        cause = c.source();
+    }
+    None
+}
+
+/// Whether the connection closed before any of the response arrived.
+fn closed_before_response(e: &(dyn std::error::Error + 'static)) -> bool {
+    any_cause(e, |c| {
+        c.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_incomplete_message)
+    })
 }
 
 /// An error and its sources, joined, for messages.

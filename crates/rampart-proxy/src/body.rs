@@ -33,6 +33,87 @@ where
     body.map_err(Into::into).boxed_unsync()
 }
 
+/// Why a client's request body could not be forwarded: the client's fault,
+/// never the upstream's (it counts against no breaker or health check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ClientBodyError {
+    /// More bytes than `max_body_size`.
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// The client's body broke off or was malformed (an aborted upload, bad
+    /// chunked framing).
+    #[error("the request body could not be read from the client")]
+    Broken,
+}
+
+/// A client's request body, at most `limit` bytes; its failures are
+/// [`ClientBodyError`]s, so whoever sends it upstream can tell them from the
+/// upstream's.
+pub fn from_client<B>(body: B, limit: u64) -> Body
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::fmt::Display,
+{
+    ClientBody {
+        body,
+        limit,
+        read: 0,
+    }
+    .boxed_unsync()
+}
+
+struct ClientBody<B> {
+    body: B,
+    limit: u64,
+    read: u64,
+}
+
+impl<B> http_body::Body for ClientBody<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let frame = std::task::ready!(std::pin::Pin::new(&mut self.body).poll_frame(cx));
+        std::task::Poll::Ready(match frame {
+            None => None,
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "client request body failed");
+                Some(Err(Box::new(ClientBodyError::Broken)))
+            }
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    self.read += data.len() as u64;
+                }
+                if self.read > self.limit {
+                    Some(Err(Box::new(ClientBodyError::TooLarge {
+                        limit: self.limit,
+                    })))
+                } else {
+                    Some(Ok(frame))
+                }
+            }
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// What reading a body up to a limit gave.
 pub enum Gathered {
     /// The whole body, within the limit.

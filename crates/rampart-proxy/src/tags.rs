@@ -7,7 +7,7 @@
 use http::{HeaderMap, HeaderName};
 use rampart_config::{RouteConfig, Template};
 
-use crate::state::RequestHead;
+use crate::request::RequestHead;
 
 /// `Surrogate-Key` (Fastly style, space separated).
 pub static SURROGATE_KEY: HeaderName = HeaderName::from_static("surrogate-key");

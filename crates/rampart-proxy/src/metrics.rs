@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicI64;
-use std::sync::{Mutex, RwLock};
+use std::sync::RwLock;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -13,7 +13,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use rampart_cache::CacheStatus;
+use rampart_cache::{CacheStatus, PurgeSource};
+use rampart_guard::admission::Shed;
+
+use crate::outcome::{LimitRefusal, RetryReason, UpstreamOutcome};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -95,11 +98,6 @@ struct SourceLabels {
     source: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OpLabels {
-    op: String,
-}
-
 fn latency_histogram() -> Histogram {
     // 100 µs to ~52 s.
     Histogram::new(exponential_buckets(0.0001, 2.0, 20))
@@ -153,7 +151,6 @@ fn with_handle<K: std::hash::Hash + Eq, M: Clone>(
 
 /// The gateway's metrics.
 pub struct Metrics {
-    registry: Mutex<Registry>,
     requests: Family<RequestLabels, Histogram, fn() -> Histogram>,
     cache: Family<CacheLabels, Counter>,
     upstream: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
@@ -165,7 +162,6 @@ pub struct Metrics {
     transitions: Family<TransitionLabels, Counter>,
     healthy: Family<NameLabels, Gauge>,
     retries: Family<RetryLabels, Counter>,
-    redis_errors: Family<OpLabels, Counter>,
     events: Family<EventLabels, Counter>,
     hits: Family<TierLabels, Counter>,
     purges: Family<SourceLabels, Counter>,
@@ -199,9 +195,9 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// Registers every metric; `route_names` label route-indexed metrics.
-    pub fn new(route_names: Vec<String>) -> Self {
-        let mut registry = Registry::with_prefix("rampart");
+    /// Registers every metric in `registry`; `route_names` label
+    /// route-indexed metrics.
+    pub fn new(route_names: Vec<String>, registry: &mut Registry) -> Self {
         let requests = Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram,
         );
@@ -271,14 +267,8 @@ impl Metrics {
         let retries = Family::<RetryLabels, Counter>::default();
         registry.register(
             "upstream_retries",
-            "Requests sent again to another target, by upstream and reason (connect-error, 503)",
+            "Requests sent again, by upstream and reason (connect-error and 503 to another target; closed: the connection closed before any response)",
             retries.clone(),
-        );
-        let redis_errors = Family::<OpLabels, Counter>::default();
-        registry.register(
-            "redis_errors",
-            "Redis calls that failed or timed out, by use; the request went on without Redis",
-            redis_errors.clone(),
         );
         let events = Family::<EventLabels, Counter>::default();
         registry.register("events", "Domain events accepted, by name", events.clone());
@@ -349,7 +339,6 @@ impl Metrics {
             l1_budget.clone(),
         );
         Self {
-            registry: Mutex::new(registry),
             requests,
             cache,
             upstream,
@@ -361,7 +350,6 @@ impl Metrics {
             transitions,
             healthy,
             retries,
-            redis_errors,
             events,
             hits,
             purges,
@@ -454,11 +442,11 @@ impl Metrics {
     }
 
     /// Records an upstream exchange.
-    pub fn upstream(&self, upstream: &str, outcome: &str, elapsed: Duration) {
+    pub fn upstream(&self, upstream: &str, outcome: UpstreamOutcome, elapsed: Duration) {
         self.upstream
             .get_or_create(&UpstreamLabels {
                 upstream: upstream.to_string(),
-                outcome: outcome.to_string(),
+                outcome: outcome.as_str().to_string(),
             })
             .observe(elapsed.as_secs_f64());
     }
@@ -474,12 +462,12 @@ impl Metrics {
     }
 
     /// Records a request shed by admission control.
-    pub fn shed(&self, upstream: &str, priority: &str, reason: &str) {
+    pub fn shed(&self, upstream: &str, priority: &str, reason: Shed) {
         self.shed
             .get_or_create(&ShedLabels {
                 upstream: upstream.to_string(),
                 priority: priority.to_string(),
-                reason: reason.to_string(),
+                reason: reason.as_str().to_string(),
             })
             .inc();
     }
@@ -534,49 +522,32 @@ impl Metrics {
     }
 
     /// Counts a purge from `source` and the keys it removed.
-    pub fn purged(&self, source: &str, keys: usize) {
+    pub fn purged(&self, source: PurgeSource, keys: usize) {
         let labels = SourceLabels {
-            source: source.to_string(),
+            source: source.as_str().to_string(),
         };
         self.purges.get_or_create(&labels).inc();
         self.purged_keys.get_or_create(&labels).inc_by(keys as u64);
     }
 
-    /// The counter of failed Redis calls for `op`.
-    pub fn redis_error(&self, op: &str) -> Counter {
-        self.redis_errors
-            .get_or_create(&OpLabels { op: op.to_string() })
-            .clone()
-    }
-
     /// The counter of an upstream's retries for `reason`.
-    pub fn retry(&self, upstream: &str, reason: &str) -> Counter {
+    pub fn retry(&self, upstream: &str, reason: RetryReason) -> Counter {
         self.retries
             .get_or_create(&RetryLabels {
                 upstream: upstream.to_string(),
-                reason: reason.to_string(),
+                reason: reason.as_str().to_string(),
             })
             .clone()
     }
 
     /// Records a request refused by a rate limit.
-    pub fn limited(&self, route: usize, limit: &str, reason: &str) {
+    pub fn limited(&self, route: usize, limit: &str, reason: LimitRefusal) {
         self.limited
             .get_or_create(&LimitLabels {
                 route: self.route_name(Some(route)),
                 limit: limit.to_string(),
-                reason: reason.to_string(),
+                reason: reason.as_str().to_string(),
             })
             .inc();
-    }
-
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
-        if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
-            out.clear();
-        }
-        out
     }
 }

@@ -1,0 +1,121 @@
+//! The gateway's background work, each task stopping with `stop`: active
+//! health checks per upstream, warmers, and the purge fan-out with the
+//! invalidator that applies what it delivers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue, Method, Uri};
+use rampart_config::WarmerConfig;
+use rampart_proxy::request::RequestHead;
+use rampart_proxy::{CacheCtx, State};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Deliveries from the fan-out waiting for the invalidator.
+const DELIVERY_QUEUE: usize = 1024;
+
+/// Runs `work` every `period` (the first at once) until `stop`.
+fn every<F, Fut>(period: Duration, stop: &CancellationToken, mut work: F) -> JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => work().await,
+            }
+        }
+    })
+}
+
+/// One task per upstream with active health checks.
+pub(crate) fn health_checks(state: &Arc<State>, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    for (index, upstream) in state.upstreams.pools().iter().enumerate() {
+        if let Some(interval) = upstream.health_config().map(|h| h.interval) {
+            let upstreams = Arc::clone(&state.upstreams);
+            tasks.push(every(interval, stop, move || {
+                let upstreams = Arc::clone(&upstreams);
+                async move { upstreams.pools()[index].check_health().await }
+            }));
+        }
+    }
+    tasks
+}
+
+/// The request a warmer makes: a GET of its URL, as a client of that host.
+fn warmer_head(warmer: &WarmerConfig) -> RequestHead {
+    let mut headers = HeaderMap::new();
+    if let Some(host) = warmer
+        .url
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        headers.insert(http::header::HOST, host);
+    }
+    RequestHead {
+        method: Method::GET,
+        uri: warmer
+            .url
+            .path_and_query()
+            .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone())),
+        headers,
+        peer: std::net::IpAddr::from([127, 0, 0, 1]),
+        trusted: true,
+    }
+}
+
+/// One task per `[[warmers]]` entry.
+pub(crate) fn warmers(
+    state: &Arc<State>,
+    warmers: &[WarmerConfig],
+    stop: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    warmers
+        .iter()
+        .filter_map(|warmer| {
+            let route = Arc::clone(state.router.get(warmer.route)?);
+            let (head, state) = (Arc::new(warmer_head(warmer)), Arc::clone(state));
+            Some(every(warmer.every, stop, move || {
+                let (state, route, head) =
+                    (Arc::clone(&state), Arc::clone(&route), Arc::clone(&head));
+                async move {
+                    let Some(policy) = &route.config.cache else {
+                        return;
+                    };
+                    let ctx = CacheCtx {
+                        tiers: &state.tiers,
+                        upstreams: &state.upstreams,
+                        route: &route,
+                        policy,
+                    };
+                    if rampart_proxy::lookup::warm(ctx, &head).await {
+                        state.metrics.warmed.inc();
+                    }
+                }
+            }))
+        })
+        .collect()
+}
+
+/// With Redis: the fan-out, and the invalidator applying what it delivers.
+pub(crate) fn fanout(state: &Arc<State>, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
+    let Some(fanout) = state.tiers.fanout.clone() else {
+        return Vec::new();
+    };
+    let (tx, mut rx) = mpsc::channel(DELIVERY_QUEUE);
+    let invalidator = Arc::clone(&state.invalidator);
+    let applier = tokio::spawn(async move {
+        while let Some(delivery) = rx.recv().await {
+            invalidator.deliver(delivery).await;
+        }
+    });
+    vec![tokio::spawn(fanout.run(tx, stop.clone())), applier]
+}

@@ -1,0 +1,230 @@
+//! Forwarding: the request sent upstream (hop-by-hop headers removed,
+//! forwarding headers set), and the way it is sent: a slot from the
+//! upstream's admission control, then the upstream's pool, within the
+//! route's deadline, timed and counted.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::{
+    ACCEPT_ENCODING, CONTENT_LENGTH, ETAG, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE,
+    IF_UNMODIFIED_SINCE, LAST_MODIFIED, RANGE,
+};
+use http::{HeaderValue, Method, Request, Response};
+use rampart_cache::Entry;
+use rampart_config::{Config, RouteConfig};
+use rampart_core::Clock;
+use rampart_guard::admission::{Admission, Settings};
+
+use crate::body::{empty, guarded, Body, ClientBodyError};
+use crate::error::GatewayError;
+use crate::headers::{remove_hop_by_hop, set_forwarded};
+use crate::metrics::Metrics;
+use crate::outcome::UpstreamOutcome;
+use crate::request::RequestHead;
+use crate::upstream::{InvalidTarget, Upstream, UpstreamError};
+
+/// The request for a client's request: same method, path, query and body;
+/// hop-by-hop headers removed, forwarding headers set.
+pub fn forwarded(head: &RequestHead, body: Body) -> Request<Body> {
+    let mut headers = head.headers.clone();
+    remove_hop_by_hop(&mut headers);
+    set_forwarded(&mut headers, head.peer, "http", head.trusted);
+    let mut req = Request::new(body);
+    *req.method_mut() = head.method.clone();
+    *req.uri_mut() = head.path_and_query();
+    *req.headers_mut() = headers;
+    req
+}
+
+/// The request Rampart sends to fill the cache: always a GET, without the
+/// client's own conditionals or ranges (the cache answers those itself),
+/// with the validators of the `stale` entry, asking for identity when
+/// Rampart compresses.
+pub fn for_cache(head: &RequestHead, stale: Option<&Entry>, identity: bool) -> Request<Body> {
+    let mut headers = head.headers.clone();
+    remove_hop_by_hop(&mut headers);
+    for name in [
+        IF_NONE_MATCH,
+        IF_MODIFIED_SINCE,
+        IF_MATCH,
+        IF_UNMODIFIED_SINCE,
+        IF_RANGE,
+        RANGE,
+        CONTENT_LENGTH,
+    ] {
+        headers.remove(name);
+    }
+    if let Some(stale) = stale {
+        if let Some(etag) = stale.headers.get(ETAG) {
+            headers.insert(IF_NONE_MATCH, etag.clone());
+        }
+        if let Some(lm) = stale.headers.get(LAST_MODIFIED) {
+            headers.insert(IF_MODIFIED_SINCE, lm.clone());
+        }
+    }
+    if identity {
+        headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    }
+    set_forwarded(&mut headers, head.peer, "http", head.trusted);
+    let mut req = Request::new(empty());
+    *req.method_mut() = Method::GET;
+    *req.uri_mut() = head.path_and_query();
+    *req.headers_mut() = headers;
+    req
+}
+
+/// Every upstream's pool and admission control.
+pub struct Upstreams {
+    pools: Vec<Upstream>,
+    /// Admission control per upstream (`None`: unlimited).
+    admissions: Vec<Option<Arc<Admission>>>,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Upstreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstreams")
+            .field("pools", &self.pools)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Upstreams {
+    /// The pools of a config's `[[upstreams]]`, indexed as there; the
+    /// breakers read `clock`.
+    pub fn new(
+        config: &Config,
+        metrics: &Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, InvalidTarget> {
+        Ok(Self {
+            pools: config
+                .upstreams
+                .iter()
+                .map(|u| Upstream::new(u, metrics))
+                .collect::<Result<_, _>>()?,
+            admissions: config
+                .upstreams
+                .iter()
+                .map(|u| {
+                    u.admission.map(|a| {
+                        Admission::new(
+                            Settings {
+                                max_concurrency: a.max_concurrency,
+                                queue_size: a.queue_size,
+                                queue_timeout: a.queue_timeout,
+                            },
+                            &config.priority_weights,
+                        )
+                    })
+                })
+                .collect(),
+            metrics: Arc::clone(metrics),
+            clock,
+        })
+    }
+
+    /// The pools, indexed as in the config.
+    pub fn pools(&self) -> &[Upstream] {
+        &self.pools
+    }
+
+    /// The admission control of the upstream at `index`, if it has one.
+    pub fn admission(&self, index: usize) -> Option<&Arc<Admission>> {
+        self.admissions.get(index).and_then(Option::as_ref)
+    }
+
+    /// The breakers' time now.
+    pub fn now(&self) -> Duration {
+        self.clock.since_epoch()
+    }
+
+    /// Sends a prepared request to the route's upstream within the route's
+    /// deadline: first a slot from the upstream's admission control (waiting
+    /// counts against the deadline; the slot is held until the response
+    /// body ends or is dropped), then the request, recording its timing.
+    pub async fn send(
+        &self,
+        route: &RouteConfig,
+        req: Request<Body>,
+    ) -> Result<Response<Body>, GatewayError> {
+        let upstream = &self.pools[route.upstream];
+        let deadline = Instant::now() + route.timeout;
+        let slot = match self.admission(route.upstream) {
+            None => None,
+            Some(admission) => {
+                let admitted = admission.acquire(route.priority.index(), deadline).await;
+                self.metrics.queue_wait(
+                    &upstream.name,
+                    route.priority.as_str(),
+                    route
+                        .timeout
+                        .saturating_sub(deadline.saturating_duration_since(Instant::now())),
+                );
+                match admitted {
+                    Ok(permit) => Some(permit),
+                    Err(shed) => {
+                        self.metrics
+                            .shed(&upstream.name, route.priority.as_str(), shed);
+                        return Err(GatewayError::Shed {
+                            upstream: upstream.name.clone(),
+                            reason: shed,
+                        });
+                    }
+                }
+            }
+        };
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let started = Instant::now();
+        let result = upstream.send(req, timeout, self.clock.since_epoch()).await;
+        let outcome = match &result {
+            Ok(r) => UpstreamOutcome::of_status(r.status()),
+            Err(UpstreamError::Connect { .. }) => UpstreamOutcome::ConnectError,
+            Err(UpstreamError::Timeout(_)) => UpstreamOutcome::Timeout,
+            Err(UpstreamError::Failed { .. }) => UpstreamOutcome::Error,
+            Err(UpstreamError::ClientBody(_)) => UpstreamOutcome::ClientError,
+            Err(UpstreamError::CircuitOpen { .. }) => UpstreamOutcome::CircuitOpen,
+            Err(UpstreamError::NoHealthyTarget { .. }) => UpstreamOutcome::NoHealthyTarget,
+        };
+        self.metrics
+            .upstream(&upstream.name, outcome, started.elapsed());
+        match result {
+            Ok(r) => Ok(match slot {
+                Some(slot) => r.map(|b| guarded(b, slot)),
+                None => r,
+            }),
+            Err(e) => Err(gateway_error(&upstream.name, e)),
+        }
+    }
+}
+
+/// What the client is told of an upstream's failure; the details (targets,
+/// addresses, error chains) go to the log only.
+fn gateway_error(upstream: &str, e: UpstreamError) -> GatewayError {
+    let upstream = upstream.to_string();
+    match e {
+        UpstreamError::Timeout(timeout) => GatewayError::UpstreamTimeout { upstream, timeout },
+        UpstreamError::Connect { .. } => {
+            tracing::warn!(upstream, error = %e, "upstream unreachable");
+            GatewayError::UpstreamUnreachable { upstream }
+        }
+        UpstreamError::Failed { .. } => {
+            tracing::warn!(upstream, error = %e, "upstream exchange failed");
+            GatewayError::UpstreamFailed { upstream }
+        }
+        UpstreamError::ClientBody(ClientBodyError::TooLarge { limit }) => {
+            GatewayError::BodyTooLarge { limit }
+        }
+        UpstreamError::ClientBody(ClientBodyError::Broken) => GatewayError::BadRequestBody,
+        UpstreamError::CircuitOpen { retry_after } => GatewayError::CircuitOpen {
+            upstream,
+            retry_after,
+        },
+        UpstreamError::NoHealthyTarget { retry_after } => GatewayError::NoHealthyTarget {
+            upstream,
+            retry_after,
+        },
+    }
+}

@@ -1,0 +1,150 @@
+//! The cache stage of the request path: a GET or HEAD on a cached route is
+//! answered from L1 when fresh (or stale within `stale_while_revalidate`,
+//! refreshing in the background); otherwise the request joins the fill for
+//! its key, so one origin request stands for many: the leader looks in L2,
+//! then fills; followers wait (bounded) for the leader's entry.
+
+use std::sync::Arc;
+
+use http::Response;
+use rampart_cache::coalesce::wait;
+use rampart_cache::{
+    CacheStatus, Entry, EntryState, Fill, Forward, Join, Lookup, StaleReason, Tier,
+};
+
+use crate::body::Body;
+use crate::cache_ctx::{CacheCtx, FillJob};
+use crate::error::GatewayError;
+use crate::fill::fill;
+use crate::request::RequestHead;
+
+/// Serves a GET/HEAD on a cached route.
+pub async fn serve(
+    ctx: CacheCtx<'_>,
+    head: &RequestHead,
+) -> Result<(Response<Body>, CacheStatus), GatewayError> {
+    let cache_key = ctx.key(head);
+    let now = ctx.tiers.now();
+    let (stale, fwd) = match ctx.tiers.lookup(&cache_key, &head.headers) {
+        Lookup::Found(entry) => match entry.state(now) {
+            EntryState::Fresh => {
+                let left = entry.freshness.lifetime.saturating_sub(entry.age(now));
+                if left < ctx.policy.refresh_ahead {
+                    // Close to expiry: one background request refreshes it
+                    // (coalesced, so once however many hits see this).
+                    refresh_in_background(ctx, head, &cache_key, &entry);
+                }
+                let status = CacheStatus::Hit {
+                    ttl: entry.ttl_secs(now),
+                    tier: Tier::Memory,
+                };
+                let response = crate::respond::serve_entry(
+                    &entry,
+                    head,
+                    &status,
+                    now,
+                    &ctx.tiers.compression.algorithms,
+                );
+                return Ok((response, status));
+            }
+            EntryState::StaleWhileRevalidate => {
+                // Serve stale now; one background request refreshes it.
+                refresh_in_background(ctx, head, &cache_key, &entry);
+                let status = CacheStatus::Stale {
+                    ttl: entry.ttl_secs(now),
+                    reason: StaleReason::WhileRevalidate,
+                };
+                return Ok((ctx.answer(&entry, head, &status), status));
+            }
+            EntryState::Stale { .. } => (Some(entry), Forward::Stale),
+        },
+        Lookup::VaryMiss => (None, Forward::VaryMiss),
+        Lookup::Miss => (None, Forward::UriMiss),
+    };
+    match ctx.tiers.coalescer.join(&cache_key) {
+        Join::Leader(guard) => {
+            // L1 had nothing usable: the shared tier may (one lookup per
+            // key at a time, since this is the coalesced leader).
+            let mut stale = stale;
+            if stale.is_none() {
+                if let Some(entry) = ctx.tiers.lookup_shared(&cache_key, &head.headers).await {
+                    if entry.state(ctx.tiers.now()) == EntryState::Fresh {
+                        guard.finish(Fill::Stored(Arc::clone(&entry)));
+                        let status = CacheStatus::Hit {
+                            ttl: entry.ttl_secs(ctx.tiers.now()),
+                            tier: Tier::Shared,
+                        };
+                        return Ok((ctx.answer(&entry, head, &status), status));
+                    }
+                    stale = Some(entry);
+                }
+            }
+            fill(ctx, head, FillJob::new(&cache_key, stale, fwd, Some(guard))).await
+        }
+        Join::Follower(rx) => match wait(rx, ctx.tiers.settings.coalesce_timeout).await {
+            Some(Fill::Stored(entry)) if entry.matches(&head.headers) => {
+                let status = CacheStatus::Collapsed {
+                    fwd_status: entry.status.as_u16(),
+                };
+                Ok((ctx.answer(&entry, head, &status), status))
+            }
+            // Not stored, abandoned, another variant, or waited too long:
+            // go to the origin without holding anyone else up.
+            _ => fill(ctx, head, FillJob::new(&cache_key, stale, fwd, None)).await,
+        },
+    }
+}
+
+/// Refreshes an entry in the background, unless a fill for its key is
+/// already in flight (then that one refreshes it: never a stampede).
+fn refresh_in_background(
+    ctx: CacheCtx<'_>,
+    head: &RequestHead,
+    cache_key: &str,
+    entry: &Arc<Entry>,
+) {
+    if let Join::Leader(guard) = ctx.tiers.coalescer.join(cache_key) {
+        let job = FillJob::new(
+            cache_key,
+            Some(Arc::clone(entry)),
+            Forward::Stale,
+            Some(guard),
+        );
+        let (tiers, upstreams, route) = (
+            Arc::clone(ctx.tiers),
+            Arc::clone(ctx.upstreams),
+            Arc::clone(ctx.route),
+        );
+        let (policy, head) = (ctx.policy.clone(), head.clone());
+        tokio::spawn(async move {
+            let ctx = CacheCtx {
+                tiers: &tiers,
+                upstreams: &upstreams,
+                route: &route,
+                policy: &policy,
+            };
+            let _ = fill(ctx, &head, job).await;
+        });
+    }
+}
+
+/// Refetches a URL for the cache now (a warmer): conditionally when a copy
+/// is stored, through the coalescer, so it never adds a request to a fill
+/// already in flight. Returns whether it ran.
+pub async fn warm(ctx: CacheCtx<'_>, head: &RequestHead) -> bool {
+    let cache_key = ctx.key(head);
+    let Join::Leader(guard) = ctx.tiers.coalescer.join(&cache_key) else {
+        return false;
+    };
+    let stored = match ctx.tiers.l1.lookup(&cache_key, &head.headers) {
+        Lookup::Found(entry) => Some(entry),
+        _ => None,
+    };
+    fill(
+        ctx,
+        head,
+        FillJob::new(&cache_key, stored, Forward::Stale, Some(guard)),
+    )
+    .await
+    .is_ok()
+}

@@ -1,0 +1,269 @@
+//! The request path, in order. [`handle`] reads as the list of stages a
+//! request goes through, each on its line with the reason it sits there;
+//! each stage is a function of the modules below, which never call back up.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, UPGRADE};
+use http::{HeaderValue, Method, Request, Response};
+use hyper::body::Incoming;
+use rampart_cache::{CacheStatus, Forward, NoCacheReason};
+
+use crate::body::{from_client, Body};
+use crate::cache_ctx::CacheCtx;
+use crate::error::{GatewayError, RATELIMIT, RATELIMIT_POLICY};
+use crate::headers::{client_ip, is_trusted};
+use crate::limits::Verdict;
+use crate::outcome::LimitRefusal;
+use crate::request::RequestHead;
+use crate::router::Route;
+use crate::state::State;
+
+/// What the log line and metrics need to know about a request.
+#[derive(Debug, Default)]
+struct Outcome {
+    /// The matched route.
+    route: Option<usize>,
+    /// What the cache did.
+    cache: Option<CacheStatus>,
+    /// `RateLimit-Policy` and `RateLimit` for the response.
+    limit_headers: Option<(HeaderValue, HeaderValue)>,
+}
+
+/// Handles one request end to end: never fails, errors become problem+json.
+pub async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let started = Instant::now();
+    let in_flight = InFlight::enter(&state);
+    let method = req.method().clone();
+    // Only the access log needs the URI once the request is consumed.
+    let uri = state.access_log.then(|| req.uri().clone());
+    let client = client_ip(peer.ip(), req.headers(), &state.server.trusted_proxies);
+    let mut outcome = Outcome::default();
+    let mut response = match stages(&state, req, peer, client, &mut outcome).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    if let Some((policy, limit)) = outcome.limit_headers.take() {
+        response
+            .headers_mut()
+            .insert(RATELIMIT_POLICY.clone(), policy);
+        response.headers_mut().insert(RATELIMIT.clone(), limit);
+    }
+    drop(in_flight);
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .request(outcome.route, &method, status, started.elapsed());
+    if let (Some(route), Some(cache)) = (outcome.route, &outcome.cache) {
+        state.metrics.cache(route, cache);
+    }
+    if let Some(uri) = uri {
+        let route = outcome.route.and_then(|r| state.router.get(r));
+        tracing::info!(
+            target: "rampart::access",
+            client = %client,
+            method = %method,
+            uri = %uri,
+            status,
+            route = route.map_or("", |r| r.config.name.as_str()),
+            cache = outcome.cache.as_ref().map_or("", CacheStatus::label),
+            duration_us = started.elapsed().as_micros() as u64,
+        );
+    }
+    Ok(response)
+}
+
+/// The stages, in order.
+async fn stages(
+    state: &State,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    client: IpAddr,
+    outcome: &mut Outcome,
+) -> Result<Response<Body>, GatewayError> {
+    // 1. Limits first, before any work: upgrades are not proxied, and a body
+    //    declared larger than the limit is refused before it is read.
+    check_limits(&req, state.server.max_body_size)?;
+    // 2. Route: the first matching [[routes]] entry decides everything below.
+    let route = route(state, &req)?;
+    outcome.route = Some(route.index);
+    // 3. Client identity: forwarding headers are believed only from trusted proxies.
+    let (head, body) = split(state, req, peer);
+    // 4. Rate limits before the cache: an abusive client can neither probe
+    //    the cache nor be served from it past its allowance.
+    outcome.limit_headers = rate_limit(state, route, &head, client).await?;
+    // 5. Cache lookup for GET/HEAD on a cached route, before any upstream
+    //    work; misses coalesce so one origin request stands for many.
+    match cache_stage(state, route, &head).await {
+        Cached::Answered(result) => {
+            let (response, status) = result?;
+            outcome.cache = Some(status);
+            return Ok(response);
+        }
+        Cached::Bypassed(status) => outcome.cache = status,
+    }
+    // 6. Straight to the upstream, the body streaming both ways.
+    let body = from_client(body, state.server.max_body_size);
+    let req = crate::forward::forwarded(&head, body);
+    let response = state.upstreams.send(&route.config, req).await?;
+    // 7. An unsafe method the origin accepted invalidates what was stored for
+    //    its URL and for the Location / Content-Location it names (RFC 9111 §4.4).
+    state
+        .invalidator
+        .after_unsafe(&head, response.status(), response.headers())
+        .await;
+    // 8. Respond: hop-by-hop headers removed, compressed on the fly if allowed.
+    let cache = *outcome
+        .cache
+        .get_or_insert(bypass(Forward::Bypass, NoCacheReason::NoPolicy));
+    let compression = route.config.compress.then_some(&state.tiers.compression);
+    let expose_tags = state.tiers.settings.expose_tags;
+    Ok(crate::respond::pass_through(
+        response,
+        &head,
+        &cache,
+        compression,
+        expose_tags,
+    ))
+}
+
+/// Stage 1: refuses what Rampart will not take before reading anything.
+fn check_limits(req: &Request<Incoming>, max_body_size: u64) -> Result<(), GatewayError> {
+    if req.headers().contains_key(UPGRADE) {
+        return Err(GatewayError::UpgradeNotSupported);
+    }
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max_body_size) {
+        return Err(GatewayError::BodyTooLarge {
+            limit: max_body_size,
+        });
+    }
+    Ok(())
+}
+
+/// Stage 2: the route.
+fn route<'s>(state: &'s State, req: &Request<Incoming>) -> Result<&'s Arc<Route>, GatewayError> {
+    state
+        .router
+        .find(req.method(), req.uri().path())
+        .ok_or_else(|| GatewayError::NoRoute {
+            method: req.method().clone(),
+            path: req.uri().path().to_string(),
+        })
+}
+
+/// Stage 3: the head kept while the body travels apart.
+fn split(state: &State, req: Request<Incoming>, peer: SocketAddr) -> (RequestHead, Incoming) {
+    let (parts, body) = req.into_parts();
+    let head = RequestHead {
+        trusted: is_trusted(peer.ip(), &state.server.trusted_proxies),
+        peer: peer.ip(),
+        method: parts.method,
+        uri: parts.uri,
+        headers: parts.headers,
+    };
+    (head, body)
+}
+
+/// Stage 4: every rate limit of the route; the headers to add when allowed.
+async fn rate_limit(
+    state: &State,
+    route: &Route,
+    head: &RequestHead,
+    client: IpAddr,
+) -> Result<Option<(HeaderValue, HeaderValue)>, GatewayError> {
+    let verdict = state
+        .limiters
+        .check(
+            route.index,
+            &route.config,
+            head,
+            client,
+            state.clock.as_ref(),
+            state.tiers.redis.as_deref(),
+        )
+        .await;
+    match verdict {
+        Verdict::Allowed(headers) => Ok(headers),
+        Verdict::Refused {
+            limit,
+            why,
+            retry_after,
+            headers,
+        } => {
+            state.metrics.limited(route.index, &limit, why);
+            Err(match (why, headers) {
+                (LimitRefusal::Limited, Some(headers)) => GatewayError::RateLimited {
+                    limit,
+                    retry_after,
+                    headers,
+                },
+                _ => GatewayError::LimitTableFull { limit },
+            })
+        }
+    }
+}
+
+/// What the cache stage did.
+enum Cached {
+    /// It answered (from the cache or through a fill).
+    Answered(Result<(Response<Body>, CacheStatus), GatewayError>),
+    /// It did not take the request (and why, on a cached route).
+    Bypassed(Option<CacheStatus>),
+}
+
+/// Stage 5: the cache, for a GET or HEAD on a cached route.
+async fn cache_stage(state: &State, route: &Arc<Route>, head: &RequestHead) -> Cached {
+    let Some(policy) = &route.config.cache else {
+        return Cached::Bypassed(None);
+    };
+    if head.method != Method::GET && head.method != Method::HEAD {
+        return Cached::Bypassed(Some(bypass(Forward::Method, NoCacheReason::Method)));
+    }
+    if head.headers.contains_key(AUTHORIZATION) && !policy.keys_on_authorization() {
+        // A shared cache never answers one user's credentials with another's data.
+        return Cached::Bypassed(Some(bypass(Forward::Request, NoCacheReason::Authorization)));
+    }
+    let ctx = CacheCtx {
+        tiers: &state.tiers,
+        upstreams: &state.upstreams,
+        route,
+        policy,
+    };
+    Cached::Answered(crate::lookup::serve(ctx, head).await)
+}
+
+fn bypass(fwd: Forward, reason: NoCacheReason) -> CacheStatus {
+    CacheStatus::Forward {
+        fwd,
+        fwd_status: None,
+        stored: false,
+        reason: Some(reason),
+    }
+}
+
+/// Counts a request in flight until dropped, however the handler ends.
+struct InFlight<'a>(&'a State);
+
+impl<'a> InFlight<'a> {
+    fn enter(state: &'a State) -> Self {
+        state.metrics.in_flight.inc();
+        Self(state)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.metrics.in_flight.dec();
+    }
+}
