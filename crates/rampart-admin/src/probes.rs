@@ -11,7 +11,8 @@ use rampart_guard::breaker::State;
 use rampart_proxy::body::Body;
 use serde_json::json;
 
-use crate::{json_response, Admin};
+use crate::admin::Admin;
+use crate::reply::json_response;
 
 pub(crate) async fn readyz(admin: &Admin) -> Response<Body> {
     let mut checks = serde_json::Map::new();

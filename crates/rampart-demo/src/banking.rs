@@ -19,8 +19,8 @@ use rusqlite::{params, OptionalExtension};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::app::{db_error, problem, App};
 use crate::db::{Db, DbError};
-use crate::{db_error, problem, App};
 
 /// Accounts at scale 1 (the guide's "Concurrent Users: 100,000+").
 pub const FULL_SCALE: f64 = 100_000.0;

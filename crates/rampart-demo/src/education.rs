@@ -20,8 +20,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::app::{db_error, problem, App};
 use crate::db::{Db, DbError};
-use crate::{db_error, problem, App};
 
 /// Students at scale 1 (ten times the guide's largest run, 10,000 users).
 pub const FULL_SCALE: f64 = 100_000.0;

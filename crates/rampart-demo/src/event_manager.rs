@@ -19,8 +19,8 @@ use rusqlite::{params, OptionalExtension};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::app::{db_error, problem, App};
 use crate::db::{Db, DbError};
-use crate::{db_error, problem, App};
 
 /// Events at scale 1.
 pub const FULL_SCALE: f64 = 5_000.0;

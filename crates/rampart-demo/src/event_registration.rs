@@ -21,8 +21,8 @@ use rusqlite::{params, OptionalExtension};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::app::{db_error, problem, App};
 use crate::db::{Db, DbError};
-use crate::{db_error, problem, App};
 
 /// Registrations at scale 1.
 pub const FULL_SCALE: f64 = 1_000_000.0;

@@ -8,6 +8,7 @@
 //! (004). When told where the gateway's admin listener is, writes send the
 //! domain events the gateway's config maps to purges.
 
+pub mod app;
 pub mod banking;
 pub mod db;
 pub mod education;
@@ -18,15 +19,11 @@ pub mod membership_cards;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use crate::app::{App, EventSink};
 use crate::db::Db;
 
 /// The applications the origin can serve.
@@ -99,72 +96,6 @@ impl AppKind {
     }
 }
 
-/// Where the origin sends domain events: the gateway's admin listener.
-#[derive(Debug, Clone)]
-pub struct EventSink {
-    /// `http://127.0.0.1:9090`.
-    pub admin: String,
-    /// The admin bearer token.
-    pub token: String,
-}
-
-/// State shared by the handlers.
-pub struct App {
-    /// The database.
-    pub db: Arc<Db>,
-    events: Option<EventSink>,
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
-}
-
-impl App {
-    /// Sends a domain event in the background (best effort, 2 s deadline).
-    pub fn emit(&self, name: &str, body: serde_json::Value) {
-        let Some(sink) = &self.events else { return };
-        let uri = format!("{}/admin/events/{name}", sink.admin);
-        let request = http::Request::post(uri)
-            .header("authorization", format!("Bearer {}", sink.token))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.to_string())));
-        let Ok(request) = request else { return };
-        let client = self.client.clone();
-        let name = name.to_string();
-        tokio::spawn(async move {
-            match tokio::time::timeout(Duration::from_secs(2), client.request(request)).await {
-                Ok(Ok(r)) if r.status().is_success() => {}
-                Ok(Ok(r)) => {
-                    tracing::warn!(event = name, status = %r.status(), "the gateway refused an event")
-                }
-                _ => tracing::warn!(event = name, "the gateway did not take an event"),
-            }
-        });
-    }
-}
-
-/// An error answer: `application/problem+json` (RFC 9457).
-pub(crate) fn problem(
-    status: http::StatusCode,
-    detail: impl Into<String>,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    (
-        status,
-        [("content-type", "application/problem+json")],
-        serde_json::json!({ "status": status.as_u16(), "detail": detail.into() }).to_string(),
-    )
-        .into_response()
-}
-
-/// A failed query: 503 when every connection is busy or the database is
-/// offline (worth retrying, and what a breaker counts), else 500.
-pub(crate) fn db_error(e: db::DbError) -> axum::response::Response {
-    let status = if e.is_busy() || e.is_unavailable() {
-        http::StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        http::StatusCode::INTERNAL_SERVER_ERROR
-    };
-    problem(status, format!("database: {}", e.0))
-}
-
 /// A running origin.
 pub struct Origin {
     /// Its address.
@@ -234,11 +165,7 @@ pub async fn start(
     .await
     .map_err(|e| e.to_string())?
     .map_err(|e| format!("generating data: {}", e.0))?;
-    let state = Arc::new(App {
-        db,
-        events,
-        client: Client::builder(TokioExecutor::new()).build_http(),
-    });
+    let state = Arc::new(App::new(db, events));
     let requests = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&requests);
     let router = match app {

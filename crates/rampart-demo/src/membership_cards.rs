@@ -18,8 +18,8 @@ use rusqlite::{params, OptionalExtension};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::app::{db_error, problem, App};
 use crate::db::{Db, DbError};
-use crate::{db_error, problem, App};
 
 /// Members at scale 1 ("100,000 members").
 pub const FULL_SCALE: f64 = 100_000.0;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::model::{CacheConfig, CompressionConfig, Encoding, RedisConfig, DEFAULT_COMPRESSIBLE};
 use crate::raw;
 
-use super::Invalid;
+use super::common::Invalid;
 
 /// `[cache]`: the memory budget and the optional Redis tier.
 pub(super) fn cache(c: raw::RawCache) -> Result<CacheConfig, Invalid> {

@@ -8,7 +8,7 @@ use rampart_core::Template;
 use crate::model::{EventConfig, RouteConfig, WarmerConfig};
 use crate::raw;
 
-use super::Invalid;
+use super::common::Invalid;
 
 /// Every event, names unique and each purging something.
 pub(super) fn events(raw: Vec<raw::RawEvent>) -> Result<Vec<EventConfig>, Invalid> {
@@ -33,7 +33,7 @@ pub(super) fn events(raw: Vec<raw::RawEvent>) -> Result<Vec<EventConfig>, Invali
             |list: Option<Vec<toml::Spanned<raw::Text>>>| -> Result<Vec<Template>, Invalid> {
                 list.unwrap_or_default()
                     .into_iter()
-                    .map(|t| super::template(&t))
+                    .map(|t| super::common::template(&t))
                     .collect()
             };
         let purge_tags = templates(e.purge_tags)?;

@@ -5,20 +5,16 @@
 //! [`rampart_core::located`] turns into file, line, column and field.
 
 mod cache;
+mod common;
 mod events;
 mod routes;
 mod server;
 mod upstreams;
 
-use rampart_core::Template;
-use toml::Spanned;
-
 use crate::model::{Config, LogConfig};
 use crate::raw;
 
-/// A validation error: the byte offset of the offending value and what is
-/// wrong with it.
-pub type Invalid = (usize, String);
+pub use common::Invalid;
 
 /// Turns the raw structs into a [`Config`].
 pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
@@ -49,13 +45,4 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
             raw.priorities.low.unwrap_or(10).max(1),
         ],
     })
-}
-
-/// A config template (`"event:{id}"`): parsed, and never empty.
-fn template(text: &Spanned<raw::Text>) -> Result<Template, Invalid> {
-    let at = text.span().start;
-    if text.get_ref().0.is_empty() {
-        return Err((at, "a template may not be empty".into()));
-    }
-    Template::parse(&text.get_ref().0).map_err(|e| (at, e.to_string()))
 }

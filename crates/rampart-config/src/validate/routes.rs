@@ -12,7 +12,7 @@ use crate::model::{
 };
 use crate::raw;
 
-use super::Invalid;
+use super::common::Invalid;
 
 /// Every route, in file order, names unique, each naming a defined upstream.
 pub(super) fn routes(
@@ -198,7 +198,7 @@ fn cache_policy(p: toml::Spanned<raw::RawCachePolicy>) -> Result<ParsedPolicy, I
     let mut tags = Vec::new();
     for t in p.tags.unwrap_or_default() {
         let at = t.span().start;
-        tags.push((super::template(&t)?, at));
+        tags.push((super::common::template(&t)?, at));
     }
     Ok(ParsedPolicy {
         policy: CachePolicy {

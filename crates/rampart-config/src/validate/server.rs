@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::model::{AdminConfig, ServerConfig};
 use crate::raw;
 
-use super::Invalid;
+use super::common::Invalid;
 
 /// `[server]`: the public listener and its limits.
 pub(super) fn server(s: raw::RawServer) -> Result<ServerConfig, Invalid> {

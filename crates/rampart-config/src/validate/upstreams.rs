@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::model::{AdmissionConfig, Balance, CircuitConfig, HealthConfig, UpstreamConfig};
 use crate::raw;
 
-use super::Invalid;
+use super::common::Invalid;
 
 /// Every upstream, names unique.
 pub(super) fn upstreams(raw: Vec<raw::RawUpstream>) -> Result<Vec<UpstreamConfig>, Invalid> {

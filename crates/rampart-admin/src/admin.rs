@@ -1,0 +1,51 @@
+//! The handles the admin API reads and acts on.
+
+use std::sync::Arc;
+
+use prometheus_client::registry::Registry;
+use rampart_core::Clock;
+use rampart_proxy::forward::Upstreams;
+use rampart_proxy::invalidate::Invalidator;
+use rampart_proxy::metrics::Metrics;
+use rampart_proxy::tiers::Tiers;
+use rampart_proxy::State;
+
+/// What the admin API reads and acts on.
+pub struct Admin {
+    pub(crate) tiers: Arc<Tiers>,
+    pub(crate) upstreams: Arc<Upstreams>,
+    pub(crate) invalidator: Arc<Invalidator>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) token: Option<String>,
+    pub(crate) webhook_secret: Option<String>,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin").finish_non_exhaustive()
+    }
+}
+
+impl Admin {
+    /// The admin API over a proxy's state, exposing `registry`, with the
+    /// `[admin]` token and webhook secret.
+    pub fn new(
+        state: &State,
+        registry: Arc<Registry>,
+        token: Option<String>,
+        webhook_secret: Option<String>,
+    ) -> Self {
+        Self {
+            tiers: Arc::clone(&state.tiers),
+            upstreams: Arc::clone(&state.upstreams),
+            invalidator: Arc::clone(&state.invalidator),
+            metrics: Arc::clone(&state.metrics),
+            registry,
+            clock: Arc::clone(&state.clock),
+            token,
+            webhook_secret,
+        }
+    }
+}
