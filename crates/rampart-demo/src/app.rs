@@ -25,21 +25,31 @@ pub struct App {
     /// The database.
     pub db: Arc<Db>,
     events: Option<EventSink>,
+    /// Domain events emitted so far.
+    emitted: std::sync::atomic::AtomicU64,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
 impl App {
+    /// Domain events emitted so far (counted when emitted, before sending).
+    pub fn emitted(&self) -> u64 {
+        self.emitted.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The shared state over `db`, sending events to `events` if given.
     pub fn new(db: Arc<Db>, events: Option<EventSink>) -> Self {
         Self {
             db,
             events,
+            emitted: std::sync::atomic::AtomicU64::new(0),
             client: Client::builder(hyper_util::rt::TokioExecutor::new()).build_http(),
         }
     }
 
     /// Sends a domain event in the background (best effort, 2 s deadline).
     pub fn emit(&self, name: &str, body: serde_json::Value) {
+        self.emitted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let Some(sink) = &self.events else { return };
         let uri = format!("{}/admin/events/{name}", sink.admin);
         let request = http::Request::post(uri)

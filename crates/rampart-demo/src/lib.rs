@@ -120,6 +120,11 @@ impl Origin {
         self._app.db.set_available(available);
     }
 
+    /// Domain events the origin has emitted so far.
+    pub fn events_emitted(&self) -> u64 {
+        self._app.emitted()
+    }
+
     /// Requests served so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)

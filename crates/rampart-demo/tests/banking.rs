@@ -77,6 +77,7 @@ async fn accounts_are_cached_until_a_transfer_moves_their_money() {
     // Refused transfers: nothing moves, nothing is purged.
     let cached = demo.get(&path, &[]).await;
     assert!(cache_status(&cached).contains("hit"));
+    let emitted = demo.origin.events_emitted();
     for (body, status) in [
         (transfer(1_000_000_000, &a), 422),
         (transfer(1, &account_uuid(999_999)), 404),
@@ -87,7 +88,11 @@ async fn accounts_are_cached_until_a_transfer_moves_their_money() {
         assert_eq!(refused.status, status, "{body}: {}", refused.text());
         assert_eq!(refused.header("content-type"), "application/problem+json");
     }
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        demo.origin.events_emitted(),
+        emitted,
+        "a refused transfer emits no event"
+    );
     let still = demo.get(&path, &[]).await;
     assert!(cache_status(&still).contains("hit"), "no event, no purge");
     assert_eq!(still.text(), cached.text());

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use rampart_demo::{AppKind, EventSink};
-use rampart_testkit::{example_config, respond, Origin, TestClient};
+use rampart_testkit::{eventually, example_config, respond, Origin, TestClient};
 use serde_json::Value;
 
 async fn json(client: &TestClient, url: &str) -> (u16, Value) {
@@ -119,7 +119,11 @@ async fn endpoints_serve_generated_data_and_writes_emit_events() {
         .await;
     assert_eq!(scan.status, 200);
     assert!(scan.text().contains("\"admitted\":true"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(origin.events_emitted(), 1, "one event for one payment");
+    eventually("the event reaches the gateway", || {
+        gateway_admin.total() == 1
+    })
+    .await;
     let seen = gateway_admin.seen();
     assert_eq!(seen.len(), 1, "one event for one payment");
     assert_eq!(seen[0].1, "/admin/events/PaymentConfirmed");

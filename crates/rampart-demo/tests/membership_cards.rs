@@ -31,14 +31,20 @@ fn free_port() -> SocketAddr {
 /// The example config in front of `origin`, with the member route's TTL
 /// replaced by `ttl`.
 async fn behind_example(origin: &rampart_demo::Origin, ttl: &str) -> rampart_gateway::Running {
+    behind_example_on(origin, ttl, Arc::new(rampart_gateway::SystemClock)).await
+}
+
+async fn behind_example_on(
+    origin: &rampart_demo::Origin,
+    ttl: &str,
+    clock: Arc<dyn rampart_gateway::Clock>,
+) -> rampart_gateway::Running {
     let text = example_config("membership-cards", origin.addr, free_port(), "t").replace(
         "cache = { ttl = \"1h\"",
         &format!("cache = {{ ttl = \"{ttl}\""),
     );
     let config = rampart_config::parse(&text, "rampart.toml").unwrap_or_else(|e| panic!("{e}"));
-    rampart_gateway::start(&config, Arc::new(rampart_gateway::SystemClock))
-        .await
-        .unwrap()
+    rampart_gateway::start(&config, clock).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,12 +126,13 @@ async fn member_lookups_are_cached_and_limited_to_60_a_minute_per_ip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_database_down_the_breaker_serves_cached_member_data() {
     let origin = small_origin().await;
-    let gw = behind_example(&origin, "1s").await;
+    let clock = Arc::new(rampart_gateway::ManualClock::new());
+    let gw = behind_example_on(&origin, "1s", clock.clone()).await;
     let client = TestClient::new();
     let url = |n: u32| format!("http://{}/api/v1/optimized-cards/member/ID{n:08}", gw.addr);
     let cached = client.get(&url(7), &[]).await;
     assert_eq!(cached.status, 200);
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // now stale
+    clock.advance(std::time::Duration::from_millis(1100)); // now stale
 
     origin.set_database_available(false);
     // Ten failures (members never cached: 503 from the origin) open it.

@@ -1,5 +1,6 @@
 //! The gateway's background work, each task stopping with `stop`: active
-//! health checks per upstream, warmers, and the purge fan-out with the
+//! health checks per upstream and warmers, on the injected clock's time
+//! (so tests advance it instead of waiting), and the purge fan-out with the
 //! invalidator that applies what it delivers.
 
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use rampart_config::WarmerConfig;
+use rampart_core::Clock;
 use rampart_proxy::request::RequestHead;
 use rampart_proxy::{CacheCtx, State};
 use tokio::sync::mpsc;
@@ -16,20 +18,28 @@ use tokio_util::sync::CancellationToken;
 /// Deliveries from the fan-out waiting for the invalidator.
 const DELIVERY_QUEUE: usize = 1024;
 
-/// Runs `work` every `period` (the first at once) until `stop`.
-fn every<F, Fut>(period: Duration, stop: &CancellationToken, mut work: F) -> JoinHandle<()>
+/// Runs `work` at once, then `period` after each run ends on `clock`,
+/// until `stop`.
+fn every<F, Fut>(
+    clock: Arc<dyn Clock>,
+    period: Duration,
+    stop: &CancellationToken,
+    mut work: F,
+) -> JoinHandle<()>
 where
     F: FnMut() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
     let stop = stop.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
-                _ = tick.tick() => work().await,
+                () = work() => {}
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = clock.sleep(period) => {}
             }
         }
     })
@@ -41,7 +51,7 @@ pub(crate) fn health_checks(state: &Arc<State>, stop: &CancellationToken) -> Vec
     for (index, upstream) in state.upstreams.pools().iter().enumerate() {
         if let Some(interval) = upstream.health_config().map(|h| h.interval) {
             let upstreams = Arc::clone(&state.upstreams);
-            tasks.push(every(interval, stop, move || {
+            tasks.push(every(Arc::clone(&state.clock), interval, stop, move || {
                 let upstreams = Arc::clone(&upstreams);
                 async move { upstreams.pools()[index].check_health().await }
             }));
@@ -83,24 +93,29 @@ pub(crate) fn warmers(
         .filter_map(|warmer| {
             let route = Arc::clone(state.router.get(warmer.route)?);
             let (head, state) = (Arc::new(warmer_head(warmer)), Arc::clone(state));
-            Some(every(warmer.every, stop, move || {
-                let (state, route, head) =
-                    (Arc::clone(&state), Arc::clone(&route), Arc::clone(&head));
-                async move {
-                    let Some(policy) = &route.config.cache else {
-                        return;
-                    };
-                    let ctx = CacheCtx {
-                        tiers: &state.tiers,
-                        upstreams: &state.upstreams,
-                        route: &route,
-                        policy,
-                    };
-                    if rampart_proxy::lookup::warm(ctx, &head).await {
-                        state.metrics.warmed.inc();
+            Some(every(
+                Arc::clone(&state.clock),
+                warmer.every,
+                stop,
+                move || {
+                    let (state, route, head) =
+                        (Arc::clone(&state), Arc::clone(&route), Arc::clone(&head));
+                    async move {
+                        let Some(policy) = &route.config.cache else {
+                            return;
+                        };
+                        let ctx = CacheCtx {
+                            tiers: &state.tiers,
+                            upstreams: &state.upstreams,
+                            route: &route,
+                            policy,
+                        };
+                        if rampart_proxy::lookup::warm(ctx, &head).await {
+                            state.metrics.warmed.inc();
+                        }
                     }
-                }
-            }))
+                },
+            ))
         })
         .collect()
 }

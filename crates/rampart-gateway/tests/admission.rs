@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rampart_gateway::SystemClock;
-use rampart_testkit::{config_text, gateway, respond, Origin, TestClient};
+use rampart_testkit::{config_text, eventually, gateway, respond, Origin, TestClient};
 
 const ROUTES: &str = r#"
 [[routes]]
@@ -64,7 +64,11 @@ async fn critical_requests_get_through_while_low_ones_are_shed() {
         let (client, url) = (client.clone(), format!("http://{}/browse/{i}", gw.addr));
         low.push(tokio::spawn(async move { client.get(&url, &[]).await }));
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let admission = Arc::clone(gw.state.upstreams.admission(0).unwrap());
+    eventually("two lows in flight and three queued", || {
+        admission.in_flight() == 2 && admission.depth(3) == 3
+    })
+    .await;
     // Cache hits never wait for an upstream slot.
     let hit_started = Instant::now();
     let hit = client
@@ -145,7 +149,11 @@ async fn waiting_is_bounded_by_the_queue_timeout() {
         let (client, url) = (client.clone(), format!("http://{}/browse/a", gw.addr));
         tokio::spawn(async move { client.get(&url, &[]).await })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let admission = Arc::clone(gw.state.upstreams.admission(0).unwrap());
+    eventually("the first request holds the slot", || {
+        admission.in_flight() == 1
+    })
+    .await;
     let started = Instant::now();
     let waited = client
         .get(&format!("http://{}/browse/b", gw.addr), &[])
@@ -205,7 +213,11 @@ async fn a_slot_is_held_until_the_response_body_ends() {
         let (client, url) = (client.clone(), format!("http://{}/browse/long", gw.addr));
         tokio::spawn(async move { client.get(&url, &[]).await })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let admission = Arc::clone(gw.state.upstreams.admission(0).unwrap());
+    eventually("the long request holds the slot", || {
+        admission.in_flight() == 1
+    })
+    .await;
     let started = Instant::now();
     let short = client
         .get(&format!("http://{}/browse/short", gw.addr), &[])

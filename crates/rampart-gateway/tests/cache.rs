@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rampart_gateway::{ManualClock, SystemClock};
-use rampart_testkit::{config_text, gateway, respond, Origin, TestClient};
+use rampart_testkit::{config_text, eventually_async, gateway, respond, Origin, TestClient};
 
 const CACHED: &str = r#"
 [[routes]]
@@ -318,16 +318,11 @@ async fn stale_while_revalidate_serves_stale_once_then_refreshes() {
         stale.header("cache-status")
     );
     // The background refresh lands; the next request gets the new content fresh.
-    let mut refreshed = None;
-    for _ in 0..100 {
-        let got = client.get(&url, &[]).await;
-        if got.text() == "/swr/item #2" {
-            refreshed = Some(got);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let refreshed = refreshed.expect("the entry was refreshed in the background");
+    eventually_async("the entry is refreshed in the background", || async {
+        client.get(&url, &[]).await.text() == "/swr/item #2"
+    })
+    .await;
+    let refreshed = client.get(&url, &[]).await;
     assert!(refreshed.header("cache-status").contains("hit"));
     assert_eq!(
         origin.count("/swr/item"),

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rampart_gateway::body::full;
-use rampart_gateway::{Running, SystemClock};
-use rampart_testkit::{config_text, gateway, respond, Origin, RedisServer, TestClient};
+use rampart_gateway::{Clock, ManualClock, Running, SystemClock};
+use rampart_testkit::{
+    config_text, eventually, eventually_async, gateway, respond, Origin, RedisServer, TestClient,
+};
 
 const ROUTES: &str = r#"
 [[routes]]
@@ -30,6 +32,10 @@ purge_tags = ["event:{id}", "events:list"]
 const BOUND: Duration = Duration::from_millis(600);
 
 async fn node(origin: SocketAddr, redis: &RedisServer) -> Running {
+    node_on(origin, redis, Arc::new(SystemClock)).await
+}
+
+async fn node_on(origin: SocketAddr, redis: &RedisServer, clock: Arc<dyn Clock>) -> Running {
     let text = config_text(
         origin,
         &format!(
@@ -38,7 +44,21 @@ async fn node(origin: SocketAddr, redis: &RedisServer) -> Running {
             BOUND.as_millis()
         ),
     );
-    gateway(&text, Arc::new(SystemClock)).await
+    gateway(&text, clock).await
+}
+
+/// Whether the shared tier holds an entry for `url` (its writes happen in
+/// the background, after the answer).
+fn in_l2(redis: &RedisServer, url: &str) -> bool {
+    redis
+        .call(&["EXISTS", &format!("rampart:c:{{{url}}}")])
+        .is_some_and(|r| r.trim() == ":1")
+}
+
+/// Waits until the shared tier holds `path` of the test host.
+async fn stored_in_l2(redis: &RedisServer, path: &str) {
+    let url = format!("http://events.test{path}");
+    eventually(&format!("{url} in L2"), || in_l2(redis, &url)).await;
 }
 
 async fn versioned_origin() -> (Origin, Arc<AtomicUsize>) {
@@ -127,7 +147,7 @@ async fn nodes_share_l2_and_purges_reach_every_node() {
 
     // A miss on node A is a hit on node B: one origin request in all.
     assert_eq!(text(&client, &a, "/events/7").await, "/events/7 v1");
-    tokio::time::sleep(Duration::from_millis(100)).await; // the L2 write is in the background
+    stored_in_l2(&redis, "/events/7").await;
     let on_b = client
         .get(&format!("http://{}/events/7", b.addr), &[HOST])
         .await;
@@ -150,7 +170,7 @@ async fn nodes_share_l2_and_purges_reach_every_node() {
     assert!(m.contains(&hits("l2")) && m.contains(&hits("l1")), "{m}");
     for path in ["/events/8", "/events", "/about"] {
         text(&client, &a, path).await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        stored_in_l2(&redis, path).await;
         text(&client, &b, path).await;
         assert_eq!(origin.count(path), 1, "{path} fetched once for both nodes");
     }
@@ -262,7 +282,7 @@ async fn a_node_that_missed_a_purge_stops_serving_it_within_the_bound() {
     let client = TestClient::new();
     assert_eq!(text(&client, &a, "/events/5").await, "/events/5 v1");
     assert_eq!(text(&client, &a, "/events/5").await, "/events/5 v1");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    stored_in_l2(&redis, "/events/5").await;
 
     // Another node purged event 5, but its message never reached this one:
     // only the epoch and the log in Redis say so. (The L2 copy went too.)
@@ -284,7 +304,7 @@ async fn a_node_that_missed_a_purge_stops_serving_it_within_the_bound() {
 
     // Purges lost beyond the log: the node flushes its memory tier.
     text(&client, &a, "/about").await;
-    tokio::time::sleep(Duration::from_millis(100)).await; // its L2 write is in the background
+    stored_in_l2(&redis, "/about").await;
     version.store(3, Ordering::SeqCst);
     redis.call(&["INCRBY", "rampart:purge-epoch", "5000"]);
     redis.call(&["DEL", "rampart:c:{http://events.test/about}"]);
@@ -295,7 +315,8 @@ async fn a_node_that_missed_a_purge_stops_serving_it_within_the_bound() {
 async fn redis_stopped_mid_traffic_causes_no_errors_and_is_rejoined() {
     let mut redis = RedisServer::start();
     let (origin, version) = versioned_origin().await;
-    let a = node(origin.addr, &redis).await;
+    let clock = Arc::new(ManualClock::new());
+    let a = node_on(origin.addr, &redis, clock.clone()).await;
     let client = TestClient::new();
     let mut statuses = Vec::new();
     for i in 0..40 {
@@ -312,7 +333,7 @@ async fn redis_stopped_mid_traffic_causes_no_errors_and_is_rejoined() {
 
     // Out of touch for longer than the bound: the memory tier is not used
     // (a purge elsewhere could not reach this node), the origin answers.
-    tokio::time::sleep(BOUND).await;
+    clock.advance(BOUND + Duration::from_millis(1));
     version.store(2, Ordering::SeqCst);
     assert_eq!(text(&client, &a, "/events/1").await, "/events/1 v2");
     let metrics = client.metrics(&a).await;
@@ -320,18 +341,14 @@ async fn redis_stopped_mid_traffic_causes_no_errors_and_is_rejoined() {
 
     // Redis back: the node reconnects by itself and caches again.
     redis.resume();
-    tokio::time::sleep(BOUND * 2).await;
-    text(&client, &a, "/events/4").await;
-    let seen = origin.count("/events/4");
-    let again = client
-        .get(&format!("http://{}/events/4", a.addr), &[HOST])
-        .await;
-    assert!(
-        again.header("cache-status").contains("hit"),
-        "{}",
-        again.header("cache-status")
-    );
-    assert_eq!(origin.count("/events/4"), seen);
+    let url = format!("http://{}/events/4", a.addr);
+    eventually_async("the node caches again", || async {
+        client.get(&url, &[HOST]).await;
+        let seen = origin.count("/events/4");
+        let again = client.get(&url, &[HOST]).await;
+        again.header("cache-status").contains("hit") && origin.count("/events/4") == seen
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -348,7 +365,7 @@ async fn without_a_memory_tier_every_hit_comes_from_redis() {
     let gw = gateway(&config, Arc::new(SystemClock)).await;
     let client = TestClient::new();
     assert_eq!(text(&client, &gw, "/about").await, "/about v1");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    stored_in_l2(&redis, "/about").await;
     for _ in 0..3 {
         let r = client
             .get(&format!("http://{}/about", gw.addr), &[HOST])
@@ -391,13 +408,15 @@ async fn a_tag_index_holds_only_live_entries() {
     for id in 1..=3 {
         text(&client, &gw, &format!("/news/{id}")).await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await; // the L2 writes are in the background
-    assert_eq!(members(), 3);
-    // The three expire; a tag that keeps being used does not keep them.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    eventually("three entries indexed", || members() == 3).await;
+    // The three expire (on Redis's clock); a tag that keeps being used does
+    // not keep them.
+    eventually("the entries expire in Redis", || {
+        (1..=3).all(|id| !in_l2(&redis, &format!("http://events.test/news/{id}")))
+    })
+    .await;
     text(&client, &gw, "/news/4").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(members(), 1, "expired entries left the tag index");
+    eventually("expired entries left the tag index", || members() == 1).await;
     // A purge by the tag still reaches the live entry.
     admin_post(&client, &gw, "/admin/purge", r#"{"tags": ["news"]}"#).await;
     assert_eq!(members(), 0);
@@ -414,8 +433,7 @@ async fn a_tag_index_holds_only_live_entries() {
         redis.call(&["EXPIRE", &format!("rampart:t:{{{tag}}}"), "60"]);
     }
     text(&client, &gw, "/news/5").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(members(), 2, "the old member and the new one");
+    eventually("the old member and the new one", || members() == 2).await;
     admin_post(
         &client,
         &gw,

@@ -12,7 +12,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rampart_gateway::body::{empty, full, Body};
 use rampart_gateway::SystemClock;
-use rampart_testkit::{config_text, gateway, respond, Origin, TestClient};
+use rampart_testkit::{
+    config_text, eventually, eventually_async, gateway, respond, Origin, TestClient,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio_stream_shim::ReceiverStream;
@@ -320,7 +322,10 @@ async fn shutdown_drains_in_flight_requests() {
     let client = TestClient::new();
     let in_flight =
         tokio::spawn(async move { client.get(&format!("http://{addr}/work"), &[]).await });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    eventually("the request reached the origin", || {
+        origin.count("/work") == 1
+    })
+    .await;
     gw.shutdown();
     let got = in_flight.await.unwrap();
     assert_eq!(
@@ -412,8 +417,12 @@ async fn admin_health_readiness_and_token() {
     );
     origin.stop();
     drop(origin);
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let down = client.get(&format!("http://{admin}/readyz"), &[]).await;
+    let readyz = format!("http://{admin}/readyz");
+    eventually_async("readyz sees the origin gone", || async {
+        client.get(&readyz, &[]).await.status == 503
+    })
+    .await;
+    let down = client.get(&readyz, &[]).await;
     assert_eq!(down.status, 503);
     let json: serde_json::Value = serde_json::from_slice(&down.body).unwrap();
     assert_eq!(json["status"], "unavailable");

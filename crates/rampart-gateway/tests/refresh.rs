@@ -3,8 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_gateway::{ManualClock, SystemClock};
-use rampart_testkit::{config_text, gateway, respond, Origin, TestClient};
+use rampart_gateway::ManualClock;
+use rampart_testkit::{
+    config_text, eventually, eventually_async, gateway, respond, Origin, TestClient,
+};
 
 #[tokio::test]
 async fn a_hit_near_expiry_refreshes_once_in_the_background() {
@@ -32,7 +34,11 @@ async fn a_hit_near_expiry_refreshes_once_in_the_background() {
             "served from cache while refreshing"
         );
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The refresh is stored once the cache answers with it.
+    eventually_async("the refreshed copy is served", || async {
+        client.get(&url, &[]).await.text() == "#2"
+    })
+    .await;
     assert_eq!(origin.count("/kpi"), 2, "exactly one refresh for ten hits");
     let fresh = client.get(&url, &[]).await;
     assert_eq!(fresh.text(), "#2");
@@ -57,9 +63,9 @@ async fn warmers_fill_the_cache_before_anyone_asks_and_keep_it_warm() {
     let extra =
         "[[routes]]\nmatch = \"GET /qr/offline\"\nupstream = \"app\"\ncache = { ttl = \"1h\" }\n\n\
                  [[warmers]]\nurl = \"http://events.test/qr/offline\"\nevery = \"1s\"\n";
-    let gw = gateway(&config_text(origin.addr, extra), Arc::new(SystemClock)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(origin.count("/qr/offline"), 1, "warmed at start");
+    let clock = Arc::new(ManualClock::new());
+    let gw = gateway(&config_text(origin.addr, extra), clock.clone()).await;
+    eventually("warmed at start", || origin.count("/qr/offline") == 1).await;
     let got = TestClient::new()
         .get(
             &format!("http://{}/qr/offline", gw.addr),
@@ -71,12 +77,14 @@ async fn warmers_fill_the_cache_before_anyone_asks_and_keep_it_warm() {
         "{}",
         got.header("cache-status")
     );
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let n = origin.count("/qr/offline");
-    assert!(
-        (2..=3).contains(&n),
-        "refetched every second: {n} fetches in ~1.3 s"
-    );
+    // Every second on the gateway's clock, one refetch.
+    for n in 2..=4 {
+        clock.advance(Duration::from_secs(1));
+        eventually("refetched after a second", || {
+            origin.count("/qr/offline") == n
+        })
+        .await;
+    }
     let seen = origin.seen();
     let last = &seen.last().unwrap().2;
     assert_eq!(

@@ -351,3 +351,29 @@ impl TestClient {
             .text()
     }
 }
+
+/// How long [`eventually`] waits before it fails.
+pub const EVENTUALLY: Duration = Duration::from_secs(10);
+
+/// Polls `condition` every few milliseconds until it holds, failing the
+/// test (naming `what`) after [`EVENTUALLY`]: background work is waited for
+/// by what it does, never by a fixed sleep.
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    eventually_async(what, || std::future::ready(condition())).await;
+}
+
+/// [`eventually`] for a condition that needs to await (an HTTP request).
+pub async fn eventually_async<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + EVENTUALLY;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {EVENTUALLY:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -49,7 +49,7 @@ fn bad_configs_exit_2_naming_file_line_and_field() {
             "routes[1].upstream",
             "no upstream named",
         ),
-        ("syntax.toml", "[server\nlisten = 1\n", ":1:", "", "TOML"),
+        ("syntax.toml", "[server\nlisten = 1\n", ":1:8:", "server:", "unclosed table"),
     ];
     for (name, text, line, field, message) in cases {
         let path = write(name, text);
@@ -58,7 +58,7 @@ fn bad_configs_exit_2_naming_file_line_and_field() {
         assert!(out.contains(&format!("{name}{line}")), "{name}: {out}");
         assert!(out.contains(field), "{name}: {out}");
         assert!(
-            out.to_lowercase().contains(&message.to_lowercase()) || message == "TOML",
+            out.to_lowercase().contains(&message.to_lowercase()),
             "{name}: {out}"
         );
         // `serve` refuses the same file the same way, before binding anything.
