@@ -435,19 +435,28 @@ pub enum KeyPart {
     Cookie(String),
 }
 
+/// Why a cache key part could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyPartError {
+    /// `header:` with a name that is not a header name.
+    #[error("invalid header name {0:?}")]
+    HeaderName(String),
+    /// Neither `header:NAME` nor `cookie:NAME`.
+    #[error("invalid key part {0:?}: write \"header:NAME\" or \"cookie:NAME\"")]
+    Form(String),
+}
+
 impl KeyPart {
     /// Parses `header:NAME` or `cookie:NAME`.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, KeyPartError> {
         match s.split_once(':') {
             Some(("header", name)) => HeaderName::from_bytes(name.trim().as_bytes())
                 .map(KeyPart::Header)
-                .map_err(|_| format!("invalid header name {name:?}")),
+                .map_err(|_| KeyPartError::HeaderName(name.to_string())),
             Some(("cookie", name)) if !name.trim().is_empty() => {
                 Ok(KeyPart::Cookie(name.trim().to_string()))
             }
-            _ => Err(format!(
-                "invalid key part {s:?}: write \"header:NAME\" or \"cookie:NAME\""
-            )),
+            _ => Err(KeyPartError::Form(s.to_string())),
         }
     }
 }

@@ -31,12 +31,48 @@ enum Segment {
     Param(String),
 }
 
+/// Why a route's `match` could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    /// A method not in capitals, or not a method.
+    #[error("invalid method {method:?} in {text:?}: write methods in capitals, like \"GET /path\"")]
+    Method {
+        /// The method.
+        method: String,
+        /// The whole `match`.
+        text: String,
+    },
+    /// A path that does not start with `/`.
+    #[error("the path must start with \"/\"")]
+    NoLeadingSlash,
+    /// `*` before the end of the path.
+    #[error("\"*\" may only end a path")]
+    StarNotLast,
+    /// A parameter name that is not letters, digits and `_`.
+    #[error("invalid parameter name {0:?}")]
+    ParamName(String),
+    /// A parameter named twice.
+    #[error("parameter {{{0}}} appears twice")]
+    ParamTwice(String),
+    /// Braces or `*` inside a segment.
+    #[error("invalid segment {0:?}: a parameter is a whole segment like {{id}}")]
+    Segment(String),
+    /// A path error, in the `match` it came from.
+    #[error("{source} in {text:?}")]
+    In {
+        /// The path error.
+        source: Box<PatternError>,
+        /// The whole `match`.
+        text: String,
+    },
+}
+
 /// Parameters captured by a match, in pattern order.
 pub type Params<'a> = Vec<(&'a str, &'a str)>;
 
 impl RouteMatch {
     /// Parses `"GET /members/{id}"`, `"* /static/*"` or `"/health"`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, PatternError> {
         let trimmed = text.trim();
         let (method_part, path_part) = match trimmed.split_once(char::is_whitespace) {
             Some((m, p)) => (Some(m), p.trim()),
@@ -47,18 +83,23 @@ impl RouteMatch {
             Some(list) => Some(
                 list.split('|')
                     .map(|m| {
+                        let bad = || PatternError::Method {
+                            method: m.to_string(),
+                            text: text.to_string(),
+                        };
                         if m.is_empty() || !m.chars().all(|c| c.is_ascii_uppercase()) {
-                            Err(format!(
-                                "invalid method {m:?} in {text:?}: write methods in capitals, like \"GET /path\""
-                            ))
+                            Err(bad())
                         } else {
-                            Method::from_bytes(m.as_bytes()).map_err(|e| e.to_string())
+                            Method::from_bytes(m.as_bytes()).map_err(|_| bad())
                         }
                     })
                     .collect::<Result<Vec<_>, _>>()?,
             ),
         };
-        let path = PathPattern::parse(path_part).map_err(|e| format!("{e} in {text:?}"))?;
+        let path = PathPattern::parse(path_part).map_err(|e| PatternError::In {
+            source: Box::new(e),
+            text: text.to_string(),
+        })?;
         Ok(Self {
             methods,
             path,
@@ -84,9 +125,9 @@ impl RouteMatch {
 
 impl PathPattern {
     /// Parses a path pattern; it must start with `/`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, PatternError> {
         let Some(rest) = text.strip_prefix('/') else {
-            return Err("the path must start with \"/\"".into());
+            return Err(PatternError::NoLeadingSlash);
         };
         let parts: Vec<&str> = rest.split('/').collect();
         let mut segments = Vec::with_capacity(parts.len());
@@ -94,24 +135,22 @@ impl PathPattern {
         for (i, part) in parts.iter().enumerate() {
             if *part == "*" {
                 if i + 1 != parts.len() {
-                    return Err("\"*\" may only end a path".into());
+                    return Err(PatternError::StarNotLast);
                 }
                 tail = true;
             } else if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
                 if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    return Err(format!("invalid parameter name {name:?}"));
+                    return Err(PatternError::ParamName(name.to_string()));
                 }
                 if segments
                     .iter()
                     .any(|s| matches!(s, Segment::Param(n) if n == name))
                 {
-                    return Err(format!("parameter {{{name}}} appears twice"));
+                    return Err(PatternError::ParamTwice(name.to_string()));
                 }
                 segments.push(Segment::Param(name.to_string()));
             } else if part.contains(['{', '}', '*']) {
-                return Err(format!(
-                    "invalid segment {part:?}: a parameter is a whole segment like {{id}}"
-                ));
+                return Err(PatternError::Segment((*part).to_string()));
             } else {
                 segments.push(Segment::Literal((*part).to_string()));
             }

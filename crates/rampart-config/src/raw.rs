@@ -29,9 +29,10 @@ impl<'de> Deserialize<'de> for Text {
 }
 
 /// Deserializes a [`Text`] and parses it with `parse`.
-fn parsed<'de, D, T>(d: D, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, D::Error>
+fn parsed<'de, D, T, E>(d: D, parse: impl FnOnce(&str) -> Result<T, E>) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
+    E: std::fmt::Display,
 {
     let text = Text::deserialize(d)?;
     parse(&text.0).map_err(de::Error::custom)

@@ -56,12 +56,59 @@ impl<'de> Deserialize<'de> for Size {
     }
 }
 
+/// Why a duration or a size could not be read; each message says how to
+/// write it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnitError {
+    /// Nothing written.
+    #[error("empty duration; write it like \"30s\", \"10m\" or \"1h\"")]
+    EmptyDuration,
+    /// A part without its number.
+    #[error("invalid duration {text:?}: expected a number at {at:?}")]
+    MissingNumber {
+        /// The duration.
+        text: String,
+        /// Where the number is missing.
+        at: String,
+    },
+    /// A number without its unit.
+    #[error("invalid duration {0:?}: missing unit (ms, s, m, h or d)")]
+    MissingUnit(String),
+    /// A unit Rampart does not know.
+    #[error("invalid duration {text:?}: unknown unit {unit:?} (use ms, s, m, h or d)")]
+    UnknownDurationUnit {
+        /// The duration.
+        text: String,
+        /// The unit.
+        unit: String,
+    },
+    /// A size that does not start with a number.
+    #[error("invalid size {0:?}: write it like \"1KiB\", \"256MiB\" or a number of bytes")]
+    NotASize(String),
+    /// A size unit Rampart does not know.
+    #[error("invalid size {text:?}: unknown unit {unit:?} (use B, KB, MB, GB, KiB, MiB or GiB)")]
+    UnknownSizeUnit {
+        /// The size.
+        text: String,
+        /// The unit.
+        unit: String,
+    },
+    /// A number beyond what fits.
+    #[error("invalid {what} {text:?}: too large")]
+    TooLarge {
+        /// `duration` or `size`.
+        what: &'static str,
+        /// The text.
+        text: String,
+    },
+}
+
 /// Parses a duration written as one or more `<number><unit>` parts
 /// (`ms`, `s`, `m`, `h`, `d`), for example `"1h30m"`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
     let text = text.trim();
     if text.is_empty() {
-        return Err("empty duration; write it like \"30s\", \"10m\" or \"1h\"".into());
+        return Err(UnitError::EmptyDuration);
     }
     let mut total = Duration::ZERO;
     let mut rest = text;
@@ -70,13 +117,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!(
-                "invalid duration {text:?}: expected a number at {rest:?}"
-            ));
+            return Err(UnitError::MissingNumber {
+                text: text.to_string(),
+                at: rest.to_string(),
+            });
         }
-        let number: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}: number too large"))?;
+        let number: u64 = rest[..digits].parse().map_err(|_| UnitError::TooLarge {
+            what: "duration",
+            text: text.to_string(),
+        })?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
@@ -89,15 +138,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "m" => Duration::from_secs(number.saturating_mul(60)),
             "h" => Duration::from_secs(number.saturating_mul(3600)),
             "d" => Duration::from_secs(number.saturating_mul(86_400)),
-            "" => {
-                return Err(format!(
-                    "invalid duration {text:?}: missing unit (ms, s, m, h or d)"
-                ))
-            }
+            "" => return Err(UnitError::MissingUnit(text.to_string())),
             other => {
-                return Err(format!(
-                    "invalid duration {text:?}: unknown unit {other:?} (use ms, s, m, h or d)"
-                ))
+                return Err(UnitError::UnknownDurationUnit {
+                    text: text.to_string(),
+                    unit: other.to_string(),
+                })
             }
         };
         total = total.saturating_add(part);
@@ -123,19 +169,19 @@ pub fn format_duration(d: Duration) -> String {
 
 /// Parses a byte size: a plain number of bytes, or a number with a unit
 /// (`B`, `KB`, `MB`, `GB` are powers of 1000; `KiB`, `MiB`, `GiB` powers of 1024).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, UnitError> {
     let text = text.trim();
     let digits = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
+    let too_large = || UnitError::TooLarge {
+        what: "size",
+        text: text.to_string(),
+    };
     if digits == 0 {
-        return Err(format!(
-            "invalid size {text:?}: write it like \"1KiB\", \"256MiB\" or a number of bytes"
-        ));
+        return Err(UnitError::NotASize(text.to_string()));
     }
-    let number: u64 = text[..digits]
-        .parse()
-        .map_err(|_| format!("invalid size {text:?}: number too large"))?;
+    let number: u64 = text[..digits].parse().map_err(|_| too_large())?;
     let multiplier: u64 = match text[digits..].trim() {
         "" | "B" => 1,
         "KB" | "kB" => 1000,
@@ -145,14 +191,13 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "MiB" => 1 << 20,
         "GiB" => 1 << 30,
         other => {
-            return Err(format!(
-                "invalid size {text:?}: unknown unit {other:?} (use B, KB, MB, GB, KiB, MiB or GiB)"
-            ))
+            return Err(UnitError::UnknownSizeUnit {
+                text: text.to_string(),
+                unit: other.to_string(),
+            })
         }
     };
-    number
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("invalid size {text:?}: too large"))
+    number.checked_mul(multiplier).ok_or_else(too_large)
 }
 
 #[cfg(test)]
@@ -166,8 +211,14 @@ mod tests {
         assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert!(parse_duration("30").unwrap_err().contains("missing unit"));
-        assert!(parse_duration("3x").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("30")
+            .unwrap_err()
+            .to_string()
+            .contains("missing unit"));
+        assert!(parse_duration("3x")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown unit"));
         assert!(parse_duration("").is_err());
         assert!(parse_duration("s").is_err());
     }

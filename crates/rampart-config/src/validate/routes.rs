@@ -182,7 +182,7 @@ fn cache_policy(p: toml::Spanned<raw::RawCachePolicy>) -> Result<ParsedPolicy, I
     }
     let mut key = Vec::new();
     for k in p.key.unwrap_or_default() {
-        key.push(KeyPart::parse(&k.get_ref().0).map_err(|e| (k.span().start, e))?);
+        key.push(KeyPart::parse(&k.get_ref().0).map_err(|e| (k.span().start, e.to_string()))?);
     }
     let mut statuses = Vec::new();
     for s in p.statuses.unwrap_or_default() {
