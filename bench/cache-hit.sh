@@ -18,7 +18,13 @@
 # metrics (crates/rampart-gateway/examples/listener-floor.rs): the ceiling of
 # any handler on this connection layer. The gap between it and rampart is what
 # the cache path costs per hit.
-# Usage: [CPU_QUOTA=50] bench/cache-hit.sh [DURATION] [CONNS] [ROUNDS]
+# BASELINE_BIN=PATH also runs another build of Rampart (an earlier commit's
+# release binary) as "baseline", alternating with the others in every round,
+# and prints this build against it: the way to show a change kept hits,
+# misses and pass-through within noise. Build one with
+#   git worktree add /tmp/rampart-base REV
+#   cargo build --release --locked -p rampart --manifest-path /tmp/rampart-base/Cargo.toml
+# Usage: [CPU_QUOTA=50] [BASELINE_BIN=PATH] bench/cache-hit.sh [DURATION] [CONNS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10}
@@ -49,7 +55,8 @@ proxy() {
 
 cargo build --release --locked -q -p rampart-gateway --example listener-floor
 FLOOR_BIN=$PWD/target/release/examples/listener-floor
-ORIGIN=18081 NGINX_CACHE=18082 RAMPART=18083 ADMIN=18084 VARNISH=18085 FLOOR=18086
+ORIGIN=18081 NGINX_CACHE=18082 RAMPART=18083 ADMIN=18084 VARNISH=18085 FLOOR=18086 BASE=18087 BASE_ADMIN=18088
+BASELINE_BIN=${BASELINE_BIN:-}
 mkdir -p "$WORK/www/pass"
 head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$WORK/www/1k"
 head -c 16384 /dev/urandom | base64 -w0 | head -c 16384 > "$WORK/www/16k"
@@ -59,13 +66,15 @@ write_origin_conf "$ORIGIN"
 
 write_proxy_conf "" "$NGINX_CACHE"
 
-rampart_conf "$RAMPART" "$ADMIN" '[[routes]]
+ROUTES='[[routes]]
 match = "GET /pass/*"
 upstream = "origin"
 [[routes]]
 match = "GET /*"
 upstream = "origin"
-cache = { ttl = "10m" }' > "$WORK/rampart.toml"
+cache = { ttl = "10m" }'
+rampart_conf "$RAMPART" "$ADMIN" "$ROUTES" > "$WORK/rampart.toml"
+rampart_conf "$BASE" "$BASE_ADMIN" "$ROUTES" > "$WORK/baseline.toml"
 
 cat > "$WORK/unique.lua" <<'LUA'
 -- Every request a distinct URL, so every request is a cache miss: the run's
@@ -84,6 +93,10 @@ proxy nginx taskset -c 0 "$NGINX" -c "$WORK/proxy.conf" -p "$WORK"
 proxy rampart env RUST_LOG=warn taskset -c 0 "$BIN" serve --config "$WORK/rampart.toml"
 proxy floor taskset -c 0 "$FLOOR_BIN" "127.0.0.1:$FLOOR" "$WORK/www"
 PROXIES="nginx:$NGINX_CACHE rampart:$RAMPART"
+if [ -n "$BASELINE_BIN" ]; then
+  proxy baseline env RUST_LOG=warn taskset -c 0 "$BASELINE_BIN" serve --config "$WORK/baseline.toml"
+  PROXIES="$PROXIES baseline:$BASE"
+fi
 if [ -n "$VARNISHD" ]; then
   cat > "$WORK/default.vcl" <<VCL
 vcl 4.1;
@@ -120,6 +133,11 @@ for size in 1k 16k; do
   read -r r_rps _ r_p99 < <(report "hit-$size-rampart")
   awk -v s="$size" -v a="$r_rps" -v b="$n_rps" -v c="$r_p99" -v d="$n_p99" \
     'BEGIN { printf "%-6s ratio    rampart/nginx: req/s %.2fx, p99 %.2fx\n", s, a/b, c/d }'
+  if [ -n "$BASELINE_BIN" ]; then
+    read -r b_rps _ b_p99 < <(report "hit-$size-baseline")
+    awk -v s="$size" -v a="$r_rps" -v b="$b_rps" -v c="$r_p99" -v d="$b_p99" \
+      'BEGIN { printf "%-6s ratio    rampart/baseline: req/s %.2fx, p99 %.2fx\n", s, a/b, c/d }'
+  fi
   read -r f_rps _ _ < <(report "hit-$size-floor")
   awk -v s="$size" -v a="$f_rps" -v b="$n_rps" -v r="$r_rps" \
     'BEGIN { printf "%-6s ratio    floor/nginx: req/s %.2fx; the cache path costs %.2f us per hit\n", s, a/b, 1e6/r - 1e6/a }'
@@ -140,11 +158,14 @@ done
 
 echo
 echo "# pass-through (uncached route on rampart), one connection, 1 KiB; medians of $ROUNDS rounds"
+PASS="rampart:$RAMPART${BASELINE_BIN:+ baseline:$BASE}"
 for _ in $(seq "$ROUNDS"); do
   measure pass-origin "$ORIGIN" /pass/1k 1
-  measure pass-rampart "$RAMPART" /pass/1k 1
+  for p in $PASS; do measure "pass-${p%%:*}" "${p#*:}" /pass/1k 1; done
 done
 read -r _ d_p50 d_p99 < <(report pass-origin)
-read -r _ p_p50 p_p99 < <(report pass-rampart)
-printf "%-8s p50 %6s us  p99 %6s us\n" direct "$d_p50" "$d_p99" rampart "$p_p50" "$p_p99"
-awk -v a="$p_p50" -v b="$d_p50" 'BEGIN { printf "added p50 = %.0f us\n", a-b }'
+printf "%-8s p50 %6s us  p99 %6s us\n" direct "$d_p50" "$d_p99"
+for p in $PASS; do
+  read -r _ p_p50 p_p99 < <(report "pass-${p%%:*}")
+  awk -v n="${p%%:*}" -v a="$p_p50" -v b="$p_p99" -v d="$d_p50" 'BEGIN { printf "%-8s p50 %6s us  p99 %6s us  (adds %.0f us p50 over the origin)\n", n, a, b, a-d }'
+done

@@ -71,20 +71,21 @@ const ENCODED_OVERHEAD: usize = 256;
 impl Entry {
     /// The response's current age (RFC 9111 §4.2.3).
     pub fn age(&self, now: SystemTime) -> Duration {
-        self.initial_age
-            + now
-                .duration_since(self.response_time)
-                .unwrap_or(Duration::ZERO)
+        self.initial_age.saturating_add(
+            now.duration_since(self.response_time)
+                .unwrap_or(Duration::ZERO),
+        )
     }
 
     /// Seconds of freshness left; negative once stale.
     pub fn ttl_secs(&self, now: SystemTime) -> i64 {
         let age = self.age(now);
+        let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
         if self.freshness.lifetime >= age {
-            (self.freshness.lifetime - age).as_secs() as i64
+            secs(self.freshness.lifetime - age)
         } else {
             let over = age - self.freshness.lifetime;
-            -(over.as_secs() as i64) - i64::from(over.subsec_nanos() > 0)
+            (-secs(over)).saturating_sub(i64::from(over.subsec_nanos() > 0))
         }
     }
 
@@ -94,18 +95,22 @@ impl Entry {
         let f = &self.freshness;
         if age < f.lifetime {
             EntryState::Fresh
-        } else if age < f.lifetime + f.stale_while_revalidate {
+        } else if age < f.lifetime.saturating_add(f.stale_while_revalidate) {
             EntryState::StaleWhileRevalidate
         } else {
             EntryState::Stale {
-                usable_if_error: age < f.lifetime + f.stale_if_error,
+                usable_if_error: self.usable_if_error(now),
             }
         }
     }
 
     /// Whether it may still be served when the origin fails.
     pub fn usable_if_error(&self, now: SystemTime) -> bool {
-        self.age(now) < self.freshness.lifetime + self.freshness.stale_if_error
+        self.age(now)
+            < self
+                .freshness
+                .lifetime
+                .saturating_add(self.freshness.stale_if_error)
     }
 
     /// Whether this variant answers a request with these headers.

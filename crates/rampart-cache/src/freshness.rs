@@ -9,6 +9,25 @@ use rampart_config::CachePolicy;
 
 use crate::status::NoCacheReason;
 
+/// The largest delta-seconds value Rampart reads (RFC 9111 §1.2.2: a
+/// larger value, or one whose arithmetic would overflow, counts as 2^31
+/// seconds, about 68 years). Every freshness lifetime, stale window and age
+/// is bounded by it, so no value from an origin or Redis can overflow a
+/// time calculation.
+pub const MAX_DELTA: Duration = Duration::from_secs(1 << 31);
+
+/// Reads delta-seconds (RFC 9111 §1.2.2): digits, capped at [`MAX_DELTA`].
+pub fn delta_seconds(text: &str) -> Option<u64> {
+    let text = text.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(
+        text.parse::<u64>()
+            .map_or(MAX_DELTA.as_secs(), |v| v.min(MAX_DELTA.as_secs())),
+    )
+}
+
 /// The `Cache-Control` directives Rampart acts on.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CacheControl {
@@ -45,7 +64,7 @@ impl CacheControl {
                     Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
                     None => (directive, None),
                 };
-                let seconds = || arg.map(|a| a.parse::<u64>().unwrap_or(0));
+                let seconds = || arg.map(|a| delta_seconds(a).unwrap_or(0));
                 match name.to_ascii_lowercase().as_str() {
                     "no-store" => cc.no_store = true,
                     "no-cache" => cc.no_cache = true,
@@ -97,7 +116,17 @@ pub struct Freshness {
 impl Freshness {
     /// How long after storing the entry is worth keeping at all.
     pub fn horizon(&self) -> Duration {
-        self.lifetime + self.stale_while_revalidate.max(self.stale_if_error)
+        self.lifetime
+            .saturating_add(self.stale_while_revalidate.max(self.stale_if_error))
+    }
+
+    /// The same, each part capped at [`MAX_DELTA`].
+    pub fn bounded(self) -> Self {
+        Self {
+            lifetime: self.lifetime.min(MAX_DELTA),
+            stale_while_revalidate: self.stale_while_revalidate.min(MAX_DELTA),
+            stale_if_error: self.stale_if_error.min(MAX_DELTA),
+        }
     }
 }
 
@@ -159,7 +188,7 @@ pub fn decide(
         (Some(_), _) => return Err(NoCacheReason::Status),
         (None, Some(ttl)) if policy.statuses.contains(&status) => {
             // A Rampart-decided TTL counts from when Rampart received it.
-            ttl + initial_age
+            ttl.saturating_add(initial_age)
         }
         (None, Some(_)) => return Err(NoCacheReason::Status),
         (None, None) => return Err(NoCacheReason::NoFreshness),
@@ -188,7 +217,8 @@ pub fn decide(
         lifetime,
         stale_while_revalidate: swr,
         stale_if_error: sie,
-    })
+    }
+    .bounded())
 }
 
 /// The origin's freshness lifetime (RFC 9111 §4.2.1): `s-maxage`, then
@@ -240,7 +270,7 @@ pub fn initial_age(
     let age_value = headers
         .get(AGE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
+        .and_then(delta_seconds)
         .map_or(Duration::ZERO, Duration::from_secs);
     let apparent_age = header_date(headers, DATE)
         .and_then(|d| response_time.duration_since(d).ok())
@@ -248,7 +278,9 @@ pub fn initial_age(
     let response_delay = response_time
         .duration_since(request_time)
         .unwrap_or(Duration::ZERO);
-    apparent_age.max(age_value + response_delay)
+    apparent_age
+        .max(age_value.saturating_add(response_delay))
+        .min(MAX_DELTA)
 }
 
 #[cfg(test)]

@@ -151,7 +151,7 @@ fn horizon(value: &Variants) -> Duration {
         .map(|e| e.freshness.horizon().saturating_sub(e.initial_age))
         .max()
         .unwrap_or(Duration::ZERO)
-        .max(Duration::from_secs(1))
+        .clamp(Duration::from_secs(1), crate::freshness::MAX_DELTA)
 }
 
 /// The in-memory cache.

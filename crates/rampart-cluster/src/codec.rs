@@ -8,6 +8,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use rampart_config::Encoding;
 
+use rampart_cache::freshness::MAX_DELTA;
 use rampart_cache::{Entry, Freshness};
 
 const MAGIC: &[u8; 4] = b"RMP1";
@@ -164,12 +165,15 @@ pub fn decode(bytes: Bytes) -> Option<Entry> {
         encoded,
         vary,
         response_time,
-        initial_age,
+        // Values from Redis are not trusted to be sane: bounded as an
+        // origin's are.
+        initial_age: initial_age.min(MAX_DELTA),
         freshness: Freshness {
             lifetime,
             stale_while_revalidate: swr,
             stale_if_error: sie,
-        },
+        }
+        .bounded(),
         tags,
     })
 }

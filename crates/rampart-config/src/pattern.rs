@@ -35,7 +35,9 @@ enum Segment {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PatternError {
     /// A method not in capitals, or not a method.
-    #[error("invalid method {method:?} in {text:?}: write methods in capitals, like \"GET /path\"")]
+    #[error(
+        "invalid method {method:?} in {text:?}: write methods in capitals, like \"GET /path\""
+    )]
     Method {
         /// The method.
         method: String,

@@ -53,7 +53,10 @@ pub fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Str
                     text: text.to_string(),
                 });
             }
-            match (lookup(name).filter(|v| !v.is_empty() || fallback.is_none()), fallback) {
+            match (
+                lookup(name).filter(|v| !v.is_empty() || fallback.is_none()),
+                fallback,
+            ) {
                 (Some(value), _) => out.push_str(&value),
                 (None, Some(fallback)) => out.push_str(fallback),
                 (None, None) => return Err(EnvError::Unset(name.to_string())),

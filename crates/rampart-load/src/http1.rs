@@ -7,7 +7,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Largest response head accepted.
@@ -26,10 +26,10 @@ pub struct Response {
     pub body: Bytes,
 }
 
-/// One keep-alive connection.
+/// One keep-alive connection (over TCP, or any byte stream).
 #[derive(Debug)]
-pub struct Conn {
-    stream: TcpStream,
+pub struct Conn<S = TcpStream> {
+    stream: S,
     buf: BytesMut,
     out: Vec<u8>,
     reusable: bool,
@@ -48,15 +48,7 @@ impl Conn {
             .await
             .map_err(|e| format!("connect {authority}: {e}"))?;
         let _ = stream.set_nodelay(true);
-        Ok(Self {
-            stream,
-            buf: BytesMut::with_capacity(16 * 1024),
-            out: Vec::with_capacity(512),
-            reusable: true,
-            used: false,
-            received: false,
-            retry: false,
-        })
+        Ok(Self::over(stream))
     }
 
     /// Whether another request may be sent on it: the last exchange left
@@ -86,6 +78,21 @@ impl Conn {
     /// POST the server may have acted on, is never sent twice.
     pub fn may_retry(&self) -> bool {
         self.retry
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    /// A connection over an open byte stream.
+    pub fn over(stream: S) -> Self {
+        Self {
+            stream,
+            buf: BytesMut::with_capacity(16 * 1024),
+            out: Vec::with_capacity(512),
+            reusable: true,
+            used: false,
+            received: false,
+            retry: false,
+        }
     }
 
     /// Sends one request and reads its whole response.

@@ -10,16 +10,22 @@ use http::header::{AUTHORIZATION, CONTENT_LENGTH, UPGRADE};
 use http::{HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
 use rampart_cache::{CacheStatus, Forward, NoCacheReason};
+use rampart_cluster::Redis;
+use rampart_config::IpNet;
+use rampart_core::Clock;
 
 use crate::body::{from_client, Body};
 use crate::cache_ctx::CacheCtx;
 use crate::error::{GatewayError, RATELIMIT, RATELIMIT_POLICY};
+use crate::forward::Upstreams;
 use crate::headers::{client_ip, is_trusted};
-use crate::limits::Verdict;
+use crate::limits::{Limiters, Verdict};
+use crate::metrics::Metrics;
 use crate::outcome::LimitRefusal;
 use crate::request::RequestHead;
-use crate::router::Route;
+use crate::router::{Route, Router};
 use crate::state::State;
+use crate::tiers::Tiers;
 
 /// What the log line and metrics need to know about a request.
 #[derive(Debug, Default)]
@@ -91,16 +97,22 @@ async fn stages(
     //    declared larger than the limit is refused before it is read.
     check_limits(&req, state.server.max_body_size)?;
     // 2. Route: the first matching [[routes]] entry decides everything below.
-    let route = route(state, &req)?;
+    let route = route(&state.router, &req)?;
     outcome.route = Some(route.index);
     // 3. Client identity: forwarding headers are believed only from trusted proxies.
-    let (head, body) = split(state, req, peer);
+    let (head, body) = split(req, peer, &state.server.trusted_proxies);
     // 4. Rate limits before the cache: an abusive client can neither probe
     //    the cache nor be served from it past its allowance.
-    outcome.limit_headers = rate_limit(state, route, &head, client).await?;
+    let limits = Limits {
+        limiters: &state.limiters,
+        metrics: &state.metrics,
+        clock: state.clock.as_ref(),
+        redis: state.tiers.redis.as_deref(),
+    };
+    outcome.limit_headers = limits.check(route, &head, client).await?;
     // 5. Cache lookup for GET/HEAD on a cached route, before any upstream
     //    work; misses coalesce so one origin request stands for many.
-    match cache_stage(state, route, &head).await {
+    match cache_stage(&state.tiers, &state.upstreams, route, &head).await {
         Cached::Answered(result) => {
             let (response, status) = result?;
             outcome.cache = Some(status);
@@ -152,9 +164,8 @@ fn check_limits(req: &Request<Incoming>, max_body_size: u64) -> Result<(), Gatew
 }
 
 /// Stage 2: the route.
-fn route<'s>(state: &'s State, req: &Request<Incoming>) -> Result<&'s Arc<Route>, GatewayError> {
-    state
-        .router
+fn route<'r>(router: &'r Router, req: &Request<Incoming>) -> Result<&'r Arc<Route>, GatewayError> {
+    router
         .find(req.method(), req.uri().path())
         .ok_or_else(|| GatewayError::NoRoute {
             method: req.method().clone(),
@@ -163,10 +174,14 @@ fn route<'s>(state: &'s State, req: &Request<Incoming>) -> Result<&'s Arc<Route>
 }
 
 /// Stage 3: the head kept while the body travels apart.
-fn split(state: &State, req: Request<Incoming>, peer: SocketAddr) -> (RequestHead, Incoming) {
+fn split(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    trusted_proxies: &[IpNet],
+) -> (RequestHead, Incoming) {
     let (parts, body) = req.into_parts();
     let head = RequestHead {
-        trusted: is_trusted(peer.ip(), &state.server.trusted_proxies),
+        trusted: is_trusted(peer.ip(), trusted_proxies),
         peer: peer.ip(),
         method: parts.method,
         uri: parts.uri,
@@ -175,24 +190,43 @@ fn split(state: &State, req: Request<Incoming>, peer: SocketAddr) -> (RequestHea
     (head, body)
 }
 
-/// Stage 4: every rate limit of the route; the headers to add when allowed.
-async fn rate_limit(
-    state: &State,
+/// What stage 4 uses.
+struct Limits<'a> {
+    limiters: &'a Limiters,
+    metrics: &'a Metrics,
+    clock: &'a dyn Clock,
+    redis: Option<&'a Redis>,
+}
+
+impl Limits<'_> {
+    /// Stage 4: every rate limit of the route; the headers to add when allowed.
+    async fn check(
+        &self,
+        route: &Route,
+        head: &RequestHead,
+        client: IpAddr,
+    ) -> Result<Option<(HeaderValue, HeaderValue)>, GatewayError> {
+        let verdict = self
+            .limiters
+            .check(
+                route.index,
+                &route.config,
+                head,
+                client,
+                self.clock,
+                self.redis,
+            )
+            .await;
+        refusal(verdict, route, self.metrics)
+    }
+}
+
+/// A refusal as the client's error, counted.
+fn refusal(
+    verdict: Verdict,
     route: &Route,
-    head: &RequestHead,
-    client: IpAddr,
+    metrics: &Metrics,
 ) -> Result<Option<(HeaderValue, HeaderValue)>, GatewayError> {
-    let verdict = state
-        .limiters
-        .check(
-            route.index,
-            &route.config,
-            head,
-            client,
-            state.clock.as_ref(),
-            state.tiers.redis.as_deref(),
-        )
-        .await;
     match verdict {
         Verdict::Allowed(headers) => Ok(headers),
         Verdict::Refused {
@@ -201,7 +235,7 @@ async fn rate_limit(
             retry_after,
             headers,
         } => {
-            state.metrics.limited(route.index, &limit, why);
+            metrics.limited(route.index, &limit, why);
             Err(match (why, headers) {
                 (LimitRefusal::Limited, Some(headers)) => GatewayError::RateLimited {
                     limit,
@@ -223,7 +257,12 @@ enum Cached {
 }
 
 /// Stage 5: the cache, for a GET or HEAD on a cached route.
-async fn cache_stage(state: &State, route: &Arc<Route>, head: &RequestHead) -> Cached {
+async fn cache_stage(
+    tiers: &Arc<Tiers>,
+    upstreams: &Arc<Upstreams>,
+    route: &Arc<Route>,
+    head: &RequestHead,
+) -> Cached {
     let Some(policy) = &route.config.cache else {
         return Cached::Bypassed(None);
     };
@@ -235,8 +274,8 @@ async fn cache_stage(state: &State, route: &Arc<Route>, head: &RequestHead) -> C
         return Cached::Bypassed(Some(bypass(Forward::Request, NoCacheReason::Authorization)));
     }
     let ctx = CacheCtx {
-        tiers: &state.tiers,
-        upstreams: &state.upstreams,
+        tiers,
+        upstreams,
         route,
         policy,
     };
