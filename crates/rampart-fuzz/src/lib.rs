@@ -18,9 +18,12 @@ mod http1;
 
 pub use http1::http1_response;
 
+/// A fuzz target: arbitrary bytes in, a panic for a bug.
+pub type Target = fn(&[u8]);
+
 /// Every target, by name (the names of `fuzz/fuzz_targets/` and of the
 /// corpus folders).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("config", config),
     ("units", units),
     ("templates", templates),
