@@ -153,5 +153,5 @@ fn main() {
     {
         write(&seeds, "http1_response", &format!("seed-{i}"), text);
     }
-    println!("seeds written to {}", seeds.display());
+    eprintln!("seeds written to {}", seeds.display());
 }
