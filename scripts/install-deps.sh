@@ -16,6 +16,7 @@ for group in "${@:-test}"; do
       command -v wrk >/dev/null 2>&1 || need+=(wrk)
       command -v varnishd >/dev/null 2>&1 || [ -x /usr/sbin/varnishd ] || need+=(varnish)
       command -v taskset >/dev/null 2>&1 || need+=(util-linux)
+      command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
       ;;
     *) echo "install-deps: unknown group '$group' (use test or bench)" >&2; exit 2 ;;
   esac

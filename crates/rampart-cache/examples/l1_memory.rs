@@ -71,6 +71,8 @@ fn main() {
                 lifetime: Duration::from_secs(600),
                 stale_while_revalidate: Duration::ZERO,
                 stale_if_error: Duration::ZERO,
+                keep: Duration::ZERO,
+                must_revalidate: false,
             },
             tags: vec![format!("member:{}", i % 1000)],
         };

@@ -143,20 +143,44 @@ impl Entry {
     }
 }
 
+/// Request fields whose values are case-insensitive by their grammar
+/// (content-coding, media-type and language tokens), so `Vary` on them
+/// compares lower-cased values.
+const CASE_INSENSITIVE: &[&str] = &[
+    "accept",
+    "accept-charset",
+    "accept-encoding",
+    "accept-language",
+];
+
 /// The normalised value of a request header for `Vary` matching: all field
-/// lines joined with ", ", runs of white space folded.
+/// lines joined with ", ", runs of white space folded to one space, ends
+/// trimmed, and lower-cased where the field's grammar is case-insensitive.
+/// Bytes are compared as they are: two values that differ in any byte
+/// (however unlike UTF-8) select different variants.
 pub fn vary_value(request: &HeaderMap, name: &HeaderName) -> Option<HeaderValue> {
     let mut values = request.get_all(name).iter().peekable();
     values.peek()?;
-    let mut joined = String::new();
+    let lower = CASE_INSENSITIVE.contains(&name.as_str());
+    let mut out: Vec<u8> = Vec::new();
     for v in values {
-        if !joined.is_empty() {
-            joined.push_str(", ");
+        if !out.is_empty() {
+            out.extend_from_slice(b", ");
         }
-        joined.push_str(&String::from_utf8_lossy(v.as_bytes()));
+        let mut space = false;
+        for &b in v.as_bytes().trim_ascii() {
+            if b == b' ' || b == b'\t' {
+                space = true;
+                continue;
+            }
+            if space {
+                out.push(b' ');
+                space = false;
+            }
+            out.push(if lower { b.to_ascii_lowercase() } else { b });
+        }
     }
-    let folded = joined.split_whitespace().collect::<Vec<_>>().join(" ");
-    HeaderValue::from_str(&folded).ok()
+    HeaderValue::from_bytes(&out).ok()
 }
 
 #[cfg(test)]
@@ -176,6 +200,8 @@ mod tests {
                 lifetime: Duration::from_secs(lifetime),
                 stale_while_revalidate: Duration::from_secs(swr),
                 stale_if_error: Duration::from_secs(sie),
+                keep: Duration::ZERO,
+                must_revalidate: false,
             },
             tags: vec![],
         }
@@ -225,5 +251,26 @@ mod tests {
         other.insert("accept-language", HeaderValue::from_static("de"));
         assert!(!e.matches(&other));
         assert!(!e.matches(&HeaderMap::new()));
+        let mut shouting = HeaderMap::new();
+        shouting.insert("accept-language", HeaderValue::from_static(" EN,\t fr "));
+        assert!(
+            e.matches(&shouting),
+            "case and white space do not matter here"
+        );
+        let user = HeaderName::from_static("x-user");
+        let raw = |bytes: &[u8]| {
+            let mut h = HeaderMap::new();
+            h.insert(user.clone(), HeaderValue::from_bytes(bytes).unwrap());
+            h
+        };
+        assert_ne!(
+            vary_value(&raw(b"\xff\xfealice"), &user),
+            vary_value(&raw(b"\xfd\xfcalice"), &user),
+            "bytes that are not UTF-8 still differ"
+        );
+        assert_ne!(
+            vary_value(&raw(b"Alice"), &user),
+            vary_value(&raw(b"alice"), &user)
+        );
     }
 }

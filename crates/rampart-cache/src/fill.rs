@@ -22,10 +22,10 @@ pub fn decide_store(
     status: u16,
     headers: &HeaderMap,
     initial_age: Duration,
-    request_credential: bool,
+    authorized: bool,
     max_object_size: u64,
 ) -> Result<Freshness, NoCacheReason> {
-    let freshness = decide(policy, status, headers, initial_age, request_credential)?;
+    let freshness = decide(policy, status, headers, initial_age, authorized)?;
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -70,12 +70,18 @@ pub enum OriginFailure {
 /// Whether a stale entry answers instead of a failed origin, and why. An
 /// origin that cannot be asked at all is answered for by any stored copy,
 /// however stale (the copy is all there is); an origin that failed or
-/// answered 5xx only within the entry's `stale_if_error` window.
+/// answered 5xx only within the entry's `stale_if_error` window. An entry
+/// the origin marked `must-revalidate` (or `no-cache`) never is, unless the
+/// route overrides that (`ignore_must_revalidate`).
 pub fn stale_fallback(
     entry: &Entry,
     failure: OriginFailure,
     now: SystemTime,
+    ignore_must_revalidate: bool,
 ) -> Option<StaleReason> {
+    if entry.freshness.must_revalidate && !ignore_must_revalidate {
+        return None;
+    }
     match failure {
         OriginFailure::CircuitOpen => Some(StaleReason::CircuitOpen),
         OriginFailure::NoHealthyTarget => Some(StaleReason::NoHealthyTarget),
@@ -104,6 +110,8 @@ mod tests {
                 lifetime: Duration::from_secs(10),
                 stale_while_revalidate: Duration::ZERO,
                 stale_if_error: Duration::from_secs(sie),
+                keep: Duration::ZERO,
+                must_revalidate: false,
             },
             tags: vec![],
         }
@@ -115,18 +123,30 @@ mod tests {
         let e = entry(60, t0);
         let late = t0 + Duration::from_secs(3600);
         assert_eq!(
-            stale_fallback(&e, OriginFailure::CircuitOpen, late),
+            stale_fallback(&e, OriginFailure::CircuitOpen, late, false),
             Some(StaleReason::CircuitOpen)
         );
         assert_eq!(
-            stale_fallback(&e, OriginFailure::NoHealthyTarget, late),
+            stale_fallback(&e, OriginFailure::NoHealthyTarget, late, false),
             Some(StaleReason::NoHealthyTarget)
         );
-        assert_eq!(stale_fallback(&e, OriginFailure::Error, late), None);
+        assert_eq!(stale_fallback(&e, OriginFailure::Error, late, false), None);
         let within = t0 + Duration::from_secs(30);
         assert_eq!(
-            stale_fallback(&e, OriginFailure::ServerError, within),
+            stale_fallback(&e, OriginFailure::ServerError, within, false),
             Some(StaleReason::IfError)
+        );
+        let mut strict = e.clone();
+        strict.freshness.must_revalidate = true;
+        assert_eq!(
+            stale_fallback(&strict, OriginFailure::CircuitOpen, late, false),
+            None,
+            "must-revalidate: never stale"
+        );
+        assert_eq!(
+            stale_fallback(&strict, OriginFailure::CircuitOpen, late, true),
+            Some(StaleReason::CircuitOpen),
+            "unless the route says so"
         );
     }
 

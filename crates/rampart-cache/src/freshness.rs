@@ -3,9 +3,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::header::{AGE, CACHE_CONTROL, DATE, EXPIRES, LAST_MODIFIED, SET_COOKIE, VARY};
-use http::HeaderMap;
-use rampart_config::CachePolicy;
+use http::header::{AGE, CACHE_CONTROL, DATE, ETAG, EXPIRES, LAST_MODIFIED, SET_COOKIE, VARY};
+use http::{HeaderMap, HeaderName};
+use rampart_config::{CachePolicy, SetCookiePolicy};
 
 use crate::status::NoCacheReason;
 
@@ -15,6 +15,12 @@ use crate::status::NoCacheReason;
 /// is bounded by it, so no value from an origin or Redis can overflow a
 /// time calculation.
 pub const MAX_DELTA: Duration = Duration::from_secs(1 << 31);
+
+/// `CDN-Cache-Control` (RFC 9213): directives for shared caches of CDNs.
+pub static CDN_CACHE_CONTROL: HeaderName = HeaderName::from_static("cdn-cache-control");
+/// `Surrogate-Control` (Edge Architecture): directives for surrogates,
+/// removed before clients see the response.
+pub static SURROGATE_CONTROL: HeaderName = HeaderName::from_static("surrogate-control");
 
 /// Reads delta-seconds (RFC 9111 §1.2.2): digits, capped at [`MAX_DELTA`].
 pub fn delta_seconds(text: &str) -> Option<u64> {
@@ -56,8 +62,30 @@ impl CacheControl {
     /// are case-insensitive; a malformed delta-seconds counts as 0 (stale),
     /// the safe reading.
     pub fn parse(headers: &HeaderMap) -> Self {
+        Self::parse_field(headers, &CACHE_CONTROL)
+    }
+
+    /// The directives that govern a shared cache (RFC 9213): those of
+    /// `CDN-Cache-Control` when the origin sent it, else those of
+    /// `Surrogate-Control`, else `Cache-Control`. Returns whether a targeted
+    /// field was used (then `Expires` does not count either).
+    pub fn for_shared_cache(headers: &HeaderMap) -> (Self, bool) {
+        for targeted in [&CDN_CACHE_CONTROL, &SURROGATE_CONTROL] {
+            if headers
+                .get_all(targeted)
+                .iter()
+                .any(|v| v.to_str().is_ok_and(|v| !v.trim().is_empty()))
+            {
+                return (Self::parse_field(headers, targeted), true);
+            }
+        }
+        (Self::parse(headers), false)
+    }
+
+    /// Parses every line of one cache-control field.
+    fn parse_field(headers: &HeaderMap, field: &HeaderName) -> Self {
         let mut cc = CacheControl::default();
-        for value in headers.get_all(CACHE_CONTROL) {
+        for value in headers.get_all(field) {
             let Ok(value) = value.to_str() else { continue };
             for directive in split_list(value) {
                 let (name, arg) = match directive.split_once('=') {
@@ -111,13 +139,31 @@ pub struct Freshness {
     pub stale_while_revalidate: Duration,
     /// Stale window in which it is served when the origin fails.
     pub stale_if_error: Duration,
+    /// How long after both windows it is kept to be revalidated (it has a
+    /// validator) rather than fetched again.
+    pub keep: Duration,
+    /// Never served stale, not even when the origin cannot be asked
+    /// (`must-revalidate`, `proxy-revalidate`, `no-cache`: RFC 9111 §4.2.4).
+    pub must_revalidate: bool,
 }
 
 impl Freshness {
+    /// A lifetime alone: no stale windows, nothing kept after.
+    pub fn fresh_for(lifetime: Duration) -> Self {
+        Self {
+            lifetime,
+            stale_while_revalidate: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
+            keep: Duration::ZERO,
+            must_revalidate: false,
+        }
+    }
+
     /// How long after storing the entry is worth keeping at all.
     pub fn horizon(&self) -> Duration {
         self.lifetime
             .saturating_add(self.stale_while_revalidate.max(self.stale_if_error))
+            .saturating_add(self.keep)
     }
 
     /// The same, each part capped at [`MAX_DELTA`].
@@ -126,43 +172,51 @@ impl Freshness {
             lifetime: self.lifetime.min(MAX_DELTA),
             stale_while_revalidate: self.stale_while_revalidate.min(MAX_DELTA),
             stale_if_error: self.stale_if_error.min(MAX_DELTA),
+            keep: self.keep.min(MAX_DELTA),
+            must_revalidate: self.must_revalidate,
         }
     }
 }
 
-/// Statuses a cache understands and may store with explicit freshness
-/// (RFC 9110 §15.1, heuristically cacheable ones plus the usual redirects).
-const UNDERSTOOD: &[u16] = &[
-    200, 203, 204, 300, 301, 302, 307, 308, 404, 405, 410, 414, 501,
-];
-/// Statuses that may get heuristic freshness.
+/// Whether a final status may be stored with explicit freshness (RFC 9111
+/// §3: any final status the cache understands). Not 206 (Rampart stores
+/// whole responses and answers ranges itself) nor 304 (no representation).
+fn understood(status: u16) -> bool {
+    (200..600).contains(&status) && status != 206 && status != 304
+}
+
+/// Statuses that may get heuristic freshness (RFC 9110 §15.1), less 206.
 const HEURISTIC: &[u16] = &[200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
 
 /// Decides whether a response may be stored under `policy`, and for how long.
 ///
 /// `initial_age` is the response's corrected initial age ([`initial_age`]);
-/// `request_credential` says whether the request carried a credential the
-/// route keys on ([`crate::key::carries_credential`]).
+/// `authorized` says whether the request carried an `Authorization` the
+/// route's key does not hold (only with `authorization = "follow-origin"`):
+/// then the response must say it may be shared (`public`, `s-maxage` or
+/// `must-revalidate`, RFC 9111 §3.5).
 /// Never stores `no-store` or `private`, nor `Vary: *`, nor `Set-Cookie`
-/// unless the route keys on a credential *and* the request carried it:
-/// otherwise every client without that credential would share the entry,
-/// and one visitor's new session cookie would be handed to the next.
+/// (whatever the key: one user's cookie must never reach another) unless
+/// the route strips it ([`SetCookiePolicy::Strip`]).
 pub fn decide(
     policy: &CachePolicy,
     status: u16,
     headers: &HeaderMap,
     initial_age: Duration,
-    request_credential: bool,
+    authorized: bool,
 ) -> Result<Freshness, NoCacheReason> {
-    let cc = CacheControl::parse(headers);
+    let (cc, targeted) = CacheControl::for_shared_cache(headers);
     if cc.no_store {
         return Err(NoCacheReason::NoStore);
     }
     if cc.private {
         return Err(NoCacheReason::Private);
     }
-    if headers.contains_key(SET_COOKIE) && !(policy.keys_on_credentials() && request_credential) {
+    if headers.contains_key(SET_COOKIE) && policy.set_cookie == SetCookiePolicy::Refuse {
         return Err(NoCacheReason::SetCookie);
+    }
+    if authorized && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate) {
+        return Err(NoCacheReason::Authorization);
     }
     if headers
         .get_all(VARY)
@@ -174,17 +228,16 @@ pub fn decide(
         return Err(NoCacheReason::VaryStar);
     }
 
+    let validator = headers.contains_key(ETAG) || headers.contains_key(LAST_MODIFIED);
     let origin_lifetime = if policy.respect_origin {
-        origin_lifetime(&cc, headers, policy.heuristic, status)
+        origin_lifetime(&cc, targeted, headers, policy.heuristic, status)
+            // `no-cache` with a validator: stored, revalidated on every use.
+            .or((cc.no_cache && validator).then_some(Duration::ZERO))
     } else {
         None
     };
     let lifetime = match (origin_lifetime, policy.ttl) {
-        (Some(lifetime), _)
-            if UNDERSTOOD.contains(&status) || policy.statuses.contains(&status) =>
-        {
-            lifetime
-        }
+        (Some(lifetime), _) if understood(status) => lifetime,
         (Some(_), _) => return Err(NoCacheReason::Status),
         (None, Some(ttl)) if policy.statuses.contains(&status) => {
             // A Rampart-decided TTL counts from when Rampart received it.
@@ -209,22 +262,34 @@ pub fn decide(
         }
     }
     // An explicit in-protocol directive forbids serving stale (RFC 9111 §4.2.4).
-    if cc.must_revalidate || cc.no_cache {
+    let must_revalidate = cc.must_revalidate || cc.no_cache;
+    if must_revalidate {
         swr = Duration::ZERO;
         sie = Duration::ZERO;
     }
+    // With a validator, an expired entry is kept a while to be revalidated
+    // (a 304 costs the origin less than the whole body).
+    let keep = if validator {
+        policy.keep_stale
+    } else {
+        Duration::ZERO
+    };
     Ok(Freshness {
         lifetime,
         stale_while_revalidate: swr,
         stale_if_error: sie,
+        keep,
+        must_revalidate,
     }
     .bounded())
 }
 
 /// The origin's freshness lifetime (RFC 9111 §4.2.1): `s-maxage`, then
-/// `max-age`, then `Expires` − `Date`, then (if allowed) heuristic.
+/// `max-age`, then `Expires` − `Date` (not when a targeted field spoke),
+/// then (if allowed) heuristic.
 fn origin_lifetime(
     cc: &CacheControl,
+    targeted: bool,
     headers: &HeaderMap,
     heuristic: bool,
     status: u16,
@@ -233,7 +298,7 @@ fn origin_lifetime(
         return Some(Duration::from_secs(s));
     }
     let date = header_date(headers, DATE);
-    if let Some(expires) = headers.get(EXPIRES) {
+    if let Some(expires) = headers.get(EXPIRES).filter(|_| !targeted) {
         // An invalid Expires (such as "0") means already expired.
         let Some(expires) = expires
             .to_str()
@@ -267,9 +332,12 @@ pub fn initial_age(
     request_time: SystemTime,
     response_time: SystemTime,
 ) -> Duration {
+    // A list-based Age uses its first member; an invalid one is ignored
+    // (RFC 9111 §5.1).
     let age_value = headers
         .get(AGE)
         .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
         .and_then(delta_seconds)
         .map_or(Duration::ZERO, Duration::from_secs);
     let apparent_age = header_date(headers, DATE)
@@ -287,6 +355,7 @@ pub fn initial_age(
 mod tests {
     use super::*;
     use http::HeaderValue;
+    use rampart_config::SetCookiePolicy;
 
     fn headers(list: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -354,15 +423,35 @@ mod tests {
             decide(&p, 500, &headers(&[]), Duration::ZERO, false),
             Err(NoCacheReason::Status)
         );
+        // An Authorization request's response is shared only when it says so.
+        let mut follow = origin();
+        follow.authorization = rampart_config::AuthorizationPolicy::FollowOrigin;
+        let plain = headers(&[("cache-control", "max-age=60")]);
+        assert_eq!(
+            decide(&follow, 200, &plain, Duration::ZERO, true),
+            Err(NoCacheReason::Authorization)
+        );
+        for shared in [
+            "public, max-age=60",
+            "s-maxage=60",
+            "max-age=60, must-revalidate",
+        ] {
+            let h = headers(&[("cache-control", shared)]);
+            assert!(
+                decide(&follow, 200, &h, Duration::ZERO, true).is_ok(),
+                "{shared}"
+            );
+        }
+        // Keyed on a cookie or not: a stored Set-Cookie would reach others.
         let mut keyed = p.clone();
-        keyed.key = vec![rampart_config::KeyPart::Cookie("sid".into())];
-        let cookie = headers(&[("set-cookie", "a=b")]);
-        assert!(decide(&keyed, 200, &cookie, Duration::ZERO, true).is_ok());
-        // Keyed, but this request had no credential: its entry would be shared.
+        keyed.key = vec![rampart_config::KeyPart::Cookie("lang".into())];
+        let cookie = headers(&[("set-cookie", "sid=b")]);
         assert_eq!(
             decide(&keyed, 200, &cookie, Duration::ZERO, false),
             Err(NoCacheReason::SetCookie)
         );
+        keyed.set_cookie = SetCookiePolicy::Strip;
+        assert!(decide(&keyed, 200, &cookie, Duration::ZERO, false).is_ok());
     }
 
     #[test]
@@ -469,6 +558,94 @@ mod tests {
     }
 
     #[test]
+    fn targeted_fields_win_for_a_shared_cache() {
+        let p = origin();
+        let lifetime = |h: &[(&str, &str)]| decide(&p, 200, &headers(h), Duration::ZERO, false);
+        assert_eq!(
+            lifetime(&[
+                ("cache-control", "max-age=10"),
+                ("cdn-cache-control", "max-age=600")
+            ])
+            .map(|f| f.lifetime),
+            Ok(Duration::from_secs(600))
+        );
+        assert_eq!(
+            lifetime(&[
+                ("cache-control", "private"),
+                ("cdn-cache-control", "max-age=60")
+            ])
+            .map(|f| f.lifetime),
+            Ok(Duration::from_secs(60)),
+            "the targeted field replaces Cache-Control (RFC 9213 §2.2)"
+        );
+        assert_eq!(
+            lifetime(&[
+                ("cache-control", "max-age=60"),
+                ("surrogate-control", "no-store")
+            ]),
+            Err(NoCacheReason::NoStore)
+        );
+        assert_eq!(
+            lifetime(&[
+                ("surrogate-control", "max-age=30"),
+                ("cdn-cache-control", "max-age=90")
+            ])
+            .map(|f| f.lifetime),
+            Ok(Duration::from_secs(90)),
+            "CDN-Cache-Control before Surrogate-Control"
+        );
+        // Any final status with explicit freshness; heuristics only for some.
+        assert!(decide(
+            &p,
+            500,
+            &headers(&[("cache-control", "max-age=5")]),
+            Duration::ZERO,
+            false
+        )
+        .is_ok());
+        assert_eq!(
+            decide(
+                &p,
+                206,
+                &headers(&[("cache-control", "max-age=5")]),
+                Duration::ZERO,
+                false
+            ),
+            Err(NoCacheReason::Status)
+        );
+    }
+
+    #[test]
+    fn validators_keep_an_entry_for_revalidation_and_no_cache_never_serves_stale() {
+        let mut p = CachePolicy::ttl(Duration::from_secs(10));
+        p.keep_stale = Duration::from_secs(3600);
+        let f = decide(
+            &p,
+            200,
+            &headers(&[("etag", "\"v1\"")]),
+            Duration::ZERO,
+            false,
+        )
+        .unwrap();
+        assert_eq!(f.horizon(), Duration::from_secs(3610));
+        let f = decide(&p, 200, &headers(&[]), Duration::ZERO, false).unwrap();
+        assert_eq!(
+            f.horizon(),
+            Duration::from_secs(10),
+            "nothing to revalidate with"
+        );
+        let f = decide(
+            &origin(),
+            200,
+            &headers(&[("cache-control", "no-cache"), ("etag", "\"v1\"")]),
+            Duration::ZERO,
+            false,
+        )
+        .unwrap();
+        assert!(f.must_revalidate && f.lifetime.is_zero() && f.keep > Duration::ZERO);
+    }
+
+    #[test]
     fn age_calculation() {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         let h = headers(&[("age", "30")]);
@@ -477,6 +654,15 @@ mod tests {
             Duration::from_secs(32)
         );
         assert_eq!(initial_age(&headers(&[]), t0, t0), Duration::ZERO);
+        assert_eq!(
+            initial_age(&headers(&[("age", "7200, 0")]), t0, t0),
+            Duration::from_secs(7200),
+            "a list's first member"
+        );
+        assert_eq!(
+            initial_age(&headers(&[("age", "-5")]), t0, t0),
+            Duration::ZERO
+        );
         assert_eq!(
             CacheControl::parse(&headers(&[("cache-control", "max-age=abc")])).max_age,
             Some(0)

@@ -35,14 +35,16 @@ pub fn primary_key(scheme: &str, uri: &Uri, headers: &HeaderMap) -> String {
     key
 }
 
-/// Appends `?` and the query's non-empty pairs sorted, so that `?b=2&a=1`
-/// and `?a=1&b=2` share an entry. Values stay as sent (no decoding).
+/// Appends `?` and the query's non-empty pairs sorted by name, so that
+/// `?b=2&a=1` and `?a=1&b=2` share an entry; pairs of the same name keep
+/// their order (`id=1&id=2` is not `id=2&id=1`: an application may read
+/// the first, the last or all). Values stay as sent (no decoding).
 fn push_normalised_query(key: &mut String, query: &str) {
     let mut pairs: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
     if pairs.is_empty() {
         return;
     }
-    pairs.sort_unstable();
+    pairs.sort_by_key(|p| p.split_once('=').map_or(*p, |(name, _)| name));
     key.push('?');
     key.push_str(&pairs.join("&"));
 }
@@ -76,18 +78,6 @@ pub fn full_key(primary: String, policy: &CachePolicy, headers: &HeaderMap) -> S
         key.push_str(&format!("{b:02x}"));
     }
     key
-}
-
-/// Whether the request carries a non-empty value for a credential the policy
-/// keys on (`Authorization`, `Cookie`, or a named cookie).
-pub fn carries_credential(policy: &CachePolicy, headers: &HeaderMap) -> bool {
-    policy.key.iter().any(|part| match part {
-        KeyPart::Header(name) if *name == http::header::AUTHORIZATION || *name == COOKIE => {
-            headers.get(name).is_some_and(|v| !v.is_empty())
-        }
-        KeyPart::Header(_) => false,
-        KeyPart::Cookie(name) => cookie(headers, name).is_some_and(|v| !v.is_empty()),
-    })
 }
 
 /// The URL key a `Location` or `Content-Location` value names, when it is on
@@ -155,6 +145,14 @@ mod tests {
         assert_eq!(primary(&a), primary(&b));
         let c = parts("/p?a=1&b=3", &[("host", "example.com")]);
         assert_ne!(primary(&b), primary(&c));
+        let first = parts("/p?id=1&x=0&id=2", &[("host", "example.com")]);
+        let second = parts("/p?id=2&x=0&id=1", &[("host", "example.com")]);
+        assert_eq!(primary(&first), "http://example.com/p?id=1&id=2&x=0");
+        assert_ne!(
+            primary(&first),
+            primary(&second),
+            "repeated names keep their order"
+        );
         let d = parts("/p", &[("host", "example.com")]);
         assert_eq!(primary(&d), "http://example.com/p");
     }

@@ -15,6 +15,7 @@ pub mod fill;
 pub mod freshness;
 pub mod key;
 pub mod purge;
+pub mod range;
 pub mod status;
 pub mod store;
 

@@ -11,8 +11,13 @@ pub enum NoCacheReason {
     NoPolicy,
     /// The method is not cacheable (only GET and HEAD are).
     Method,
-    /// The request carried `Authorization` and the route does not key on it.
+    /// The request carried `Authorization` and the route does not key on it
+    /// (or, following the origin, the response did not say it may be shared).
     Authorization,
+    /// The request carried cookies and the route bypasses such requests.
+    Cookie,
+    /// The request asked for a range of a response not stored.
+    Range,
     /// The response said `Cache-Control: no-store` (or the request did).
     NoStore,
     /// The response said `Cache-Control: private`.
@@ -38,6 +43,8 @@ impl NoCacheReason {
             NoCacheReason::NoPolicy => "no-policy",
             NoCacheReason::Method => "method",
             NoCacheReason::Authorization => "authorization",
+            NoCacheReason::Cookie => "cookie",
+            NoCacheReason::Range => "range",
             NoCacheReason::NoStore => "no-store",
             NoCacheReason::Private => "private",
             NoCacheReason::SetCookie => "set-cookie",

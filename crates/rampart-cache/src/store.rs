@@ -394,6 +394,8 @@ mod tests {
                 lifetime: Duration::from_secs(60),
                 stale_while_revalidate: Duration::ZERO,
                 stale_if_error: Duration::ZERO,
+                keep: Duration::ZERO,
+                must_revalidate: false,
             },
             tags: tags.iter().map(|t| t.to_string()).collect(),
         }

@@ -11,7 +11,12 @@ use rampart_config::Encoding;
 use rampart_cache::freshness::MAX_DELTA;
 use rampart_cache::{Entry, Freshness};
 
-const MAGIC: &[u8; 4] = b"RMP1";
+/// The layout's name and version. Version 2 added how long an entry is
+/// kept for revalidation and whether it may ever be served stale; version 1
+/// entries (an earlier Rampart's) still decode, as kept for nothing extra
+/// and servable stale.
+const MAGIC: &[u8; 4] = b"RMP2";
+const MAGIC_V1: &[u8; 4] = b"RMP1";
 
 fn put_bytes(out: &mut BytesMut, b: &[u8]) {
     out.put_u32(b.len() as u32);
@@ -43,9 +48,11 @@ pub fn encode(entry: &Entry) -> Bytes {
         entry.freshness.lifetime,
         entry.freshness.stale_while_revalidate,
         entry.freshness.stale_if_error,
+        entry.freshness.keep,
     ] {
         out.put_u64(d.as_millis() as u64);
     }
+    out.put_u8(u8::from(entry.freshness.must_revalidate));
     out.put_u32(entry.headers.len() as u32);
     for (name, value) in &entry.headers {
         put_bytes(&mut out, name.as_str().as_bytes());
@@ -114,9 +121,11 @@ impl Reader {
 pub fn decode(bytes: Bytes) -> Option<Entry> {
     let mut r = Reader(bytes);
     r.need(4)?;
-    if &r.0[..4] != MAGIC {
-        return None;
-    }
+    let version = match &r.0[..4] {
+        m if m == MAGIC => 2,
+        m if m == MAGIC_V1 => 1,
+        _ => return None,
+    };
     r.0.advance(4);
     let status = StatusCode::from_u16(r.u16()?).ok()?;
     let secs = r.u64()?;
@@ -125,6 +134,12 @@ pub fn decode(bytes: Bytes) -> Option<Entry> {
         SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos.min(999_999_999)))?;
     let mut ms = || r.u64().map(Duration::from_millis);
     let (initial_age, lifetime, swr, sie) = (ms()?, ms()?, ms()?, ms()?);
+    let (keep, must_revalidate) = if version >= 2 {
+        let keep = ms()?;
+        (keep, r.u8()? != 0)
+    } else {
+        (Duration::ZERO, false)
+    };
     let mut headers = HeaderMap::new();
     for _ in 0..r.count(8)? {
         let name = HeaderName::from_bytes(&r.bytes()?).ok()?;
@@ -172,6 +187,8 @@ pub fn decode(bytes: Bytes) -> Option<Entry> {
             lifetime,
             stale_while_revalidate: swr,
             stale_if_error: sie,
+            keep,
+            must_revalidate,
         }
         .bounded(),
         tags,
@@ -205,6 +222,8 @@ mod tests {
                 lifetime: Duration::from_secs(600),
                 stale_while_revalidate: Duration::from_secs(30),
                 stale_if_error: Duration::from_secs(3600),
+                keep: Duration::ZERO,
+                must_revalidate: false,
             },
             tags: vec!["kpi".into(), "event:7".into()],
         }

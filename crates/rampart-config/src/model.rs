@@ -77,7 +77,23 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Most keys each rate limit tracks at once.
     pub max_limit_keys: usize,
+    /// Request headers removed from requests of peers that are not trusted
+    /// proxies (lower case): fields that let a client rewrite what the
+    /// origin serves behind the cache's back.
+    pub strip_from_untrusted: Vec<HeaderName>,
 }
+
+/// Request headers removed from untrusted clients by default: frameworks
+/// that honour them answer another URL or method than the one the cache
+/// keyed (`X-Original-URL`, `X-Rewrite-URL` in IIS and Symfony;
+/// `X-HTTP-Method-Override` and its variants in Rails, Express, Laravel).
+pub const DEFAULT_STRIP_FROM_UNTRUSTED: &[&str] = &[
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
 
 /// `[admin]`.
 #[derive(Debug, Clone)]
@@ -388,6 +404,57 @@ pub struct CachePolicy {
     /// A hit with less freshness left than this refreshes the entry in the
     /// background, once (zero: off).
     pub refresh_ahead: Duration,
+    /// What a request's `Cookie` does.
+    pub cookies: CookiePolicy,
+    /// What a response's `Set-Cookie` does.
+    pub set_cookie: SetCookiePolicy,
+    /// What a request's `Authorization` does when the key does not hold it.
+    pub authorization: AuthorizationPolicy,
+    /// How long an expired entry with a validator (`ETag`, `Last-Modified`)
+    /// is kept past its stale windows, to be revalidated rather than fetched
+    /// again.
+    pub keep_stale: Duration,
+    /// Serve a stale copy marked `must-revalidate`, `proxy-revalidate` or
+    /// `no-cache` when the origin cannot be asked (against RFC 9111 §4.2.4;
+    /// off by default).
+    pub ignore_must_revalidate: bool,
+}
+
+/// What a request's `Cookie` header does on a cached route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CookiePolicy {
+    /// A request with cookies goes to the origin, unstored (the default on
+    /// a route that sets `ttl`: the origin may personalise on a cookie and
+    /// never say so).
+    Bypass,
+    /// Cookies are neither looked at nor part of the key (the origin's
+    /// `Cache-Control` decides; the default with `respect_origin` alone).
+    Ignore,
+    /// These cookies are part of the key; others are ignored.
+    Key(Vec<String>),
+}
+
+/// What a response's `Set-Cookie` does on a cached route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SetCookiePolicy {
+    /// Never stored (the default): another user would get this one's cookie.
+    #[default]
+    Refuse,
+    /// Stored without its `Set-Cookie` fields (the client that caused the
+    /// fill still gets them).
+    Strip,
+}
+
+/// What a request's `Authorization` does on a cached route whose key does
+/// not hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthorizationPolicy {
+    /// Goes to the origin, unstored (the default).
+    #[default]
+    Bypass,
+    /// Reused as RFC 9111 §3.5 permits: when the response says `public`,
+    /// `s-maxage` or `must-revalidate`.
+    FollowOrigin,
 }
 
 impl CachePolicy {
@@ -403,6 +470,11 @@ impl CachePolicy {
             statuses: DEFAULT_STATUSES.to_vec(),
             tags: Vec::new(),
             refresh_ahead: Duration::ZERO,
+            cookies: CookiePolicy::Bypass,
+            set_cookie: SetCookiePolicy::Refuse,
+            authorization: AuthorizationPolicy::Bypass,
+            keep_stale: DEFAULT_KEEP_STALE,
+            ignore_must_revalidate: false,
         }
     }
 
@@ -422,6 +494,10 @@ impl CachePolicy {
             .any(|k| matches!(k, KeyPart::Header(h) if h == http::header::AUTHORIZATION))
     }
 }
+
+/// How long an expired entry with a validator is kept for revalidation,
+/// unless a route says otherwise.
+pub const DEFAULT_KEEP_STALE: Duration = Duration::from_secs(3600);
 
 /// Statuses stored by default under a Rampart-decided TTL (as nginx's `proxy_cache_valid`, plus the permanent ones).
 pub const DEFAULT_STATUSES: &[u16] = &[200, 203, 204, 300, 301, 308];

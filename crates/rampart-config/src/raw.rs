@@ -110,6 +110,7 @@ pub struct RawServer {
     pub shutdown_timeout: Option<Dur>,
     pub max_connections: Option<u32>,
     pub max_limit_keys: Option<u32>,
+    pub strip_from_untrusted: Option<Vec<Spanned<Text>>>,
 }
 
 /// `[admin]`
@@ -289,6 +290,43 @@ pub struct RawCachePolicy {
     pub statuses: Option<Vec<Spanned<u16>>>,
     pub tags: Option<Vec<Spanned<Text>>>,
     pub refresh_ahead: Option<Dur>,
+    pub cookies: Option<Spanned<TextOrList>>,
+    pub set_cookie: Option<Spanned<Text>>,
+    pub authorization: Option<Spanned<Text>>,
+    pub keep_stale: Option<Dur>,
+    pub ignore_must_revalidate: Option<bool>,
+}
+
+/// A string or a list of strings (`cookies = "bypass"`, `cookies = ["lang"]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextOrList {
+    /// One string.
+    Text(String),
+    /// A list.
+    List(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for TextOrList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TextOrList;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TextOrList, E> {
+                Ok(TextOrList::Text(v.to_string()))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<TextOrList, A::Error> {
+                let mut out = Vec::new();
+                while let Some(item) = seq.next_element::<String>()? {
+                    out.push(item);
+                }
+                Ok(TextOrList::List(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// The whole file.

@@ -134,6 +134,8 @@ fn main() {
             lifetime: Duration::from_secs(600),
             stale_while_revalidate: Duration::from_secs(30),
             stale_if_error: Duration::from_secs(3600),
+            keep: Duration::ZERO,
+            must_revalidate: false,
         },
         tags: vec!["kpi".into()],
     };

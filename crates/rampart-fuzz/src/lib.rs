@@ -199,6 +199,8 @@ pub fn vary(data: &[u8]) {
             lifetime: Duration::from_secs(60),
             stale_while_revalidate: Duration::ZERO,
             stale_if_error: Duration::ZERO,
+            keep: Duration::ZERO,
+            must_revalidate: false,
         },
         Duration::ZERO,
     );

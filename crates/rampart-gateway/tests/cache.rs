@@ -600,11 +600,28 @@ async fn a_keyed_route_never_hands_one_anonymous_visitors_cookie_to_another() {
         "{}",
         second.header("cache-status")
     );
-    // With the keyed credential present, the response is stored per credential.
+    // Keyed on the credential, the response is still not stored with its
+    // Set-Cookie, whatever the key.
     let alice = client.get(&me, &[("authorization", "Bearer alice")]).await;
+    let again = client.get(&me, &[("authorization", "Bearer alice")]).await;
+    assert!(again.header("cache-status").contains("detail=set-cookie"));
+    assert_ne!(again.header("set-cookie"), alice.header("set-cookie"));
+    // A route that strips it stores the response per credential, cookie-less.
+    let strip = CACHED.replace(
+        "key = [\"header:authorization\"] }",
+        "key = [\"header:authorization\"], set_cookie = \"strip\" }",
+    );
+    let gw = gateway(&config_text(origin.addr, &strip), Arc::new(SystemClock)).await;
+    let me = format!("http://{}/me", gw.addr);
+    let alice = client.get(&me, &[("authorization", "Bearer alice")]).await;
+    assert!(
+        alice.header("set-cookie").starts_with("session="),
+        "the filling client keeps its cookie"
+    );
     let again = client.get(&me, &[("authorization", "Bearer alice")]).await;
     assert_eq!(again.body, alice.body);
     assert!(again.header("cache-status").contains("hit"));
+    assert_eq!(again.header("set-cookie"), "", "never replayed");
     assert_eq!(
         client
             .get(&me, &[("authorization", "Bearer bob")])

@@ -1,6 +1,9 @@
 //! Body types and helpers. Bodies stream in both directions; only cacheable
 //! responses up to `max_object_size` are gathered in memory.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use http_body::Frame;
@@ -47,28 +50,51 @@ pub enum ClientBodyError {
     /// chunked framing).
     #[error("the request body could not be read from the client")]
     Broken,
+    /// The client had not sent its whole body when the upstream's deadline
+    /// passed.
+    #[error("the request body stopped arriving")]
+    Stalled,
 }
 
-/// A client's request body, at most `limit` bytes; its failures are
-/// [`ClientBodyError`]s, so whoever sends it upstream can tell them from the
-/// upstream's.
-pub fn from_client<B>(body: B, limit: u64) -> Body
+/// Whether a client's request body has been read to its end; the request
+/// carries it as an extension, so whoever times it out can tell a stalled
+/// upload (the client's fault) from a slow upstream.
+#[derive(Debug, Clone, Default)]
+pub struct BodyProgress(Arc<AtomicBool>);
+
+impl BodyProgress {
+    /// Whether the body was read to its end.
+    pub fn finished(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A client's request body, at most `limit` bytes, and its progress; its
+/// failures are [`ClientBodyError`]s, so whoever sends it upstream can tell
+/// them from the upstream's.
+pub fn from_client<B>(body: B, limit: u64) -> (Body, BodyProgress)
 where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::fmt::Display,
 {
-    ClientBody {
+    let progress = BodyProgress::default();
+    if body.is_end_stream() {
+        progress.0.store(true, Ordering::Relaxed);
+    }
+    let wrapped = ClientBody {
         body,
         limit,
         read: 0,
-    }
-    .boxed_unsync()
+        progress: progress.clone(),
+    };
+    (wrapped.boxed_unsync(), progress)
 }
 
 struct ClientBody<B> {
     body: B,
     limit: u64,
     read: u64,
+    progress: BodyProgress,
 }
 
 impl<B> http_body::Body for ClientBody<B>
@@ -85,7 +111,10 @@ where
     ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let frame = std::task::ready!(std::pin::Pin::new(&mut self.body).poll_frame(cx));
         std::task::Poll::Ready(match frame {
-            None => None,
+            None => {
+                self.progress.0.store(true, Ordering::Relaxed);
+                None
+            }
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "client request body failed");
                 Some(Err(Box::new(ClientBodyError::Broken)))

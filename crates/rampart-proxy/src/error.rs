@@ -11,6 +11,7 @@ use rampart_core::Problem;
 use rampart_guard::admission::Shed;
 
 use crate::body::{full, Body};
+use crate::headers::BadHead;
 
 /// `RateLimit-Policy` (IETF draft).
 pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -34,9 +35,25 @@ pub enum GatewayError {
         /// The limit.
         limit: u64,
     },
+    /// The request head is not fit to key or forward.
+    #[error("{}", .0.as_str())]
+    BadRequest(BadHead),
     /// The client's request body broke off or was malformed.
     #[error("the request body could not be read")]
     BadRequestBody,
+    /// The client stopped sending its request body.
+    #[error("the request body stopped arriving")]
+    RequestBodyTimeout,
+    /// A stored response the origin said must be revalidated, and the
+    /// origin cannot be asked (RFC 9111 §5.2.2.2).
+    #[error("upstream {upstream} cannot be asked and the stored response must be revalidated")]
+    MustRevalidate {
+        /// The upstream's name.
+        upstream: String,
+    },
+    /// The request path panicked; the panic was caught.
+    #[error("an internal error occurred")]
+    Internal,
     /// A rate limit refused the request.
     #[error("rate limit {limit} exceeded: retry in {}s", ceil_secs(*retry_after))]
     RateLimited {
@@ -115,6 +132,10 @@ impl GatewayError {
             | GatewayError::Shed { .. } => Some(OriginFailure::Error),
             GatewayError::NoRoute { .. }
             | GatewayError::BodyTooLarge { .. }
+            | GatewayError::BadRequest(_)
+            | GatewayError::RequestBodyTimeout
+            | GatewayError::MustRevalidate { .. }
+            | GatewayError::Internal
             | GatewayError::BadRequestBody
             | GatewayError::RateLimited { .. }
             | GatewayError::LimitTableFull { .. }
@@ -127,7 +148,10 @@ impl GatewayError {
         match self {
             GatewayError::NoRoute { .. } => StatusCode::NOT_FOUND,
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            GatewayError::BadRequestBody => StatusCode::BAD_REQUEST,
+            GatewayError::BadRequestBody | GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            GatewayError::RequestBodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            GatewayError::MustRevalidate { .. } => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             GatewayError::RateLimited { .. } | GatewayError::LimitTableFull { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -148,6 +172,10 @@ impl GatewayError {
             GatewayError::NoRoute { .. } => "no-route",
             GatewayError::BodyTooLarge { .. } => "body-too-large",
             GatewayError::BadRequestBody => "bad-request-body",
+            GatewayError::BadRequest(_) => "bad-request",
+            GatewayError::RequestBodyTimeout => "request-body-timeout",
+            GatewayError::MustRevalidate { .. } => "must-revalidate",
+            GatewayError::Internal => "internal-error",
             GatewayError::RateLimited { .. } => "rate-limited",
             GatewayError::LimitTableFull { .. } => "rate-limit-table-full",
             GatewayError::UpgradeNotSupported => "upgrade-not-supported",

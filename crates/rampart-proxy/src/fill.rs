@@ -6,10 +6,11 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use http::header::AUTHORIZATION;
 use http::{Response, StatusCode};
 use rampart_cache::fill::{decide_store, freshen, stale_fallback, OriginFailure};
 use rampart_cache::freshness::{decide, initial_age};
-use rampart_cache::{key, CacheStatus, Entry, Fill};
+use rampart_cache::{CacheStatus, Entry, Fill};
 
 use crate::body::Body;
 use crate::cache_ctx::{CacheCtx, FillJob};
@@ -32,8 +33,18 @@ pub async fn fill(
     let resp = match result {
         Err(e) => {
             job.finish(Fill::NotStored);
-            return match e.origin_failure() {
-                Some(failure) => fall_back(ctx, head, &job, failure, response_time).ok_or(e),
+            let answer = e
+                .origin_failure()
+                .and_then(|failure| fall_back(ctx, head, &job, failure, response_time));
+            return match answer {
+                Some(answer) => Ok(answer),
+                // A copy that must be revalidated and an origin that cannot
+                // be asked: 504, never the copy (RFC 9111 §5.2.2.2).
+                None if must_revalidate(ctx, &job) => Err(GatewayError::MustRevalidate {
+                    upstream: ctx.upstreams.pools()[ctx.route.config.upstream]
+                        .name
+                        .clone(),
+                }),
                 None => Err(e),
             };
         }
@@ -54,13 +65,12 @@ pub async fn fill(
             return Ok(revalidated(ctx, head, job, &old, &resp, age, response_time));
         }
     }
-    let credential = key::carries_credential(ctx.policy, &head.headers);
     let decision = decide_store(
         ctx.policy,
         resp.status().as_u16(),
         resp.headers(),
         age,
-        credential,
+        authorized(ctx, head),
         ctx.tiers.settings.max_object_size,
     );
     match decision {
@@ -80,6 +90,19 @@ pub async fn fill(
     }
 }
 
+/// Whether the request carries an `Authorization` its route's key does not
+/// hold (it got here following the origin's say).
+fn authorized(ctx: CacheCtx<'_>, head: &RequestHead) -> bool {
+    head.headers.contains_key(AUTHORIZATION) && !ctx.policy.keys_on_authorization()
+}
+
+/// Whether the fill's stale entry may never be served stale.
+fn must_revalidate(ctx: CacheCtx<'_>, job: &FillJob) -> bool {
+    job.stale
+        .as_ref()
+        .is_some_and(|e| e.freshness.must_revalidate && !ctx.policy.ignore_must_revalidate)
+}
+
 /// The stale entry's answer for an origin that failed, when it may give one.
 fn fall_back(
     ctx: CacheCtx<'_>,
@@ -89,7 +112,7 @@ fn fall_back(
     now: SystemTime,
 ) -> Option<(Response<Body>, CacheStatus)> {
     let entry = job.stale.as_ref()?;
-    let reason = stale_fallback(entry, failure, now)?;
+    let reason = stale_fallback(entry, failure, now, ctx.policy.ignore_must_revalidate)?;
     let status = CacheStatus::Stale {
         ttl: entry.ttl_secs(now),
         reason,
@@ -109,9 +132,14 @@ fn revalidated(
     age: std::time::Duration,
     response_time: SystemTime,
 ) -> (Response<Body>, CacheStatus) {
-    let headers = freshen(&old.headers, &stored_headers(resp.headers()));
-    let credential = key::carries_credential(ctx.policy, &head.headers);
-    let decision = decide(ctx.policy, old.status.as_u16(), &headers, age, credential);
+    let headers = freshen(&old.headers, &stored_headers(resp.headers(), ctx.policy));
+    let decision = decide(
+        ctx.policy,
+        old.status.as_u16(),
+        &headers,
+        age,
+        authorized(ctx, head),
+    );
     let (entry, status) = match decision {
         Ok(freshness) => {
             let entry = ctx.tiers.store(

@@ -218,6 +218,7 @@ fn gateway_error(upstream: &str, e: UpstreamError) -> GatewayError {
             GatewayError::BodyTooLarge { limit }
         }
         UpstreamError::ClientBody(ClientBodyError::Broken) => GatewayError::BadRequestBody,
+        UpstreamError::ClientBody(ClientBodyError::Stalled) => GatewayError::RequestBodyTimeout,
         UpstreamError::CircuitOpen { retry_after } => GatewayError::CircuitOpen {
             upstream,
             retry_after,

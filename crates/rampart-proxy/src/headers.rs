@@ -1,4 +1,6 @@
-//! Header hygiene for a proxy: hop-by-hop removal (RFC 9110 §7.6.1), the
+//! Header hygiene for a proxy: what a request head must be before anything
+//! reads it (one valid `Host`, hop-by-hop fields gone, fields untrusted
+//! clients may not send), hop-by-hop removal (RFC 9110 §7.6.1), the
 //! client's address, and `X-Forwarded-*` / `Forwarded` (RFC 7239).
 
 use std::net::IpAddr;
@@ -13,7 +15,109 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// Removes hop-by-hop headers, including those the `Connection` header names.
+/// What is wrong with a request head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadHead {
+    /// No `Host` (and no `:authority`).
+    NoHost,
+    /// More than one `Host` field.
+    TwoHosts,
+    /// A `Host` that is not `host[:port]`.
+    InvalidHost,
+    /// An HTTP/2 `:authority` and a `Host` naming different hosts.
+    AuthorityMismatch,
+}
+
+impl BadHead {
+    /// What the client is told.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BadHead::NoHost => "the request has no Host header",
+            BadHead::TwoHosts => "the request has more than one Host header",
+            BadHead::InvalidHost => {
+                "the Host header is not a host name or address with an optional port"
+            }
+            BadHead::AuthorityMismatch => "the Host header and :authority name different hosts",
+        }
+    }
+}
+
+/// Whether `host` is `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2):
+/// a bracketed IP literal, or a name of unreserved, percent-encoded and
+/// sub-delimiter characters; then digits after a colon. Nothing that could
+/// carry a path, a query, user information or white space into a cache key.
+pub fn valid_host(host: &str) -> bool {
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let Some(end) = rest.find(']') else {
+            return false;
+        };
+        let literal = &rest[..end];
+        if literal.is_empty()
+            || !literal
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return false;
+        }
+        (literal, &rest[end + 1..])
+    } else {
+        match host.rfind(':') {
+            Some(i) => (&host[..i], &host[i..]),
+            None => (host, ""),
+        }
+    };
+    let port_ok = match port.strip_prefix(':') {
+        None => port.is_empty(),
+        Some(digits) => digits.len() <= 5 && digits.bytes().all(|b| b.is_ascii_digit()),
+    };
+    let name_ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:".contains(&b))
+        && (host.starts_with('[') || !name.contains(':'));
+    port_ok && name_ok
+}
+
+/// Makes a request head fit to key and forward, before anything reads it:
+/// exactly one valid `Host` (an HTTP/2 request's `:authority` becomes it),
+/// the fields `Connection` names and the other hop-by-hop fields removed
+/// (`Host` is never removed that way), and `strip` removed when the peer is
+/// not a trusted proxy. Everything after (the key, `Vary`, limits, the
+/// request sent upstream) then sees the same fields.
+pub fn prepare_request(
+    headers: &mut HeaderMap,
+    authority: Option<&str>,
+    trusted: bool,
+    strip: &[HeaderName],
+) -> Result<(), BadHead> {
+    let mut hosts = headers.get_all(HOST).iter();
+    let host = hosts.next().cloned();
+    if hosts.next().is_some() {
+        return Err(BadHead::TwoHosts);
+    }
+    let host = match (host, authority) {
+        (Some(h), Some(a)) if !h.as_bytes().eq_ignore_ascii_case(a.as_bytes()) => {
+            return Err(BadHead::AuthorityMismatch)
+        }
+        (Some(h), _) => h,
+        (None, Some(a)) => HeaderValue::from_str(a).map_err(|_| BadHead::InvalidHost)?,
+        (None, None) => return Err(BadHead::NoHost),
+    };
+    if !host.to_str().is_ok_and(valid_host) {
+        return Err(BadHead::InvalidHost);
+    }
+    remove_hop_by_hop(headers);
+    headers.insert(HOST, host);
+    if !trusted {
+        for name in strip {
+            headers.remove(name);
+        }
+    }
+    Ok(())
+}
+
+/// Removes hop-by-hop headers, including those the `Connection` header
+/// names (except `Host`, which identifies the target and is never hop-by-hop).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     let listed: Vec<HeaderName> = headers
         .get_all(CONNECTION)
@@ -21,6 +125,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .filter(|name| name != HOST)
         .collect();
     for name in listed {
         headers.remove(name);
@@ -162,6 +267,78 @@ mod tests {
         remove_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn hosts_are_a_name_or_address_and_a_port() {
+        for good in [
+            "example.com",
+            "Example.COM:8080",
+            "127.0.0.1",
+            "[::1]:443",
+            "a-b.c_d~e",
+        ] {
+            assert!(valid_host(good), "{good}");
+        }
+        for bad in [
+            "",
+            "good.example/r/victim",
+            "a?b",
+            "a#b",
+            "user@host",
+            "a b",
+            "host:port",
+            "host:123456",
+            "[::1",
+            "[zz]",
+            ":80",
+            "a:b:c",
+        ] {
+            assert!(!valid_host(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_prepared_head_has_one_host_and_no_hop_by_hop_fields() {
+        let strip = [HeaderName::from_static("x-original-url")];
+        let mut h = HeaderMap::new();
+        h.insert(HOST, HeaderValue::from_static("good.example"));
+        h.insert(
+            CONNECTION,
+            HeaderValue::from_static("accept-language, host"),
+        );
+        h.insert("accept-language", HeaderValue::from_static("de"));
+        h.insert("x-original-url", HeaderValue::from_static("/admin"));
+        prepare_request(&mut h, None, false, &strip).unwrap();
+        assert_eq!(h[HOST], "good.example");
+        assert!(!h.contains_key("accept-language") && !h.contains_key(CONNECTION));
+        assert!(!h.contains_key("x-original-url"));
+        let mut trusted = HeaderMap::new();
+        trusted.insert(HOST, HeaderValue::from_static("h"));
+        trusted.insert("x-original-url", HeaderValue::from_static("/a"));
+        prepare_request(&mut trusted, None, true, &strip).unwrap();
+        assert!(trusted.contains_key("x-original-url"));
+
+        let mut two = HeaderMap::new();
+        two.append(HOST, HeaderValue::from_static("a"));
+        two.append(HOST, HeaderValue::from_static("b"));
+        assert_eq!(
+            prepare_request(&mut two, None, false, &strip),
+            Err(BadHead::TwoHosts)
+        );
+        assert_eq!(
+            prepare_request(&mut HeaderMap::new(), None, false, &strip),
+            Err(BadHead::NoHost)
+        );
+        let mut h2 = HeaderMap::new();
+        prepare_request(&mut h2, Some("good.example"), false, &strip).unwrap();
+        assert_eq!(h2[HOST], "good.example", ":authority becomes Host");
+        let mut differ = HeaderMap::new();
+        differ.insert(HOST, HeaderValue::from_static("evil.example"));
+        assert_eq!(
+            prepare_request(&mut differ, Some("good.example"), false, &strip),
+            Err(BadHead::AuthorityMismatch)
+        );
     }
 
     #[test]

@@ -172,6 +172,8 @@ pub struct Metrics {
     pub l1_tag_links: Gauge,
     /// Warmer refetches made.
     pub warmed: Counter,
+    /// Requests whose handling panicked (caught, answered 500).
+    pub panics: Counter,
     /// 1 while the last Redis call succeeded (set at scrape time).
     pub redis_up: Gauge,
     /// Requests being handled now.
@@ -308,6 +310,12 @@ impl Metrics {
             "Refetches made by [[warmers]]",
             warmed.clone(),
         );
+        let panics = Counter::default();
+        registry.register(
+            "panics",
+            "Requests whose handling panicked: caught, answered 500 and logged (a bug to report)",
+            panics.clone(),
+        );
         let redis_up = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "redis_up",
@@ -357,6 +365,7 @@ impl Metrics {
             l1_tags,
             l1_tag_links,
             warmed,
+            panics,
             redis_up,
             in_flight,
             l1_entries,

@@ -3,22 +3,24 @@
 //! each stage is a function of the modules below, which never call back up.
 
 use std::net::{IpAddr, SocketAddr};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, UPGRADE};
-use http::{HeaderValue, Method, Request, Response};
+use futures_util::FutureExt;
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, COOKIE, HOST, UPGRADE};
+use http::{HeaderValue, Method, Request, Response, Version};
 use hyper::body::Incoming;
 use rampart_cache::{CacheStatus, Forward, NoCacheReason};
 use rampart_cluster::Redis;
-use rampart_config::IpNet;
+use rampart_config::{AuthorizationPolicy, CookiePolicy, ServerConfig};
 use rampart_core::Clock;
 
 use crate::body::{from_client, Body};
 use crate::cache_ctx::CacheCtx;
 use crate::error::{GatewayError, RATELIMIT, RATELIMIT_POLICY};
 use crate::forward::Upstreams;
-use crate::headers::{client_ip, is_trusted};
+use crate::headers::{client_ip, is_trusted, prepare_request};
 use crate::limits::{Limiters, Verdict};
 use crate::metrics::Metrics;
 use crate::outcome::LimitRefusal;
@@ -51,9 +53,25 @@ pub async fn handle(
     let uri = state.access_log.then(|| req.uri().clone());
     let client = client_ip(peer.ip(), req.headers(), &state.server.trusted_proxies);
     let mut outcome = Outcome::default();
-    let mut response = match stages(&state, req, peer, client, &mut outcome).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
+    // A panic is a bug; it fails this request, never the connection or the
+    // process, and is counted and logged (defence in depth: no value from a
+    // client, an origin or Redis may panic anything in the first place).
+    let staged = AssertUnwindSafe(stages(&state, req, peer, client, &mut outcome))
+        .catch_unwind()
+        .await;
+    let mut response = match staged {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => e.into_response(),
+        Err(panic) => {
+            state.metrics.panics.inc();
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = what, "the request path panicked; answered 500");
+            GatewayError::Internal.into_response()
+        }
     };
     if let Some((policy, limit)) = outcome.limit_headers.take() {
         response
@@ -96,11 +114,13 @@ async fn stages(
     // 1. Limits first, before any work: upgrades are not proxied, and a body
     //    declared larger than the limit is refused before it is read.
     check_limits(&req, state.server.max_body_size)?;
-    // 2. Route: the first matching [[routes]] entry decides everything below.
-    let route = route(&state.router, &req)?;
+    // 2. The head as everything below reads it: one valid Host, no hop-by-hop
+    //    fields, nothing an untrusted client may not send; forwarding headers
+    //    are believed only from trusted proxies.
+    let (head, body) = split(req, peer, &state.server)?;
+    // 3. Route: the first matching [[routes]] entry decides everything below.
+    let route = route(&state.router, &head)?;
     outcome.route = Some(route.index);
-    // 3. Client identity: forwarding headers are believed only from trusted proxies.
-    let (head, body) = split(req, peer, &state.server.trusted_proxies);
     // 4. Rate limits before the cache: an abusive client can neither probe
     //    the cache nor be served from it past its allowance.
     let limits = Limits {
@@ -121,8 +141,9 @@ async fn stages(
         Cached::Bypassed(status) => outcome.cache = status,
     }
     // 6. Straight to the upstream, the body streaming both ways.
-    let body = from_client(body, state.server.max_body_size);
-    let req = crate::forward::forwarded(&head, body);
+    let (body, progress) = from_client(body, state.server.max_body_size);
+    let mut req = crate::forward::forwarded(&head, body);
+    req.extensions_mut().insert(progress);
     let response = state.upstreams.send(&route.config, req).await?;
     // 7. An unsafe method the origin accepted invalidates what was stored for
     //    its URL and for the Location / Content-Location it names (RFC 9111 §4.4).
@@ -163,31 +184,46 @@ fn check_limits(req: &Request<Incoming>, max_body_size: u64) -> Result<(), Gatew
     Ok(())
 }
 
-/// Stage 2: the route.
-fn route<'r>(router: &'r Router, req: &Request<Incoming>) -> Result<&'r Arc<Route>, GatewayError> {
+/// Stage 3: the route.
+fn route<'r>(router: &'r Router, head: &RequestHead) -> Result<&'r Arc<Route>, GatewayError> {
     router
-        .find(req.method(), req.uri().path())
+        .find(&head.method, head.uri.path())
         .ok_or_else(|| GatewayError::NoRoute {
-            method: req.method().clone(),
-            path: req.uri().path().to_string(),
+            method: head.method.clone(),
+            path: head.uri.path().to_string(),
         })
 }
 
-/// Stage 3: the head kept while the body travels apart.
+/// Stage 2: the head kept while the body travels apart, made fit to key
+/// and forward ([`prepare_request`]). An HTTP/1.1 request in absolute form
+/// names its target in the URI, which then replaces `Host` (RFC 9112
+/// §3.2.2); an HTTP/2 request's `:authority` must agree with any `Host`.
 fn split(
     req: Request<Incoming>,
     peer: SocketAddr,
-    trusted_proxies: &[IpNet],
-) -> (RequestHead, Incoming) {
-    let (parts, body) = req.into_parts();
+    server: &ServerConfig,
+) -> Result<(RequestHead, Incoming), GatewayError> {
+    let (mut parts, body) = req.into_parts();
+    let trusted = is_trusted(peer.ip(), &server.trusted_proxies);
+    let authority = parts.uri.authority().map(|a| a.as_str().to_string());
+    if authority.is_some() && parts.version < Version::HTTP_2 {
+        parts.headers.remove(HOST);
+    }
+    prepare_request(
+        &mut parts.headers,
+        authority.as_deref(),
+        trusted,
+        &server.strip_from_untrusted,
+    )
+    .map_err(GatewayError::BadRequest)?;
     let head = RequestHead {
-        trusted: is_trusted(peer.ip(), trusted_proxies),
+        trusted,
         peer: peer.ip(),
         method: parts.method,
         uri: parts.uri,
         headers: parts.headers,
     };
-    (head, body)
+    Ok((head, body))
 }
 
 /// What stage 4 uses.
@@ -269,9 +305,18 @@ async fn cache_stage(
     if head.method != Method::GET && head.method != Method::HEAD {
         return Cached::Bypassed(Some(bypass(Forward::Method, NoCacheReason::Method)));
     }
-    if head.headers.contains_key(AUTHORIZATION) && !policy.keys_on_authorization() {
-        // A shared cache never answers one user's credentials with another's data.
+    if head.headers.contains_key(AUTHORIZATION)
+        && !policy.keys_on_authorization()
+        && policy.authorization == AuthorizationPolicy::Bypass
+    {
+        // A shared cache never answers one user's credentials with another's
+        // data (unless the route follows the origin's say, RFC 9111 §3.5).
         return Cached::Bypassed(Some(bypass(Forward::Request, NoCacheReason::Authorization)));
+    }
+    if policy.cookies == CookiePolicy::Bypass && head.headers.contains_key(COOKIE) {
+        // The origin may answer per cookie without saying so: a request with
+        // cookies is never answered from, nor stored in, the shared cache.
+        return Cached::Bypassed(Some(bypass(Forward::Request, NoCacheReason::Cookie)));
     }
     let ctx = CacheCtx {
         tiers,

@@ -4,10 +4,15 @@
 
 use std::time::SystemTime;
 
-use http::header::{ACCEPT_ENCODING, AGE, CONTENT_ENCODING, CONTENT_LENGTH};
+use http::header::{
+    ACCEPT_ENCODING, ACCEPT_RANGES, AGE, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE,
+    CONTENT_TYPE, RANGE,
+};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 use rampart_cache::conditional::{not_modified, NOT_MODIFIED_HEADERS};
 use rampart_cache::encoding::negotiate;
+use rampart_cache::freshness::SURROGATE_CONTROL;
+use rampart_cache::range::{self, RangeAnswer};
 use rampart_cache::{CacheStatus, Entry};
 use rampart_config::{CompressionConfig, Encoding};
 
@@ -43,6 +48,16 @@ pub fn serve_entry(
         set_cache_status(headers, status);
         return response;
     }
+    if head.method == Method::GET
+        && entry.status == StatusCode::OK
+        && head.headers.contains_key(RANGE)
+    {
+        match range::answer(&head.headers, &entry.headers, entry.body.len() as u64) {
+            RangeAnswer::Full => {}
+            RangeAnswer::Partial(parts) => return ranges(entry, &parts, age, status),
+            RangeAnswer::Unsatisfiable => return ranges(entry, &[], age, status),
+        }
+    }
     let chosen = head
         .headers
         .get(ACCEPT_ENCODING)
@@ -67,11 +82,83 @@ pub fn serve_entry(
     headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     headers.insert(AGE, age);
     set_cache_status(&mut headers, status);
+    if entry.status == StatusCode::OK && chosen.is_none() {
+        headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    }
     *response.headers_mut() = headers;
     if head.method != Method::HEAD {
         *response.body_mut() = full(body);
     }
     response
+}
+
+/// A stored 200's answer to a `Range` request, from its identity body:
+/// one range (206 with `Content-Range`), several (206
+/// `multipart/byteranges`), or none that exists (`parts` empty: 416).
+fn ranges(
+    entry: &Entry,
+    parts: &[(u64, u64)],
+    age: HeaderValue,
+    status: &CacheStatus,
+) -> Response<Body> {
+    let len = entry.body.len();
+    let mut headers = entry.headers.clone();
+    headers.insert(AGE, age);
+    headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    set_cache_status(&mut headers, status);
+    let (code, body) = match parts {
+        [] => {
+            headers.insert(CONTENT_RANGE, content_range(None, len));
+            headers.remove(CONTENT_TYPE);
+            (StatusCode::RANGE_NOT_SATISFIABLE, bytes::Bytes::new())
+        }
+        [(first, last)] => {
+            let (first, last) = (*first, *last);
+            headers.insert(CONTENT_RANGE, content_range(Some((first, last)), len));
+            (
+                StatusCode::PARTIAL_CONTENT,
+                entry.body.slice(first as usize..=last as usize),
+            )
+        }
+        parts => {
+            let boundary = format!("rampart-{:016x}", rand::random::<u64>());
+            let part_type = entry.headers.get(CONTENT_TYPE).cloned();
+            let mut out = Vec::with_capacity(len.min(1 << 20));
+            for &(first, last) in parts {
+                out.extend_from_slice(format!("\r\n--{boundary}\r\n").as_bytes());
+                if let Some(t) = &part_type {
+                    out.extend_from_slice(b"content-type: ");
+                    out.extend_from_slice(t.as_bytes());
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(b"content-range: ");
+                out.extend_from_slice(content_range(Some((first, last)), len).as_bytes());
+                out.extend_from_slice(b"\r\n\r\n");
+                out.extend_from_slice(&entry.body[first as usize..=last as usize]);
+            }
+            out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+            if let Ok(t) =
+                HeaderValue::from_str(&format!("multipart/byteranges; boundary={boundary}"))
+            {
+                headers.insert(CONTENT_TYPE, t);
+            }
+            (StatusCode::PARTIAL_CONTENT, bytes::Bytes::from(out))
+        }
+    };
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    let mut response = Response::new(full(body));
+    *response.status_mut() = code;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// `bytes FIRST-LAST/LEN`, or `bytes */LEN` for none.
+fn content_range(range: Option<(u64, u64)>, len: usize) -> HeaderValue {
+    let text = match range {
+        Some((first, last)) => format!("bytes {first}-{last}/{len}"),
+        None => format!("bytes */{len}"),
+    };
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("bytes */0"))
 }
 
 /// Relays an origin response that is not stored: hop-by-hop headers
@@ -87,6 +174,7 @@ pub fn pass_through(
 ) -> Response<Body> {
     let (mut parts, body) = resp.into_parts();
     remove_hop_by_hop(&mut parts.headers);
+    parts.headers.remove(&SURROGATE_CONTROL);
     if !expose_tags {
         crate::tags::strip(&mut parts.headers);
     }

@@ -6,12 +6,12 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use http::header::{ACCEPT_ENCODING, AGE, CONTENT_ENCODING, CONTENT_LENGTH, VARY};
+use http::header::{ACCEPT_ENCODING, AGE, CONTENT_ENCODING, CONTENT_LENGTH, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue, Response};
 use rampart_cache::encoding::{compress_all, negotiate};
-use rampart_cache::freshness::split_list;
+use rampart_cache::freshness::{split_list, SURROGATE_CONTROL};
 use rampart_cache::{CacheStatus, Entry, Fill, Freshness, NoCacheReason};
-use rampart_config::Encoding;
+use rampart_config::{CachePolicy, Encoding, SetCookiePolicy};
 
 use crate::body::{gather, prefixed, Body, Gathered};
 use crate::cache_ctx::{CacheCtx, FillJob};
@@ -62,7 +62,7 @@ pub async fn store(
         }
     };
 
-    let mut headers = stored_headers(&parts.headers);
+    let mut headers = stored_headers(&parts.headers, ctx.policy);
     let tags = crate::tags::collect(&ctx.route.config, head, &parts.headers);
     if !ctx.tiers.settings.expose_tags {
         crate::tags::strip(&mut headers);
@@ -128,7 +128,13 @@ pub async fn store(
         });
     }
     let cache = job.forwarded(status, true, None);
-    Ok((ctx.answer(&entry, head, &cache), cache))
+    let mut answer = ctx.answer(&entry, head, &cache);
+    // The client whose request filled the entry still gets its cookies
+    // (stored entries never carry them).
+    for cookie in parts.headers.get_all(SET_COOKIE) {
+        answer.headers_mut().append(SET_COOKIE, cookie.clone());
+    }
+    Ok((answer, cache))
 }
 
 /// Compresses a body with the given codings, on the blocking pool when it is
@@ -147,10 +153,12 @@ async fn compress_on_pool(
 }
 
 /// The headers to store: end-to-end only, without what is recomputed per
-/// answer. Each value is copied into its own allocation, since values parsed
-/// by hyper are slices of the connection's read buffer and would keep all of
-/// it alive for as long as the entry is stored.
-pub fn stored_headers(origin: &HeaderMap) -> HeaderMap {
+/// answer, without `Set-Cookie` (a route that stores such responses strips
+/// it) and `Surrogate-Control` (meant for Rampart alone). Each value is
+/// copied into its own allocation, since values parsed by hyper are slices
+/// of the connection's read buffer and would keep all of it alive for as
+/// long as the entry is stored.
+pub fn stored_headers(origin: &HeaderMap, policy: &CachePolicy) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(origin.len());
     for (name, value) in origin {
         let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
@@ -160,6 +168,10 @@ pub fn stored_headers(origin: &HeaderMap) -> HeaderMap {
     remove_hop_by_hop(&mut headers);
     headers.remove(AGE);
     headers.remove(CONTENT_LENGTH);
+    headers.remove(&SURROGATE_CONTROL);
+    if policy.set_cookie == SetCookiePolicy::Strip {
+        headers.remove(SET_COOKIE);
+    }
     if headers
         .get(CONTENT_ENCODING)
         .is_some_and(|v| v == "identity")

@@ -199,6 +199,25 @@ pub async fn one_answer_per_connection() -> SocketAddr {
     addr
 }
 
+/// Sends `request` as it is (any bytes: duplicate or malformed headers a
+/// well-behaved client would never send) on a new connection to `addr` and
+/// returns everything the server answers until it closes the connection or
+/// goes quiet for a second; "" when it closed without a byte.
+pub async fn raw_request(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(request).await.expect("write");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Config text for a gateway on an ephemeral port in front of `origin`, with
 /// `routes` appended (each route should use `upstream = "app"`).
 pub fn config_text(origin: SocketAddr, extra: &str) -> String {

@@ -7,8 +7,8 @@ use http::HeaderName;
 use rampart_core::{units, Template};
 
 use crate::model::{
-    CacheConfig, CachePolicy, KeyPart, LimitConfig, LimitKey, Priority, RouteConfig,
-    UpstreamConfig, DEFAULT_STATUSES,
+    AuthorizationPolicy, CacheConfig, CachePolicy, CookiePolicy, KeyPart, LimitConfig, LimitKey,
+    Priority, RouteConfig, SetCookiePolicy, UpstreamConfig, DEFAULT_KEEP_STALE, DEFAULT_STATUSES,
 };
 use crate::raw;
 
@@ -200,6 +200,73 @@ fn cache_policy(p: toml::Spanned<raw::RawCachePolicy>) -> Result<ParsedPolicy, I
         let at = t.span().start;
         tags.push((super::common::template(&t)?, at));
     }
+    let keyed_cookies: Vec<String> = key
+        .iter()
+        .filter_map(|k| match k {
+            KeyPart::Cookie(name) => Some(name.clone()),
+            KeyPart::Header(_) => None,
+        })
+        .collect();
+    let whole_cookie_keyed = key
+        .iter()
+        .any(|k| matches!(k, KeyPart::Header(h) if h == http::header::COOKIE));
+    let cookies = match p.cookies {
+        None if whole_cookie_keyed => CookiePolicy::Ignore,
+        None if !keyed_cookies.is_empty() => CookiePolicy::Key(keyed_cookies),
+        None if p.ttl.is_some() => CookiePolicy::Bypass,
+        None => CookiePolicy::Ignore,
+        Some(c) => {
+            let at = c.span().start;
+            match c.into_inner() {
+                raw::TextOrList::Text(mode) => match mode.as_str() {
+                    "bypass" => CookiePolicy::Bypass,
+                    "ignore" => CookiePolicy::Ignore,
+                    other => return Err((at, format!("unknown cookies mode {other:?}: use \"bypass\", \"ignore\" or a list of cookie names to key on"))),
+                },
+                raw::TextOrList::List(names) => {
+                    if let Some(bad) = names.iter().find(|n| n.trim().is_empty() || n.contains([';', '=', ' '])) {
+                        return Err((at, format!("invalid cookie name {bad:?}")));
+                    }
+                    for name in &names {
+                        if !key.iter().any(|k| matches!(k, KeyPart::Cookie(n) if n == name)) {
+                            key.push(KeyPart::Cookie(name.clone()));
+                        }
+                    }
+                    CookiePolicy::Key(names)
+                }
+            }
+        }
+    };
+    let set_cookie = match p
+        .set_cookie
+        .as_ref()
+        .map(|s| (s.span().start, s.get_ref().0.as_str()))
+    {
+        None | Some((_, "refuse")) => SetCookiePolicy::Refuse,
+        Some((_, "strip")) => SetCookiePolicy::Strip,
+        Some((at, other)) => {
+            return Err((
+                at,
+                format!("unknown set_cookie mode {other:?}: use \"refuse\" or \"strip\""),
+            ))
+        }
+    };
+    let authorization = match p
+        .authorization
+        .as_ref()
+        .map(|s| (s.span().start, s.get_ref().0.as_str()))
+    {
+        None | Some((_, "bypass")) => AuthorizationPolicy::Bypass,
+        Some((_, "follow-origin")) => AuthorizationPolicy::FollowOrigin,
+        Some((at, other)) => {
+            return Err((
+                at,
+                format!(
+                    "unknown authorization mode {other:?}: use \"bypass\" or \"follow-origin\""
+                ),
+            ))
+        }
+    };
     Ok(ParsedPolicy {
         policy: CachePolicy {
             ttl: p.ttl.map(|d| d.0),
@@ -211,6 +278,11 @@ fn cache_policy(p: toml::Spanned<raw::RawCachePolicy>) -> Result<ParsedPolicy, I
             statuses,
             tags: Vec::new(),
             refresh_ahead: p.refresh_ahead.map_or(Duration::ZERO, |d| d.0),
+            cookies,
+            set_cookie,
+            authorization,
+            keep_stale: p.keep_stale.map_or(DEFAULT_KEEP_STALE, |d| d.0),
+            ignore_must_revalidate: p.ignore_must_revalidate.unwrap_or(false),
         },
         tags,
     })

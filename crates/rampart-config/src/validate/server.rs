@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::model::{AdminConfig, ServerConfig};
+use http::HeaderName;
+
+use crate::model::{AdminConfig, ServerConfig, DEFAULT_STRIP_FROM_UNTRUSTED};
 use crate::raw;
 
 use super::common::Invalid;
@@ -22,6 +24,23 @@ pub(super) fn server(s: raw::RawServer) -> Result<ServerConfig, Invalid> {
         shutdown_timeout: s.shutdown_timeout.map_or(Duration::from_secs(30), |d| d.0),
         max_connections: s.max_connections.map_or(10_000, |v| v as usize),
         max_limit_keys: s.max_limit_keys.map_or(100_000, |v| v.max(1) as usize),
+        strip_from_untrusted: match s.strip_from_untrusted {
+            None => DEFAULT_STRIP_FROM_UNTRUSTED
+                .iter()
+                .map(|h| HeaderName::from_static(h))
+                .collect(),
+            Some(list) => list
+                .iter()
+                .map(|h| {
+                    HeaderName::from_bytes(h.get_ref().0.trim().as_bytes()).map_err(|_| {
+                        (
+                            h.span().start,
+                            format!("invalid header name {:?}", h.get_ref().0),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        },
     })
 }
 

@@ -23,7 +23,7 @@ use rampart_guard::breaker::{Breaker, Settings, State};
 use rampart_guard::health::Health;
 
 use self::target::{Pending, Target};
-use crate::body::{boxed, empty, guarded, Body, ClientBodyError};
+use crate::body::{boxed, empty, guarded, Body, BodyProgress, ClientBodyError};
 use crate::metrics::Metrics;
 use crate::outcome::RetryReason;
 
@@ -288,7 +288,13 @@ impl Upstream {
             detail: e.to_string(),
             closed: false,
         })?;
+        let progress = req.extensions().get::<BodyProgress>().cloned();
         let result = match tokio::time::timeout(timeout, self.client.request(req)).await {
+            Err(_) if progress.is_some_and(|p| !p.finished()) => {
+                // The client was still uploading: its stall, not the target's.
+                drop(pending);
+                return Err(UpstreamError::ClientBody(ClientBodyError::Stalled));
+            }
             Err(_) => Err(UpstreamError::Timeout(timeout)),
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect {
