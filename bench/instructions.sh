@@ -4,8 +4,9 @@
 # change's cost shows even where wall-clock noise hides it.
 #
 # For each build (this checkout's release binary, and BASELINE_BIN when
-# given), Rampart runs under callgrind in front of an nginx origin and wrk
-# sends REQUESTS requests on one kept-alive connection of each kind:
+# given), Rampart runs under callgrind in front of an nginx origin and a
+# small client sends exactly REQUESTS requests on one kept-alive connection
+# of each kind:
 #   hit   the same cached 1 KiB URL (stored by one request first)
 #   miss  a new 1 KiB URL every request (fetched, stored, answered)
 #   pass  an uncached route, 1 KiB
@@ -35,19 +36,19 @@ match = "GET /*"
 upstream = "origin"
 cache = { ttl = "10m" }' > "$WORK/rampart.toml"
 
-# wrk scripts that stop after exactly REQUESTS responses.
-cat > "$WORK/count.lua" <<LUA
-local n = 0
-response = function() n = n + 1; if n >= $REQUESTS then wrk.thread:stop() end end
-LUA
-cat > "$WORK/unique.lua" <<LUA
-local n = 0
-math.randomseed(os.time())
-local run = tostring(os.time()) .. "-" .. tostring(math.random(1000000000))
-request = function() n = n + 1; return wrk.format("GET", "/1k?run=" .. run .. "&miss=" .. n) end
-local done = 0
-response = function() done = done + 1; if done >= $REQUESTS then wrk.thread:stop() end end
-LUA
+# send PATH_PREFIX UNIQUE: exactly REQUESTS GETs on one kept-alive
+# connection (a new URL each when UNIQUE is 1), each response read whole.
+send() {
+  python3 - "$RAMPART" "$1" "$2" "$REQUESTS" <<'PY'
+import http.client, sys, time
+port, path, unique, n = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
+run = str(time.time_ns())
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+for i in range(n):
+    conn.request("GET", f"{path}?run={run}&miss={i}" if unique else path)
+    conn.getresponse().read()
+PY
+}
 
 for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$ORIGIN/1k" 2>/dev/null && break; sleep 0.1; done
 
@@ -62,9 +63,9 @@ instructions() {
     idle) ;;
     hit)
       curl -fsS -o /dev/null "http://127.0.0.1:$RAMPART/1k"
-      taskset -c 1 wrk -t1 -c1 -d600s -s "$WORK/count.lua" "http://127.0.0.1:$RAMPART/1k" >/dev/null ;;
-    miss) taskset -c 1 wrk -t1 -c1 -d600s -s "$WORK/unique.lua" "http://127.0.0.1:$RAMPART" >/dev/null ;;
-    pass) taskset -c 1 wrk -t1 -c1 -d600s -s "$WORK/count.lua" "http://127.0.0.1:$RAMPART/pass/1k" >/dev/null ;;
+      send /1k 0 ;;
+    miss) send /1k 1 ;;
+    pass) send /pass/1k 0 ;;
   esac
   kill -INT "$pid"; wait "$pid" || true
   awk '/^summary:/ { print $2 }' "$out"
