@@ -1,6 +1,6 @@
-//! The typed configuration every other crate reads: what [`crate::validate`]
-//! makes of the file, with defaults filled in and every value parsed. Tests
-//! and embedders may build it directly.
+//! The typed configuration every other crate reads: what validating the
+//! raw file makes of it, with defaults filled in and every value parsed.
+//! Tests and embedders may build it directly.
 
 use std::net::SocketAddr;
 use std::time::Duration;
