@@ -15,7 +15,10 @@
 # everything the gateway process executes for it (hyper, tokio, the cache,
 # compression made on the miss path, metrics).
 #
-# Usage: [BASELINE_BIN=PATH] bench/instructions.sh [REQUESTS]
+# With KEEP=DIR the callgrind files stay in DIR (NAME.KIND.out), to read
+# per function with `callgrind_annotate --inclusive=yes`.
+#
+# Usage: [BASELINE_BIN=PATH] [KEEP=DIR] bench/instructions.sh [REQUESTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${1:-2000}
@@ -69,15 +72,16 @@ instructions() {
   esac
   kill -INT "$pid"; wait "$pid" || true
   awk '/^summary:/ { print $2 }' "$out"
+  if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP"; cp "$out" "$KEEP/${3:-run}.$kind.out"; fi
 }
 
 # Per kind, (run - idle run) / requests. The hit run's one priming miss is
 # left in: spread over the requests it adds a few hundred instructions.
 report_for() {
   local name=$1 bin=$2 idle total
-  idle=$(instructions "$bin" idle)
+  idle=$(instructions "$bin" idle "$name")
   for kind in hit miss pass; do
-    total=$(instructions "$bin" "$kind")
+    total=$(instructions "$bin" "$kind" "$name")
     awk -v n="$name" -v k="$kind" -v t="$total" -v i="$idle" -v r="$REQUESTS" \
       'BEGIN { printf "%-9s %-5s %12.0f instructions per request\n", n, k, (t - i) / r }'
   done

@@ -13,4 +13,4 @@ pub mod rate_limit;
 pub mod redis;
 
 pub use fanout::{Delivery, Fanout, FlushReason, Incoming};
-pub use redis::{Op, Redis, RedisError};
+pub use redis::{Op, Redis, RedisError, RedisMetrics};

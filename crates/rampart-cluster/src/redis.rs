@@ -92,11 +92,31 @@ impl std::fmt::Debug for Redis {
     }
 }
 
+/// Redis's error counters, registered once per process so that a reload
+/// that adds or changes `[cache] redis` counts into the same series.
+#[derive(Debug, Clone, Default)]
+pub struct RedisMetrics {
+    errors: Family<OpLabels, Counter>,
+}
+
+impl RedisMetrics {
+    /// Registers the counters in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        registry.register(
+            "redis_errors",
+            "Redis calls that failed or timed out, by use; the request went on without Redis",
+            metrics.errors.clone(),
+        );
+        metrics
+    }
+}
+
 impl Redis {
     /// Prepares the connection; it is opened on first use, so a gateway
     /// starts (and serves from L1 and the origin) while Redis is down. Its
-    /// error counters are registered in `registry`.
-    pub fn new(cfg: &RedisConfig, registry: &mut Registry) -> Result<Self, RedisError> {
+    /// errors are counted in `metrics`.
+    pub fn new(cfg: &RedisConfig, metrics: &RedisMetrics) -> Result<Self, RedisError> {
         let error = |source| RedisError {
             url: cfg.url.clone(),
             source,
@@ -109,12 +129,7 @@ impl Redis {
             .set_max_delay(Duration::from_secs(1));
         let conn =
             ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(error)?;
-        let errors = Family::<OpLabels, Counter>::default();
-        registry.register(
-            "redis_errors",
-            "Redis calls that failed or timed out, by use; the request went on without Redis",
-            errors.clone(),
-        );
+        let errors = &metrics.errors;
         Ok(Self {
             conn,
             timeout: cfg.timeout,

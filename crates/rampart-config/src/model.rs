@@ -12,7 +12,7 @@ use rampart_core::Template;
 use crate::pattern::RouteMatch;
 
 /// The validated configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `[server]`: the public listener.
     pub server: ServerConfig,
@@ -37,7 +37,7 @@ pub struct Config {
 }
 
 /// `[[warmers]]`: a URL kept warm by refetching it every interval.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WarmerConfig {
     /// The URL as clients request it (`http://host/path?query`).
     pub url: http::Uri,
@@ -48,7 +48,7 @@ pub struct WarmerConfig {
 }
 
 /// `[[events]]`: a domain event the application sends, and what it purges.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EventConfig {
     /// The event's name (`POST /admin/events/{name}`).
     pub name: String,
@@ -59,7 +59,7 @@ pub struct EventConfig {
 }
 
 /// `[server]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// Address of the public listener.
     pub listen: SocketAddr,
@@ -96,7 +96,7 @@ pub const DEFAULT_STRIP_FROM_UNTRUSTED: &[&str] = &[
 ];
 
 /// `[admin]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AdminConfig {
     /// Address of the admin listener.
     pub listen: SocketAddr,
@@ -107,7 +107,7 @@ pub struct AdminConfig {
 }
 
 /// `[cache]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CacheConfig {
     /// Byte budget of the in-memory cache (bodies, headers and bookkeeping);
     /// 0 turns the memory tier off (only allowed with `redis`).
@@ -171,7 +171,7 @@ impl Encoding {
 }
 
 /// `[compression]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CompressionConfig {
     /// Whether Rampart compresses responses at all.
     pub enabled: bool,
@@ -202,14 +202,14 @@ impl CompressionConfig {
 }
 
 /// `[log]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// Whether one JSON access-log line is written per request.
     pub access: bool,
 }
 
 /// `[[upstreams]]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamConfig {
     /// Name routes refer to.
     pub name: String,
@@ -331,7 +331,7 @@ pub struct CircuitConfig {
 }
 
 /// `[[routes]]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RouteConfig {
     /// Name used in metrics and logs (defaults to the match string).
     pub name: String,

@@ -12,7 +12,7 @@ use http::header::{
 };
 use http::{HeaderValue, Method, Request, Response};
 use rampart_cache::Entry;
-use rampart_config::{Config, RouteConfig};
+use rampart_config::{Config, RouteConfig, UpstreamConfig};
 use rampart_core::Clock;
 use rampart_guard::admission::{Admission, Settings};
 
@@ -76,9 +76,13 @@ pub fn for_cache(head: &RequestHead, stale: Option<&Entry>, identity: bool) -> R
 
 /// Every upstream's pool and admission control.
 pub struct Upstreams {
-    pools: Vec<Upstream>,
+    pools: Vec<Arc<Upstream>>,
     /// Admission control per upstream (`None`: unlimited).
     admissions: Vec<Option<Arc<Admission>>>,
+    /// The definitions the pools were made from, to tell on a reload which
+    /// ones are unchanged.
+    defs: Vec<UpstreamConfig>,
+    weights: [u32; 4],
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
 }
@@ -93,22 +97,34 @@ impl std::fmt::Debug for Upstreams {
 
 impl Upstreams {
     /// The pools of a config's `[[upstreams]]`, indexed as there; the
-    /// breakers read `clock`.
+    /// breakers read `clock`. With `prev` (a reload), an upstream whose
+    /// definition did not change keeps its pool, connections, breakers,
+    /// health and admission queue.
     pub fn new(
         config: &Config,
         metrics: &Arc<Metrics>,
         clock: Arc<dyn Clock>,
+        prev: Option<&Upstreams>,
     ) -> Result<Self, InvalidTarget> {
-        Ok(Self {
-            pools: config
-                .upstreams
-                .iter()
-                .map(|u| Upstream::new(u, metrics))
-                .collect::<Result<_, _>>()?,
-            admissions: config
-                .upstreams
-                .iter()
-                .map(|u| {
+        let same = |def: &UpstreamConfig| {
+            prev.and_then(|p| p.defs.iter().position(|d| d == def).map(|i| (p, i)))
+        };
+        let pools = config
+            .upstreams
+            .iter()
+            .map(|u| match same(u) {
+                Some((p, i)) => Ok(Arc::clone(&p.pools[i])),
+                None => Upstream::new(u, metrics).map(Arc::new),
+            })
+            .collect::<Result<_, _>>()?;
+        let admissions = config
+            .upstreams
+            .iter()
+            .map(|u| {
+                let kept = same(u)
+                    .filter(|(p, _)| p.weights == config.priority_weights)
+                    .and_then(|(p, i)| p.admissions[i].clone());
+                kept.or_else(|| {
                     u.admission.map(|a| {
                         Admission::new(
                             Settings {
@@ -120,14 +136,29 @@ impl Upstreams {
                         )
                     })
                 })
-                .collect(),
+            })
+            .collect();
+        Ok(Self {
+            pools,
+            admissions,
+            defs: config.upstreams.clone(),
+            weights: config.priority_weights,
             metrics: Arc::clone(metrics),
             clock,
         })
     }
 
+    /// Whether the upstream at `index` is the very pool `other` holds at
+    /// `other_index` (kept by a reload).
+    pub fn shares_pool(&self, index: usize, other: &Upstreams, other_index: usize) -> bool {
+        match (self.pools.get(index), other.pools.get(other_index)) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
     /// The pools, indexed as in the config.
-    pub fn pools(&self) -> &[Upstream] {
+    pub fn pools(&self) -> &[Arc<Upstream>] {
         &self.pools
     }
 

@@ -11,7 +11,7 @@
 //! limit on its own), and `rampart_redis_errors_total{op="rate-limit"}` says so.
 
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::HeaderValue;
@@ -98,14 +98,29 @@ impl Limiter {
 /// The limiters of every route, indexed like the routes, each route with its
 /// `RateLimit-Policy` value (fixed by the config, so made once).
 pub struct Limiters {
-    routes: Vec<(Vec<Limiter>, HeaderValue)>,
+    routes: Vec<(Vec<Arc<Limiter>>, HeaderValue)>,
+    /// Route names, to find a route's limiters again on a reload.
+    names: Vec<String>,
+    max_keys: usize,
     cluster: ClusterGcra,
 }
 
 impl Limiters {
-    /// Builds the limiters of every route.
-    pub fn new(routes: &[RouteConfig], max_keys: usize) -> Self {
+    /// Builds the limiters of every route. With `prev` (a reload), a limit
+    /// defined the same way on a route of the same name keeps its counts.
+    pub fn new(routes: &[RouteConfig], max_keys: usize, prev: Option<&Limiters>) -> Self {
+        let kept = |route: &str, limit: &LimitConfig| {
+            let p = prev.filter(|p| p.max_keys == max_keys)?;
+            let i = p.names.iter().position(|n| n == route)?;
+            p.routes[i]
+                .0
+                .iter()
+                .find(|l| l.config == *limit)
+                .map(Arc::clone)
+        };
         Self {
+            names: routes.iter().map(|r| r.name.clone()).collect(),
+            max_keys,
             routes: routes
                 .iter()
                 .map(|r| {
@@ -121,7 +136,13 @@ impl Limiters {
                             )
                         })
                         .collect();
-                    let limiters = r.limits.iter().map(|l| Limiter::new(l, max_keys)).collect();
+                    let limiters = r
+                        .limits
+                        .iter()
+                        .map(|l| {
+                            kept(&r.name, l).unwrap_or_else(|| Arc::new(Limiter::new(l, max_keys)))
+                        })
+                        .collect();
                     (limiters, header(&policy.join(", ")))
                 })
                 .collect(),

@@ -378,6 +378,43 @@ impl Metrics {
         }
     }
 
+    /// The same metrics labelled for another route table, as a reload
+    /// needs: every family, counter and gauge is shared with `self` (so
+    /// counts carry on in the one registry), only the route names and the
+    /// handle caches keyed by route index are new.
+    pub fn with_routes(&self, route_names: Vec<String>) -> Self {
+        Self {
+            requests: self.requests.clone(),
+            cache: self.cache.clone(),
+            upstream: self.upstream.clone(),
+            limited: self.limited.clone(),
+            circuit: self.circuit.clone(),
+            shed: self.shed.clone(),
+            queue_depth: self.queue_depth.clone(),
+            queue_wait: self.queue_wait.clone(),
+            transitions: self.transitions.clone(),
+            healthy: self.healthy.clone(),
+            retries: self.retries.clone(),
+            events: self.events.clone(),
+            hits: self.hits.clone(),
+            purges: self.purges.clone(),
+            purged_keys: self.purged_keys.clone(),
+            l1_tags: self.l1_tags.clone(),
+            l1_tag_links: self.l1_tag_links.clone(),
+            warmed: self.warmed.clone(),
+            panics: self.panics.clone(),
+            redis_up: self.redis_up.clone(),
+            in_flight: self.in_flight.clone(),
+            l1_entries: self.l1_entries.clone(),
+            l1_bytes: self.l1_bytes.clone(),
+            l1_budget: self.l1_budget.clone(),
+            request_handles: RwLock::default(),
+            cache_handles: RwLock::default(),
+            hit_handles: RwLock::default(),
+            route_names,
+        }
+    }
+
     fn route_name(&self, route: Option<usize>) -> String {
         route
             .and_then(|r| self.route_names.get(r).cloned())

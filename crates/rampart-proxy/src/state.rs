@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
 use rampart_cache::{Coalescer, MemoryCache};
-use rampart_cluster::{Fanout, Redis, RedisError};
+use rampart_cluster::{Fanout, Redis, RedisError, RedisMetrics};
 use rampart_config::{Config, ServerConfig};
 use rampart_core::Clock;
 
@@ -49,6 +49,8 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     /// The clock freshness, limits and breakers read.
     pub clock: Arc<dyn Clock>,
+    /// Redis's error counters (registered once, kept across reloads).
+    redis_metrics: RedisMetrics,
 }
 
 impl std::fmt::Debug for State {
@@ -67,28 +69,68 @@ impl State {
         clock: Arc<dyn Clock>,
         registry: &mut Registry,
     ) -> Result<Self, BuildError> {
-        let metrics = Arc::new(Metrics::new(
-            config.routes.iter().map(|r| r.name.clone()).collect(),
-            registry,
-        ));
+        let metrics = Arc::new(Metrics::new(route_names(config), registry));
+        let redis_metrics = RedisMetrics::register(registry);
+        Self::assemble(config, clock, metrics, redis_metrics, None)
+    }
+
+    /// The state for a new config, keeping from `self` everything whose
+    /// definition did not change: the memory tier and its contents (same
+    /// budget and variant bound), the Redis connection and fan-out (same
+    /// `[cache] redis`), upstream pools with their connections, breakers,
+    /// health and queues (same `[[upstreams]]` entry), rate-limit counts
+    /// (same limit on a route of the same name), and every metric series.
+    /// Requests already running finish on `self`.
+    pub fn reloaded(&self, config: &Config) -> Result<Self, BuildError> {
+        let metrics = Arc::new(self.metrics.with_routes(route_names(config)));
+        Self::assemble(
+            config,
+            Arc::clone(&self.clock),
+            metrics,
+            self.redis_metrics.clone(),
+            Some(self),
+        )
+    }
+
+    fn assemble(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        redis_metrics: RedisMetrics,
+        prev: Option<&State>,
+    ) -> Result<Self, BuildError> {
         metrics.l1_budget.set(config.cache.memory as i64);
-        let redis = match &config.cache.redis {
-            Some(r) => Some(Arc::new(Redis::new(r, registry)?)),
-            None => None,
+        let prev_tiers = prev.map(|p| &p.tiers);
+        let same_redis = prev_tiers.filter(|t| t.settings.redis == config.cache.redis);
+        let redis = match (same_redis, &config.cache.redis) {
+            (Some(t), _) => t.redis.clone(),
+            (None, Some(r)) => Some(Arc::new(Redis::new(r, &redis_metrics)?)),
+            (None, None) => None,
         };
-        let fanout = match (&redis, &config.cache.redis) {
-            (Some(redis), Some(cfg)) => Some(Arc::new(Fanout::new(
+        let fanout = match (same_redis, &redis, &config.cache.redis) {
+            (Some(t), _, _) => t.fanout.clone(),
+            (None, Some(redis), Some(cfg)) => Some(Arc::new(Fanout::new(
                 Arc::clone(redis),
                 cfg.purge_sync,
                 Arc::clone(&clock),
             ))),
             _ => None,
         };
+        let l1 = match prev_tiers.filter(|t| {
+            t.settings.memory == config.cache.memory
+                && t.settings.max_variants == config.cache.max_variants
+        }) {
+            Some(t) => Arc::clone(&t.l1),
+            None => Arc::new(MemoryCache::new(
+                config.cache.memory,
+                config.cache.max_variants,
+            )),
+        };
         let tiers = Arc::new(Tiers {
-            l1: MemoryCache::new(config.cache.memory, config.cache.max_variants),
+            l1,
             redis,
             fanout,
-            coalescer: Coalescer::new(),
+            coalescer: prev_tiers.map_or_else(Coalescer::new, |t| Arc::clone(&t.coalescer)),
             settings: config.cache.clone(),
             compression: config.compression.clone(),
             clock: Arc::clone(&clock),
@@ -97,8 +139,17 @@ impl State {
             server: config.server.clone(),
             access_log: config.log.access,
             router: Arc::new(Router::new(config.routes.clone())),
-            upstreams: Arc::new(Upstreams::new(config, &metrics, Arc::clone(&clock))?),
-            limiters: Limiters::new(&config.routes, config.server.max_limit_keys),
+            upstreams: Arc::new(Upstreams::new(
+                config,
+                &metrics,
+                Arc::clone(&clock),
+                prev.map(|p| &*p.upstreams),
+            )?),
+            limiters: Limiters::new(
+                &config.routes,
+                config.server.max_limit_keys,
+                prev.map(|p| &p.limiters),
+            ),
             invalidator: Arc::new(Invalidator::new(
                 Arc::clone(&tiers),
                 config.events.clone(),
@@ -106,7 +157,12 @@ impl State {
             )),
             tiers,
             metrics,
+            redis_metrics,
             clock,
         })
     }
+}
+
+fn route_names(config: &Config) -> Vec<String> {
+    config.routes.iter().map(|r| r.name.clone()).collect()
 }

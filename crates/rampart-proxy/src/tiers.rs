@@ -15,7 +15,7 @@ use rampart_core::Clock;
 /// The tiers and what deciding about them needs.
 pub struct Tiers {
     /// This node's memory tier.
-    pub l1: MemoryCache,
+    pub l1: Arc<MemoryCache>,
     /// The shared tier, when `[cache] redis` is set.
     pub redis: Option<Arc<Redis>>,
     /// The purge fan-out, with Redis: says whether L1 is trusted.
