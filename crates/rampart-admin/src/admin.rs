@@ -1,5 +1,7 @@
 //! The handles the admin API reads and acts on.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
@@ -20,6 +22,7 @@ pub struct Admin {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) token: Option<String>,
     pub(crate) webhook_secret: Option<String>,
+    pub(crate) reload: Option<Arc<dyn Reload>>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -46,6 +49,36 @@ impl Admin {
             clock: Arc::clone(&state.clock),
             token,
             webhook_secret,
+            reload: None,
         }
     }
+
+    /// Lets `POST /admin/reload` call `reload`.
+    pub fn with_reload(mut self, reload: Arc<dyn Reload>) -> Self {
+        self.reload = Some(reload);
+        self
+    }
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    /// The config's generation now (1 at start, one more per applied reload).
+    pub generation: u64,
+    /// What differed from the config before, by section (`routes`,
+    /// `upstreams.api`, `server.listen`…); empty when nothing did.
+    pub changed: Vec<String>,
+}
+
+/// Why a reload was refused.
+pub type ReloadError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The future a reload returns.
+pub type ReloadFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Reloaded, ReloadError>> + Send + 'a>>;
+
+/// Something that can reload the gateway's config: the assembled gateway.
+pub trait Reload: Send + Sync {
+    /// Reads the config again, validates it and swaps it in.
+    fn reload(&self) -> ReloadFuture<'_>;
 }

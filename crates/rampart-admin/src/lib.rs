@@ -1,19 +1,21 @@
 //! The admin listener: `/metrics` (Prometheus), `/healthz` (alive) and
-//! `/readyz` (upstreams reachable), open; `/admin/purge` and
-//! `/admin/cache/stats` with the bearer token; `/admin/events/{name}` with
-//! the bearer token or an HMAC signature of the body.
+//! `/readyz` (upstreams reachable), open; `/admin/purge`,
+//! `/admin/cache/stats` and `/admin/reload` with the bearer token;
+//! `/admin/events/{name}` with the bearer token or an HMAC signature of the
+//! body.
 //!
 //! Modules, top down: `routes` (which endpoint) → `metrics`, `probes`,
-//! `purge` (the endpoints) → `admin` (the handles), `reply`, `auth`.
+//! `purge`, `reload` (the endpoints) → `admin` (the handles), `reply`, `auth`.
 
 mod admin;
 mod auth;
 mod metrics;
 mod probes;
 mod purge;
+mod reload;
 mod reply;
 mod routes;
 
-pub use admin::Admin;
+pub use admin::{Admin, Reload, ReloadError, ReloadFuture, Reloaded};
 pub use auth::signature_ok;
 pub use routes::handle;

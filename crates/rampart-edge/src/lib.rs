@@ -7,4 +7,4 @@
 
 pub mod listener;
 
-pub use listener::{serve, ConnLimits};
+pub use listener::{serve, ConnLimits, Stops};

@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// Protocol limits applied to every connection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnLimits {
     /// Largest request head.
     pub max_header_size: usize,
@@ -46,12 +46,26 @@ fn builder(limits: &ConnLimits) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// Serves `listener` with `handler` until `stop` is cancelled, then stops
-/// accepting and waits up to `shutdown_timeout` for open requests to finish.
+/// When a serve loop stops.
+#[derive(Debug, Clone)]
+pub struct Stops {
+    /// Stop accepting; open connections go on until their clients close
+    /// them (what a reload does to a replaced loop: closing a kept-alive
+    /// connection could race a request the client is sending on it).
+    pub accepting: CancellationToken,
+    /// Shut down: stop accepting, then let open requests finish within
+    /// `shutdown_timeout` and close every connection.
+    pub shutdown: CancellationToken,
+}
+
+/// Serves `listener` with `handler` until `stops` say so. The listener is
+/// shared: a reload starts a new loop with new limits on the same socket
+/// before the old one stops accepting, so no connection is refused in
+/// between.
 pub async fn serve<H, F, B>(
-    listener: TcpListener,
+    listener: Arc<TcpListener>,
     limits: ConnLimits,
-    stop: CancellationToken,
+    stops: Stops,
     handler: H,
 ) where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
@@ -62,11 +76,14 @@ pub async fn serve<H, F, B>(
     let builder = builder(&limits);
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let stop = stops.accepting.clone();
+    let shutdown = stops.shutdown.clone();
     loop {
         // Take a connection slot before accepting: past the bound, clients
         // wait in the kernel's backlog instead of consuming memory here.
         let permit = tokio::select! {
             _ = stop.cancelled() => break,
+            _ = shutdown.cancelled() => break,
             permit = Arc::clone(&slots).acquire_owned() => match permit {
                 Ok(p) => p,
                 Err(_) => break,
@@ -74,6 +91,7 @@ pub async fn serve<H, F, B>(
         };
         let (stream, peer) = tokio::select! {
             _ = stop.cancelled() => break,
+            _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -96,6 +114,15 @@ pub async fn serve<H, F, B>(
         });
     }
     drop(listener);
+    if !shutdown.is_cancelled() {
+        // Replaced by a reload: wait for the open connections to end (every
+        // slot back) or for the shutdown, whichever comes first.
+        let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
+        tokio::select! {
+            _ = slots.acquire_many(all) => return,
+            _ = shutdown.cancelled() => {}
+        }
+    }
     if tokio::time::timeout(limits.shutdown_timeout, graceful.shutdown())
         .await
         .is_err()

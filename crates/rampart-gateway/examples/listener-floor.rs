@@ -61,9 +61,12 @@ fn main() -> ExitCode {
             shutdown_timeout: Duration::from_secs(1),
         };
         serve(
-            listener,
+            std::sync::Arc::new(listener),
             limits,
-            CancellationToken::new(),
+            rampart_edge::Stops {
+                accepting: CancellationToken::new(),
+                shutdown: CancellationToken::new(),
+            },
             move |req, _peer| {
                 let files = Arc::clone(&files);
                 async move {

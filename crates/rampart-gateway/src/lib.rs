@@ -2,39 +2,50 @@
 //! validated [`Config`], binds the public and admin listeners
 //! (`rampart-edge`), and runs the background work (active health checks,
 //! warmers, the purge fan-out and the invalidator that applies what it
-//! delivers). It returns a [`Running`] gateway to stop and wait for.
+//! delivers). It returns a [`Running`] gateway to reload, stop and wait for.
+//!
+//! A reload ([`Running::reload`], `SIGHUP`, `POST /admin/reload`) builds the
+//! new state beside the old one and swaps it in atomically: requests
+//! already running finish on the old state; the memory tier, upstream
+//! pools, breakers, rate-limit counts and Redis connection are kept where
+//! their definition did not change (`rampart_proxy::State::reloaded`).
 //!
 //! Where each concern lives: the request path in `rampart-proxy`, the
 //! admin API in `rampart-admin`, what nodes share through Redis in
 //! `rampart-cluster`, listeners in `rampart-edge`.
+//!
+//! Modules, top down: `reload` (applying a new config) → `tasks`
+//! (background work), `listeners` (sockets and serve loops), `changes`
+//! (what differs between two configs).
 
+mod changes;
+mod listeners;
+mod reload;
 mod tasks;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use arc_swap::{ArcSwap, ArcSwapOption};
 use prometheus_client::registry::Registry;
 use rampart_config::Config;
-use rampart_edge::ConnLimits;
 use rampart_proxy::State;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+pub use listeners::BindError;
+pub use rampart_admin::Reloaded;
 pub use rampart_core::{Clock, ManualClock, SystemClock};
 pub use rampart_proxy::{body, BuildError};
+pub use reload::ReloadError;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// A listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     /// The config could not be turned into a gateway.
     #[error(transparent)]
     Build(#[from] BuildError),
@@ -43,89 +54,88 @@ pub enum StartError {
 /// A started gateway.
 #[derive(Debug)]
 pub struct Running {
-    /// The public listener's address (useful when the config said port 0).
+    /// The public listener's address at start (useful when the config said
+    /// port 0); [`Running::addrs`] gives the addresses after reloads.
     pub addr: SocketAddr,
-    /// The admin listener's address, when configured.
+    /// The admin listener's address at start, when configured.
     pub admin_addr: Option<SocketAddr>,
-    /// The proxy's shared state, for inspection.
-    pub state: Arc<State>,
-    stop: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    gateway: Arc<reload::Gateway>,
 }
 
 impl Running {
+    /// The proxy's state now (a reload swaps in a new one).
+    pub fn state(&self) -> Arc<State> {
+        self.gateway.state.load_full()
+    }
+
+    /// The public and admin listeners' addresses now.
+    pub async fn addrs(&self) -> (SocketAddr, Option<SocketAddr>) {
+        self.gateway.addrs().await
+    }
+
+    /// Validates nothing (the caller did) and swaps `config` in, keeping
+    /// what did not change; on error the previous config keeps serving.
+    pub async fn reload(&self, config: &Config) -> Result<Reloaded, ReloadError> {
+        self.gateway.apply(config.clone()).await
+    }
+
+    /// Reads the file the gateway started from ([`start_from`]) again,
+    /// validates it and swaps it in; on error the previous config keeps
+    /// serving and the error names file, line and field.
+    pub async fn reload_file(&self) -> Result<Reloaded, ReloadError> {
+        self.gateway.reload_file().await
+    }
+
     /// Stops accepting connections; open requests may finish within
     /// `shutdown_timeout`.
     pub fn shutdown(&self) {
-        self.stop.cancel();
+        self.gateway.stop.cancel();
     }
 
-    /// Waits until every listener has stopped and drained.
+    /// Waits until every listener has stopped and drained and every
+    /// background task has ended.
     pub async fn wait(self) {
-        for t in self.tasks {
-            let _ = t.await;
-        }
+        self.gateway.tracker.close();
+        self.gateway.tracker.wait().await;
     }
 }
 
-async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
-    let bind_error = |source| StartError::Bind { addr, source };
-    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
-    let local = listener.local_addr().map_err(bind_error)?;
-    Ok((listener, local))
+/// Binds the listeners and starts serving `config`. Reloads then take a
+/// [`Config`] ([`Running::reload`]); [`start_from`] also re-reads a file.
+pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
+    start_from(config, clock, None).await
 }
 
-/// Binds the listeners and starts serving.
-pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
+/// [`start`], remembering the file `config` was read from so that
+/// [`Running::reload_file`], `SIGHUP` and `POST /admin/reload` read it again.
+pub async fn start_from(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    path: Option<PathBuf>,
+) -> Result<Running, StartError> {
     let mut registry = Registry::with_prefix("rampart");
     let state = Arc::new(State::new(config, clock, &mut registry)?);
-    let registry = Arc::new(registry);
-    let limits = ConnLimits {
-        max_header_size: config.server.max_header_size,
-        header_read_timeout: config.server.header_read_timeout,
-        max_connections: config.server.max_connections,
-        shutdown_timeout: config.server.shutdown_timeout,
+    let reload_metrics = reload::ReloadMetrics::register(&mut registry);
+    let public = listeners::Socket::bind(config.server.listen).await?;
+    let admin = match &config.admin {
+        Some(a) => Some(listeners::Socket::bind(a.listen).await?),
+        None => None,
     };
-    let stop = CancellationToken::new();
-    let (listener, addr) = bind(config.server.listen).await?;
-    let mut tasks = Vec::new();
-    let proxy = Arc::clone(&state);
-    tasks.push(tokio::spawn(rampart_edge::serve(
-        listener,
-        limits,
-        stop.clone(),
-        move |req, peer| rampart_proxy::handle(Arc::clone(&proxy), req, peer),
-    )));
-    tasks.extend(tasks::health_checks(&state, &stop));
-    tasks.extend(tasks::warmers(&state, &config.warmers, &stop));
-    tasks.extend(tasks::fanout(&state, &stop));
-
-    let mut admin_addr = None;
-    if let Some(admin) = &config.admin {
-        let (listener, local) = bind(admin.listen).await?;
-        admin_addr = Some(local);
-        let api = Arc::new(rampart_admin::Admin::new(
-            &state,
-            registry,
-            admin.token.clone(),
-            admin.webhook_secret.clone(),
-        ));
-        let admin_limits = ConnLimits {
-            max_connections: 256,
-            ..limits
-        };
-        tasks.push(tokio::spawn(rampart_edge::serve(
-            listener,
-            admin_limits,
-            stop.clone(),
-            move |req, _peer| rampart_admin::handle(Arc::clone(&api), req),
-        )));
-    }
+    let (addr, admin_addr) = (public.local, admin.as_ref().map(|a| a.local));
+    let gateway = Arc::new(reload::Gateway {
+        state: Arc::new(ArcSwap::new(state)),
+        admin: Arc::new(ArcSwapOption::empty()),
+        registry: Arc::new(registry),
+        metrics: reload_metrics,
+        path,
+        stop: CancellationToken::new(),
+        tracker: TaskTracker::new(),
+        live: tokio::sync::Mutex::new(None),
+    });
+    gateway.begin(config.clone(), public, admin).await;
     Ok(Running {
         addr,
         admin_addr,
-        state,
-        stop,
-        tasks,
+        gateway,
     })
 }

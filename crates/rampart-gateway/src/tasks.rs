@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use http::{HeaderMap, HeaderValue, Method, Uri};
+use rampart_cluster::Fanout;
 use rampart_config::WarmerConfig;
 use rampart_core::Clock;
 use rampart_proxy::request::RequestHead;
@@ -120,17 +122,22 @@ pub(crate) fn warmers(
         .collect()
 }
 
-/// With Redis: the fan-out, and the invalidator applying what it delivers.
-pub(crate) fn fanout(state: &Arc<State>, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
-    let Some(fanout) = state.tiers.fanout.clone() else {
-        return Vec::new();
-    };
+/// With Redis: the fan-out, and the invalidator of the state in use (after
+/// a reload, the new one) applying what it delivers.
+pub(crate) fn fanout(
+    fanout: &Arc<Fanout>,
+    state: Arc<ArcSwap<State>>,
+    stop: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
     let (tx, mut rx) = mpsc::channel(DELIVERY_QUEUE);
-    let invalidator = Arc::clone(&state.invalidator);
     let applier = tokio::spawn(async move {
         while let Some(delivery) = rx.recv().await {
+            let invalidator = Arc::clone(&state.load().invalidator);
             invalidator.deliver(delivery).await;
         }
     });
-    vec![tokio::spawn(fanout.run(tx, stop.clone())), applier]
+    vec![
+        tokio::spawn(Arc::clone(fanout).run(tx, stop.clone())),
+        applier,
+    ]
 }

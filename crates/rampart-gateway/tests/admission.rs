@@ -64,7 +64,7 @@ async fn critical_requests_get_through_while_low_ones_are_shed() {
         let (client, url) = (client.clone(), format!("http://{}/browse/{i}", gw.addr));
         low.push(tokio::spawn(async move { client.get(&url, &[]).await }));
     }
-    let admission = Arc::clone(gw.state.upstreams.admission(0).unwrap());
+    let admission = Arc::clone(gw.state().upstreams.admission(0).unwrap());
     eventually("two lows in flight and three queued", || {
         admission.in_flight() == 2 && admission.depth(3) == 3
     })
@@ -149,7 +149,7 @@ async fn waiting_is_bounded_by_the_queue_timeout() {
         let (client, url) = (client.clone(), format!("http://{}/browse/a", gw.addr));
         tokio::spawn(async move { client.get(&url, &[]).await })
     };
-    let admission = Arc::clone(gw.state.upstreams.admission(0).unwrap());
+    let admission = Arc::clone(gw.state().upstreams.admission(0).unwrap());
     eventually("the first request holds the slot", || {
         admission.in_flight() == 1
     })
@@ -213,7 +213,7 @@ async fn a_slot_is_held_until_the_response_body_ends() {
         let (client, url) = (client.clone(), format!("http://{}/browse/long", gw.addr));
         tokio::spawn(async move { client.get(&url, &[]).await })
     };
-    let admission = Arc::clone(gw.state.upstreams.admission(0).unwrap());
+    let admission = Arc::clone(gw.state().upstreams.admission(0).unwrap());
     eventually("the long request holds the slot", || {
         admission.in_flight() == 1
     })

@@ -183,7 +183,8 @@ async fn failing_health_checks_take_a_target_out_and_passing_ones_bring_it_back(
     );
     let gw = gateway(&text, Arc::new(SystemClock)).await;
     let client = TestClient::new();
-    let pool = &gw.state.upstreams.pools()[0];
+    let state = gw.state();
+    let pool = &state.upstreams.pools()[0];
     eventually("two failed checks take the sick target out", || {
         pool.health_states()
             == [
@@ -253,7 +254,8 @@ async fn with_every_target_unhealthy_stale_is_served_else_503_and_readyz_fails()
     assert_eq!(client.get(&kept, &[]).await.text(), "copy of /kept");
 
     up.store(false, Ordering::SeqCst);
-    let pool = &gw.state.upstreams.pools()[0];
+    let state = gw.state();
+    let pool = &state.upstreams.pools()[0];
     eventually("a failed check takes the only target out", || {
         pool.health_states().iter().all(|(_, healthy)| !*healthy)
     })

@@ -132,8 +132,12 @@ fn serve(path: &std::path::Path) -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // Signal handlers first: a SIGHUP must never find the default
+        // action (ending the process) once the listener is up.
+        let signals = Signals::install();
+        let clock = Arc::new(rampart_gateway::SystemClock);
         let running =
-            match rampart_gateway::start(&config, Arc::new(rampart_gateway::SystemClock)).await {
+            match rampart_gateway::start_from(&config, clock, Some(path.to_path_buf())).await {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -145,7 +149,7 @@ fn serve(path: &std::path::Path) -> ExitCode {
             admin = ?running.admin_addr,
             "rampart is serving"
         );
-        shutdown_signal().await;
+        signals.serve(&running).await;
         tracing::info!("shutting down: draining open requests");
         running.shutdown();
         running.wait().await;
@@ -175,27 +179,50 @@ fn init_logging() {
         .init();
 }
 
-async fn shutdown_signal() {
+/// The signals `rampart serve` handles: SIGTERM and SIGINT shut down,
+/// SIGHUP reloads the config file.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
+    streams: Option<[tokio::signal::unix::Signal; 3]>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let streams = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::hangup()),
+            ) {
+                (Ok(term), Ok(int), Ok(hup)) => Some([term, int, hup]),
+                _ => None,
+            };
+            Self { streams }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// Waits for SIGTERM or SIGINT (then returns, to shut down); each
+    /// SIGHUP meanwhile reloads the config file (the gateway logs and
+    /// counts the outcome; a bad file leaves the running config in place).
+    async fn serve(self, running: &rampart_gateway::Running) {
+        #[cfg(unix)]
+        if let Some([mut term, mut int, mut hup]) = self.streams {
+            loop {
                 tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
+                    _ = term.recv() => return,
+                    _ = int.recv() => return,
+                    _ = hup.recv() => {
+                        tracing::info!("SIGHUP: reloading the config");
+                        let _ = running.reload_file().await;
+                    }
                 }
             }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
         }
-    }
-    #[cfg(not(unix))]
-    {
+        let _ = running;
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -162,3 +162,87 @@ fn demo_runs_every_seed_application() {
         let _ = std::fs::remove_dir_all(&out);
     }
 }
+
+/// `kill -HUP` reloads the config file: a good one is applied, a broken one
+/// is logged and refused, and the process serves on either way.
+#[tokio::test]
+async fn sighup_reloads_the_config_and_never_kills_the_process() {
+    let origin =
+        rampart_testkit::Origin::simple(|_| rampart_testkit::respond(200, &[], "ok")).await;
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+    };
+    let (listen, admin) = (free(), free());
+    let config = |route: &str| {
+        format!(
+            "[server]\nlisten = \"{listen}\"\n[admin]\nlisten = \"{admin}\"\n\
+             [[upstreams]]\nname = \"app\"\ntargets = [\"{}\"]\n\
+             [[routes]]\nmatch = \"GET {route}\"\nupstream = \"app\"\n",
+            origin.addr
+        )
+    };
+    let path = write("sighup.toml", &config("/one"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start rampart serve");
+    let client = rampart_testkit::TestClient::new();
+    let status = |url: String| {
+        let client = client.clone();
+        async move { client.get(&url, &[]).await.status.as_u16() }
+    };
+    rampart_testkit::eventually_async("rampart listens", || async {
+        tokio::net::TcpStream::connect(listen).await.is_ok()
+    })
+    .await;
+    assert_eq!(status(format!("http://{listen}/one")).await, 200);
+
+    let hup = || {
+        let ok = std::process::Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -HUP");
+    };
+    std::fs::write(&path, config("/two")).expect("write");
+    hup();
+    rampart_testkit::eventually_async("the new route serves", || async {
+        status(format!("http://{listen}/two")).await == 200
+    })
+    .await;
+
+    std::fs::write(&path, "[server]\nlisten = 12\n").expect("write");
+    hup();
+    rampart_testkit::eventually_async("the rejection is counted", || async {
+        client
+            .get(&format!("http://{admin}/metrics"), &[])
+            .await
+            .text()
+            .contains("rampart_config_reloads_total{result=\"rejected\"} 1")
+    })
+    .await;
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "rampart is alive"
+    );
+    assert_eq!(status(format!("http://{listen}/two")).await, 200);
+
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok);
+    let out = child.wait_with_output().expect("rampart exits");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(log.contains("config reload rejected"), "{log}");
+    assert!(log.contains("sighup.toml"), "the log names the file: {log}");
+}

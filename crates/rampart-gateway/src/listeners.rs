@@ -1,0 +1,83 @@
+//! The listening sockets and the serve loops on them. A socket is bound
+//! once and shared: a reload that changes a listener's limits starts a new
+//! loop on the same socket and then stops the old one (which drains its
+//! connections), so no connection is refused in between; one that changes
+//! the address binds the new address first and fails the reload if it
+//! cannot.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rampart_config::ServerConfig;
+use rampart_edge::ConnLimits;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Why a listener could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub struct BindError {
+    /// The address.
+    pub addr: SocketAddr,
+    /// The OS error.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// A bound socket.
+#[derive(Debug, Clone)]
+pub(crate) struct Socket {
+    /// The configured address (port 0 stays 0 here).
+    pub configured: SocketAddr,
+    /// The address it is bound to.
+    pub local: SocketAddr,
+    pub listener: Arc<TcpListener>,
+}
+
+impl Socket {
+    pub(crate) async fn bind(addr: SocketAddr) -> Result<Self, BindError> {
+        let bind_error = |source| BindError { addr, source };
+        let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+        let local = listener.local_addr().map_err(bind_error)?;
+        Ok(Self {
+            configured: addr,
+            local,
+            listener: Arc::new(listener),
+        })
+    }
+
+    /// This socket when it is bound to `addr`, else a new one bound there.
+    pub(crate) async fn rebind(&self, addr: SocketAddr) -> Result<Self, BindError> {
+        if addr == self.configured {
+            Ok(self.clone())
+        } else {
+            Self::bind(addr).await
+        }
+    }
+}
+
+/// A serve loop on a socket, stopped by its own token.
+#[derive(Debug)]
+pub(crate) struct Serving {
+    pub socket: Socket,
+    pub limits: ConnLimits,
+    pub stop: CancellationToken,
+}
+
+/// The connection limits `[server]` sets on the public listener.
+pub(crate) fn public_limits(server: &ServerConfig) -> ConnLimits {
+    ConnLimits {
+        max_header_size: server.max_header_size,
+        header_read_timeout: server.header_read_timeout,
+        max_connections: server.max_connections,
+        shutdown_timeout: server.shutdown_timeout,
+    }
+}
+
+/// The admin listener's limits: the public ones with fewer connections.
+pub(crate) fn admin_limits(server: &ServerConfig) -> ConnLimits {
+    ConnLimits {
+        max_connections: 256,
+        ..public_limits(server)
+    }
+}
