@@ -10,6 +10,7 @@
 pub mod model;
 pub mod pattern;
 pub mod raw;
+pub mod rewrite;
 pub mod validate;
 
 use std::path::Path;
@@ -18,6 +19,7 @@ pub use ipnet::IpNet;
 pub use model::*;
 pub use pattern::{PathPattern, RouteMatch};
 pub use rampart_core::Template;
+pub use rewrite::{HeaderEdits, HostPattern, PathRewrite};
 pub use validate::validate;
 
 /// A configuration error with its place in the file.

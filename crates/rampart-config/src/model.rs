@@ -10,6 +10,7 @@ use ipnet::IpNet;
 use rampart_core::Template;
 
 use crate::pattern::RouteMatch;
+use crate::rewrite::{HeaderEdits, HostPattern, PathRewrite};
 
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -234,6 +235,21 @@ pub struct UpstreamConfig {
     /// Whether an idempotent request without a body is retried once on
     /// another target after a connect error or a 503.
     pub retry: bool,
+    /// The `Host` sent to the upstream.
+    pub host_header: HostHeader,
+}
+
+/// The `Host` an upstream is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum HostHeader {
+    /// The client's (as Traefik's `passHostHeader`, nginx's
+    /// `proxy_set_header Host $host`).
+    #[default]
+    Client,
+    /// The chosen target's `host:port` (nginx's default, `$proxy_host`).
+    Target,
+    /// This value.
+    Fixed(http::HeaderValue),
 }
 
 /// How requests are spread over an upstream's targets.
@@ -349,6 +365,14 @@ pub struct RouteConfig {
     pub limits: Vec<LimitConfig>,
     /// Priority class in the upstream's admission queue.
     pub priority: Priority,
+    /// Hosts the route answers for; empty answers for every host.
+    pub hosts: Vec<HostPattern>,
+    /// How the path sent upstream differs from the client's.
+    pub rewrite: PathRewrite,
+    /// Edits to the request sent upstream.
+    pub request_headers: HeaderEdits,
+    /// Edits to every response the route gives.
+    pub response_headers: HeaderEdits,
 }
 
 /// A route's rate limit.

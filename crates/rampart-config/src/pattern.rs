@@ -188,6 +188,25 @@ impl PathPattern {
         }
     }
 
+    /// What the final `*` matched in a path this pattern matches: the
+    /// rest after the fixed segments, without its leading `/` ("" when
+    /// nothing is left or the pattern has no `*`).
+    pub fn tail<'s>(&self, path: &'s str) -> &'s str {
+        if !self.tail {
+            return "";
+        }
+        let mut rest = path.strip_prefix('/').unwrap_or(path);
+        for _ in &self.segments {
+            rest = rest.split_once('/').map_or("", |(_, r)| r);
+        }
+        rest
+    }
+
+    /// Whether the pattern ends in `*`.
+    pub fn has_tail(&self) -> bool {
+        self.tail
+    }
+
     /// Names of the parameters, in order.
     pub fn param_names(&self) -> impl Iterator<Item = &str> {
         self.segments.iter().filter_map(|s| match s {

@@ -170,6 +170,7 @@ pub struct RawUpstream {
     pub health: Option<Spanned<RawHealth>>,
     pub balance: Option<Spanned<Text>>,
     pub retry: Option<bool>,
+    pub host_header: Option<Spanned<Text>>,
 }
 
 /// An upstream's `health = { … }`.
@@ -226,6 +227,45 @@ pub struct RawRoute {
     pub timeout: Option<Dur>,
     pub limit: Option<Spanned<OneOrMany<RawLimit>>>,
     pub priority: Option<Spanned<Text>>,
+    pub host: Option<Spanned<OneOrList>>,
+    pub strip_prefix: Option<Spanned<Text>>,
+    pub rewrite: Option<Spanned<Text>>,
+    pub request_headers: Option<Spanned<RawHeaderEdits>>,
+    pub response_headers: Option<Spanned<RawHeaderEdits>>,
+}
+
+/// `request_headers` / `response_headers = { set = {…}, add = {…}, remove = […] }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaderEdits {
+    pub set: Option<std::collections::BTreeMap<String, Text>>,
+    pub add: Option<std::collections::BTreeMap<String, Text>>,
+    pub remove: Option<Vec<Text>>,
+}
+
+/// One string or a list of strings.
+#[derive(Debug)]
+pub struct OneOrList(pub Vec<Text>);
+
+impl<'de> Deserialize<'de> for OneOrList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OneOrList;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                env::expand(v, env::process)
+                    .map(|t| OneOrList(vec![Text(t)]))
+                    .map_err(E::custom)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Vec::<Text>::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(OneOrList)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// One table or a list of them. (Not a serde untagged enum: that would

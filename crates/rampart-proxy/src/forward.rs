@@ -18,7 +18,7 @@ use rampart_guard::admission::{Admission, Settings};
 
 use crate::body::{empty, guarded, Body, ClientBodyError};
 use crate::error::GatewayError;
-use crate::headers::{remove_hop_by_hop, set_forwarded};
+use crate::headers::{remove_hop_by_hop, set_forwarded, BadHead};
 use crate::metrics::Metrics;
 use crate::outcome::UpstreamOutcome;
 use crate::request::RequestHead;
@@ -72,6 +72,32 @@ pub fn for_cache(head: &RequestHead, stale: Option<&Entry>, identity: bool) -> R
     *req.uri_mut() = head.path_and_query();
     *req.headers_mut() = headers;
     req
+}
+
+/// The route's changes to a request on its way upstream: the path
+/// rewritten (query kept) and the request header edits. The cache key is
+/// the client's URL, and both are functions of it, so the key and the
+/// request forwarded still agree.
+pub fn for_route(
+    route: &RouteConfig,
+    mut req: Request<Body>,
+) -> Result<Request<Body>, GatewayError> {
+    let rewrite = &route.rewrite;
+    if rewrite.path.is_some() || rewrite.strip_prefix.is_some() {
+        let path = req.uri().path();
+        let pattern = &route.matcher.path;
+        let params = pattern.matches(path).unwrap_or_default();
+        let mut target = rewrite.apply(path, &params, pattern.tail(path));
+        if let Some(query) = req.uri().query() {
+            target.push('?');
+            target.push_str(query);
+        }
+        *req.uri_mut() = target
+            .parse()
+            .map_err(|_| GatewayError::BadRequest(BadHead::Rewrite))?;
+    }
+    route.request_headers.apply(req.headers_mut());
+    Ok(req)
 }
 
 /// Every upstream's pool and admission control.
@@ -181,6 +207,7 @@ impl Upstreams {
         route: &RouteConfig,
         req: Request<Body>,
     ) -> Result<Response<Body>, GatewayError> {
+        let req = for_route(route, req)?;
         let upstream = &self.pools[route.upstream];
         let deadline = Instant::now() + route.timeout;
         let slot = match self.admission(route.upstream) {

@@ -26,6 +26,8 @@ pub enum BadHead {
     InvalidHost,
     /// An HTTP/2 `:authority` and a `Host` naming different hosts.
     AuthorityMismatch,
+    /// The route's rewrite made something that is not a path.
+    Rewrite,
 }
 
 impl BadHead {
@@ -38,6 +40,7 @@ impl BadHead {
                 "the Host header is not a host name or address with an optional port"
             }
             BadHead::AuthorityMismatch => "the Host header and :authority name different hosts",
+            BadHead::Rewrite => "the route's rewrite of this path is not a valid path",
         }
     }
 }

@@ -73,6 +73,9 @@ pub async fn handle(
             GatewayError::Internal.into_response()
         }
     };
+    if let Some(route) = outcome.route.and_then(|r| state.router.get(r)) {
+        route.config.response_headers.apply(response.headers_mut());
+    }
     if let Some((policy, limit)) = outcome.limit_headers.take() {
         response
             .headers_mut()
@@ -186,8 +189,9 @@ fn check_limits(req: &Request<Incoming>, max_body_size: u64) -> Result<(), Gatew
 
 /// Stage 3: the route.
 fn route<'r>(router: &'r Router, head: &RequestHead) -> Result<&'r Arc<Route>, GatewayError> {
+    let host = head.headers.get(HOST).and_then(|h| h.to_str().ok());
     router
-        .find(&head.method, head.uri.path())
+        .find(&head.method, host, head.uri.path())
         .ok_or_else(|| GatewayError::NoRoute {
             method: head.method.clone(),
             path: head.uri.path().to_string(),

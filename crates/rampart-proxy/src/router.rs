@@ -1,5 +1,5 @@
-//! Finds the route for a request: the first `[[routes]]` entry whose method
-//! and path pattern match.
+//! Finds the route for a request: the first `[[routes]]` entry whose host
+//! (when it names any), method and path pattern match.
 
 use std::sync::Arc;
 
@@ -33,10 +33,13 @@ impl Router {
         }
     }
 
-    /// The first matching route.
-    pub fn find(&self, method: &Method, path: &str) -> Option<&Arc<Route>> {
+    /// The first matching route; `host` is the request's `Host` value.
+    pub fn find(&self, method: &Method, host: Option<&str>, path: &str) -> Option<&Arc<Route>> {
         self.routes.iter().find(|r| {
-            r.config.matcher.matches_method(method) && r.config.matcher.path.matches(path).is_some()
+            let hosts = &r.config.hosts;
+            (hosts.is_empty() || host.is_some_and(|h| hosts.iter().any(|p| p.matches(h))))
+                && r.config.matcher.matches_method(method)
+                && r.config.matcher.path.matches(path).is_some()
         })
     }
 

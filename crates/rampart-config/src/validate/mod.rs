@@ -7,6 +7,7 @@
 mod cache;
 mod common;
 mod events;
+mod rewrite;
 mod routes;
 mod server;
 mod upstreams;

@@ -13,6 +13,7 @@ use crate::model::{
 use crate::raw;
 
 use super::common::Invalid;
+use super::rewrite;
 
 /// Every route, in file order, names unique, each naming a defined upstream.
 pub(super) fn routes(
@@ -134,6 +135,10 @@ pub(super) fn routes(
                 ));
             }
         };
+        let hosts = rewrite::hosts(r.host)?;
+        let rewrite = rewrite::path_rewrite(r.strip_prefix, r.rewrite, &r.matcher)?;
+        let request_headers = rewrite::header_edits(r.request_headers)?;
+        let response_headers = rewrite::header_edits(r.response_headers)?;
         routes.push(RouteConfig {
             name,
             matcher: r.matcher,
@@ -143,6 +148,10 @@ pub(super) fn routes(
             timeout,
             limits,
             priority,
+            hosts,
+            rewrite,
+            request_headers,
+            response_headers,
         });
     }
 

@@ -7,6 +7,7 @@ use crate::model::{AdmissionConfig, Balance, CircuitConfig, HealthConfig, Upstre
 use crate::raw;
 
 use super::common::Invalid;
+use super::rewrite;
 
 /// Every upstream, names unique.
 pub(super) fn upstreams(raw: Vec<raw::RawUpstream>) -> Result<Vec<UpstreamConfig>, Invalid> {
@@ -83,6 +84,7 @@ pub(super) fn upstreams(raw: Vec<raw::RawUpstream>) -> Result<Vec<UpstreamConfig
                 },
             },
             retry: u.retry.unwrap_or(true),
+            host_header: rewrite::host_header(u.host_header.as_ref())?,
             circuit: match u.circuit {
                 None => None,
                 Some(c) => {

@@ -18,7 +18,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use prometheus_client::metrics::counter::Counter;
-use rampart_config::{Balance, HealthConfig, UpstreamConfig};
+use rampart_config::{Balance, HealthConfig, HostHeader, UpstreamConfig};
 use rampart_guard::breaker::{Breaker, Settings, State};
 use rampart_guard::health::Health;
 
@@ -93,6 +93,7 @@ pub struct Upstream {
     balance: Balance,
     retry: bool,
     health: Option<HealthConfig>,
+    host_header: HostHeader,
     /// Retry counters, by [`RetryReason`].
     retries: [Counter; 3],
 }
@@ -163,6 +164,7 @@ impl Upstream {
             balance: cfg.balance,
             retry: cfg.retry,
             health: cfg.health.clone(),
+            host_header: cfg.host_header.clone(),
             retries: RetryReason::ALL.map(|r| metrics.retry(&cfg.name, r)),
         })
     }
@@ -277,6 +279,17 @@ impl Upstream {
         timeout: Duration,
     ) -> Result<Response<Body>, UpstreamError> {
         let target = &self.targets[index].authority;
+        match &self.host_header {
+            HostHeader::Client => {}
+            HostHeader::Target => {
+                if let Ok(v) = http::HeaderValue::from_str(target.as_str()) {
+                    req.headers_mut().insert(http::header::HOST, v);
+                }
+            }
+            HostHeader::Fixed(v) => {
+                req.headers_mut().insert(http::header::HOST, v.clone());
+            }
+        }
         let mut parts = req.uri().clone().into_parts();
         parts.scheme = Some(Scheme::HTTP);
         parts.authority = Some(target.clone());
