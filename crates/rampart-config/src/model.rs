@@ -82,6 +82,33 @@ pub struct ServerConfig {
     /// proxies (lower case): fields that let a client rewrite what the
     /// origin serves behind the cache's back.
     pub strip_from_untrusted: Vec<HeaderName>,
+    /// TLS on the public listener; `None` serves plain HTTP.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    /// Certificates; the first is sent when no other's hosts match the
+    /// client's SNI (or it sent none).
+    pub certs: Vec<CertConfig>,
+    /// A plain listener that answers every request with a redirect to HTTPS.
+    pub redirect_from: Option<SocketAddr>,
+    /// `Strict-Transport-Security` sent on every HTTPS response.
+    pub hsts: Option<http::HeaderValue>,
+}
+
+/// One certificate chain and its key (PEM files), for some hosts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertConfig {
+    /// Hosts it is chosen for by SNI (empty: the default certificate).
+    pub hosts: Vec<HostPattern>,
+    /// The PEM chain, leaf first.
+    pub cert: std::path::PathBuf,
+    /// The PEM private key.
+    pub key: std::path::PathBuf,
+    /// Where the certificate is set, `server.tls.certs[2]`, for errors.
+    pub field: String,
 }
 
 /// Request headers removed from untrusted clients by default: frameworks

@@ -111,6 +111,27 @@ pub struct RawServer {
     pub max_connections: Option<u32>,
     pub max_limit_keys: Option<u32>,
     pub strip_from_untrusted: Option<Vec<Spanned<Text>>>,
+    pub tls: Option<Spanned<RawTls>>,
+}
+
+/// `[server] tls = { cert, key }` or `[server.tls]` with `[[server.tls.certs]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: Option<Spanned<Text>>,
+    pub key: Option<Spanned<Text>>,
+    pub certs: Option<Vec<RawCert>>,
+    pub redirect_from: Option<Listen>,
+    pub hsts: Option<Spanned<Text>>,
+}
+
+/// `[[server.tls.certs]]`: a certificate for some host names.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCert {
+    pub hosts: Spanned<OneOrList>,
+    pub cert: Spanned<Text>,
+    pub key: Spanned<Text>,
 }
 
 /// `[admin]`

@@ -6,5 +6,6 @@
 //! admin API).
 
 pub mod listener;
+pub mod tls;
 
-pub use listener::{serve, ConnLimits, Stops};
+pub use listener::{serve, Conn, ConnLimits, Stops, TlsSwap};

@@ -46,6 +46,19 @@ fn builder(limits: &ConnLimits) -> auto::Builder<TokioExecutor> {
     builder
 }
 
+/// The TLS settings of a listener, replaced on reload (certificates are
+/// read again); each new connection takes the settings current then.
+pub type TlsSwap = Arc<arc_swap::ArcSwap<rustls::ServerConfig>>;
+
+/// The connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct Conn {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
 /// When a serve loop stops.
 #[derive(Debug, Clone)]
 pub struct Stops {
@@ -66,9 +79,10 @@ pub async fn serve<H, F, B>(
     listener: Arc<TcpListener>,
     limits: ConnLimits,
     stops: Stops,
+    tls: Option<TlsSwap>,
     handler: H,
 ) where
-    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<Incoming>, Conn) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -106,10 +120,34 @@ pub async fn serve<H, F, B>(
         let handler = handler.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let tls = tls.as_ref().map(|t| t.load_full());
+        let handshake_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| handler(req, peer));
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            let _ = watcher.watch(conn).await;
+            let conn = Conn {
+                peer,
+                tls: tls.is_some(),
+            };
+            let service = hyper::service::service_fn(move |req| handler(req, conn));
+            match tls {
+                None => {
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                }
+                Some(settings) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(settings);
+                    // The handshake counts against the time to send a head.
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            let conn = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            let _ = watcher.watch(conn.into_owned()).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
             drop(permit);
         });
     }

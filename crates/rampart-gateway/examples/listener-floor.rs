@@ -67,6 +67,7 @@ fn main() -> ExitCode {
                 accepting: CancellationToken::new(),
                 shutdown: CancellationToken::new(),
             },
+            None,
             move |req, _peer| {
                 let files = Arc::clone(&files);
                 async move {

@@ -18,6 +18,7 @@
 //! (background work), `listeners` (sockets and serve loops), `changes`
 //! (what differs between two configs).
 
+mod certs;
 mod changes;
 mod listeners;
 mod reload;
@@ -37,6 +38,7 @@ use tokio_util::task::TaskTracker;
 pub use listeners::BindError;
 pub use rampart_admin::Reloaded;
 pub use rampart_core::{Clock, ManualClock, SystemClock};
+pub use rampart_edge::tls::{CertInfo, TlsError};
 pub use rampart_proxy::{body, BuildError};
 pub use reload::ReloadError;
 
@@ -49,6 +51,18 @@ pub enum StartError {
     /// The config could not be turned into a gateway.
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// A certificate or key could not be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// Reads and checks the public listener's certificates and keys (what
+/// `rampart check` does), warning about any that expire within 30 days.
+pub fn check_tls(config: &Config) -> Result<Vec<CertInfo>, TlsError> {
+    match &config.server.tls {
+        None => Ok(Vec::new()),
+        Some(t) => Ok(certs::load(t, std::time::SystemTime::now())?.certs),
+    }
 }
 
 /// A started gateway.
@@ -116,23 +130,39 @@ pub async fn start_from(
     let mut registry = Registry::with_prefix("rampart");
     let state = Arc::new(State::new(config, clock, &mut registry)?);
     let reload_metrics = reload::ReloadMetrics::register(&mut registry);
-    let public = listeners::Socket::bind(config.server.listen).await?;
-    let admin = match &config.admin {
-        Some(a) => Some(listeners::Socket::bind(a.listen).await?),
+    let expiry = certs::Expiry::default();
+    registry.register_collector(Box::new(expiry.clone()));
+    let tls = match &config.server.tls {
+        Some(t) => Some(certs::load(t, std::time::SystemTime::now())?),
         None => None,
     };
-    let (addr, admin_addr) = (public.local, admin.as_ref().map(|a| a.local));
+    let sockets = reload::Sockets {
+        public: listeners::Socket::bind(config.server.listen).await?,
+        admin: match &config.admin {
+            Some(a) => Some(listeners::Socket::bind(a.listen).await?),
+            None => None,
+        },
+        redirect: match config.server.tls.as_ref().and_then(|t| t.redirect_from) {
+            Some(a) => Some(listeners::Socket::bind(a).await?),
+            None => None,
+        },
+    };
+    let (addr, admin_addr) = (
+        sockets.public.local,
+        sockets.admin.as_ref().map(|a| a.local),
+    );
     let gateway = Arc::new(reload::Gateway {
         state: Arc::new(ArcSwap::new(state)),
         admin: Arc::new(ArcSwapOption::empty()),
         registry: Arc::new(registry),
         metrics: reload_metrics,
+        expiry,
         path,
         stop: CancellationToken::new(),
         tracker: TaskTracker::new(),
         live: tokio::sync::Mutex::new(None),
     });
-    gateway.begin(config.clone(), public, admin).await;
+    gateway.begin(config.clone(), sockets, tls).await;
     Ok(Running {
         addr,
         admin_addr,

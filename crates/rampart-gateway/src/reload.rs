@@ -13,6 +13,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
+use std::time::SystemTime;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -23,10 +24,13 @@ use prometheus_client::registry::Registry;
 use rampart_admin::{Admin, Reload, ReloadFuture, Reloaded};
 use rampart_cluster::Fanout;
 use rampart_config::{Config, ConfigError};
+use rampart_edge::tls::{Tls, TlsError};
+use rampart_edge::TlsSwap;
 use rampart_proxy::{BuildError, State};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::certs;
 use crate::changes::changed;
 use crate::listeners::{admin_limits, public_limits, BindError, Serving, Socket};
 use crate::tasks;
@@ -46,6 +50,9 @@ pub enum ReloadError {
     /// The config could not be turned into a gateway.
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// A certificate or key could not be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The gateway is shutting down.
     #[error("the gateway is shutting down")]
     Stopping,
@@ -58,6 +65,7 @@ impl ReloadError {
             ReloadError::Config(_) => "invalid",
             ReloadError::Bind(_) => "bind",
             ReloadError::Build(_) => "build",
+            ReloadError::Tls(_) => "tls",
             ReloadError::Stopping => "stopping",
         }
     }
@@ -99,12 +107,23 @@ impl ReloadMetrics {
     }
 }
 
+/// The sockets a gateway starts with.
+pub(crate) struct Sockets {
+    pub public: Socket,
+    pub admin: Option<Socket>,
+    pub redirect: Option<Socket>,
+}
+
 /// What the current config runs.
 pub(crate) struct Live {
     config: Config,
     generation: u64,
     public: Serving,
+    /// The public listener's TLS settings, when it has TLS.
+    tls: Option<TlsSwap>,
     admin: Option<Serving>,
+    /// The plain listener redirecting to HTTPS, and the port it sends to.
+    redirect: Option<(Serving, u16)>,
     /// Stops this config's health checks and warmers.
     background: CancellationToken,
     /// The purge fan-out running, and what stops it (kept while the Redis
@@ -118,6 +137,7 @@ pub(crate) struct Gateway {
     pub admin: Arc<ArcSwapOption<Admin>>,
     pub registry: Arc<Registry>,
     pub metrics: ReloadMetrics,
+    pub expiry: certs::Expiry,
     pub path: Option<PathBuf>,
     pub stop: CancellationToken,
     pub tracker: TaskTracker,
@@ -150,14 +170,27 @@ impl Gateway {
     pub(crate) async fn begin(
         self: &Arc<Self>,
         config: Config,
-        public: Socket,
-        admin: Option<Socket>,
+        sockets: Sockets,
+        tls: Option<Tls>,
     ) {
         let mut live = self.live.lock().await;
         self.install_admin(&config);
         let state = self.state.load_full();
-        let public = self.serve_public(public, public_limits(&config.server));
-        let admin = admin.map(|s| self.serve_admin(s, admin_limits(&config.server)));
+        let tls = tls.map(|t| {
+            self.expiry.certs.store(Arc::new(t.certs));
+            Arc::new(ArcSwap::new(t.server))
+        });
+        let https_port = sockets.public.local.port();
+        let public = self.serve_public(sockets.public, public_limits(&config.server), tls.clone());
+        let admin = sockets
+            .admin
+            .map(|s| self.serve_admin(s, admin_limits(&config.server)));
+        let redirect = sockets.redirect.map(|s| {
+            (
+                self.serve_redirect(s, admin_limits(&config.server), https_port),
+                https_port,
+            )
+        });
         let background = self.stop.child_token();
         self.spawn_background(&state, &config, &background);
         let fanout = self.spawn_fanout(&state);
@@ -166,7 +199,9 @@ impl Gateway {
             config,
             generation: 1,
             public,
+            tls,
             admin,
+            redirect,
             background,
             fanout,
         });
@@ -234,7 +269,18 @@ impl Gateway {
         let mut guard = self.live.lock().await;
         let live = guard.as_mut().ok_or(ReloadError::Stopping)?;
         let changes = changed(&live.config, &config);
+        // Certificates are read on every reload: renewed files are taken
+        // up even when the config text is the same.
+        let tls = match &config.server.tls {
+            Some(t) => Some(certs::load(t, SystemTime::now())?),
+            None => None,
+        };
         if changes.is_empty() {
+            if let (Some(tls), Some(swap)) = (tls, &live.tls) {
+                swap.store(tls.server);
+                self.expiry.certs.store(Arc::new(tls.certs));
+                tracing::info!("certificates read again");
+            }
             return Ok(Reloaded {
                 generation: live.generation,
                 changed: changes,
@@ -242,6 +288,12 @@ impl Gateway {
         }
         // Everything that can fail, before anything changes.
         let public_socket = live.public.socket.rebind(config.server.listen).await?;
+        let redirect_to = config.server.tls.as_ref().and_then(|t| t.redirect_from);
+        let redirect_socket = match (redirect_to, &live.redirect) {
+            (None, _) => None,
+            (Some(addr), Some((old, _))) => Some(old.socket.rebind(addr).await?),
+            (Some(addr), None) => Some(Socket::bind(addr).await?),
+        };
         let admin_socket = match (&config.admin, &live.admin) {
             (None, _) => None,
             (Some(a), Some(old)) => Some(old.socket.rebind(a.listen).await?),
@@ -253,12 +305,52 @@ impl Gateway {
         // Commit.
         self.state.store(Arc::clone(&state));
         self.install_admin(&config);
+        let had_tls = live.tls.is_some();
+        let tls = match (tls, live.tls.take()) {
+            (Some(t), Some(swap)) => {
+                swap.store(Arc::clone(&t.server));
+                self.expiry.certs.store(Arc::new(t.certs));
+                Some(swap)
+            }
+            (Some(t), None) => {
+                self.expiry.certs.store(Arc::new(t.certs));
+                Some(Arc::new(ArcSwap::new(t.server)))
+            }
+            (None, _) => {
+                self.expiry.certs.store(Arc::default());
+                None
+            }
+        };
+        live.tls = tls.clone();
         let limits = public_limits(&config.server);
-        if public_socket.configured != live.public.socket.configured || limits != live.public.limits
+        if public_socket.configured != live.public.socket.configured
+            || limits != live.public.limits
+            || had_tls != tls.is_some()
         {
-            let serving = self.serve_public(public_socket, limits);
+            let serving = self.serve_public(public_socket, limits, tls);
             std::mem::replace(&mut live.public, serving).stop.cancel();
         }
+        let https_port = live.public.socket.local.port();
+        live.redirect = match (redirect_socket, live.redirect.take()) {
+            (None, old) => {
+                if let Some((old, _)) = old {
+                    old.stop.cancel();
+                }
+                None
+            }
+            (Some(socket), Some((old, port)))
+                if socket.configured == old.socket.configured && port == https_port =>
+            {
+                Some((old, port))
+            }
+            (Some(socket), old) => {
+                let serving = self.serve_redirect(socket, admin_limits(&config.server), https_port);
+                if let Some((old, _)) = old {
+                    old.stop.cancel();
+                }
+                Some((serving, https_port))
+            }
+        };
         let limits = admin_limits(&config.server);
         let admin = match (admin_socket, live.admin.take()) {
             (None, old) => {
@@ -330,14 +422,22 @@ impl Gateway {
         }
     }
 
-    fn serve_public(&self, socket: Socket, limits: rampart_edge::ConnLimits) -> Serving {
+    fn serve_public(
+        &self,
+        socket: Socket,
+        limits: rampart_edge::ConnLimits,
+        tls: Option<TlsSwap>,
+    ) -> Serving {
         let stop = CancellationToken::new();
         let state = Arc::clone(&self.state);
         self.tracker.spawn(rampart_edge::serve(
             Arc::clone(&socket.listener),
             limits,
             self.stops(&stop),
-            move |req, peer| rampart_proxy::handle(state.load_full(), req, peer),
+            tls,
+            move |req, conn: rampart_edge::Conn| {
+                rampart_proxy::handle(state.load_full(), req, conn.peer, conn.tls)
+            },
         ));
         Serving {
             socket,
@@ -353,7 +453,8 @@ impl Gateway {
             Arc::clone(&socket.listener),
             limits,
             self.stops(&stop),
-            move |req, _peer| {
+            None,
+            move |req, _conn| {
                 let admin = admin.load_full();
                 async move {
                     match admin {
@@ -367,6 +468,32 @@ impl Gateway {
                         )),
                     }
                 }
+            },
+        ));
+        Serving {
+            socket,
+            limits,
+            stop,
+        }
+    }
+
+    /// The plain listener that sends every request to HTTPS on `https_port`.
+    fn serve_redirect(
+        &self,
+        socket: Socket,
+        limits: rampart_edge::ConnLimits,
+        https_port: u16,
+    ) -> Serving {
+        let stop = CancellationToken::new();
+        self.tracker.spawn(rampart_edge::serve(
+            Arc::clone(&socket.listener),
+            limits,
+            self.stops(&stop),
+            None,
+            move |req, _conn| async move {
+                Ok::<_, std::convert::Infallible>(rampart_proxy::redirect::to_https(
+                    &req, https_port,
+                ))
             },
         ));
         Serving {

@@ -81,6 +81,7 @@ fn warmer_head(warmer: &WarmerConfig) -> RequestHead {
         headers,
         peer: std::net::IpAddr::from([127, 0, 0, 1]),
         trusted: true,
+        tls: warmer.url.scheme_str() == Some("https"),
     }
 }
 

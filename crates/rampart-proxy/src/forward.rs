@@ -29,7 +29,7 @@ use crate::upstream::{InvalidTarget, Upstream, UpstreamError};
 pub fn forwarded(head: &RequestHead, body: Body) -> Request<Body> {
     let mut headers = head.headers.clone();
     remove_hop_by_hop(&mut headers);
-    set_forwarded(&mut headers, head.peer, "http", head.trusted);
+    set_forwarded(&mut headers, head.peer, head.scheme(), head.trusted);
     let mut req = Request::new(body);
     *req.method_mut() = head.method.clone();
     *req.uri_mut() = head.path_and_query();
@@ -66,7 +66,7 @@ pub fn for_cache(head: &RequestHead, stale: Option<&Entry>, identity: bool) -> R
     if identity {
         headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
     }
-    set_forwarded(&mut headers, head.peer, "http", head.trusted);
+    set_forwarded(&mut headers, head.peer, head.scheme(), head.trusted);
     let mut req = Request::new(empty());
     *req.method_mut() = Method::GET;
     *req.uri_mut() = head.path_and_query();

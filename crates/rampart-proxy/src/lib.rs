@@ -25,6 +25,7 @@ pub mod lookup;
 pub mod metrics;
 pub mod outcome;
 mod path;
+pub mod redirect;
 pub mod request;
 mod respond;
 pub mod router;

@@ -45,6 +45,7 @@ pub async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
     peer: SocketAddr,
+    tls: bool,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let started = Instant::now();
     let in_flight = InFlight::enter(&state);
@@ -56,7 +57,7 @@ pub async fn handle(
     // A panic is a bug; it fails this request, never the connection or the
     // process, and is counted and logged (defence in depth: no value from a
     // client, an origin or Redis may panic anything in the first place).
-    let staged = AssertUnwindSafe(stages(&state, req, peer, client, &mut outcome))
+    let staged = AssertUnwindSafe(stages(&state, req, (peer, tls), client, &mut outcome))
         .catch_unwind()
         .await;
     let mut response = match staged {
@@ -75,6 +76,11 @@ pub async fn handle(
     };
     if let Some(route) = outcome.route.and_then(|r| state.router.get(r)) {
         route.config.response_headers.apply(response.headers_mut());
+    }
+    if let (true, Some(hsts)) = (tls, state.server.tls.as_ref().and_then(|t| t.hsts.as_ref())) {
+        response
+            .headers_mut()
+            .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
     }
     if let Some((policy, limit)) = outcome.limit_headers.take() {
         response
@@ -110,7 +116,7 @@ pub async fn handle(
 async fn stages(
     state: &State,
     req: Request<Incoming>,
-    peer: SocketAddr,
+    peer: (SocketAddr, bool),
     client: IpAddr,
     outcome: &mut Outcome,
 ) -> Result<Response<Body>, GatewayError> {
@@ -204,7 +210,7 @@ fn route<'r>(router: &'r Router, head: &RequestHead) -> Result<&'r Arc<Route>, G
 /// §3.2.2); an HTTP/2 request's `:authority` must agree with any `Host`.
 fn split(
     req: Request<Incoming>,
-    peer: SocketAddr,
+    (peer, tls): (SocketAddr, bool),
     server: &ServerConfig,
 ) -> Result<(RequestHead, Incoming), GatewayError> {
     let (mut parts, body) = req.into_parts();
@@ -222,6 +228,7 @@ fn split(
     .map_err(GatewayError::BadRequest)?;
     let head = RequestHead {
         trusted,
+        tls,
         peer: peer.ip(),
         method: parts.method,
         uri: parts.uri,

@@ -17,6 +17,8 @@ pub struct RequestHead {
     pub peer: IpAddr,
     /// Whether the peer is a trusted proxy.
     pub trusted: bool,
+    /// Whether it came over TLS (`X-Forwarded-Proto: https`).
+    pub tls: bool,
 }
 
 impl RequestHead {
@@ -27,7 +29,17 @@ impl RequestHead {
             .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()))
     }
 
-    /// The cache's URL key for this request.
+    /// The scheme the client used, as forwarding headers name it.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The cache's URL key for this request. It names no scheme: a
+    /// listener serves one (TLS or plain), and purges name URLs either way.
     pub fn primary_key(&self) -> String {
         rampart_cache::key::primary_key("http", &self.uri, &self.headers)
     }

@@ -4,8 +4,11 @@ use std::time::Duration;
 
 use http::HeaderName;
 
-use crate::model::{AdminConfig, ServerConfig, DEFAULT_STRIP_FROM_UNTRUSTED};
+use crate::model::{
+    AdminConfig, CertConfig, ServerConfig, TlsConfig, DEFAULT_STRIP_FROM_UNTRUSTED,
+};
 use crate::raw;
+use crate::rewrite::HostPattern;
 
 use super::common::Invalid;
 
@@ -41,6 +44,92 @@ pub(super) fn server(s: raw::RawServer) -> Result<ServerConfig, Invalid> {
                 })
                 .collect::<Result<_, _>>()?,
         },
+        tls: match s.tls {
+            None => None,
+            Some(t) => Some(tls(t)?),
+        },
+    })
+}
+
+/// `[server.tls]`: at least one certificate; files are read when the
+/// listener starts (and by `rampart check`), not here.
+fn tls(raw: toml::Spanned<raw::RawTls>) -> Result<TlsConfig, Invalid> {
+    let at = raw.span().start;
+    let raw = raw.into_inner();
+    let path = |t: &toml::Spanned<raw::Text>| -> Result<std::path::PathBuf, Invalid> {
+        if t.get_ref().0.trim().is_empty() {
+            return Err((t.span().start, "a file path may not be empty".into()));
+        }
+        Ok(std::path::PathBuf::from(&t.get_ref().0))
+    };
+    let mut certs = Vec::new();
+    match (&raw.cert, &raw.key) {
+        (Some(cert), Some(key)) => certs.push(CertConfig {
+            hosts: Vec::new(),
+            cert: path(cert)?,
+            key: path(key)?,
+            field: "server.tls".into(),
+        }),
+        (None, None) => {}
+        (Some(c), None) => {
+            return Err((
+                c.span().start,
+                "cert needs its key: add key = \"key.pem\"".into(),
+            ))
+        }
+        (None, Some(k)) => {
+            return Err((
+                k.span().start,
+                "key needs its cert: add cert = \"cert.pem\"".into(),
+            ))
+        }
+    }
+    for (i, c) in raw.certs.unwrap_or_default().into_iter().enumerate() {
+        let hosts_at = c.hosts.span().start;
+        let hosts = c
+            .hosts
+            .into_inner()
+            .0
+            .iter()
+            .map(|h| HostPattern::parse(&h.0).map_err(|e| (hosts_at, e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if hosts.is_empty() {
+            return Err((hosts_at, "hosts lists at least one name".into()));
+        }
+        certs.push(CertConfig {
+            hosts,
+            cert: path(&c.cert)?,
+            key: path(&c.key)?,
+            field: format!("server.tls.certs[{}]", i + 1),
+        });
+    }
+    if certs.is_empty() {
+        return Err((at, "tls needs a certificate: cert = \"cert.pem\" and key = \"key.pem\", or [[server.tls.certs]]".into()));
+    }
+    let hsts = match raw.hsts {
+        None => None,
+        Some(h) => {
+            let text = h.get_ref().0.trim();
+            let valid = text
+                .split(';')
+                .next()
+                .and_then(|d| d.trim().strip_prefix("max-age="))
+                .is_some_and(|n| n.parse::<u64>().is_ok());
+            match (valid, http::HeaderValue::from_str(text)) {
+                (true, Ok(v)) => Some(v),
+                _ => {
+                    return Err((
+                        h.span().start,
+                        format!("hsts {text:?} is not a Strict-Transport-Security value such as \"max-age=63072000; includeSubDomains\""),
+                    ))
+                }
+            }
+        }
+    };
+    Ok(TlsConfig {
+        certs,
+        redirect_from: raw.redirect_from.map(|l| l.0),
+        hsts,
     })
 }
 
