@@ -1,6 +1,7 @@
 //! Test fixtures shared by Rampart's integration tests.
 
 mod redis;
+pub mod tls;
 
 pub use redis::RedisServer;
 

@@ -106,6 +106,23 @@ fn check(path: &std::path::Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    let certs = match rampart_gateway::check_tls(&config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let now = std::time::SystemTime::now();
+    for cert in &certs {
+        eprintln!(
+            "{}: certificate {} ({}) valid for {} more days",
+            path.display(),
+            cert.file.display(),
+            cert.subject,
+            cert.remaining(now).as_secs() / 86_400
+        );
+    }
     let cached = config.routes.iter().filter(|r| r.cache.is_some()).count();
     eprintln!(
         "{}: ok ({} upstreams, {} routes, {} cached; listening on {})",
@@ -123,6 +140,10 @@ fn serve(path: &std::path::Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if let Err(e) = rampart_gateway::check_tls(&config) {
+        eprintln!("error: {}: {e}", path.display());
+        return ExitCode::from(2);
+    }
     init_logging();
     let runtime = match runtime() {
         Ok(rt) => rt,

@@ -246,3 +246,36 @@ async fn sighup_reloads_the_config_and_never_kills_the_process() {
     assert!(log.contains("config reload rejected"), "{log}");
     assert!(log.contains("sighup.toml"), "the log names the file: {log}");
 }
+
+/// A key that is not the certificate's, or a file that is no certificate,
+/// fails `check` and `serve` with exit 2 naming the file.
+#[test]
+fn bad_certificates_exit_2_naming_the_file() {
+    let dir = std::env::temp_dir().join(format!("rampart-cli-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = rampart_testkit::tls::TestCa::new("CLI CA");
+    let a = ca.leaf(&dir, "a", &["a.test"], 2099);
+    let b = ca.leaf(&dir, "b", &["b.test"], 2099);
+    let text = |cert: &std::path::Path, key: &std::path::Path| {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n\
+             [[upstreams]]\nname = \"app\"\ntargets = [\"127.0.0.1:9\"]\n",
+            cert.display(),
+            key.display()
+        )
+    };
+    let good = write("tls-good.toml", &text(&a.cert, &a.key));
+    let (code, out) = rampart(&["check", "--config", good.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("valid for"), "{out}");
+
+    let bad = write("tls-bad.toml", &text(&a.cert, &b.key));
+    for command in ["check", "serve"] {
+        let (code, out) = rampart(&[command, "--config", bad.to_str().unwrap()]);
+        assert_eq!(code, 2, "{command}: {out}");
+        assert!(out.contains("tls-bad.toml"), "{out}");
+        assert!(out.contains(&b.key.display().to_string()), "{out}");
+        assert!(out.contains("does not belong"), "{out}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
