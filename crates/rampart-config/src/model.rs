@@ -400,6 +400,18 @@ pub struct RouteConfig {
     pub request_headers: HeaderEdits,
     /// Edits to every response the route gives.
     pub response_headers: HeaderEdits,
+    /// HTTP/1.1 `Upgrade` (WebSocket and others) passed through; `None`
+    /// answers upgrade requests `501`.
+    pub upgrade: Option<UpgradeConfig>,
+}
+
+/// A route's `upgrade`: how long an upgraded connection may live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpgradeConfig {
+    /// Closed after this long without a byte either way.
+    pub idle_timeout: Duration,
+    /// Closed after this long whatever it does.
+    pub max_lifetime: Duration,
 }
 
 /// A route's rate limit.

@@ -253,6 +253,48 @@ pub struct RawRoute {
     pub rewrite: Option<Spanned<Text>>,
     pub request_headers: Option<Spanned<RawHeaderEdits>>,
     pub response_headers: Option<Spanned<RawHeaderEdits>>,
+    pub upgrade: Option<RawUpgrade>,
+}
+
+/// `upgrade = true` or `upgrade = { idle_timeout = "…", max_lifetime = "…" }`.
+#[derive(Debug, Default)]
+pub struct RawUpgrade {
+    pub enabled: bool,
+    pub idle_timeout: Option<Dur>,
+    pub max_lifetime: Option<Dur>,
+}
+
+impl<'de> Deserialize<'de> for RawUpgrade {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            idle_timeout: Option<Dur>,
+            max_lifetime: Option<Dur>,
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawUpgrade;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false or a table { idle_timeout, max_lifetime }")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(RawUpgrade {
+                    enabled: v,
+                    ..RawUpgrade::default()
+                })
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let t = Table::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawUpgrade {
+                    enabled: true,
+                    idle_timeout: t.idle_timeout,
+                    max_lifetime: t.max_lifetime,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `request_headers` / `response_headers = { set = {…}, add = {…}, remove = […] }`.

@@ -70,8 +70,8 @@ pub enum GatewayError {
         /// The limit's name.
         limit: String,
     },
-    /// The request asks for a protocol upgrade, which Rampart does not proxy.
-    #[error("protocol upgrades (such as WebSocket) are not proxied")]
+    /// The request asks for a protocol upgrade on a route without `upgrade`.
+    #[error("protocol upgrades (such as WebSocket) are not allowed on this route")]
     UpgradeNotSupported,
     /// No connection could be made to any target of the upstream.
     #[error("upstream {upstream} is unreachable")]

@@ -33,6 +33,7 @@ mod state;
 mod store;
 mod tags;
 pub mod tiers;
+mod upgrade;
 pub mod upstream;
 
 pub use cache_ctx::CacheCtx;

@@ -72,6 +72,11 @@ struct TransitionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NameLabels {
     upstream: String,
 }
@@ -184,6 +189,9 @@ pub struct Metrics {
     pub l1_bytes: Gauge,
     /// L1 byte budget.
     pub l1_budget: Gauge,
+    /// Upgraded connections (WebSocket…) open now.
+    pub upgraded_open: Gauge,
+    upgraded_bytes: Family<DirectionLabels, Counter>,
     request_handles: Handles<(usize, &'static str, u16), Histogram>,
     cache_handles: Handles<(usize, &'static str, &'static str), Counter>,
     hit_handles: Handles<(usize, &'static str), Counter>,
@@ -346,7 +354,21 @@ impl Metrics {
             "The in-memory cache's byte budget",
             l1_budget.clone(),
         );
+        let upgraded_open = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "upgraded_connections",
+            "Upgraded connections (WebSocket and other HTTP/1.1 upgrades) open now",
+            upgraded_open.clone(),
+        );
+        let upgraded_bytes = Family::<DirectionLabels, Counter>::default();
+        registry.register(
+            "upgraded_bytes",
+            "Bytes copied over upgraded connections, by direction (to-upstream, to-client)",
+            upgraded_bytes.clone(),
+        );
         Self {
+            upgraded_open,
+            upgraded_bytes,
             requests,
             cache,
             upstream,
@@ -384,6 +406,8 @@ impl Metrics {
     /// handle caches keyed by route index are new.
     pub fn with_routes(&self, route_names: Vec<String>) -> Self {
         Self {
+            upgraded_open: self.upgraded_open.clone(),
+            upgraded_bytes: self.upgraded_bytes.clone(),
             requests: self.requests.clone(),
             cache: self.cache.clone(),
             upstream: self.upstream.clone(),
@@ -413,6 +437,16 @@ impl Metrics {
             hit_handles: RwLock::default(),
             route_names,
         }
+    }
+
+    /// The byte counters of upgraded connections: to the upstream, to the client.
+    pub fn upgraded_bytes(&self) -> (Counter, Counter) {
+        let get = |direction| {
+            self.upgraded_bytes
+                .get_or_create(&DirectionLabels { direction })
+                .clone()
+        };
+        (get("to-upstream"), get("to-client"))
     }
 
     fn route_name(&self, route: Option<usize>) -> String {

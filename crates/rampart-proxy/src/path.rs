@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::FutureExt;
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, COOKIE, HOST, UPGRADE};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, COOKIE, HOST};
 use http::{HeaderValue, Method, Request, Response, Version};
 use hyper::body::Incoming;
 use rampart_cache::{CacheStatus, Forward, NoCacheReason};
@@ -115,14 +115,16 @@ pub async fn handle(
 /// The stages, in order.
 async fn stages(
     state: &State,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     peer: (SocketAddr, bool),
     client: IpAddr,
     outcome: &mut Outcome,
 ) -> Result<Response<Body>, GatewayError> {
-    // 1. Limits first, before any work: upgrades are not proxied, and a body
-    //    declared larger than the limit is refused before it is read.
+    // 1. Limits first, before any work: a body declared larger than the
+    //    limit is refused before it is read. An upgrade asked for is taken
+    //    aside before the head loses its hop-by-hop fields.
     check_limits(&req, state.server.max_body_size)?;
+    let upgrade = crate::upgrade::requested(&mut req);
     // 2. The head as everything below reads it: one valid Host, no hop-by-hop
     //    fields, nothing an untrusted client may not send; forwarding headers
     //    are believed only from trusted proxies.
@@ -130,6 +132,11 @@ async fn stages(
     // 3. Route: the first matching [[routes]] entry decides everything below.
     let route = route(&state.router, &head)?;
     outcome.route = Some(route.index);
+    let upgrade = match (upgrade, route.config.upgrade) {
+        (None, _) => None,
+        (Some(_), None) => return Err(GatewayError::UpgradeNotSupported),
+        (Some(requested), Some(settings)) => Some((requested, settings)),
+    };
     // 4. Rate limits before the cache: an abusive client can neither probe
     //    the cache nor be served from it past its allowance.
     let limits = Limits {
@@ -139,6 +146,19 @@ async fn stages(
         redis: state.tiers.redis.as_deref(),
     };
     outcome.limit_headers = limits.check(route, &head, client).await?;
+    // 4b. An upgrade (WebSocket) on a route that allows it: the handshake
+    //     goes upstream, never through the cache; on 101 the connections join.
+    if let Some((requested, settings)) = upgrade {
+        let upgraded = crate::upgrade::proxy(
+            &state.upstreams,
+            &state.metrics,
+            route,
+            settings,
+            &head,
+            requested,
+        );
+        return upgraded.await;
+    }
     // 5. Cache lookup for GET/HEAD on a cached route, before any upstream
     //    work; misses coalesce so one origin request stands for many.
     match cache_stage(&state.tiers, &state.upstreams, route, &head).await {
@@ -177,9 +197,6 @@ async fn stages(
 
 /// Stage 1: refuses what Rampart will not take before reading anything.
 fn check_limits(req: &Request<Incoming>, max_body_size: u64) -> Result<(), GatewayError> {
-    if req.headers().contains_key(UPGRADE) {
-        return Err(GatewayError::UpgradeNotSupported);
-    }
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)

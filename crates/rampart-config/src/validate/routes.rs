@@ -8,7 +8,8 @@ use rampart_core::{units, Template};
 
 use crate::model::{
     AuthorizationPolicy, CacheConfig, CachePolicy, CookiePolicy, KeyPart, LimitConfig, LimitKey,
-    Priority, RouteConfig, SetCookiePolicy, UpstreamConfig, DEFAULT_KEEP_STALE, DEFAULT_STATUSES,
+    Priority, RouteConfig, SetCookiePolicy, UpgradeConfig, UpstreamConfig, DEFAULT_KEEP_STALE,
+    DEFAULT_STATUSES,
 };
 use crate::raw;
 
@@ -152,6 +153,10 @@ pub(super) fn routes(
             rewrite,
             request_headers,
             response_headers,
+            upgrade: r.upgrade.filter(|u| u.enabled).map(|u| UpgradeConfig {
+                idle_timeout: u.idle_timeout.map_or(Duration::from_secs(300), |d| d.0),
+                max_lifetime: u.max_lifetime.map_or(Duration::from_secs(86_400), |d| d.0),
+            }),
         });
     }
 
