@@ -264,6 +264,22 @@ pub struct UpstreamConfig {
     pub retry: bool,
     /// The `Host` sent to the upstream.
     pub host_header: HostHeader,
+    /// TLS to the targets (`https://` targets); `None` speaks plain HTTP.
+    pub tls: Option<UpstreamTls>,
+}
+
+/// TLS to an upstream's targets.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UpstreamTls {
+    /// PEM CA certificates the targets are verified against, instead of
+    /// the system's roots.
+    pub ca: Option<std::path::PathBuf>,
+    /// The name sent as SNI and verified (default: the target's host).
+    pub server_name: Option<String>,
+    /// A client certificate chain and key (PEM) for mutual TLS.
+    pub client_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Accept any certificate: no protection against interception.
+    pub danger_accept_invalid_certs: bool,
 }
 
 /// The `Host` an upstream is sent.

@@ -71,24 +71,41 @@ impl<'de> Deserialize<'de> for Cidr {
 
 /// An upstream target, `"host:port"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target(pub String);
+pub struct Target(pub String, pub bool);
 
 impl<'de> Deserialize<'de> for Target {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         parsed(d, |s| {
             let err = || {
                 format!(
-                    "invalid target {s:?}: write it like \"127.0.0.1:3000\" or \"app.internal:80\""
+                    "invalid target {s:?}: write it like \"127.0.0.1:3000\", \"app.internal:80\" or \"https://api.internal:443\""
                 )
             };
-            let (host, port) = s.rsplit_once(':').ok_or_else(err)?;
+            let (rest, https) = match (s.strip_prefix("https://"), s.strip_prefix("http://")) {
+                (Some(r), _) => (r, true),
+                (None, Some(r)) => (r, false),
+                (None, None) => (s, false),
+            };
+            let rest = rest.strip_suffix('/').unwrap_or(rest);
+            let (host, port) = rest.rsplit_once(':').ok_or_else(err)?;
             port.parse::<u16>().map_err(|_| err())?;
-            if host.is_empty() || host.contains('/') || s.contains("://") {
+            if host.is_empty() || host.contains('/') || rest.contains("://") {
                 return Err(err());
             }
-            Ok(Target(s.to_string()))
+            Ok(Target(rest.to_string(), https))
         })
     }
+}
+
+/// An upstream's `tls = { … }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamTls {
+    pub ca: Option<Spanned<Text>>,
+    pub server_name: Option<Spanned<Text>>,
+    pub cert: Option<Spanned<Text>>,
+    pub key: Option<Spanned<Text>>,
+    pub danger_accept_invalid_certs: Option<bool>,
 }
 
 impl<'de> Deserialize<'de> for RouteMatch {
@@ -192,6 +209,7 @@ pub struct RawUpstream {
     pub balance: Option<Spanned<Text>>,
     pub retry: Option<bool>,
     pub host_header: Option<Spanned<Text>>,
+    pub tls: Option<Spanned<RawUpstreamTls>>,
 }
 
 /// An upstream's `health = { … }`.

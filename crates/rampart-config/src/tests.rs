@@ -126,7 +126,7 @@ fn bad_values_are_rejected() {
         ("\"64MiB\"", "\"0\"", "cache.memory"),
         (
             "\"127.0.0.1:3001\"",
-            "\"http://x:80\"",
+            "\"ftp://x:80\"",
             "upstreams[1].targets",
         ),
         ("\"GET /pricing\"", "\"GET pricing\"", "routes[1].match"),

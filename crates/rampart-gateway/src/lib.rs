@@ -39,6 +39,7 @@ pub use listeners::BindError;
 pub use rampart_admin::Reloaded;
 pub use rampart_core::{Clock, ManualClock, SystemClock};
 pub use rampart_edge::tls::{CertInfo, TlsError};
+pub use rampart_proxy::upstream::tls::UpstreamTlsError;
 pub use rampart_proxy::{body, BuildError};
 pub use reload::ReloadError;
 
@@ -56,9 +57,27 @@ pub enum StartError {
     Tls(#[from] TlsError),
 }
 
-/// Reads and checks the public listener's certificates and keys (what
-/// `rampart check` does), warning about any that expire within 30 days.
-pub fn check_tls(config: &Config) -> Result<Vec<CertInfo>, TlsError> {
+/// What `rampart check` found wrong with the TLS files.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsCheckError {
+    /// The public listener's certificates or keys.
+    #[error(transparent)]
+    Server(#[from] TlsError),
+    /// An upstream's CA, client certificate or key.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamTlsError),
+}
+
+/// Reads and checks every TLS file the config names (what `rampart check`
+/// does): the public listener's certificates and keys, warning about any
+/// that expire within 30 days, and each upstream's CA and client
+/// certificate.
+pub fn check_tls(config: &Config) -> Result<Vec<CertInfo>, TlsCheckError> {
+    for u in &config.upstreams {
+        if let Some(tls) = &u.tls {
+            rampart_proxy::upstream::tls::client_config(tls, &u.name)?;
+        }
+    }
     match &config.server.tls {
         None => Ok(Vec::new()),
         Some(t) => Ok(certs::load(t, std::time::SystemTime::now())?.certs),

@@ -22,7 +22,7 @@ use crate::headers::{remove_hop_by_hop, set_forwarded, BadHead};
 use crate::metrics::Metrics;
 use crate::outcome::UpstreamOutcome;
 use crate::request::RequestHead;
-use crate::upstream::{InvalidTarget, Upstream, UpstreamError};
+use crate::upstream::{PoolError, Upstream, UpstreamError};
 
 /// The request for a client's request: same method, path, query and body;
 /// hop-by-hop headers removed, forwarding headers set.
@@ -131,7 +131,7 @@ impl Upstreams {
         metrics: &Arc<Metrics>,
         clock: Arc<dyn Clock>,
         prev: Option<&Upstreams>,
-    ) -> Result<Self, InvalidTarget> {
+    ) -> Result<Self, PoolError> {
         let same = |def: &UpstreamConfig| {
             prev.and_then(|p| p.defs.iter().position(|d| d == def).map(|i| (p, i)))
         };

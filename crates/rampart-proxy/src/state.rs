@@ -16,14 +16,14 @@ use crate::limits::Limiters;
 use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::tiers::Tiers;
-use crate::upstream::InvalidTarget;
+use crate::upstream::PoolError;
 
 /// Why a config could not be turned into a running proxy.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// An upstream target is not `host:port`.
+    /// An upstream's pool could not be built (a target, its TLS files).
     #[error(transparent)]
-    Target(#[from] InvalidTarget),
+    Upstream(#[from] PoolError),
     /// The Redis URL cannot be used.
     #[error(transparent)]
     Redis(#[from] RedisError),

@@ -10,6 +10,7 @@ use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 
 /// A private certificate authority.
@@ -194,4 +195,85 @@ pub async fn try_get(
         resumed,
         version: parts.version,
     })
+}
+
+/// What an HTTPS origin saw of one request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// The HTTP version.
+    pub version: http::Version,
+    /// The SNI the client sent.
+    pub sni: Option<String>,
+    /// Whether the client presented a certificate.
+    pub client_cert: bool,
+}
+
+/// An HTTPS origin on 127.0.0.1 serving `leaf`, offering `alpn`, asking for
+/// client certificates signed by `client_ca` when given. It answers
+/// `200 "secure"` and records what it saw.
+pub async fn https_origin(
+    leaf: &Leaf,
+    alpn: &[&str],
+    client_ca: Option<CertificateDer<'static>>,
+) -> (SocketAddr, Arc<std::sync::Mutex<Vec<Seen>>>) {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = vec![leaf.der.clone()];
+    let key_pem = std::fs::read(&leaf.key).expect("key");
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(&key_pem).expect("key pem");
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .expect("versions");
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca).expect("client ca");
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .expect("verifier");
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(chain, key).expect("server config");
+    config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen: Arc<std::sync::Mutex<Vec<Seen>>> = Arc::default();
+    let record = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, record) = (acceptor.clone(), Arc::clone(&record));
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let (_, session) = tls.get_ref();
+                let sni = session.server_name().map(str::to_string);
+                let client_cert = session.peer_certificates().is_some_and(|c| !c.is_empty());
+                let service =
+                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        record.lock().expect("lock").push(Seen {
+                            version: req.version(),
+                            sni: sni.clone(),
+                            client_cert,
+                        });
+                        async move {
+                            Ok::<_, std::convert::Infallible>(http::Response::new(
+                                http_body_util::Full::new(Bytes::from_static(b"secure")),
+                            ))
+                        }
+                    });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (addr, seen)
 }

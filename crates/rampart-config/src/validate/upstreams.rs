@@ -3,11 +3,68 @@
 
 use std::time::Duration;
 
-use crate::model::{AdmissionConfig, Balance, CircuitConfig, HealthConfig, UpstreamConfig};
+use crate::model::{
+    AdmissionConfig, Balance, CircuitConfig, HealthConfig, UpstreamConfig, UpstreamTls,
+};
 use crate::raw;
 
 use super::common::Invalid;
 use super::rewrite;
+
+/// `tls = { ca, server_name, cert, key, danger_accept_invalid_certs }`;
+/// `https://` targets without it verify against the system's roots.
+fn upstream_tls(
+    raw: Option<toml::Spanned<raw::RawUpstreamTls>>,
+    https: bool,
+) -> Result<Option<UpstreamTls>, Invalid> {
+    let Some(raw) = raw else {
+        return Ok(https.then(UpstreamTls::default));
+    };
+    let at = raw.span().start;
+    if !https {
+        return Err((
+            at,
+            "tls needs https:// targets, such as \"https://api.internal:443\"".into(),
+        ));
+    }
+    let raw = raw.into_inner();
+    let path = |t: &toml::Spanned<raw::Text>| std::path::PathBuf::from(&t.get_ref().0);
+    let client_cert = match (&raw.cert, &raw.key) {
+        (Some(c), Some(k)) => Some((path(c), path(k))),
+        (None, None) => None,
+        (Some(c), None) => return Err((c.span().start, "a client cert needs its key".into())),
+        (None, Some(k)) => return Err((k.span().start, "a client key needs its cert".into())),
+    };
+    let server_name = match &raw.server_name {
+        None => None,
+        Some(n) => {
+            let name = n.get_ref().0.trim();
+            if rustls_name_ok(name) {
+                Some(name.to_string())
+            } else {
+                return Err((
+                    n.span().start,
+                    format!("server_name {name:?} is not a host name"),
+                ));
+            }
+        }
+    };
+    Ok(Some(UpstreamTls {
+        ca: raw.ca.as_ref().map(path),
+        server_name,
+        client_cert,
+        danger_accept_invalid_certs: raw.danger_accept_invalid_certs.unwrap_or(false),
+    }))
+}
+
+/// A DNS name or an IP address.
+fn rustls_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && (name.parse::<std::net::IpAddr>().is_ok()
+            || name.split('.').all(|l| {
+                !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            }))
+}
 
 /// Every upstream, names unique.
 pub(super) fn upstreams(raw: Vec<raw::RawUpstream>) -> Result<Vec<UpstreamConfig>, Invalid> {
@@ -29,8 +86,17 @@ pub(super) fn upstreams(raw: Vec<raw::RawUpstream>) -> Result<Vec<UpstreamConfig
                 "an upstream needs at least one target".into(),
             ));
         }
+        let https = u.targets.get_ref().iter().filter(|t| t.1).count();
+        if https != 0 && https != u.targets.get_ref().len() {
+            return Err((
+                u.targets.span().start,
+                "targets of one upstream are all https:// or all plain; make two upstreams".into(),
+            ));
+        }
+        let tls = upstream_tls(u.tls, https != 0)?;
         upstreams.push(UpstreamConfig {
             name,
+            tls,
             targets: u.targets.into_inner().into_iter().map(|t| t.0).collect(),
             connect_timeout: u.connect_timeout.map_or(Duration::from_secs(5), |d| d.0),
             timeout: u.timeout.map_or(Duration::from_secs(30), |d| d.0),

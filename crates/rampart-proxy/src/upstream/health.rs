@@ -20,7 +20,7 @@ impl Upstream {
             unhealthy_after: cfg.unhealthy_after,
         };
         let checks = self.targets.iter().map(|t| async move {
-            let uri = format!("http://{}{}", t.authority, cfg.path);
+            let uri = format!("{}://{}{}", self.scheme, t.authority, cfg.path);
             let mut req = Request::new(empty());
             *req.uri_mut() = match uri.parse() {
                 Ok(u) => u,

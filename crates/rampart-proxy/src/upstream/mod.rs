@@ -6,6 +6,7 @@
 mod balance;
 mod health;
 mod target;
+pub mod tls;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use http::uri::{Authority, InvalidUri, Scheme};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body::Body as _;
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -21,6 +23,7 @@ use prometheus_client::metrics::counter::Counter;
 use rampart_config::{Balance, HealthConfig, HostHeader, UpstreamConfig};
 use rampart_guard::breaker::{Breaker, Settings, State};
 use rampart_guard::health::Health;
+use rustls_pki_types::ServerName;
 
 use self::target::{Pending, Target};
 use crate::body::{boxed, empty, guarded, Body, BodyProgress, ClientBodyError};
@@ -37,6 +40,17 @@ pub struct InvalidTarget {
     pub target: String,
     /// Why it does not parse.
     pub source: InvalidUri,
+}
+
+/// Why an upstream's pool could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// A target is not `host:port`.
+    #[error(transparent)]
+    Target(#[from] InvalidTarget),
+    /// Its TLS settings cannot be used.
+    #[error(transparent)]
+    Tls(#[from] tls::UpstreamTlsError),
 }
 
 /// Why an upstream request failed.
@@ -89,7 +103,8 @@ pub struct Upstream {
     pub name: String,
     targets: Vec<Target>,
     next: AtomicUsize,
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
+    scheme: Scheme,
     balance: Balance,
     retry: bool,
     health: Option<HealthConfig>,
@@ -118,11 +133,35 @@ fn idempotent(method: &Method) -> bool {
 impl Upstream {
     /// Builds the pool for an upstream (targets were validated as
     /// `host:port`), with its counters in `metrics`.
-    pub fn new(cfg: &UpstreamConfig, metrics: &Metrics) -> Result<Self, InvalidTarget> {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(cfg.connect_timeout));
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(Duration::from_secs(60)));
+    pub fn new(cfg: &UpstreamConfig, metrics: &Metrics) -> Result<Self, PoolError> {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(cfg.connect_timeout));
+        http.set_nodelay(true);
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        http.enforce_http(false);
+        let tls_config = match &cfg.tls {
+            Some(t) => tls::client_config(t, &cfg.name)?,
+            // Never used for plain targets (the scheme stays http).
+            None => rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|source| tls::UpstreamTlsError::Rustls {
+                upstream: cfg.name.clone(),
+                source,
+            })?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth(),
+        };
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config)
+            .https_or_http();
+        let server_name = cfg.tls.as_ref().and_then(|t| t.server_name.as_deref());
+        let builder = match server_name.and_then(|n| ServerName::try_from(n.to_string()).ok()) {
+            Some(name) => builder.with_server_name_resolver(FixedServerNameResolver::new(name)),
+            None => builder,
+        };
+        let connector = builder.enable_all_versions().wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(cfg.idle_timeout)
@@ -155,7 +194,7 @@ impl Upstream {
                     authority,
                 })
             })
-            .collect::<Result<Vec<_>, InvalidTarget>>()?;
+            .collect::<Result<Vec<_>, PoolError>>()?;
         Ok(Self {
             name: cfg.name.clone(),
             targets,
@@ -165,6 +204,11 @@ impl Upstream {
             retry: cfg.retry,
             health: cfg.health.clone(),
             host_header: cfg.host_header.clone(),
+            scheme: if cfg.tls.is_some() {
+                Scheme::HTTPS
+            } else {
+                Scheme::HTTP
+            },
             retries: RetryReason::ALL.map(|r| metrics.retry(&cfg.name, r)),
         })
     }
@@ -291,7 +335,7 @@ impl Upstream {
             }
         }
         let mut parts = req.uri().clone().into_parts();
-        parts.scheme = Some(Scheme::HTTP);
+        parts.scheme = Some(self.scheme.clone());
         parts.authority = Some(target.clone());
         if parts.path_and_query.is_none() {
             parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
