@@ -5,6 +5,7 @@
 
 mod balance;
 mod health;
+mod quickack;
 mod target;
 pub mod tls;
 
@@ -25,6 +26,7 @@ use rampart_guard::breaker::{Breaker, Settings, State};
 use rampart_guard::health::Health;
 use rustls_pki_types::ServerName;
 
+use self::quickack::QuickAckConnector;
 use self::target::{Pending, Target};
 use crate::body::{boxed, empty, guarded, Body, BodyProgress, ClientBodyError};
 use crate::metrics::Metrics;
@@ -103,7 +105,7 @@ pub struct Upstream {
     pub name: String,
     targets: Vec<Target>,
     next: AtomicUsize,
-    client: Client<HttpsConnector<HttpConnector>, Body>,
+    client: Client<HttpsConnector<QuickAckConnector>, Body>,
     scheme: Scheme,
     balance: Balance,
     retry: bool,
@@ -161,7 +163,9 @@ impl Upstream {
             Some(name) => builder.with_server_name_resolver(FixedServerNameResolver::new(name)),
             None => builder,
         };
-        let connector = builder.enable_all_versions().wrap_connector(http);
+        let connector = builder
+            .enable_all_versions()
+            .wrap_connector(QuickAckConnector(http));
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(cfg.idle_timeout)

@@ -1,0 +1,95 @@
+//! Upstream connections that acknowledge at once. An origin that writes a
+//! response's head and body in two small writes with Nagle's algorithm on
+//! (Python's `http.server` does) holds the body until its head is
+//! acknowledged, and Linux delays that ACK by up to 40 ms on a kept-alive
+//! connection where Rampart has nothing to send. Re-arming `TCP_QUICKACK`
+//! before every read makes the kernel acknowledge what arrives at once, so
+//! such an origin answers without the stall. Elsewhere it is a no-op.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::Uri;
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// [`HttpConnector`] whose connections re-arm `TCP_QUICKACK` before reads.
+#[derive(Clone)]
+pub struct QuickAckConnector(pub HttpConnector);
+
+/// A connection that re-arms `TCP_QUICKACK` before each read.
+pub struct QuickAck(TokioIo<TcpStream>);
+
+impl tower_service::Service<Uri> for QuickAckConnector {
+    type Response = QuickAck;
+    type Error = <HttpConnector as tower_service::Service<Uri>>::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<QuickAck, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.0.call(uri);
+        Box::pin(async move { connecting.await.map(QuickAck) })
+    }
+}
+
+impl QuickAck {
+    fn arm(&self) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            let _ = socket2::SockRef::from(self.0.inner()).set_tcp_quickack(true);
+        }
+    }
+}
+
+impl Read for QuickAck {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.arm();
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl Write for QuickAck {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+}
+
+impl Connection for QuickAck {
+    fn connected(&self) -> Connected {
+        self.0.connected()
+    }
+}
