@@ -84,6 +84,9 @@ pub struct ServerConfig {
     pub strip_from_untrusted: Vec<HeaderName>,
     /// TLS on the public listener; `None` serves plain HTTP.
     pub tls: Option<TlsConfig>,
+    /// How often the config file is checked for changes (and reloaded when
+    /// it changed); `None` reloads only on SIGHUP or `POST /admin/reload`.
+    pub reload_on_change: Option<Duration>,
 }
 
 /// `[server.tls]`.

@@ -129,6 +129,7 @@ pub struct RawServer {
     pub max_limit_keys: Option<u32>,
     pub strip_from_untrusted: Option<Vec<Spanned<Text>>>,
     pub tls: Option<Spanned<RawTls>>,
+    pub reload_on_change: Option<Dur>,
 }
 
 /// `[server] tls = { cert, key }` or `[server.tls]` with `[[server.tls.certs]]`.

@@ -14,7 +14,8 @@
 //! admin API in `rampart-admin`, what nodes share through Redis in
 //! `rampart-cluster`, listeners in `rampart-edge`.
 //!
-//! Modules, top down: `reload` (applying a new config) → `tasks`
+//! Modules, top down: `watch` (reloads when the file changes) → `reload`
+//! (applying a new config) → `tasks`
 //! (background work), `listeners` (sockets and serve loops), `changes`
 //! (what differs between two configs).
 
@@ -23,6 +24,7 @@ mod changes;
 mod listeners;
 mod reload;
 mod tasks;
+mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -182,6 +184,9 @@ pub async fn start_from(
         live: tokio::sync::Mutex::new(None),
     });
     gateway.begin(config.clone(), sockets, tls).await;
+    if let Some(path) = &gateway.path {
+        watch::spawn(&gateway, path.clone());
+    }
     Ok(Running {
         addr,
         admin_addr,

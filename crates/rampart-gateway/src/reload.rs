@@ -218,6 +218,12 @@ impl Gateway {
         }
     }
 
+    /// `[server] reload_on_change` of the config in use.
+    pub(crate) async fn reload_interval(&self) -> Option<std::time::Duration> {
+        let live = self.live.lock().await;
+        live.as_ref().and_then(|l| l.config.server.reload_on_change)
+    }
+
     pub(crate) async fn reload_file(self: &Arc<Self>) -> Result<Reloaded, ReloadError> {
         let result = match &self.path {
             None => Err(ReloadError::NoFile),

@@ -294,3 +294,28 @@ async fn twenty_reloads_under_load_fail_no_request() {
         "the load ran at {rate:.0} req/s, below 1,000"
     );
 }
+
+#[tokio::test]
+async fn reload_on_change_picks_up_an_edited_file() {
+    let origin = origin().await;
+    let text = |route: &str| {
+        config_text(origin.addr, &routes(route)).replacen(
+            "listen = \"127.0.0.1:0\"\n",
+            "listen = \"127.0.0.1:0\"\nreload_on_change = \"20ms\"\n",
+            1,
+        )
+    };
+    let (gw, dir) = start_from_file(&text("/one")).await;
+    let client = TestClient::new();
+    let url = format!("http://{}/two", gw.addr);
+    assert_eq!(client.get(&url, &[]).await.status, 404);
+    write(&dir.path.join("rampart.toml"), &text("/two"));
+    rampart_testkit::eventually_async("the edited file is applied", || async {
+        client.get(&url, &[]).await.status == 200
+    })
+    .await;
+    assert!(client
+        .metrics(&gw)
+        .await
+        .contains("rampart_config_reloads_total{result=\"applied\"} 1"));
+}

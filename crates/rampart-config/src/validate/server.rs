@@ -44,6 +44,9 @@ pub(super) fn server(s: raw::RawServer) -> Result<ServerConfig, Invalid> {
                 })
                 .collect::<Result<_, _>>()?,
         },
+        reload_on_change: s
+            .reload_on_change
+            .map(|d| d.0.max(Duration::from_millis(10))),
         tls: match s.tls {
             None => None,
             Some(t) => Some(tls(t)?),
