@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rampart_gateway::{ReloadError, SystemClock};
-use rampart_testkit::{config_text, respond, Origin, TestClient};
+use rampart_testkit::{config_text, respond, Origin, TempDir, TestClient};
 
 async fn origin() -> Origin {
     Origin::simple(|req| {
@@ -35,8 +35,8 @@ fn write(path: &std::path::Path, text: &str) {
     std::fs::write(path, text).expect("write config");
 }
 
-async fn start_from_file(text: &str) -> (rampart_gateway::Running, tempdir::Dir) {
-    let dir = tempdir::Dir::new();
+async fn start_from_file(text: &str) -> (rampart_gateway::Running, TempDir) {
+    let dir = TempDir::new("reload");
     let path = dir.path.join("rampart.toml");
     write(&path, text);
     let config = rampart_config::load(&path).unwrap_or_else(|e| panic!("{e}"));
@@ -44,32 +44,6 @@ async fn start_from_file(text: &str) -> (rampart_gateway::Running, tempdir::Dir)
         .await
         .expect("gateway starts");
     (gw, dir)
-}
-
-/// A directory removed when dropped.
-mod tempdir {
-    pub struct Dir {
-        pub path: std::path::PathBuf,
-    }
-    impl Dir {
-        pub fn new() -> Self {
-            let path = std::env::temp_dir().join(format!(
-                "rampart-reload-{}-{}",
-                std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0)
-            ));
-            std::fs::create_dir_all(&path).expect("temp dir");
-            Self { path }
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
 }
 
 #[tokio::test]

@@ -3,35 +3,12 @@
 //! resumption, HSTS, the redirect listener, certificates re-read on reload,
 //! and bad files refused.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use rampart_gateway::SystemClock;
 use rampart_testkit::tls::{self, TestCa};
-use rampart_testkit::{respond, Origin, TestClient};
-
-/// A directory removed when dropped.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "rampart-tls-{tag}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
-        std::fs::create_dir_all(&path).expect("dir");
-        Self(path)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use rampart_testkit::{respond, Origin, TempDir, TestClient};
 
 async fn origin() -> Origin {
     Origin::simple(|req| {
@@ -110,12 +87,12 @@ async fn start_file(dir: &Path, text: &str) -> rampart_gateway::Running {
 
 #[tokio::test]
 async fn h1_and_h2_over_tls_by_alpn_with_cache_hits_and_hsts() {
-    let dir = Dir::new("alpn");
+    let dir = TempDir::new("alpn");
     let ca = TestCa::new("Rampart Test CA");
-    let leaf = ca.leaf(&dir.0, "site", &["site.test"], 2099);
+    let leaf = ca.leaf(&dir.path, "site", &["site.test"], 2099);
     let origin = origin().await;
     let hsts = "hsts = \"max-age=63072000; includeSubDomains\"";
-    let gw = start_file(&dir.0, &config(&origin, &tls_table(&leaf, &[], hsts))).await;
+    let gw = start_file(&dir.path, &config(&origin, &tls_table(&leaf, &[], hsts))).await;
 
     let h2 = tls::client(&[ca.der()], &["h2", "http/1.1"]);
     let got = tls::get(&h2, gw.addr, "site.test", "/page").await;
@@ -161,18 +138,18 @@ async fn reqwest_free_plain(addr: std::net::SocketAddr) -> String {
 
 #[tokio::test]
 async fn sni_selects_the_certificate_and_unknown_names_get_the_default() {
-    let dir = Dir::new("sni");
+    let dir = TempDir::new("sni");
     let ca = TestCa::new("Rampart Test CA");
-    let default = ca.leaf(&dir.0, "default", &["default.test"], 2099);
-    let api = ca.leaf(&dir.0, "api", &["api.example.test"], 2099);
-    let tenants = ca.leaf(&dir.0, "tenants", &["*.tenants.test"], 2099);
+    let default = ca.leaf(&dir.path, "default", &["default.test"], 2099);
+    let api = ca.leaf(&dir.path, "api", &["api.example.test"], 2099);
+    let tenants = ca.leaf(&dir.path, "tenants", &["*.tenants.test"], 2099);
     let origin = origin().await;
     let tls_text = tls_table(
         &default,
         &[("api.example.test", &api), ("*.tenants.test", &tenants)],
         "",
     );
-    let gw = start_file(&dir.0, &config(&origin, &tls_text)).await;
+    let gw = start_file(&dir.path, &config(&origin, &tls_text)).await;
     let client = tls::client(&[ca.der()], &["http/1.1"]);
     let presented = |name: &'static str| {
         let client = Arc::clone(&client);
@@ -199,17 +176,17 @@ async fn sni_selects_the_certificate_and_unknown_names_get_the_default() {
 
 #[tokio::test]
 async fn a_reload_reads_renewed_certificates() {
-    let dir = Dir::new("renew");
+    let dir = TempDir::new("renew");
     let ca = TestCa::new("Rampart Test CA");
-    let old = ca.leaf(&dir.0, "site", &["site.test"], 2099);
+    let old = ca.leaf(&dir.path, "site", &["site.test"], 2099);
     let origin = origin().await;
-    let gw = start_file(&dir.0, &config(&origin, &tls_table(&old, &[], ""))).await;
+    let gw = start_file(&dir.path, &config(&origin, &tls_table(&old, &[], ""))).await;
     let client = tls::client(&[ca.der()], &["http/1.1"]);
     let before = tls::get(&client, gw.addr, "site.test", "/").await;
     assert_eq!(before.peer_cert, Some(old.der.clone()));
 
     // The same paths, a new certificate (as certbot renews in place).
-    let new = ca.leaf(&dir.0, "site", &["site.test"], 2098);
+    let new = ca.leaf(&dir.path, "site", &["site.test"], 2098);
     assert_ne!(new.der, old.der);
     gw.reload_file().await.expect("reload");
     let fresh = tls::client(&[ca.der()], &["http/1.1"]);
@@ -217,7 +194,7 @@ async fn a_reload_reads_renewed_certificates() {
     assert_eq!(after.peer_cert, Some(new.der.clone()));
 
     // A key that does not match is refused, and the renewed one stays.
-    let stray = ca.leaf(&dir.0, "stray", &["site.test"], 2099);
+    let stray = ca.leaf(&dir.path, "stray", &["site.test"], 2099);
     std::fs::copy(&stray.key, &new.key).expect("copy key");
     let err = gw.reload_file().await.expect_err("mismatched key");
     assert!(err.to_string().contains("does not belong"), "{err}");
@@ -227,13 +204,13 @@ async fn a_reload_reads_renewed_certificates() {
 
 #[tokio::test]
 async fn the_plain_listener_redirects_to_https_keeping_path_and_query() {
-    let dir = Dir::new("redirect");
+    let dir = TempDir::new("redirect");
     let ca = TestCa::new("Rampart Test CA");
-    let leaf = ca.leaf(&dir.0, "site", &["site.test"], 2099);
+    let leaf = ca.leaf(&dir.path, "site", &["site.test"], 2099);
     let origin = origin().await;
     let plain = free();
     let more = format!("redirect_from = \"{plain}\"");
-    let gw = start_file(&dir.0, &config(&origin, &tls_table(&leaf, &[], &more))).await;
+    let gw = start_file(&dir.path, &config(&origin, &tls_table(&leaf, &[], &more))).await;
     let got = TestClient::new()
         .get(
             &format!("http://{plain}/a/b?c=1"),
@@ -254,13 +231,13 @@ async fn the_plain_listener_redirects_to_https_keeping_path_and_query() {
 
 #[test]
 fn bad_or_mismatched_files_are_refused_naming_the_file() {
-    let dir = Dir::new("bad");
+    let dir = TempDir::new("bad");
     let ca = TestCa::new("Rampart Test CA");
-    let a = ca.leaf(&dir.0, "a", &["a.test"], 2099);
-    let b = ca.leaf(&dir.0, "b", &["b.test"], 2099);
-    let garbage = dir.0.join("garbage.pem");
+    let a = ca.leaf(&dir.path, "a", &["a.test"], 2099);
+    let b = ca.leaf(&dir.path, "b", &["b.test"], 2099);
+    let garbage = dir.path.join("garbage.pem");
     std::fs::write(&garbage, "not a certificate").expect("write");
-    let missing = dir.0.join("missing.pem");
+    let missing = dir.path.join("missing.pem");
     let origin_addr = "127.0.0.1:9";
     let text = |cert: &Path, key: &Path| {
         format!(

@@ -6,29 +6,7 @@ use std::sync::Arc;
 
 use rampart_gateway::SystemClock;
 use rampart_testkit::tls::{https_origin, TestCa};
-use rampart_testkit::{gateway, TestClient};
-
-struct Dir(std::path::PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "rampart-up-tls-{tag}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
-        std::fs::create_dir_all(&path).expect("dir");
-        Self(path)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use rampart_testkit::{gateway, TempDir, TestClient};
 
 fn config(target: std::net::SocketAddr, tls: &str) -> String {
     format!(
@@ -40,10 +18,10 @@ fn config(target: std::net::SocketAddr, tls: &str) -> String {
 
 #[tokio::test]
 async fn a_private_ca_is_trusted_and_h2_is_spoken_where_offered() {
-    let dir = Dir::new("ca");
+    let dir = TempDir::new("ca");
     let ca = TestCa::new("Origin CA");
-    let leaf = ca.leaf(&dir.0, "origin", &["origin.internal"], 2099);
-    let ca_file = ca.write(&dir.0, "ca.pem");
+    let leaf = ca.leaf(&dir.path, "origin", &["origin.internal"], 2099);
+    let ca_file = ca.write(&dir.path, "ca.pem");
     let (addr, seen) = https_origin(&leaf, &["h2", "http/1.1"], None).await;
     let tls = format!(
         "tls = {{ ca = \"{}\", server_name = \"origin.internal\" }}",
@@ -75,11 +53,11 @@ async fn a_private_ca_is_trusted_and_h2_is_spoken_where_offered() {
 
 #[tokio::test]
 async fn a_wrong_ca_is_a_502_problem_that_names_nothing_internal() {
-    let dir = Dir::new("wrong");
+    let dir = TempDir::new("wrong");
     let ca = TestCa::new("Origin CA");
     let other = TestCa::new("Some Other CA");
-    let leaf = ca.leaf(&dir.0, "origin", &["origin.internal"], 2099);
-    let other_file = other.write(&dir.0, "other.pem");
+    let leaf = ca.leaf(&dir.path, "origin", &["origin.internal"], 2099);
+    let other_file = other.write(&dir.path, "other.pem");
     let (addr, seen) = https_origin(&leaf, &["http/1.1"], None).await;
     let tls = format!(
         "tls = {{ ca = \"{}\", server_name = \"origin.internal\" }}",
@@ -111,12 +89,12 @@ async fn a_wrong_ca_is_a_502_problem_that_names_nothing_internal() {
 
 #[tokio::test]
 async fn mutual_tls_presents_the_client_certificate() {
-    let dir = Dir::new("mtls");
+    let dir = TempDir::new("mtls");
     let ca = TestCa::new("Origin CA");
     let clients = TestCa::new("Client CA");
-    let leaf = ca.leaf(&dir.0, "origin", &["origin.internal"], 2099);
-    let client = clients.leaf(&dir.0, "rampart", &["rampart.client"], 2099);
-    let ca_file = ca.write(&dir.0, "ca.pem");
+    let leaf = ca.leaf(&dir.path, "origin", &["origin.internal"], 2099);
+    let client = clients.leaf(&dir.path, "rampart", &["rampart.client"], 2099);
+    let ca_file = ca.write(&dir.path, "ca.pem");
     let (addr, seen) = https_origin(&leaf, &["http/1.1"], Some(clients.der())).await;
 
     let without = format!(

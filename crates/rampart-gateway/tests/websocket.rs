@@ -194,10 +194,9 @@ async fn routes_without_upgrade_answer_501() {
 
 #[tokio::test]
 async fn websocket_over_tls() {
-    let dir = std::env::temp_dir().join(format!("rampart-wss-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = rampart_testkit::TempDir::new("wss");
     let ca = TestCa::new("WSS CA");
-    let leaf = ca.leaf(&dir, "ws", &["ws.test"], 2099);
+    let leaf = ca.leaf(&dir.path, "ws", &["ws.test"], 2099);
     let (origin, _closes) = echo_server().await;
     let tls = format!(
         "[server.tls]\ncert = \"{}\"\nkey = \"{}\"",
@@ -223,5 +222,4 @@ async fn websocket_over_tls() {
         .expect("WebSocket handshake over TLS");
     assert_eq!(response.status(), 101);
     exchange_a_thousand(&mut ws).await;
-    let _ = std::fs::remove_dir_all(&dir);
 }

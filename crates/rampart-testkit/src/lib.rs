@@ -397,3 +397,31 @@ where
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// A directory of the test's own under the system's temp dir, removed when
+/// dropped.
+pub struct TempDir {
+    /// Its path.
+    pub path: std::path::PathBuf,
+}
+
+impl TempDir {
+    /// A new empty directory; `tag` helps tell whose it is.
+    pub fn new(tag: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "rampart-{tag}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create a temp dir");
+        Self { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
