@@ -269,6 +269,9 @@ pub struct UpstreamConfig {
     pub host_header: HostHeader,
     /// TLS to the targets (`https://` targets); `None` speaks plain HTTP.
     pub tls: Option<UpstreamTls>,
+    /// HTTP/2 with prior knowledge to plain targets (gRPC servers); with
+    /// TLS, HTTP/2 is chosen by ALPN instead.
+    pub h2c: bool,
 }
 
 /// TLS to an upstream's targets.

@@ -211,6 +211,7 @@ pub struct RawUpstream {
     pub retry: Option<bool>,
     pub host_header: Option<Spanned<Text>>,
     pub tls: Option<Spanned<RawUpstreamTls>>,
+    pub h2c: Option<Spanned<bool>>,
 }
 
 /// An upstream's `health = { … }`.

@@ -35,12 +35,16 @@ async fn echo() -> std::net::SocketAddr {
 }
 
 async fn round_trips(url: &str, n: usize) -> (u128, u128) {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
     let payload = vec![7u8; 64];
     let mut times = Vec::with_capacity(n);
     for _ in 0..n {
         let started = Instant::now();
-        ws.send(Message::binary(payload.clone())).await.expect("send");
+        ws.send(Message::binary(payload.clone()))
+            .await
+            .expect("send");
         ws.next().await.expect("open").expect("echo");
         times.push(started.elapsed().as_micros());
     }

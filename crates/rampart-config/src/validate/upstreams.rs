@@ -94,9 +94,20 @@ pub(super) fn upstreams(raw: Vec<raw::RawUpstream>) -> Result<Vec<UpstreamConfig
             ));
         }
         let tls = upstream_tls(u.tls, https != 0)?;
+        let h2c = match u.h2c {
+            Some(h) if *h.get_ref() && https != 0 => {
+                return Err((
+                    h.span().start,
+                    "h2c is for plain targets; over https:// HTTP/2 is chosen by ALPN".into(),
+                ))
+            }
+            Some(h) => *h.get_ref(),
+            None => false,
+        };
         upstreams.push(UpstreamConfig {
             name,
             tls,
+            h2c,
             targets: u.targets.into_inner().into_iter().map(|t| t.0).collect(),
             connect_timeout: u.connect_timeout.map_or(Duration::from_secs(5), |d| d.0),
             timeout: u.timeout.map_or(Duration::from_secs(30), |d| d.0),

@@ -170,6 +170,7 @@ impl Upstream {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(cfg.idle_timeout)
             .pool_max_idle_per_host(cfg.max_idle_per_target)
+            .http2_only(cfg.h2c)
             .build(connector);
         let settings = cfg.circuit.map(|c| Settings {
             failures: c.failures,
