@@ -19,7 +19,7 @@ pub use ipnet::IpNet;
 pub use model::*;
 pub use pattern::{PathPattern, RouteMatch};
 pub use rampart_core::Template;
-pub use rewrite::{HeaderEdits, HostPattern, PathRewrite};
+pub use rewrite::{host_name, HeaderEdits, HostPattern, PathRewrite};
 pub use validate::validate;
 
 /// A configuration error with its place in the file.

@@ -44,7 +44,7 @@ impl HostPattern {
 
     /// Whether a request's `Host` value (port allowed) matches.
     pub fn matches(&self, host: &str) -> bool {
-        let name = strip_port(host);
+        let name = host_name(host);
         match self {
             HostPattern::Exact(n) => name.eq_ignore_ascii_case(n),
             HostPattern::Suffix(s) => {
@@ -56,8 +56,8 @@ impl HostPattern {
     }
 }
 
-/// `host:port` → `host`; `[::1]:80` → `[::1]`.
-fn strip_port(host: &str) -> &str {
+/// The name of a `Host` value: `host:port` → `host`; `[::1]:80` → `[::1]`.
+pub fn host_name(host: &str) -> &str {
     if host.starts_with('[') {
         return host
             .split_once(']')

@@ -64,6 +64,35 @@ pub(crate) struct Serving {
     pub stop: CancellationToken,
 }
 
+impl Serving {
+    /// Whether this loop already serves `socket` with `limits`.
+    pub(crate) fn serves(&self, socket: &Socket, limits: ConnLimits) -> bool {
+        self.socket.configured == socket.configured && self.limits == limits
+    }
+}
+
+/// What serves after a reload: `old` when it already serves `next` with
+/// `limits` (and `keep` holds), else a loop from `start` on `next` (none
+/// when there is no `next`), with `old` then told to stop accepting.
+pub(crate) fn replace(
+    old: Option<Serving>,
+    next: Option<Socket>,
+    limits: ConnLimits,
+    keep: bool,
+    start: impl FnOnce(Socket) -> Serving,
+) -> Option<Serving> {
+    match (next, old) {
+        (Some(socket), Some(old)) if keep && old.serves(&socket, limits) => Some(old),
+        (next, old) => {
+            let serving = next.map(start);
+            if let Some(old) = old {
+                old.stop.cancel();
+            }
+            serving
+        }
+    }
+}
+
 /// The connection limits `[server]` sets on the public listener.
 pub(crate) fn public_limits(server: &ServerConfig) -> ConnLimits {
     ConnLimits {

@@ -32,7 +32,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::certs;
 use crate::changes::changed;
-use crate::listeners::{admin_limits, public_limits, BindError, Serving, Socket};
+use crate::listeners::{admin_limits, public_limits, replace, BindError, Serving, Socket};
 use crate::tasks;
 
 /// Why a reload was not applied (the previous config keeps serving).
@@ -122,8 +122,10 @@ pub(crate) struct Live {
     /// The public listener's TLS settings, when it has TLS.
     tls: Option<TlsSwap>,
     admin: Option<Serving>,
-    /// The plain listener redirecting to HTTPS, and the port it sends to.
-    redirect: Option<(Serving, u16)>,
+    /// The plain listener redirecting to HTTPS.
+    redirect: Option<Serving>,
+    /// The port it sends clients to (the public listener's).
+    redirect_port: u16,
     /// Stops this config's health checks and warmers.
     background: CancellationToken,
     /// The purge fan-out running, and what stops it (kept while the Redis
@@ -185,12 +187,9 @@ impl Gateway {
         let admin = sockets
             .admin
             .map(|s| self.serve_admin(s, admin_limits(&config.server)));
-        let redirect = sockets.redirect.map(|s| {
-            (
-                self.serve_redirect(s, admin_limits(&config.server), https_port),
-                https_port,
-            )
-        });
+        let redirect = sockets
+            .redirect
+            .map(|s| self.serve_redirect(s, admin_limits(&config.server), https_port));
         let background = self.stop.child_token();
         self.spawn_background(&state, &config, &background);
         let fanout = self.spawn_fanout(&state);
@@ -202,6 +201,7 @@ impl Gateway {
             tls,
             admin,
             redirect,
+            redirect_port: https_port,
             background,
             fanout,
         });
@@ -297,7 +297,7 @@ impl Gateway {
         let redirect_to = config.server.tls.as_ref().and_then(|t| t.redirect_from);
         let redirect_socket = match (redirect_to, &live.redirect) {
             (None, _) => None,
-            (Some(addr), Some((old, _))) => Some(old.socket.rebind(addr).await?),
+            (Some(addr), Some(old)) => Some(old.socket.rebind(addr).await?),
             (Some(addr), None) => Some(Socket::bind(addr).await?),
         };
         let admin_socket = match (&config.admin, &live.admin) {
@@ -329,56 +329,24 @@ impl Gateway {
         };
         live.tls = tls.clone();
         let limits = public_limits(&config.server);
-        if public_socket.configured != live.public.socket.configured
-            || limits != live.public.limits
-            || had_tls != tls.is_some()
-        {
+        if !live.public.serves(&public_socket, limits) || had_tls != tls.is_some() {
             let serving = self.serve_public(public_socket, limits, tls);
             std::mem::replace(&mut live.public, serving).stop.cancel();
         }
         let https_port = live.public.socket.local.port();
-        live.redirect = match (redirect_socket, live.redirect.take()) {
-            (None, old) => {
-                if let Some((old, _)) = old {
-                    old.stop.cancel();
-                }
-                None
-            }
-            (Some(socket), Some((old, port)))
-                if socket.configured == old.socket.configured && port == https_port =>
-            {
-                Some((old, port))
-            }
-            (Some(socket), old) => {
-                let serving = self.serve_redirect(socket, admin_limits(&config.server), https_port);
-                if let Some((old, _)) = old {
-                    old.stop.cancel();
-                }
-                Some((serving, https_port))
-            }
-        };
         let limits = admin_limits(&config.server);
-        let admin = match (admin_socket, live.admin.take()) {
-            (None, old) => {
-                if let Some(old) = old {
-                    old.stop.cancel();
-                }
-                None
-            }
-            (Some(socket), Some(old))
-                if socket.configured == old.socket.configured && limits == old.limits =>
-            {
-                Some(old)
-            }
-            (Some(socket), old) => {
-                let serving = self.serve_admin(socket, limits);
-                if let Some(old) = old {
-                    old.stop.cancel();
-                }
-                Some(serving)
-            }
-        };
-        live.admin = admin;
+        let same_port = live.redirect_port == https_port;
+        live.redirect = replace(
+            live.redirect.take(),
+            redirect_socket,
+            limits,
+            same_port,
+            |s| self.serve_redirect(s, limits, https_port),
+        );
+        live.redirect_port = https_port;
+        live.admin = replace(live.admin.take(), admin_socket, limits, true, |s| {
+            self.serve_admin(s, limits)
+        });
         live.background.cancel();
         live.background = self.stop.child_token();
         self.spawn_background(&state, &config, &live.background);

@@ -119,15 +119,21 @@ pub fn prepare_request(
     Ok(())
 }
 
-/// Removes hop-by-hop headers, including those the `Connection` header
-/// names (except `Host`, which identifies the target and is never hop-by-hop).
-pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
+/// The tokens of every `Connection` field, trimmed.
+pub fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
         .get_all(CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .map(str::trim)
+}
+
+/// Removes hop-by-hop headers, including those the `Connection` header
+/// names (except `Host`, which identifies the target and is never hop-by-hop).
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = connection_tokens(headers)
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .filter(|name| name != HOST)
         .collect();
     for name in listed {

@@ -19,12 +19,7 @@ pub fn to_https<B>(req: &Request<B>, https_port: u16) -> Response<Body> {
     let Some(host) = host else {
         return GatewayError::BadRequest(BadHead::InvalidHost).into_response();
     };
-    let name = if host.starts_with('[') {
-        host.split_once(']')
-            .map_or(host, |(h, _)| &host[..=h.len()])
-    } else {
-        host.rsplit_once(':').map_or(host, |(h, _)| h)
-    };
+    let name = rampart_config::host_name(host);
     let port = if https_port == 443 {
         String::new()
     } else {

@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::body::{empty, Body};
 use crate::error::GatewayError;
 use crate::forward::Upstreams;
-use crate::headers::remove_hop_by_hop;
+use crate::headers::{connection_tokens, remove_hop_by_hop};
 use crate::metrics::Metrics;
 use crate::request::RequestHead;
 use crate::router::Route;
@@ -40,13 +40,7 @@ pub fn requested<B>(req: &mut Request<B>) -> Option<Requested> {
     if req.version() != http::Version::HTTP_11 {
         return None;
     }
-    let asks = req
-        .headers()
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    let asks = connection_tokens(req.headers()).any(|t| t.eq_ignore_ascii_case("upgrade"));
     let protocol = req.headers().get(UPGRADE)?.clone();
     asks.then(|| Requested {
         protocol,

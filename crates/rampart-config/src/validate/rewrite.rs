@@ -11,18 +11,26 @@ use crate::rewrite::{HeaderEdits, HostPattern, PathRewrite, PROTECTED_HEADERS};
 
 use super::common::{template, Invalid};
 
-/// `host = "api.example.com"` or a list.
+/// A route's `host = "api.example.com"` or a list.
 pub(super) fn hosts(raw: Option<Spanned<raw::OneOrList>>) -> Result<Vec<HostPattern>, Invalid> {
-    let Some(raw) = raw else {
-        return Ok(Vec::new());
-    };
+    match raw {
+        None => Ok(Vec::new()),
+        Some(raw) => host_list(
+            raw,
+            "host lists at least one name; leave it out to answer every host",
+        ),
+    }
+}
+
+/// Host patterns, at least one (`empty` says so otherwise).
+pub(super) fn host_list(
+    raw: Spanned<raw::OneOrList>,
+    empty: &str,
+) -> Result<Vec<HostPattern>, Invalid> {
     let at = raw.span().start;
     let list = raw.into_inner().0;
     if list.is_empty() {
-        return Err((
-            at,
-            "host lists at least one name; leave it out to answer every host".into(),
-        ));
+        return Err((at, empty.into()));
     }
     list.iter()
         .map(|h| HostPattern::parse(&h.0).map_err(|e| (at, e)))

@@ -8,9 +8,9 @@ use crate::model::{
     AdminConfig, CertConfig, ServerConfig, TlsConfig, DEFAULT_STRIP_FROM_UNTRUSTED,
 };
 use crate::raw;
-use crate::rewrite::HostPattern;
 
 use super::common::Invalid;
+use super::rewrite::host_list;
 
 /// `[server]`: the public listener and its limits.
 pub(super) fn server(s: raw::RawServer) -> Result<ServerConfig, Invalid> {
@@ -88,17 +88,7 @@ fn tls(raw: toml::Spanned<raw::RawTls>) -> Result<TlsConfig, Invalid> {
         }
     }
     for (i, c) in raw.certs.unwrap_or_default().into_iter().enumerate() {
-        let hosts_at = c.hosts.span().start;
-        let hosts = c
-            .hosts
-            .into_inner()
-            .0
-            .iter()
-            .map(|h| HostPattern::parse(&h.0).map_err(|e| (hosts_at, e)))
-            .collect::<Result<Vec<_>, _>>()?;
-        if hosts.is_empty() {
-            return Err((hosts_at, "hosts lists at least one name".into()));
-        }
+        let hosts = host_list(c.hosts, "hosts lists at least one name")?;
         certs.push(CertConfig {
             hosts,
             cert: path(&c.cert)?,
