@@ -2,9 +2,10 @@
 //! response's head and body in two small writes with Nagle's algorithm on
 //! (Python's `http.server` does) holds the body until its head is
 //! acknowledged, and Linux delays that ACK by up to 40 ms on a kept-alive
-//! connection where Rampart has nothing to send. Re-arming `TCP_QUICKACK`
-//! before every read makes the kernel acknowledge what arrives at once, so
-//! such an origin answers without the stall. Elsewhere it is a no-op.
+//! connection where Rampart has nothing to send. Setting `TCP_QUICKACK`
+//! after every read that returns makes the kernel send the ACK it is
+//! holding at once, so such an origin answers without the stall. Elsewhere
+//! it is a no-op.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,11 +17,11 @@ use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-/// [`HttpConnector`] whose connections re-arm `TCP_QUICKACK` before reads.
+/// [`HttpConnector`] whose connections set `TCP_QUICKACK` after reads.
 #[derive(Clone)]
 pub struct QuickAckConnector(pub HttpConnector);
 
-/// A connection that re-arms `TCP_QUICKACK` before each read.
+/// A connection that sets `TCP_QUICKACK` after each read that returns.
 pub struct QuickAck(TokioIo<TcpStream>);
 
 impl tower_service::Service<Uri> for QuickAckConnector {
@@ -53,8 +54,13 @@ impl Read for QuickAck {
         cx: &mut Context<'_>,
         buf: ReadBufCursor<'_>,
     ) -> Poll<std::io::Result<()>> {
-        self.arm();
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        let polled = Pin::new(&mut self.0).poll_read(cx, buf);
+        if polled.is_ready() {
+            // Setting the option sends an ACK the kernel is holding for
+            // what was just read; polls that find nothing pay no syscall.
+            self.arm();
+        }
+        polled
     }
 }
 
