@@ -64,6 +64,7 @@ fn main() {
             headers: stored_headers(&template),
             body: Bytes::from(body),
             encoded: Vec::new(),
+            asked: Default::default(),
             vary: Vec::new(),
             response_time: SystemTime::now(),
             initial_age: Duration::ZERO,

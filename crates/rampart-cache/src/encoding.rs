@@ -1,5 +1,6 @@
-//! Compression: bodies are compressed once when stored, and each hit picks
-//! the best stored coding the client accepts (`Accept-Encoding` q-values).
+//! Compression: a stored body is compressed once per coding, when a client
+//! first asks for that coding, and each answer picks the best coding the
+//! client accepts (`Accept-Encoding` q-values).
 
 use std::io::Write;
 
@@ -13,21 +14,8 @@ thread_local! {
     static ZSTD: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Compresses `body` with each algorithm, keeping only results smaller than
-/// the original. Levels favour speed at store time: gzip 6, brotli 4, zstd 3.
-/// Each result is trimmed to its length: the encoders' buffers grow ahead of
-/// their output, and the slack would be stored, uncounted, with the entry.
-pub fn compress_all(body: &[u8], algorithms: &[Encoding]) -> Vec<(Encoding, Bytes)> {
-    algorithms
-        .iter()
-        .filter_map(|&enc| {
-            let out = compress(body, enc).ok()?;
-            (out.len() < body.len()).then(|| (enc, Bytes::from(out.into_boxed_slice())))
-        })
-        .collect()
-}
-
-/// Compresses with one coding.
+/// Compresses with one coding. Levels favour speed, since a coding is made
+/// while a client waits: gzip 6, brotli 4, zstd 3.
 pub fn compress(body: &[u8], encoding: Encoding) -> std::io::Result<Vec<u8>> {
     match encoding {
         Encoding::Gzip => {
@@ -62,6 +50,49 @@ pub fn compress(body: &[u8], encoding: Encoding) -> std::io::Result<Vec<u8>> {
                 None => zstd::bulk::compress(body, 3),
             }
         }),
+    }
+}
+
+/// What to send one client from an entry's stored codings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Choice {
+    /// The best stored coding the client accepts (`None`: identity).
+    pub send: Option<Encoding>,
+    /// The coding the client would get if it were stored, when it is not.
+    pub missing: Option<Encoding>,
+}
+
+/// Chooses among `stored` codings for a client, and says which coding among
+/// `algorithms` (in preference order) it would rather have that is not
+/// stored yet.
+pub fn choose(
+    accept: Option<&HeaderValue>,
+    algorithms: &[Encoding],
+    stored: &[(Encoding, Bytes)],
+) -> Choice {
+    let none = Choice {
+        send: None,
+        missing: None,
+    };
+    let Some(wanted) = negotiate(accept, algorithms) else {
+        return none;
+    };
+    if stored.iter().any(|(e, _)| *e == wanted) {
+        return Choice {
+            send: Some(wanted),
+            missing: None,
+        };
+    }
+    // The preferred coding has the highest q-value of all: among the stored
+    // ones (in the same order) the winner is found again.
+    let available: Vec<Encoding> = algorithms
+        .iter()
+        .copied()
+        .filter(|a| stored.iter().any(|(e, _)| e == a))
+        .collect();
+    Choice {
+        send: negotiate(accept, &available),
+        missing: Some(wanted),
     }
 }
 
@@ -151,11 +182,48 @@ mod tests {
     }
 
     #[test]
-    fn compression_round_trips_and_skips_growth() {
+    fn a_choice_sends_the_best_stored_coding_and_names_the_one_missing() {
+        let accept = HeaderValue::from_static("gzip, br");
+        let stored = |encs: &[Encoding]| -> Vec<(Encoding, Bytes)> {
+            encs.iter().map(|e| (*e, Bytes::new())).collect()
+        };
+        let algorithms = [Br, Zstd, Gzip];
+        assert_eq!(
+            choose(Some(&accept), &algorithms, &stored(&[Br, Gzip])),
+            Choice {
+                send: Some(Br),
+                missing: None
+            }
+        );
+        assert_eq!(
+            choose(Some(&accept), &algorithms, &stored(&[Gzip, Zstd])),
+            Choice {
+                send: Some(Gzip),
+                missing: Some(Br)
+            }
+        );
+        assert_eq!(
+            choose(Some(&accept), &algorithms, &[]),
+            Choice {
+                send: None,
+                missing: Some(Br)
+            }
+        );
+        let nothing = Choice {
+            send: None,
+            missing: None,
+        };
+        assert_eq!(choose(None, &algorithms, &stored(&[Br])), nothing);
+        let identity = HeaderValue::from_static("identity");
+        assert_eq!(choose(Some(&identity), &algorithms, &[]), nothing);
+        assert_eq!(choose(Some(&accept), &[], &[]), nothing);
+    }
+
+    #[test]
+    fn compression_round_trips() {
         let body = "rampart ".repeat(1000).into_bytes();
-        let all = compress_all(&body, &[Br, Zstd, Gzip]);
-        assert_eq!(all.len(), 3);
-        for (enc, data) in &all {
+        for enc in [Br, Zstd, Gzip] {
+            let data = compress(&body, enc).unwrap();
             assert!(data.len() < body.len() / 10, "{enc:?}");
             let mut out = Vec::new();
             match enc {
@@ -173,16 +241,5 @@ mod tests {
             }
             assert_eq!(out, body);
         }
-        // incompressible input yields no variant
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let noise: Vec<u8> = (0..2000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
-        assert!(compress_all(&noise, &[Gzip]).is_empty());
     }
 }

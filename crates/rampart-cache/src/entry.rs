@@ -1,5 +1,6 @@
 //! A stored response and the questions asked of it on every hit.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -19,8 +20,13 @@ pub struct Entry {
     pub headers: HeaderMap,
     /// The body as received (identity, or the origin's own coding).
     pub body: Bytes,
-    /// Compressed copies made once at store time, each smaller than `body`.
+    /// Compressed copies, each smaller than `body`: the coding the filling
+    /// client asked for, made at store time, and each other one made when a
+    /// client first asks for it.
     pub encoded: Vec<(Encoding, Bytes)>,
+    /// The codings already made or being made for this entry (or found not
+    /// worth making), so each is made at most once.
+    pub asked: CodingsAsked,
     /// The request header values this variant was selected by (`Vary`).
     pub vary: Vec<(HeaderName, Option<HeaderValue>)>,
     /// When the response was received (or last revalidated).
@@ -31,6 +37,34 @@ pub struct Entry {
     pub freshness: Freshness,
     /// Tags for purging.
     pub tags: Vec<String>,
+}
+
+/// Which codings of an entry have been asked for: one bit per coding, set
+/// once. A copy of an entry (a revalidated one, one with a coding added)
+/// carries the bits over.
+#[derive(Debug, Default)]
+pub struct CodingsAsked(AtomicU8);
+
+impl CodingsAsked {
+    fn bit(encoding: Encoding) -> u8 {
+        match encoding {
+            Encoding::Br => 1,
+            Encoding::Zstd => 2,
+            Encoding::Gzip => 4,
+        }
+    }
+
+    /// Marks `encoding` asked for; true only for the first caller, who makes it.
+    pub fn claim(&self, encoding: Encoding) -> bool {
+        let bit = Self::bit(encoding);
+        self.0.fetch_or(bit, Ordering::Relaxed) & bit == 0
+    }
+}
+
+impl Clone for CodingsAsked {
+    fn clone(&self) -> Self {
+        Self(AtomicU8::new(self.0.load(Ordering::Relaxed)))
+    }
 }
 
 /// How usable an entry is at a given time.
@@ -193,6 +227,7 @@ mod tests {
             headers: HeaderMap::new(),
             body: Bytes::from_static(b"x"),
             encoded: vec![],
+            asked: CodingsAsked::default(),
             vary: vec![],
             response_time: t0,
             initial_age: Duration::from_secs(2),
@@ -235,6 +270,18 @@ mod tests {
                 usable_if_error: false
             }
         );
+    }
+
+    #[test]
+    fn each_coding_is_claimed_once_and_copies_keep_the_claims() {
+        let asked = CodingsAsked::default();
+        assert!(asked.claim(Encoding::Br));
+        assert!(!asked.claim(Encoding::Br));
+        let copy = asked.clone();
+        assert!(!copy.claim(Encoding::Br));
+        assert!(copy.claim(Encoding::Gzip));
+        assert!(asked.claim(Encoding::Gzip), "a copy's claims are its own");
+        assert!(asked.claim(Encoding::Zstd));
     }
 
     #[test]

@@ -103,6 +103,7 @@ mod tests {
             headers: HeaderMap::new(),
             body: Bytes::new(),
             encoded: vec![],
+            asked: Default::default(),
             vary: vec![],
             response_time: t0,
             initial_age: Duration::ZERO,

@@ -20,7 +20,7 @@ pub mod status;
 pub mod store;
 
 pub use coalesce::{Coalescer, Fill, Join};
-pub use entry::{Entry, EntryState};
+pub use entry::{CodingsAsked, Entry, EntryState};
 pub use freshness::Freshness;
 pub use purge::{Purge, PurgeSource, Purged};
 pub use status::{CacheStatus, Forward, NoCacheReason, StaleReason, Tier};

@@ -265,16 +265,22 @@ impl MemoryCache {
         entry
     }
 
-    /// Adds compressed copies to a stored entry, atomically, only if that very
-    /// entry is still stored under `key` (a purge or a newer response in the
-    /// meantime wins). Returns whether the copies were added.
+    /// Adds compressed copies of `entry`'s body to the variant stored under
+    /// `key` that holds that same body (the entry itself, or a copy of it
+    /// that gained other codings or was revalidated meanwhile), atomically;
+    /// a coding it already has is kept. Nothing is added once the body is
+    /// no longer stored (a purge or a newer response wins). Returns whether
+    /// the copies were added.
     pub fn add_encodings(
         &self,
         key: &str,
-        entry: &Arc<Entry>,
+        entry: &Entry,
         extra: Vec<(rampart_config::Encoding, bytes::Bytes)>,
     ) -> bool {
         use moka::ops::compute::{CompResult, Op};
+        let same_body = |e: &Arc<Entry>| {
+            e.body.as_ptr() == entry.body.as_ptr() && e.body.len() == entry.body.len()
+        };
         let result = self
             .cache
             .entry(key.to_string())
@@ -283,11 +289,15 @@ impl MemoryCache {
                     return Op::Nop;
                 };
                 let variants = current.into_value();
-                let Some(pos) = variants.entries.iter().position(|e| Arc::ptr_eq(e, entry)) else {
+                let Some(pos) = variants.entries.iter().position(same_body) else {
                     return Op::Nop;
                 };
-                let mut updated = Entry::clone(entry);
-                updated.encoded.extend(extra);
+                let mut updated = Entry::clone(&variants.entries[pos]);
+                for (encoding, bytes) in extra {
+                    if !updated.encoded.iter().any(|(e, _)| *e == encoding) {
+                        updated.encoded.push((encoding, bytes));
+                    }
+                }
                 let mut entries = variants.entries.clone();
                 entries[pos] = Arc::new(updated);
                 let weight: u64 = entries.iter().map(|e| e.weight(key.len())).sum();
@@ -380,6 +390,7 @@ mod tests {
             headers: HeaderMap::new(),
             body: Bytes::from(body.to_string()),
             encoded: vec![],
+            asked: Default::default(),
             vary: vary
                 .map(|v| {
                     vec![(
@@ -446,22 +457,30 @@ mod tests {
     }
 
     #[test]
-    fn encodings_are_added_only_to_the_entry_still_stored() {
+    fn codings_are_added_only_to_the_entry_still_stored() {
         let c = MemoryCache::new(1 << 20, 4);
         let first = c.insert("k", entry("v1", &["t"], None));
-        let gz = vec![(rampart_config::Encoding::Gzip, Bytes::from_static(b"gz"))];
-        assert!(c.add_encodings("k", &first, gz.clone()));
+        let coding = |e: rampart_config::Encoding| vec![(e, Bytes::from_static(b"z"))];
+        assert!(c.add_encodings("k", &first, coding(rampart_config::Encoding::Gzip)));
+        // A second coding made from the same first entry joins the first
+        // (codings made at the same time are all kept).
+        assert!(c.add_encodings("k", &first, coding(rampart_config::Encoding::Br)));
         assert!(
-            matches!(c.lookup("k", &HeaderMap::new()), Lookup::Found(e) if e.encoded.len() == 1)
+            matches!(c.lookup("k", &HeaderMap::new()), Lookup::Found(e) if e.encoded.len() == 2)
+        );
+        assert!(c.add_encodings("k", &first, coding(rampart_config::Encoding::Br)));
+        assert!(
+            matches!(c.lookup("k", &HeaderMap::new()), Lookup::Found(e) if e.encoded.len() == 2),
+            "a coding already there is not added twice"
         );
         // Tags still reach it after the in-place update.
         c.run_pending_tasks();
         assert_eq!(c.purge_tag("t"), 1);
         // Purged, or replaced by a newer response: nothing is resurrected.
-        assert!(!c.add_encodings("k", &first, gz.clone()));
+        assert!(!c.add_encodings("k", &first, coding(rampart_config::Encoding::Gzip)));
         assert!(matches!(c.lookup("k", &HeaderMap::new()), Lookup::Miss));
         let second = c.insert("k", entry("v2", &[], None));
-        assert!(!c.add_encodings("k", &first, gz));
+        assert!(!c.add_encodings("k", &first, coding(rampart_config::Encoding::Gzip)));
         assert!(
             matches!(c.lookup("k", &HeaderMap::new()), Lookup::Found(e) if Arc::ptr_eq(&e, &second) && e.encoded.is_empty())
         );

@@ -178,6 +178,7 @@ pub fn decode(bytes: Bytes) -> Option<Entry> {
         headers,
         body,
         encoded,
+        asked: Default::default(),
         vary,
         response_time,
         // Values from Redis are not trusted to be sane: bounded as an
@@ -209,6 +210,7 @@ mod tests {
             headers,
             body: Bytes::from_static(b"{\"kpi\": 1}"),
             encoded: vec![(Encoding::Gzip, Bytes::from_static(b"\x1f\x8b..."))],
+            asked: Default::default(),
             vary: vec![
                 (
                     HeaderName::from_static("accept-language"),

@@ -124,6 +124,7 @@ fn main() {
         headers,
         body: Bytes::from_static(b"{\"kpi\": 1}"),
         encoded: vec![(Encoding::Gzip, Bytes::from_static(b"\x1f\x8b"))],
+        asked: Default::default(),
         vary: vec![(
             HeaderName::from_static("accept-language"),
             Some(HeaderValue::from_static("pt")),

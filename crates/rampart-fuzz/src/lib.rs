@@ -97,6 +97,7 @@ fn entry(headers: HeaderMap, freshness: Freshness, initial_age: Duration) -> Ent
         headers,
         body: Bytes::from_static(b"body"),
         encoded: Vec::new(),
+        asked: Default::default(),
         vary: Vec::new(),
         response_time: t0(),
         initial_age,

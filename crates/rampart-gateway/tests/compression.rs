@@ -124,6 +124,60 @@ async fn stored_codings_round_trip_for_each_client() {
     );
 }
 
+/// Bytes the memory tier charges, read through the admin API.
+async fn l1_bytes(client: &TestClient, gw: &rampart_gateway::Running) -> u64 {
+    let admin = format!("http://{}", gw.admin_addr.unwrap());
+    let stats = client
+        .get(
+            &format!("{admin}/admin/cache/stats"),
+            &[("authorization", "Bearer test-token")],
+        )
+        .await
+        .text();
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    stats["l1"]["bytes"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn each_coding_is_made_once_when_a_client_first_asks_for_it() {
+    let origin = origin().await;
+    let gw = gateway(&config_text(origin.addr, ROUTES), Arc::new(SystemClock)).await;
+    let client = TestClient::new();
+    let url = format!("http://{}/cached/page", gw.addr);
+    let get = |accept: &'static str| {
+        let (client, url) = (&client, &url);
+        async move { client.get(url, &[("accept-encoding", accept)]).await }
+    };
+    // A miss for a client that wants no coding stores the body alone.
+    assert_eq!(get("identity").await.header("content-encoding"), "");
+    let identity_only = l1_bytes(&client, &gw).await;
+    assert_eq!(get("identity").await.header("content-encoding"), "");
+    assert_eq!(
+        l1_bytes(&client, &gw).await,
+        identity_only,
+        "no coding is made that nobody asked for"
+    );
+    // The first client asking for gzip gets it, and it is kept.
+    let gzip = get("gzip").await;
+    assert_eq!(gzip.header("content-encoding"), "gzip");
+    assert!(gzip.header("cache-status").contains("hit"));
+    let with_gzip = l1_bytes(&client, &gw).await;
+    assert!(
+        with_gzip >= identity_only + gzip.body.len() as u64,
+        "{with_gzip} after {identity_only}"
+    );
+    assert_eq!(get("gzip").await.body, gzip.body);
+    assert_eq!(l1_bytes(&client, &gw).await, with_gzip, "made once");
+    // A client preferring br gets br; gzip stays.
+    assert_eq!(
+        get("br;q=1, gzip;q=0.5").await.header("content-encoding"),
+        "br"
+    );
+    assert!(l1_bytes(&client, &gw).await > with_gzip);
+    assert_eq!(get("gzip").await.header("content-encoding"), "gzip");
+    assert_eq!(origin.count("/cached/page"), 1);
+}
+
 #[tokio::test]
 async fn small_and_incompressible_bodies_are_sent_as_they_are() {
     let origin = origin().await;

@@ -3,12 +3,17 @@
 
 use std::sync::Arc;
 
-use http::{Response, StatusCode};
+use std::time::SystemTime;
+
+use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING};
+use http::{Method, Response, StatusCode};
 use rampart_cache::coalesce::FillGuard;
+use rampart_cache::encoding::choose;
 use rampart_cache::{key, CacheStatus, Entry, Fill, Forward, NoCacheReason};
-use rampart_config::CachePolicy;
+use rampart_config::{CachePolicy, Encoding};
 
 use crate::body::Body;
+use crate::compress::{coding, eligible};
 use crate::forward::Upstreams;
 use crate::request::RequestHead;
 use crate::respond::{pass_through, serve_entry};
@@ -34,20 +39,87 @@ impl CacheCtx<'_> {
         key::full_key(head.primary_key(), self.policy, &head.headers)
     }
 
-    /// Answers from a stored entry at the cache's time now.
-    pub fn answer(
+    /// Answers from a stored entry at the cache's time now, in the best
+    /// coding the client accepts; see [`CacheCtx::answer_at`].
+    pub async fn answer(
+        &self,
+        key: &str,
+        entry: &Arc<Entry>,
+        head: &RequestHead,
+        status: &CacheStatus,
+    ) -> Response<Body> {
+        self.answer_at(key, entry, head, status, self.tiers.now())
+            .await
+    }
+
+    /// Answers from a stored entry with the `Age` it has at `now`. When the
+    /// client would rather have a coding the entry lacks, the first such
+    /// client waits while it is made (as the client that filled the entry
+    /// did for its own) and it is added to the stored entry; clients asking
+    /// for it meanwhile get the best coding already stored.
+    pub async fn answer_at(
+        &self,
+        key: &str,
+        entry: &Arc<Entry>,
+        head: &RequestHead,
+        status: &CacheStatus,
+        now: SystemTime,
+    ) -> Response<Body> {
+        let choice = choose(
+            head.headers.get(ACCEPT_ENCODING),
+            &self.tiers.compression.algorithms,
+            &entry.encoded,
+        );
+        if let Some(missing) = choice.missing.filter(|_| head.method == Method::GET) {
+            if let Some(updated) = self.make_coding(key, entry, missing).await {
+                return serve_entry(&updated, head, status, now, Some(missing));
+            }
+        }
+        serve_entry(entry, head, status, now, choice.send)
+    }
+
+    /// Answers from a stored entry in the best coding it already has.
+    pub fn answer_stored(
         &self,
         entry: &Entry,
         head: &RequestHead,
         status: &CacheStatus,
     ) -> Response<Body> {
-        serve_entry(
-            entry,
-            head,
-            status,
-            self.tiers.now(),
+        let choice = choose(
+            head.headers.get(ACCEPT_ENCODING),
             &self.tiers.compression.algorithms,
-        )
+            &entry.encoded,
+        );
+        serve_entry(entry, head, status, self.tiers.now(), choice.send)
+    }
+
+    /// Makes `encoding` for a stored entry, once per entry (the first
+    /// caller), when this route compresses and the entry is a body Rampart
+    /// may encode; adds it to the stored entry. Returns the entry with it.
+    async fn make_coding(
+        &self,
+        key: &str,
+        entry: &Arc<Entry>,
+        encoding: Encoding,
+    ) -> Option<Arc<Entry>> {
+        let compression = &self.tiers.compression;
+        let may = self.route.config.compress
+            && !entry.headers.contains_key(CONTENT_ENCODING)
+            && eligible(
+                compression,
+                entry.status,
+                &entry.headers,
+                Some(entry.body.len() as u64),
+            );
+        if !entry.asked.claim(encoding) || !may {
+            return None;
+        }
+        let bytes = coding(entry.body.clone(), encoding).await?;
+        let made = vec![(encoding, bytes)];
+        self.tiers.l1.add_encodings(key, entry, made.clone());
+        let mut updated = Entry::clone(entry);
+        updated.encoded.extend(made);
+        Some(Arc::new(updated))
     }
 
     /// Relays a response that is not stored, compressing it on the fly when the

@@ -1,9 +1,11 @@
-//! Compression of responses that are not stored (stored ones are compressed
-//! once at store time, see `cache_path`): streamed, never buffered whole.
+//! Compression: a stored body's codings, each made once ([`coding`]), and
+//! responses that are not stored, compressed as they stream, never
+//! buffered whole ([`stream`]).
 
 use std::pin::Pin;
 
 use async_compression::Level;
+use bytes::Bytes;
 use futures_util::TryStreamExt;
 use http::header::{
     ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, VARY,
@@ -11,12 +13,34 @@ use http::header::{
 use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
-use rampart_cache::encoding::negotiate;
+use rampart_cache::encoding::{compress, negotiate};
 use rampart_config::{CompressionConfig, Encoding};
 use tokio::io::AsyncRead;
 use tokio_util::io::{ReaderStream, StreamReader};
 
 use crate::body::{data_stream, Body};
+
+/// Bodies larger than this are compressed on the blocking pool.
+const INLINE_COMPRESS_LIMIT: usize = 64 * 1024;
+
+/// A stored body in one coding, when that is smaller than the body: made
+/// on the blocking pool when the body is large enough to hold up other
+/// requests.
+pub async fn coding(body: Bytes, encoding: Encoding) -> Option<Bytes> {
+    let made = if body.len() > INLINE_COMPRESS_LIMIT {
+        let body = body.clone();
+        tokio::task::spawn_blocking(move || compress(&body, encoding))
+            .await
+            .ok()?
+    } else {
+        compress(&body, encoding)
+    };
+    // Trimmed to its length: the encoders' buffers grow ahead of their
+    // output, and the slack would be stored, uncounted, with the entry.
+    made.ok()
+        .filter(|out| out.len() < body.len())
+        .map(|out| Bytes::from(out.into_boxed_slice()))
+}
 
 /// Whether a response may be compressed at all: no coding yet, a compressible
 /// type (never `text/event-stream`, whose events must not wait in a buffer),

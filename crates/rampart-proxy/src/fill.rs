@@ -117,7 +117,7 @@ fn fall_back(
         ttl: entry.ttl_secs(now),
         reason,
     };
-    Some((ctx.answer(entry, head, &status), status))
+    Some((ctx.answer_stored(entry, head, &status), status))
 }
 
 /// 304 to the fill's conditional: the stale entry is fresh again with the
@@ -168,5 +168,5 @@ fn revalidated(
             )
         }
     };
-    (ctx.answer(&entry, head, &status), status)
+    (ctx.answer_stored(&entry, head, &status), status)
 }

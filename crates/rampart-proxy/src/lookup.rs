@@ -38,13 +38,7 @@ pub async fn serve(
                     ttl: entry.ttl_secs(now),
                     tier: Tier::Memory,
                 };
-                let response = crate::respond::serve_entry(
-                    &entry,
-                    head,
-                    &status,
-                    now,
-                    &ctx.tiers.compression.algorithms,
-                );
+                let response = ctx.answer_at(&cache_key, &entry, head, &status, now).await;
                 return Ok((response, status));
             }
             EntryState::StaleWhileRevalidate => {
@@ -54,7 +48,7 @@ pub async fn serve(
                     ttl: entry.ttl_secs(now),
                     reason: StaleReason::WhileRevalidate,
                 };
-                return Ok((ctx.answer(&entry, head, &status), status));
+                return Ok((ctx.answer(&cache_key, &entry, head, &status).await, status));
             }
             EntryState::Stale { .. } => (Some(entry), Forward::Stale),
         },
@@ -74,7 +68,7 @@ pub async fn serve(
                             ttl: entry.ttl_secs(ctx.tiers.now()),
                             tier: Tier::Shared,
                         };
-                        return Ok((ctx.answer(&entry, head, &status), status));
+                        return Ok((ctx.answer(&cache_key, &entry, head, &status).await, status));
                     }
                     stale = Some(entry);
                 }
@@ -86,7 +80,7 @@ pub async fn serve(
                 let status = CacheStatus::Collapsed {
                     fwd_status: entry.status.as_u16(),
                 };
-                Ok((ctx.answer(&entry, head, &status), status))
+                Ok((ctx.answer(&cache_key, &entry, head, &status).await, status))
             }
             // Not stored, abandoned, another variant, or waited too long:
             // go to the origin without holding anyone else up.

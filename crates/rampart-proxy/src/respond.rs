@@ -5,12 +5,10 @@
 use std::time::SystemTime;
 
 use http::header::{
-    ACCEPT_ENCODING, ACCEPT_RANGES, AGE, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE,
-    CONTENT_TYPE, RANGE,
+    ACCEPT_RANGES, AGE, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 use rampart_cache::conditional::{not_modified, NOT_MODIFIED_HEADERS};
-use rampart_cache::encoding::negotiate;
 use rampart_cache::freshness::SURROGATE_CONTROL;
 use rampart_cache::range::{self, RangeAnswer};
 use rampart_cache::{CacheStatus, Entry};
@@ -25,14 +23,14 @@ use crate::request::RequestHead;
 pub static CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
 /// Answers a request from a stored entry, with the `Age` it has at `now`:
-/// 304 for a matching conditional, otherwise the best coding among
-/// `algorithms` (in preference order) that is stored and the client accepts.
+/// 304 for a matching conditional, otherwise its body in `coding` (one of
+/// its stored codings; `None` for identity).
 pub fn serve_entry(
     entry: &Entry,
     head: &RequestHead,
     status: &CacheStatus,
     now: SystemTime,
-    algorithms: &[Encoding],
+    coding: Option<Encoding>,
 ) -> Response<Body> {
     let age = HeaderValue::from(entry.age(now).as_secs());
     let mut response = Response::new(empty());
@@ -58,21 +56,10 @@ pub fn serve_entry(
             RangeAnswer::Unsatisfiable => return ranges(entry, &[], age, status),
         }
     }
-    let chosen = head
-        .headers
-        .get(ACCEPT_ENCODING)
-        .filter(|_| !entry.encoded.is_empty())
-        .and_then(|accept| {
-            let available: Vec<_> = algorithms
-                .iter()
-                .copied()
-                .filter(|a| entry.encoded.iter().any(|(e, _)| e == a))
-                .collect();
-            negotiate(Some(accept), &available)
-        });
-    let body = chosen
-        .and_then(|c| entry.encoded.iter().find(|(e, _)| *e == c))
-        .map_or_else(|| entry.body.clone(), |(_, b)| b.clone());
+    let (chosen, body) = match coding.and_then(|c| entry.encoded.iter().find(|(e, _)| *e == c)) {
+        Some((c, b)) => (Some(*c), b.clone()),
+        None => (None, entry.body.clone()),
+    };
     *response.status_mut() = entry.status;
     let mut headers = entry.headers.clone();
     if let Some(c) = chosen {

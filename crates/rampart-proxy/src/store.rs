@@ -1,27 +1,25 @@
 //! Storing a response the cache may keep: the body read up to
 //! `max_object_size` (a larger one streams through unstored), the headers
 //! copied into allocations of their own, tags collected, the coding this
-//! client wants made before answering and the others in the background.
+//! client wants made before answering (each other coding is made when a
+//! client first asks for it, see `cache_ctx`).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::header::{ACCEPT_ENCODING, AGE, CONTENT_ENCODING, CONTENT_LENGTH, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue, Response};
-use rampart_cache::encoding::{compress_all, negotiate};
+use rampart_cache::encoding::negotiate;
 use rampart_cache::freshness::{split_list, SURROGATE_CONTROL};
-use rampart_cache::{CacheStatus, Entry, Fill, Freshness, NoCacheReason};
-use rampart_config::{CachePolicy, Encoding, SetCookiePolicy};
+use rampart_cache::{CacheStatus, CodingsAsked, Entry, Fill, Freshness, NoCacheReason};
+use rampart_config::{CachePolicy, SetCookiePolicy};
 
 use crate::body::{gather, prefixed, Body, Gathered};
 use crate::cache_ctx::{CacheCtx, FillJob};
-use crate::compress::{add_vary_accept_encoding, eligible};
+use crate::compress::{add_vary_accept_encoding, coding, eligible};
 use crate::error::GatewayError;
 use crate::headers::remove_hop_by_hop;
 use crate::request::RequestHead;
-
-/// Bodies larger than this are compressed on the blocking pool.
-const INLINE_COMPRESS_LIMIT: usize = 64 * 1024;
 
 /// What the cache decided about a response it may store.
 #[derive(Debug, Clone, Copy)]
@@ -73,27 +71,21 @@ pub async fn store(
         && ctx.route.config.compress
         && !origin_encoded
         && eligible(compression, status, &headers, Some(body.len() as u64));
-    // Every coding is made once per stored entry. Only the one this client
-    // will get is made before answering; the others are added in the
-    // background, so a miss does not wait for codings nobody asked for yet.
-    let (mut encoded, later) = if compressible {
+    // Only the coding this client will get is made before answering; each
+    // other one when a client first asks for it, so a miss never pays for
+    // codings nobody has asked for.
+    let asked = CodingsAsked::default();
+    let mut encoded = Vec::new();
+    if compressible {
         add_vary_accept_encoding(&mut headers);
         let wanted = negotiate(head.headers.get(ACCEPT_ENCODING), &compression.algorithms);
-        let later: Vec<_> = compression
-            .algorithms
-            .iter()
-            .copied()
-            .filter(|a| Some(*a) != wanted)
-            .collect();
-        let now = match wanted {
-            Some(enc) => compress_on_pool(body.clone(), vec![enc]).await,
-            None => Vec::new(),
-        };
-        (now, later)
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    encoded.retain(|(_, b)| b.len() < body.len());
+        if let Some(enc) = wanted {
+            asked.claim(enc);
+            if let Some(bytes) = coding(body.clone(), enc).await {
+                encoded.push((enc, bytes));
+            }
+        }
+    }
     let vary = vary_names(&headers)
         .into_iter()
         // Rampart negotiates codings itself when it holds the identity body.
@@ -110,6 +102,7 @@ pub async fn store(
             headers,
             body,
             encoded,
+            asked,
             vary,
             response_time: storable.response_time,
             initial_age: storable.initial_age,
@@ -118,38 +111,14 @@ pub async fn store(
         },
     );
     job.finish(Fill::Stored(Arc::clone(&entry)));
-    if !later.is_empty() {
-        let (tiers, key, entry) = (Arc::clone(ctx.tiers), job.key.clone(), Arc::clone(&entry));
-        tokio::spawn(async move {
-            let extra = compress_on_pool(entry.body.clone(), later).await;
-            if !extra.is_empty() {
-                tiers.l1.add_encodings(&key, &entry, extra);
-            }
-        });
-    }
     let cache = job.forwarded(status, true, None);
-    let mut answer = ctx.answer(&entry, head, &cache);
+    let mut answer = ctx.answer(&job.key, &entry, head, &cache).await;
     // The client whose request filled the entry still gets its cookies
     // (stored entries never carry them).
     for cookie in parts.headers.get_all(SET_COOKIE) {
         answer.headers_mut().append(SET_COOKIE, cookie.clone());
     }
     Ok((answer, cache))
-}
-
-/// Compresses a body with the given codings, on the blocking pool when it is
-/// large enough to hold up other requests. Keeps only copies smaller than the body.
-async fn compress_on_pool(
-    body: bytes::Bytes,
-    algorithms: Vec<Encoding>,
-) -> Vec<(Encoding, bytes::Bytes)> {
-    if body.len() > INLINE_COMPRESS_LIMIT {
-        tokio::task::spawn_blocking(move || compress_all(&body, &algorithms))
-            .await
-            .unwrap_or_default()
-    } else {
-        compress_all(&body, &algorithms)
-    }
 }
 
 /// The headers to store: end-to-end only, without what is recomputed per
