@@ -12,8 +12,6 @@ use rampart_config::IpNet;
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// What is wrong with a request head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,8 +108,12 @@ pub fn prepare_request(
         return Err(BadHead::InvalidHost);
     }
     remove_hop_by_hop(headers);
-    headers.insert(HOST, host);
-    if !trusted {
+    if !headers.contains_key(HOST) {
+        headers.insert(HOST, host);
+    }
+    // One pass over the names finds whether there is anything to strip;
+    // most requests have nothing, and removing by name hashes each.
+    if !trusted && headers.keys().any(|name| strip.contains(name)) {
         for name in strip {
             headers.remove(name);
         }
@@ -132,6 +134,11 @@ pub fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 /// Removes hop-by-hop headers, including those the `Connection` header
 /// names (except `Host`, which identifies the target and is never hop-by-hop).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass over the names: most messages carry none of these (any
+    // field named by `Connection` needs `Connection` itself).
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let listed: Vec<HeaderName> = connection_tokens(headers)
         .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .filter(|name| name != HOST)
@@ -139,18 +146,21 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     for name in listed {
         headers.remove(name);
     }
-    for name in [
-        &CONNECTION,
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &TE,
-        &TRAILER,
-        &TRANSFER_ENCODING,
-        &UPGRADE,
-    ] {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
 }
+
+/// The fields that are hop-by-hop whatever `Connection` says.
+static HOP_BY_HOP: [HeaderName; 7] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+];
 
 /// Whether `ip` is one of the trusted proxies.
 pub fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
