@@ -23,7 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${1:-2000}
 source bench/lib.sh
-bench_start bench
+bench_start callgrind
 command -v valgrind >/dev/null 2>&1 || { echo "instructions.sh needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 ORIGIN=18181 RAMPART=18183 ADMIN=18184
 mkdir -p "$WORK/www/pass"

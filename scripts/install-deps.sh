@@ -3,6 +3,7 @@
 # they are missing. Usage: scripts/install-deps.sh [test|bench]...
 #   test   what `scripts/test` needs: redis-server (tests start their own)
 #   bench  nginx, Varnish and wrk for bench/*.sh
+#   callgrind  nginx and valgrind for bench/instructions.sh (the CI budget)
 set -euo pipefail
 
 need=()
@@ -18,7 +19,13 @@ for group in "${@:-test}"; do
       command -v taskset >/dev/null 2>&1 || need+=(util-linux)
       command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
       ;;
-    *) echo "install-deps: unknown group '$group' (use test or bench)" >&2; exit 2 ;;
+    callgrind)
+      command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+      command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+      command -v taskset >/dev/null 2>&1 || need+=(util-linux)
+      command -v curl >/dev/null 2>&1 || need+=(curl)
+      ;;
+    *) echo "install-deps: unknown group '$group' (use test, bench or callgrind)" >&2; exit 2 ;;
   esac
 done
 

@@ -410,7 +410,14 @@ impl Gateway {
             self.stops(&stop),
             tls,
             move |req, conn: rampart_edge::Conn| {
-                rampart_proxy::handle(state.load_full(), req, conn.peer, conn.tls)
+                // Boxed: the connection keeps a slot of the future's size
+                // for as long as it is open, idle or not (5 KiB unboxed).
+                Box::pin(rampart_proxy::handle(
+                    state.load_full(),
+                    req,
+                    conn.peer,
+                    conn.tls,
+                ))
             },
         ));
         Serving {

@@ -379,3 +379,4 @@ impl Drop for InFlight<'_> {
         self.0.metrics.in_flight.dec();
     }
 }
+

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Memory per idle keep-alive connection, and whether it comes back.
+#
+# For each build (NAME=PATH pairs in BINS; default: this checkout's release
+# binary as "rampart"), `rampart serve` runs in front of an nginx origin
+# with a cached 1 KiB URL. A client opens CONNS connections, sends one GET
+# (a hit) on each and keeps them all open and idle; the gateway's resident
+# memory (VmRSS) is read before, with all of them open, and after they are
+# closed (polled until it stops falling, at most 10 s). Then 10 s of hits
+# (wrk, 64 connections, proxy on core 0 and wrk on core 1) give each
+# build's hit rate, so an allocator is picked on both.
+#
+# Usage: [BINS="glibc=PATH jemalloc=PATH ..."] bench/idle-connections.sh [CONNS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CONNS=${1:-10000}
+source bench/lib.sh
+bench_start bench
+ORIGIN=18191 RAMPART=18192 ADMIN=18193
+head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$WORK/www/1k"
+write_origin_conf "$ORIGIN"
+taskset -c 1 "$NGINX" -c "$WORK/origin.conf" -p "$WORK" & PIDS+=($!)
+rampart_conf "$RAMPART" "$ADMIN" '[[routes]]
+match = "GET /*"
+upstream = "origin"
+cache = { ttl = "10m" }' | sed 's/^\[server\]$/[server]\nmax_connections = 20000/' > "$WORK/rampart.toml"
+ulimit -n 20000
+
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# hold CONNS: opens the connections, one hit each, then waits for a line
+# on stdin before closing them all.
+cat > "$WORK/hold.py" <<'PY'
+import socket, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+req = b"GET /1k HTTP/1.1\r\nHost: bench\r\n\r\n"
+socks = []
+for _ in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(req)
+    got = b""
+    while b"\r\n\r\n" not in got:
+        got += s.recv(65536)
+    head, body = got.split(b"\r\n\r\n", 1)
+    length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+    while len(body) < length:
+        body += s.recv(65536)
+    socks.append(s)
+print("open", flush=True)
+sys.stdin.readline()
+for s in socks:
+    s.close()
+print("closed", flush=True)
+PY
+
+echo "# $CONNS idle keep-alive connections, one 1 KiB hit each; RSS in KiB"
+printf '%-10s %10s %12s %14s %12s %14s %10s\n' build before open per_conn_B closed kept_per_conn hits_rps
+for pair in ${BINS:-rampart=$BIN}; do
+  name=${pair%%=*} bin=${pair#*=}
+  RUST_LOG=warn taskset -c 0 "$bin" serve --config "$WORK/rampart.toml" & pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$RAMPART/1k" 2>/dev/null && break; sleep 0.1; done
+  before=$(rss_kib "$pid")
+  coproc HOLD { taskset -c 1 python3 "$WORK/hold.py" "$RAMPART" "$CONNS"; }
+  read -r _ <&"${HOLD[0]}"
+  open=$(rss_kib "$pid")
+  echo >&"${HOLD[1]}"
+  read -r _ <&"${HOLD[0]}"
+  wait "$HOLD_PID" 2>/dev/null || true
+  # Closed connections are freed as the gateway notices them: poll until
+  # the resident size stops falling.
+  closed=$(rss_kib "$pid")
+  for _ in $(seq 20); do
+    sleep 0.5
+    now=$(rss_kib "$pid")
+    [ "$now" -ge "$closed" ] && break
+    closed=$now
+  done
+  read -r rps _ <<<"$(wrk_run "$RAMPART" /1k 64 10)"
+  printf '%-10s %10d %12d %14.0f %12d %14.0f %10s\n' "$name" "$before" "$open" \
+    "$(( (open - before) * 1024 / CONNS ))" "$closed" "$(( (closed - before) * 1024 / CONNS ))" "$rps"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+done
