@@ -55,7 +55,7 @@ proxy() {
 
 cargo build --release --locked -q -p rampart-gateway --example listener-floor
 FLOOR_BIN=$PWD/target/release/examples/listener-floor
-ORIGIN=18081 NGINX_CACHE=18082 RAMPART=18083 ADMIN=18084 VARNISH=18085 FLOOR=18086 BASE=18087 BASE_ADMIN=18088
+ORIGIN=18081 NGINX_CACHE=18082 RAMPART=18083 ADMIN=18084 VARNISH=18085 FLOOR=18086 BASE=18087 BASE_ADMIN=18088 NGINX_PASS=18089
 BASELINE_BIN=${BASELINE_BIN:-}
 mkdir -p "$WORK/www/pass"
 head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$WORK/www/1k"
@@ -64,7 +64,8 @@ cp "$WORK/www/1k" "$WORK/www/pass/1k"
 
 write_origin_conf "$ORIGIN"
 
-write_proxy_conf "" "$NGINX_CACHE"
+# nginx's pass-through: proxy_pass with upstream keepalive, no cache.
+write_proxy_conf "server { listen 127.0.0.1:$NGINX_PASS; location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }" "$NGINX_CACHE"
 
 ROUTES='[[routes]]
 match = "GET /pass/*"
@@ -157,8 +158,8 @@ for p in $PROXIES; do
 done
 
 echo
-echo "# pass-through (uncached route on rampart), one connection, 1 KiB; medians of $ROUNDS rounds"
-PASS="rampart:$RAMPART${BASELINE_BIN:+ baseline:$BASE}"
+echo "# pass-through (uncached route on rampart; nginx proxy_pass with upstream keepalive), one connection, 1 KiB; medians of $ROUNDS rounds"
+PASS="nginx:$NGINX_PASS rampart:$RAMPART${BASELINE_BIN:+ baseline:$BASE}"
 for _ in $(seq "$ROUNDS"); do
   measure pass-origin "$ORIGIN" /pass/1k 1
   for p in $PASS; do measure "pass-${p%%:*}" "${p#*:}" /pass/1k 1; done
