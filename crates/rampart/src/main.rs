@@ -9,8 +9,9 @@ use clap::{Parser, Subcommand};
 mod demo;
 mod load;
 
-/// jemalloc: faster hits than glibc's allocator, and it gives back the
-/// memory of closed connections (docs/benchmarks.md).
+/// jemalloc, when built with `--features jemalloc`: faster hits than
+/// glibc's allocator and it gives back the memory of closed connections,
+/// but slower misses that compress (docs/benchmarks.md).
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
