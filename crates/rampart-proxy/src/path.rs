@@ -379,4 +379,3 @@ impl Drop for InFlight<'_> {
         self.0.metrics.in_flight.dec();
     }
 }
-
