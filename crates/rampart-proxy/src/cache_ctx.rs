@@ -2,11 +2,10 @@
 //! work needs ([`CacheCtx`]), and one fill in progress ([`FillJob`]).
 
 use std::sync::Arc;
-
 use std::time::SystemTime;
 
-use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING};
-use http::{Method, Response, StatusCode};
+use http::header::ACCEPT_ENCODING;
+use http::{HeaderMap, Method, Response, StatusCode};
 use rampart_cache::coalesce::FillGuard;
 use rampart_cache::encoding::choose;
 use rampart_cache::{key, CacheStatus, Entry, Fill, Forward, NoCacheReason};
@@ -93,25 +92,26 @@ impl CacheCtx<'_> {
         serve_entry(entry, head, status, self.tiers.now(), choice.send)
     }
 
+    /// Whether Rampart may make codings of a body it stores on this route:
+    /// the route compresses and the response is eligible (which also
+    /// refuses a body the origin encoded itself).
+    pub fn encodes(&self, status: StatusCode, headers: &HeaderMap, len: usize) -> bool {
+        self.route.config.compress
+            && eligible(&self.tiers.compression, status, headers, Some(len as u64))
+    }
+
     /// Makes `encoding` for a stored entry, once per entry (the first
-    /// caller), when this route compresses and the entry is a body Rampart
-    /// may encode; adds it to the stored entry. Returns the entry with it.
+    /// caller; whether the entry may be encoded is asked only then), and
+    /// adds it to the stored entry. Returns the entry with it.
     async fn make_coding(
         &self,
         key: &str,
         entry: &Arc<Entry>,
         encoding: Encoding,
     ) -> Option<Arc<Entry>> {
-        let compression = &self.tiers.compression;
-        let may = self.route.config.compress
-            && !entry.headers.contains_key(CONTENT_ENCODING)
-            && eligible(
-                compression,
-                entry.status,
-                &entry.headers,
-                Some(entry.body.len() as u64),
-            );
-        if !entry.asked.claim(encoding) || !may {
+        if !entry.asked.claim(encoding)
+            || !self.encodes(entry.status, &entry.headers, entry.body.len())
+        {
             return None;
         }
         let bytes = coding(entry.body.clone(), encoding).await?;

@@ -16,7 +16,7 @@ use rampart_config::{CachePolicy, SetCookiePolicy};
 
 use crate::body::{gather, prefixed, Body, Gathered};
 use crate::cache_ctx::{CacheCtx, FillJob};
-use crate::compress::{add_vary_accept_encoding, coding, eligible};
+use crate::compress::{add_vary_accept_encoding, coding};
 use crate::error::GatewayError;
 use crate::headers::remove_hop_by_hop;
 use crate::request::RequestHead;
@@ -67,10 +67,7 @@ pub async fn store(
     }
     let origin_encoded = headers.contains_key(CONTENT_ENCODING);
     let compression = &ctx.tiers.compression;
-    let compressible = compression.enabled
-        && ctx.route.config.compress
-        && !origin_encoded
-        && eligible(compression, status, &headers, Some(body.len() as u64));
+    let compressible = ctx.encodes(status, &headers, body.len());
     // Only the coding this client will get is made before answering; each
     // other one when a client first asks for it, so a miss never pays for
     // codings nobody has asked for.
