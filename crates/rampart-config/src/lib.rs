@@ -31,9 +31,26 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse(&text, &file)
 }
 
-/// Parses and validates config text; `file` names it in errors.
+/// Parses and validates config text; `file` names it in errors. A config
+/// that routes nothing is refused (at the end of the file, where a route
+/// would go): a gateway answering every request 404 is a mistake, such as
+/// an empty file, never a setup.
 pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-    rampart_core::located::parse_toml(text, file, validate)
+    let config = rampart_core::located::parse_toml(text, file, validate)?;
+    if config.routes.is_empty() {
+        return Err(ConfigError {
+            field: "routes".into(),
+            ..ConfigError::at(
+                text,
+                file,
+                text.len(),
+                "none: the config proxies nothing; add a [[routes]] table (`match` and \
+                 `upstream`) and the [[upstreams]] it names"
+                    .into(),
+            )
+        });
+    }
+    Ok(config)
 }
 
 #[cfg(test)]

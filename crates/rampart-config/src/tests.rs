@@ -252,3 +252,14 @@ fn memory_tier_can_be_off_only_with_redis() {
     assert_eq!(c.cache.memory, 0);
     assert!(c.cache.redis.is_some());
 }
+
+#[test]
+fn a_config_that_routes_nothing_is_refused() {
+    for text in ["", "[server]\nlisten = \"127.0.0.1:8080\"\n[[upstreams]]\nname = \"app\"\ntargets = [\"127.0.0.1:3000\"]\n"] {
+        let e = parse_err(text);
+        let shown = e.to_string();
+        let line = text.matches('\n').count() + 1;
+        assert!(shown.starts_with(&format!("rampart.toml:{line}:")), "{shown}");
+        assert!(shown.contains(": routes: none: the config proxies nothing"), "{shown}");
+    }
+}

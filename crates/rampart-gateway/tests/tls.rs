@@ -241,7 +241,8 @@ fn bad_or_mismatched_files_are_refused_naming_the_file() {
     let origin_addr = "127.0.0.1:9";
     let text = |cert: &Path, key: &Path| {
         format!(
-            "[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n[[upstreams]]\nname = \"app\"\ntargets = [\"{origin_addr}\"]\n",
+            "[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n[[upstreams]]\nname = \"app\"\ntargets = [\"{origin_addr}\"]\n\
+             [[routes]]\nmatch = \"GET /*\"\nupstream = \"app\"\n",
             cert.display(),
             key.display()
         )

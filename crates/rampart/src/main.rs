@@ -174,7 +174,7 @@ fn serve(path: &std::path::Path) -> ExitCode {
             };
         tracing::info!(
             listen = %running.addr,
-            admin = ?running.admin_addr,
+            admin = %running.admin_addr.map_or_else(|| "off".to_string(), |a| a.to_string()),
             "rampart is serving"
         );
         signals.serve(&running).await;

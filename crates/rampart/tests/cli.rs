@@ -259,7 +259,8 @@ fn bad_certificates_exit_2_naming_the_file() {
     let text = |cert: &std::path::Path, key: &std::path::Path| {
         format!(
             "[server]\nlisten = \"127.0.0.1:0\"\n[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n\
-             [[upstreams]]\nname = \"app\"\ntargets = [\"127.0.0.1:9\"]\n",
+             [[upstreams]]\nname = \"app\"\ntargets = [\"127.0.0.1:9\"]\n\
+             [[routes]]\nmatch = \"GET /*\"\nupstream = \"app\"\n",
             cert.display(),
             key.display()
         )
