@@ -16,8 +16,9 @@ pub(crate) fn metrics(admin: &Admin) -> Response<Body> {
     let tags = l1.tag_index_size();
     m.l1_tags.set(tags.tags as i64);
     m.l1_tag_links.set(tags.links as i64);
-    if let Some(redis) = &admin.tiers.redis {
-        m.redis_up.set(i64::from(redis.is_up()));
+    match &admin.tiers.redis {
+        Some(redis) => m.redis_up.set(i64::from(redis.is_up())),
+        None => m.redis_up.hide(),
     }
     let now = admin.clock.since_epoch();
     for (index, upstream) in admin.upstreams.pools().iter().enumerate() {

@@ -530,6 +530,8 @@ async fn metrics_count_cache_results() {
         metrics.contains("rampart_upstream_duration_seconds_count"),
         "{metrics}"
     );
+    // No series for a part that is not configured.
+    assert!(!metrics.contains("rampart_redis_up"), "{metrics}");
 }
 
 #[tokio::test]

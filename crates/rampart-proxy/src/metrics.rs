@@ -3,11 +3,12 @@
 //! is a fixed-size counter or histogram, so memory does not grow with traffic.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicI64;
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -126,6 +127,51 @@ fn method_label(method: &http::Method) -> &'static str {
     }
 }
 
+/// A gauge exported only while the part it describes is configured (no
+/// series for parts that are not): [`Self::set`] gives it a value and shows
+/// it, [`Self::hide`] takes it out of the exposition (a reload that removes
+/// the part).
+#[derive(Debug, Clone)]
+pub struct ConfiguredGauge {
+    name: &'static str,
+    help: &'static str,
+    value: Gauge,
+    shown: Arc<AtomicBool>,
+}
+
+impl ConfiguredGauge {
+    fn new(name: &'static str, help: &'static str) -> Self {
+        Self {
+            name,
+            help,
+            value: Gauge::default(),
+            shown: Arc::default(),
+        }
+    }
+
+    /// Sets the value and exports the gauge.
+    pub fn set(&self, value: i64) {
+        self.value.set(value);
+        self.shown.store(true, Ordering::Relaxed);
+    }
+
+    /// Leaves the gauge out of the exposition.
+    pub fn hide(&self) {
+        self.shown.store(false, Ordering::Relaxed);
+    }
+}
+
+impl Collector for ConfiguredGauge {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if !self.shown.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let metric =
+            encoder.encode_descriptor(self.name, self.help, None, self.value.metric_type())?;
+        self.value.encode(metric)
+    }
+}
+
 /// Handles by label values, so the hot path finds a metric without building
 /// label strings. Keys are small tuples of integers and static strings, every
 /// one from a bounded set (routes, statuses, method labels, cache results):
@@ -179,8 +225,9 @@ pub struct Metrics {
     pub warmed: Counter,
     /// Requests whose handling panicked (caught, answered 500).
     pub panics: Counter,
-    /// 1 while the last Redis call succeeded (set at scrape time).
-    pub redis_up: Gauge,
+    /// 1 while the last Redis call succeeded (set at scrape time); absent
+    /// without `[cache] redis`.
+    pub redis_up: ConfiguredGauge,
     /// Requests being handled now.
     pub in_flight: Gauge,
     /// L1 entries (set at scrape time).
@@ -324,12 +371,11 @@ impl Metrics {
             "Requests whose handling panicked: caught, answered 500 and logged (a bug to report)",
             panics.clone(),
         );
-        let redis_up = Gauge::<i64, AtomicI64>::default();
-        registry.register(
+        let redis_up = ConfiguredGauge::new(
             "redis_up",
-            "1 while Redis answers, 0 when the last call failed",
-            redis_up.clone(),
+            "1 while Redis answers, 0 when the last call failed (only with [cache] redis)",
         );
+        registry.register_collector(Box::new(redis_up.clone()));
         let in_flight = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "in_flight_requests",
