@@ -25,6 +25,9 @@ pub struct Problem {
     pub detail: String,
     /// Sent as `Retry-After` (whole seconds, at least 1).
     pub retry_after: Option<Duration>,
+    /// The request's `X-Request-Id`, under which the log holds the details
+    /// the body leaves out (member `request_id`).
+    pub request_id: Option<String>,
 }
 
 impl Problem {
@@ -35,6 +38,7 @@ impl Problem {
             slug,
             detail: detail.into(),
             retry_after: None,
+            request_id: None,
         }
     }
 
@@ -44,15 +48,24 @@ impl Problem {
         self
     }
 
+    /// The same problem, naming the request it answers.
+    pub fn request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = Some(id.into());
+        self
+    }
+
     /// The JSON body.
     pub fn body(&self) -> String {
-        serde_json::json!({
+        let mut body = serde_json::json!({
             "type": format!("urn:rampart:problem:{}", self.slug),
             "title": self.status.canonical_reason().unwrap_or("Error"),
             "status": self.status.as_u16(),
             "detail": self.detail,
-        })
-        .to_string()
+        });
+        if let Some(id) = &self.request_id {
+            body["request_id"] = serde_json::Value::from(id.as_str());
+        }
+        body.to_string()
     }
 
     /// The response, with any body type made from the JSON text.
@@ -86,5 +99,9 @@ mod tests {
         assert_eq!(v["title"], "Too Many Requests");
         assert_eq!(v["status"], 429);
         assert_eq!(v["detail"], "slow down");
+        assert!(v.get("request_id").is_none());
+        let named = Problem::new(StatusCode::BAD_GATEWAY, "upstream-failed", "x").request_id("r-1");
+        let v: serde_json::Value = serde_json::from_str(&named.body()).unwrap();
+        assert_eq!(v["request_id"], "r-1");
     }
 }

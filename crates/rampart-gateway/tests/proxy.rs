@@ -95,6 +95,65 @@ async fn forwarding_headers_are_set_and_hop_by_hop_headers_removed() {
     assert!(headers.get("x-drop").is_none());
 }
 
+/// Every request gets an id (a UUIDv7 unless a trusted proxy named it) and
+/// a trace context; both go upstream, the id comes back, on cache hits and
+/// on Rampart's own errors too, whose bodies name it instead of any address.
+#[tokio::test]
+async fn requests_are_identified_upstream_and_back() {
+    let origin = Origin::simple(|_| respond(200, &[("cache-control", "max-age=60")], "ok")).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    let text = config_text(
+        origin.addr,
+        &format!(
+            "[[upstreams]]\nname = \"gone\"\ntargets = [\"{closed}\"]\n\
+             [[routes]]\nmatch = \"GET /gone/*\"\nupstream = \"gone\"\n\
+             [[routes]]\nmatch = \"GET /cached/*\"\nupstream = \"app\"\ncache = {{ ttl = \"1m\" }}\n\
+             [[routes]]\nmatch = \"* /*\"\nupstream = \"app\"\n"
+        ),
+    );
+    let gw = gateway(&text, Arc::new(SystemClock)).await;
+    let client = TestClient::new();
+    let traced = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let got = client
+        .get(
+            &format!("http://{}/a", gw.addr),
+            &[("x-request-id", "chosen-by-client"), ("traceparent", traced)],
+        )
+        .await;
+    let id = got.header("x-request-id").to_string();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    assert_eq!(&id[14..15], "7", "version 7: {id}");
+    let seen = origin.seen();
+    let (_, _, headers) = &seen[0];
+    assert_eq!(headers["x-request-id"], id.as_str(), "the same id upstream");
+    assert_eq!(headers["traceparent"], traced, "a valid trace is continued");
+
+    let again = client.get(&format!("http://{}/a", gw.addr), &[]).await;
+    assert_ne!(again.header("x-request-id"), id, "each request its own id");
+    let (_, _, headers) = &origin.seen()[1];
+    let started = headers["traceparent"].to_str().unwrap();
+    assert!(started.starts_with("00-") && started.len() == 55, "{started}");
+
+    let url = format!("http://{}/cached/x", gw.addr);
+    let stored = client.get(&url, &[]).await;
+    let hit = client.get(&url, &[]).await;
+    assert!(hit.header("cache-status").contains("hit"), "{:?}", hit.headers);
+    assert_eq!(hit.header("x-request-id").len(), 36);
+    assert_ne!(hit.header("x-request-id"), stored.header("x-request-id"));
+
+    let failed = client.get(&format!("http://{}/gone/x", gw.addr), &[]).await;
+    assert_eq!(failed.status, 502);
+    let problem: serde_json::Value = serde_json::from_slice(&failed.body).unwrap();
+    assert_eq!(problem["request_id"], failed.header("x-request-id"));
+    assert!(
+        !failed.text().contains(&closed.port().to_string()) && !failed.text().contains("127.0.0.1"),
+        "no internal address in a public body: {}",
+        failed.text()
+    );
+}
+
 #[tokio::test]
 async fn uploads_stream_to_the_origin() {
     let (first_seen_tx, first_seen_rx) = oneshot::channel::<usize>();

@@ -207,9 +207,11 @@ impl GatewayError {
     }
 
     /// The problem+json response (with `Retry-After` and rate-limit headers
-    /// where they apply).
-    pub fn into_response(self) -> Response<Body> {
-        let mut r = problem_response(&self.problem());
+    /// where they apply), naming the request it answers when known.
+    pub fn into_response(self, request_id: Option<&str>) -> Response<Body> {
+        let mut problem = self.problem();
+        problem.request_id = request_id.map(str::to_string);
+        let mut r = problem_response(&problem);
         if let GatewayError::RateLimited { headers, .. } = self {
             r.headers_mut().insert(RATELIMIT_POLICY.clone(), headers.0);
             r.headers_mut().insert(RATELIMIT.clone(), headers.1);

@@ -10,7 +10,7 @@
 //! `upstream` (pools, balancing, breakers, health checks, retries), beside
 //! `limits` (rate limits), `invalidate` (purges), `tiers` (L1, L2,
 //! coalescer), and the leaves `compress`, `headers`, `tags`, `router`,
-//! `request`, `body`, `error`, `metrics`, `outcome`.
+//! `request`, `identity`, `body`, `error`, `metrics`, `outcome`.
 
 pub mod body;
 mod cache_ctx;
@@ -19,6 +19,7 @@ pub mod error;
 mod fill;
 pub mod forward;
 mod headers;
+pub mod identity;
 pub mod invalidate;
 mod limits;
 pub mod lookup;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::FutureExt;
+use tracing::Instrument;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, COOKIE, HOST};
 use http::{HeaderValue, Method, Request, Response, Version};
 use hyper::body::Incoming;
@@ -21,6 +22,7 @@ use crate::cache_ctx::CacheCtx;
 use crate::error::{GatewayError, RATELIMIT, RATELIMIT_POLICY};
 use crate::forward::Upstreams;
 use crate::headers::{client_ip, is_trusted, prepare_request};
+use crate::identity::{identify, X_REQUEST_ID};
 use crate::limits::{Limiters, Verdict};
 use crate::metrics::Metrics;
 use crate::outcome::LimitRefusal;
@@ -43,7 +45,7 @@ struct Outcome {
 /// Handles one request end to end: never fails, errors become problem+json.
 pub async fn handle(
     state: Arc<State>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     peer: SocketAddr,
     tls: bool,
 ) -> Result<Response<Body>, std::convert::Infallible> {
@@ -53,16 +55,26 @@ pub async fn handle(
     // Only the access log needs the URI once the request is consumed.
     let uri = state.access_log.then(|| req.uri().clone());
     let client = client_ip(peer.ip(), req.headers(), &state.server.trusted_proxies);
+    // 0. Who the request is: its id and trace go upstream with it, come
+    //    back on the response and mark every log line of it.
+    let trusted = is_trusted(peer.ip(), &state.server.trusted_proxies);
+    let identity = identify(req.headers_mut(), trusted, state.clock.now());
+    let span = tracing::info_span!(
+        "request",
+        request_id = identity.request_id(),
+        trace_id = identity.trace_id.as_str()
+    );
     let mut outcome = Outcome::default();
     // A panic is a bug; it fails this request, never the connection or the
     // process, and is counted and logged (defence in depth: no value from a
     // client, an origin or Redis may panic anything in the first place).
     let staged = AssertUnwindSafe(stages(&state, req, (peer, tls), client, &mut outcome))
         .catch_unwind()
+        .instrument(span.clone())
         .await;
     let mut response = match staged {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => e.into_response(),
+        Ok(Err(e)) => e.into_response(Some(identity.request_id())),
         Err(panic) => {
             state.metrics.panics.inc();
             let what = panic
@@ -70,10 +82,13 @@ pub async fn handle(
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            tracing::error!(panic = what, "the request path panicked; answered 500");
-            GatewayError::Internal.into_response()
+            span.in_scope(|| tracing::error!(panic = what, "the request path panicked; answered 500"));
+            GatewayError::Internal.into_response(Some(identity.request_id()))
         }
     };
+    response
+        .headers_mut()
+        .insert(X_REQUEST_ID.clone(), identity.request_id.clone());
     if let Some(route) = outcome.route.and_then(|r| state.router.get(r)) {
         route.config.response_headers.apply(response.headers_mut());
     }
@@ -104,6 +119,8 @@ pub async fn handle(
             method = %method,
             uri = %uri,
             status,
+            request_id = identity.request_id(),
+            trace_id = identity.trace_id.as_str(),
             route = route.map_or("", |r| r.config.name.as_str()),
             cache = outcome.cache.as_ref().map_or("", CacheStatus::label),
             duration_us = started.elapsed().as_micros() as u64,

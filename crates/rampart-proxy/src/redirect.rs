@@ -17,7 +17,7 @@ pub fn to_https<B>(req: &Request<B>, https_port: u16) -> Response<Body> {
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .filter(|h| valid_host(h));
     let Some(host) = host else {
-        return GatewayError::BadRequest(BadHead::InvalidHost).into_response();
+        return GatewayError::BadRequest(BadHead::InvalidHost).into_response(None);
     };
     let name = rampart_config::host_name(host);
     let port = if https_port == 443 {
@@ -30,5 +30,5 @@ pub fn to_https<B>(req: &Request<B>, https_port: u16) -> Response<Body> {
         .status(StatusCode::PERMANENT_REDIRECT)
         .header(LOCATION, format!("https://{name}{port}{target}"))
         .body(empty())
-        .unwrap_or_else(|_| GatewayError::BadRequest(BadHead::InvalidHost).into_response())
+        .unwrap_or_else(|_| GatewayError::BadRequest(BadHead::InvalidHost).into_response(None))
 }

@@ -280,3 +280,69 @@ fn bad_certificates_exit_2_naming_the_file() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every log line of a request, the access line and a warning alike,
+/// carries the request id the client got back.
+#[tokio::test]
+async fn log_lines_name_the_request() {
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+    };
+    let (listen, gone) = (free(), free());
+    let path = write(
+        "request-ids.toml",
+        &format!(
+            "[server]\nlisten = \"{listen}\"\n\
+             [[upstreams]]\nname = \"app\"\ntargets = [\"{gone}\"]\n\
+             [[routes]]\nmatch = \"GET /*\"\nupstream = \"app\"\n"
+        ),
+    );
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start rampart serve");
+    rampart_testkit::eventually_async("rampart listens", || async {
+        tokio::net::TcpStream::connect(listen).await.is_ok()
+    })
+    .await;
+    let got = rampart_testkit::TestClient::new()
+        .get(&format!("http://{listen}/x"), &[])
+        .await;
+    assert_eq!(got.status, 502);
+    let id = got.header("x-request-id").to_string();
+    assert_eq!(id.len(), 36, "{:?}", got.headers);
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok);
+    let out = child.wait_with_output().expect("rampart exits");
+    let log = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.contains(&id))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let access = lines
+        .iter()
+        .find(|l| l["target"] == "rampart::access")
+        .unwrap_or_else(|| panic!("an access line with {id}:\n{log}"));
+    assert_eq!(access["fields"]["request_id"], id.as_str());
+    assert_eq!(access["fields"]["status"], 502);
+    let warning = lines
+        .iter()
+        .find(|l| l["level"] == "WARN")
+        .unwrap_or_else(|| panic!("a warning with {id}:\n{log}"));
+    assert_eq!(warning["span"]["request_id"], id.as_str(), "{warning}");
+    assert!(
+        warning.to_string().contains(&gone.to_string()),
+        "the log keeps the address the body leaves out: {warning}"
+    );
+}
