@@ -23,6 +23,7 @@ pub struct Admin {
     pub(crate) token: Option<String>,
     pub(crate) webhook_secret: Option<String>,
     pub(crate) reload: Option<Arc<dyn Reload>>,
+    pub(crate) ready: rampart_config::Readiness,
 }
 
 impl std::fmt::Debug for Admin {
@@ -50,7 +51,14 @@ impl Admin {
             token,
             webhook_secret,
             reload: None,
+            ready: rampart_config::Readiness::default(),
         }
+    }
+
+    /// What `/readyz` requires (`[admin] ready`).
+    pub fn with_readiness(mut self, ready: rampart_config::Readiness) -> Self {
+        self.ready = ready;
+        self
     }
 
     /// Lets `POST /admin/reload` call `reload`.

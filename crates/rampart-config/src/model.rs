@@ -135,6 +135,31 @@ pub struct AdminConfig {
     pub token: Option<String>,
     /// Secret for `X-Rampart-Signature` (HMAC-SHA256 of an event's body).
     pub webhook_secret: Option<String>,
+    /// What `/readyz` requires besides the node serving.
+    pub ready: Readiness,
+}
+
+/// What `/readyz` requires for `200`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Readiness {
+    /// The node serves (listeners up, config loaded, not draining):
+    /// upstreams that are down leave it ready, since it may still answer
+    /// from the cache (`stale_if_error`) and a peer node would fare no
+    /// better.
+    #[default]
+    Serving,
+    /// Also every upstream has a target taking traffic.
+    Upstreams,
+}
+
+impl Readiness {
+    /// The config value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Readiness::Serving => "serving",
+            Readiness::Upstreams => "upstreams",
+        }
+    }
 }
 
 /// `[cache]`.

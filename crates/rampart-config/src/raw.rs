@@ -159,6 +159,7 @@ pub struct RawAdmin {
     pub listen: Listen,
     pub token: Option<Spanned<Text>>,
     pub webhook_secret: Option<Spanned<Text>>,
+    pub ready: Option<Spanned<Text>>,
 }
 
 /// `[cache]`

@@ -34,12 +34,12 @@ upstream = "app"
 "#;
 
 fn parse_ok(text: &str) -> Config {
-    std::env::set_var("RAMPART_TEST_TOKEN_SET", "t0k3n");
+    std::env::set_var("RAMPART_TEST_TOKEN_SET", "t0k3n-long-enough");
     parse(text, "rampart.toml").unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn parse_err(text: &str) -> ConfigError {
-    std::env::set_var("RAMPART_TEST_TOKEN_SET", "t0k3n");
+    std::env::set_var("RAMPART_TEST_TOKEN_SET", "t0k3n-long-enough");
     parse(text, "rampart.toml").expect_err("config should be rejected")
 }
 
@@ -48,7 +48,10 @@ fn parses_the_design_sketch() {
     let c = parse_ok(GOOD);
     assert_eq!(c.server.listen.port(), 8080);
     assert_eq!(c.server.trusted_proxies.len(), 2);
-    assert_eq!(c.admin.as_ref().unwrap().token.as_deref(), Some("t0k3n"));
+    assert_eq!(
+        c.admin.as_ref().unwrap().token.as_deref(),
+        Some("t0k3n-long-enough")
+    );
     assert_eq!(c.cache.memory, 64 << 20);
     assert_eq!(c.upstreams[0].targets.len(), 2);
     assert_eq!(c.routes.len(), 3);
@@ -262,4 +265,44 @@ fn a_config_that_routes_nothing_is_refused() {
         assert!(shown.starts_with(&format!("rampart.toml:{line}:")), "{shown}");
         assert!(shown.contains(": routes: none: the config proxies nothing"), "{shown}");
     }
+}
+
+#[test]
+fn placeholder_and_short_admin_secrets_are_refused() {
+    for (value, says) in [
+        ("change-me", "placeholder \"change-me\""),
+        ("Demo-Token", "placeholder \"Demo-Token\""),
+        ("abc", "shorter than 8 characters"),
+        ("  ", "is empty"),
+    ] {
+        let text = GOOD.replace("${RAMPART_TEST_TOKEN_SET}", value);
+        let e = parse_err(&text);
+        assert_eq!((e.line, e.field.as_str()), (8, "admin.token"), "{e}");
+        assert!(e.message.contains(says), "{value}: {e}");
+    }
+    let text = GOOD.replace(
+        "token = \"${RAMPART_TEST_TOKEN_SET}\"",
+        "token = \"a-long-enough-token\"\nwebhook_secret = \"secret\"",
+    );
+    let e = parse_err(&text);
+    assert_eq!(
+        (e.line, e.field.as_str()),
+        (9, "admin.webhook_secret"),
+        "{e}"
+    );
+}
+
+#[test]
+fn readiness_is_serving_unless_upstreams_are_asked_for() {
+    let c = parse_ok(GOOD);
+    assert_eq!(c.admin.as_ref().unwrap().ready, Readiness::Serving);
+    let text = GOOD.replace("[admin]\n", "[admin]\nready = \"upstreams\"\n");
+    let c = parse_ok(&text);
+    assert_eq!(c.admin.as_ref().unwrap().ready, Readiness::Upstreams);
+    let e = parse_err(&GOOD.replace("[admin]\n", "[admin]\nready = \"always\"\n"));
+    assert_eq!(e.field, "admin.ready");
+    assert!(
+        e.message.contains("use \"serving\" or \"upstreams\""),
+        "{e}"
+    );
 }

@@ -39,7 +39,7 @@ async fn behind_example_on(
     ttl: &str,
     clock: Arc<dyn rampart_gateway::Clock>,
 ) -> rampart_gateway::Running {
-    let text = example_config("membership-cards", origin.addr, free_port(), "t").replace(
+    let text = example_config("membership-cards", origin.addr, free_port(), "test-token").replace(
         "cache = { ttl = \"1h\"",
         &format!("cache = {{ ttl = \"{ttl}\""),
     );

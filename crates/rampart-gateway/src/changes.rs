@@ -21,8 +21,13 @@ pub(crate) fn changed(old: &Config, new: &Config) -> Vec<String> {
         "admin.listen",
     );
     note(
-        old.admin.as_ref().map(|a| (&a.token, &a.webhook_secret))
-            != new.admin.as_ref().map(|a| (&a.token, &a.webhook_secret)),
+        old.admin
+            .as_ref()
+            .map(|a| (&a.token, &a.webhook_secret, a.ready))
+            != new
+                .admin
+                .as_ref()
+                .map(|a| (&a.token, &a.webhook_secret, a.ready)),
         "admin",
     );
     note(old.cache.redis != new.cache.redis, "cache.redis");

@@ -381,7 +381,8 @@ impl Gateway {
                     a.token.clone(),
                     a.webhook_secret.clone(),
                 )
-                .with_reload(reloader),
+                .with_reload(reloader)
+                .with_readiness(a.ready),
             )
         });
         self.admin.store(admin);

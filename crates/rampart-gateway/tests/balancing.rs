@@ -239,7 +239,8 @@ async fn with_every_target_unhealthy_stale_is_served_else_503_and_readyz_fails()
         &[origin.addr],
         "health = { path = \"/health\", interval = \"100ms\", unhealthy_after = 1 }",
         "cache = { respect_origin = true }",
-    );
+    )
+    .replace("[admin]\n", "[admin]\nready = \"upstreams\"\n");
     let gw = gateway(&text, Arc::new(SystemClock)).await;
     let client = TestClient::new();
     let admin = gw.admin_addr.unwrap();

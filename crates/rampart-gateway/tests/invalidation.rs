@@ -43,7 +43,7 @@ async fn setup() -> (Origin, rampart_gateway::Running) {
     .await;
     let text = config_text(origin.addr, ROUTES).replace(
         "token = \"test-token\"",
-        "token = \"test-token\"\nwebhook_secret = \"s3cret\"",
+        "token = \"test-token\"\nwebhook_secret = \"webhook-s3cret\"",
     );
     let gw = gateway(&text, Arc::new(SystemClock)).await;
     (origin, gw)
@@ -233,7 +233,7 @@ async fn events_purge_by_template_with_a_token_or_a_signature() {
 
     // Signed by the application with the webhook secret.
     let body = r#"{"event": {"id": "7"}, "guest": "ana"}"#;
-    let signature = "sha256=".to_string() + &hmac_hex("s3cret", body);
+    let signature = "sha256=".to_string() + &hmac_hex("webhook-s3cret", body);
     let url = format!("{admin}/admin/events/guest.registered");
     let r = post(&client, &url, &[("x-rampart-signature", &signature)], body).await;
     assert_eq!(r.status, 200, "{}", r.text());

@@ -119,7 +119,10 @@ async fn requests_are_identified_upstream_and_back() {
     let got = client
         .get(
             &format!("http://{}/a", gw.addr),
-            &[("x-request-id", "chosen-by-client"), ("traceparent", traced)],
+            &[
+                ("x-request-id", "chosen-by-client"),
+                ("traceparent", traced),
+            ],
         )
         .await;
     let id = got.header("x-request-id").to_string();
@@ -134,12 +137,19 @@ async fn requests_are_identified_upstream_and_back() {
     assert_ne!(again.header("x-request-id"), id, "each request its own id");
     let (_, _, headers) = &origin.seen()[1];
     let started = headers["traceparent"].to_str().unwrap();
-    assert!(started.starts_with("00-") && started.len() == 55, "{started}");
+    assert!(
+        started.starts_with("00-") && started.len() == 55,
+        "{started}"
+    );
 
     let url = format!("http://{}/cached/x", gw.addr);
     let stored = client.get(&url, &[]).await;
     let hit = client.get(&url, &[]).await;
-    assert!(hit.header("cache-status").contains("hit"), "{:?}", hit.headers);
+    assert!(
+        hit.header("cache-status").contains("hit"),
+        "{:?}",
+        hit.headers
+    );
     assert_eq!(hit.header("x-request-id").len(), 36);
     assert_ne!(hit.header("x-request-id"), stored.header("x-request-id"));
 
@@ -476,15 +486,42 @@ async fn admin_health_readiness_and_token() {
     );
     origin.stop();
     drop(origin);
+    // By default the node stays ready (it may serve stale copies) and the
+    // body reports the upstream down.
     let readyz = format!("http://{admin}/readyz");
+    eventually_async("readyz sees the origin gone", || async {
+        let got = client.get(&readyz, &[]).await;
+        got.text().contains("\"status\":\"down\"")
+    })
+    .await;
+    let down = client.get(&readyz, &[]).await;
+    assert_eq!(down.status, 200, "{}", down.text());
+    let json: serde_json::Value = serde_json::from_slice(&down.body).unwrap();
+    assert_eq!(json["status"], "ready");
+    assert_eq!(json["requires"], "serving");
+    assert_eq!(json["checks"]["upstreams"]["app"]["status"], "down");
+}
+
+/// With `ready = "upstreams"`, a node whose upstream is down is unready.
+#[tokio::test]
+async fn readiness_can_require_the_upstreams() {
+    let origin = Origin::simple(|_| respond(200, &[], "ok")).await;
+    let text =
+        config_text(origin.addr, PASS).replace("[admin]\n", "[admin]\nready = \"upstreams\"\n");
+    let gw = gateway(&text, Arc::new(SystemClock)).await;
+    let readyz = format!("http://{}/readyz", gw.admin_addr.unwrap());
+    let client = TestClient::new();
+    assert_eq!(client.get(&readyz, &[]).await.status, 200);
+    origin.stop();
+    drop(origin);
     eventually_async("readyz sees the origin gone", || async {
         client.get(&readyz, &[]).await.status == 503
     })
     .await;
-    let down = client.get(&readyz, &[]).await;
-    assert_eq!(down.status, 503);
-    let json: serde_json::Value = serde_json::from_slice(&down.body).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&client.get(&readyz, &[]).await.body).unwrap();
     assert_eq!(json["status"], "unavailable");
+    assert_eq!(json["requires"], "upstreams");
 }
 
 #[tokio::test]

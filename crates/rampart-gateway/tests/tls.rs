@@ -42,7 +42,7 @@ listen = "127.0.0.1:0"
 
 [admin]
 listen = "127.0.0.1:0"
-token = "t"
+token = "test-token"
 
 [log]
 access = false

@@ -103,10 +103,16 @@ fn uuid_v7(now: SystemTime, random: [u8; 10]) -> HeaderValue {
 fn trace_id_of(value: &HeaderValue) -> Option<String> {
     let v = value.to_str().ok()?;
     let mut fields = v.split('-');
-    let (version, trace, parent, flags) =
-        (fields.next()?, fields.next()?, fields.next()?, fields.next()?);
+    let (version, trace, parent, flags) = (
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+    );
     let lower_hex = |s: &str, len: usize| {
-        s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     };
     let valid = lower_hex(version, 2)
         && version != "ff"
@@ -177,7 +183,10 @@ mod tests {
 
         let mut from_proxy = HeaderMap::new();
         from_proxy.insert(&X_REQUEST_ID, HeaderValue::from_static("lb-1234"));
-        assert_eq!(identify(&mut from_proxy, true, at(1)).request_id(), "lb-1234");
+        assert_eq!(
+            identify(&mut from_proxy, true, at(1)).request_id(),
+            "lb-1234"
+        );
 
         let mut odd = HeaderMap::new();
         odd.insert(&X_REQUEST_ID, HeaderValue::from_static("two words"));

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::FutureExt;
-use tracing::Instrument;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, COOKIE, HOST};
 use http::{HeaderValue, Method, Request, Response, Version};
 use hyper::body::Incoming;
@@ -16,6 +15,7 @@ use rampart_cache::{CacheStatus, Forward, NoCacheReason};
 use rampart_cluster::Redis;
 use rampart_config::{AuthorizationPolicy, CookiePolicy, ServerConfig};
 use rampart_core::Clock;
+use tracing::Instrument;
 
 use crate::body::{from_client, Body};
 use crate::cache_ctx::CacheCtx;
@@ -82,7 +82,9 @@ pub async fn handle(
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            span.in_scope(|| tracing::error!(panic = what, "the request path panicked; answered 500"));
+            span.in_scope(|| {
+                tracing::error!(panic = what, "the request path panicked; answered 500")
+            });
             GatewayError::Internal.into_response(Some(identity.request_id()))
         }
     };

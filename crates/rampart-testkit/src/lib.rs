@@ -266,7 +266,7 @@ pub fn example_config(app: &str, origin: SocketAddr, admin: SocketAddr, token: &
             "${RAMPART_ADMIN_LISTEN:-127.0.0.1:9090}",
             &admin.to_string(),
         )
-        .replace("${RAMPART_ADMIN_TOKEN:-demo-token}", token)
+        .replace("${RAMPART_ADMIN_TOKEN}", token)
 }
 
 /// Starts a gateway from config text.

@@ -40,7 +40,7 @@ pub struct DemoArgs {
     /// With --origin-only: send the app's domain events (PaymentConfirmed,
     /// TransferCompleted, guest.registered…) to this gateway admin listener,
     /// e.g. http://127.0.0.1:9090, with the bearer token in
-    /// RAMPART_ADMIN_TOKEN (default demo-token).
+    /// RAMPART_ADMIN_TOKEN (required with this flag).
     #[arg(long, requires = "origin_only")]
     events_to: Option<String>,
     /// Where the reports go.
@@ -93,10 +93,20 @@ pub fn run(args: DemoArgs) -> ExitCode {
         Err(e) => return fail(1, format!("cannot start the runtime: {e}")),
     };
     if args.origin_only {
-        let sink = args.events_to.clone().map(|admin| EventSink {
-            admin: admin.trim_end_matches('/').to_string(),
-            token: std::env::var("RAMPART_ADMIN_TOKEN").unwrap_or_else(|_| "demo-token".into()),
-        });
+        let token = std::env::var("RAMPART_ADMIN_TOKEN").ok();
+        let sink = match (args.events_to.clone(), token) {
+            (None, _) => None,
+            (Some(admin), Some(token)) => Some(EventSink {
+                admin: admin.trim_end_matches('/').to_string(),
+                token,
+            }),
+            (Some(_), None) => {
+                return fail(
+                    2,
+                    "--events-to: set RAMPART_ADMIN_TOKEN to the gateway's admin token",
+                )
+            }
+        };
         return runtime.block_on(origin_only(app, args.scale, args.listen, sink));
     }
     runtime.block_on(side_by_side(app, &args, duration))
@@ -146,7 +156,8 @@ async fn side_by_side(app: AppKind, args: &DemoArgs, duration: Duration) -> Exit
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return fail(1, e),
     };
-    let token = "demo-token";
+    // The gateway's admin token for this run only: never a placeholder.
+    let token = &format!("{:032x}", rand::random::<u128>());
 
     let started = Instant::now();
     eprintln!(

@@ -3,8 +3,14 @@
 use std::process::Command;
 
 fn rampart(args: &[&str]) -> (i32, String) {
+    rampart_with(args, &[])
+}
+
+fn rampart_with(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args(args)
+        .env_remove("RAMPART_ADMIN_TOKEN")
+        .envs(env.iter().copied())
         .output()
         .expect("run rampart");
     let text =
@@ -20,15 +26,26 @@ fn write(name: &str, text: &str) -> std::path::PathBuf {
     path
 }
 
+/// The example checks once its admin token is set, and never runs on a
+/// placeholder: without the variable it names the key and the variable.
 #[test]
 fn the_example_config_checks() {
     let example = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../examples/basic/rampart.toml"
     );
-    let (code, text) = rampart(&["check", "--config", example]);
+    let token = [("RAMPART_ADMIN_TOKEN", "4f9c2e7a1b3d5e8f")];
+    let (code, text) = rampart_with(&["check", "--config", example], &token);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("ok ("), "{text}");
+    let (code, text) = rampart(&["check", "--config", example]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("admin.token"), "{text}");
+    assert!(text.contains("RAMPART_ADMIN_TOKEN is not set"), "{text}");
+    let placeholder = [("RAMPART_ADMIN_TOKEN", "change-me")];
+    let (code, text) = rampart_with(&["check", "--config", example], &placeholder);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("placeholder"), "{text}");
 }
 
 #[test]

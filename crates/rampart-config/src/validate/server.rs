@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use http::HeaderName;
+use toml::Spanned;
 
 use crate::model::{
-    AdminConfig, CertConfig, ServerConfig, TlsConfig, DEFAULT_STRIP_FROM_UNTRUSTED,
+    AdminConfig, CertConfig, Readiness, ServerConfig, TlsConfig, DEFAULT_STRIP_FROM_UNTRUSTED,
 };
 use crate::raw;
 
@@ -126,36 +127,79 @@ fn tls(raw: toml::Spanned<raw::RawTls>) -> Result<TlsConfig, Invalid> {
     })
 }
 
-/// `[admin]`: off when absent; an empty token or secret is a mistake, never "no auth".
+/// Values that ship in examples and tutorials: an admin token or webhook
+/// secret equal to one of them (any case) would let anyone in.
+const PLACEHOLDERS: [&str; 14] = [
+    "change-me",
+    "changeme",
+    "change_me",
+    "demo-token",
+    "replace-me",
+    "replaceme",
+    "your-token",
+    "your-secret",
+    "secret",
+    "password",
+    "token",
+    "admin",
+    "example",
+    "test",
+];
+
+/// The shortest admin token or webhook secret accepted.
+const MIN_SECRET_LEN: usize = 8;
+
+/// A token or secret: never empty, a known placeholder or shorter than
+/// [`MIN_SECRET_LEN`], which would be auth in name only.
+fn secret(value: Option<Spanned<raw::Text>>, what: &str) -> Result<Option<String>, Invalid> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let at = value.span().start;
+    let text = value.into_inner().0;
+    let trimmed = text.trim();
+    let hint = "set a secret of your own (e.g. from `openssl rand -hex 32`) or remove the key";
+    if trimmed.is_empty() {
+        return Err((at, format!("the {what} is empty; {hint}")));
+    }
+    if PLACEHOLDERS.iter().any(|p| trimmed.eq_ignore_ascii_case(p)) {
+        return Err((
+            at,
+            format!("the {what} is the placeholder {trimmed:?}, which anyone could guess; {hint}"),
+        ));
+    }
+    if trimmed.chars().count() < MIN_SECRET_LEN {
+        return Err((
+            at,
+            format!("the {what} is shorter than {MIN_SECRET_LEN} characters; {hint}"),
+        ));
+    }
+    Ok(Some(text))
+}
+
+/// `[admin]`: off when absent; an empty, placeholder or short token or
+/// secret is a mistake, never "no auth".
 pub(super) fn admin(admin: Option<raw::RawAdmin>) -> Result<Option<AdminConfig>, Invalid> {
-    Ok(match admin {
-        None => None,
-        Some(a) => {
-            let token = match a.token {
-                Some(t) if t.get_ref().0.trim().is_empty() => {
-                    return Err((
-                        t.span().start,
-                        "the admin token is empty; set it or remove the key".into(),
-                    ))
-                }
-                Some(t) => Some(t.into_inner().0),
-                None => None,
-            };
-            let webhook_secret = match a.webhook_secret {
-                Some(t) if t.get_ref().0.trim().is_empty() => {
-                    return Err((
-                        t.span().start,
-                        "the webhook secret is empty; set it or remove the key".into(),
-                    ))
-                }
-                Some(t) => Some(t.into_inner().0),
-                None => None,
-            };
-            Some(AdminConfig {
-                listen: a.listen.0,
-                token,
-                webhook_secret,
-            })
-        }
-    })
+    let Some(a) = admin else {
+        return Ok(None);
+    };
+    let ready = match &a.ready {
+        None => Readiness::Serving,
+        Some(r) => match r.get_ref().0.as_str() {
+            "serving" => Readiness::Serving,
+            "upstreams" => Readiness::Upstreams,
+            other => {
+                return Err((
+                    r.span().start,
+                    format!("unknown readiness {other:?}; use \"serving\" or \"upstreams\""),
+                ))
+            }
+        },
+    };
+    Ok(Some(AdminConfig {
+        listen: a.listen.0,
+        token: secret(a.token, "admin token")?,
+        webhook_secret: secret(a.webhook_secret, "webhook secret")?,
+        ready,
+    }))
 }
