@@ -1,16 +1,19 @@
 //! The admin listener: `/metrics` (Prometheus), `/healthz` (alive) and
-//! `/readyz` (upstreams reachable), open; `/admin/purge`,
+//! `/readyz` (this node can serve), open; `/admin/purge`,
 //! `/admin/cache/stats` and `/admin/reload` with the bearer token;
 //! `/admin/events/{name}` with the bearer token or an HMAC signature of the
 //! body.
 //!
 //! Modules, top down: `routes` (which endpoint) → `metrics`, `probes`,
-//! `purge`, `reload` (the endpoints) → `admin` (the handles), `reply`, `auth`.
+//! `purge`, `reload` (the endpoints) → `admin` (the handles), `reply`, `auth`,
+//! beside `process` (the process's own metrics, a collector the gateway
+//! registers).
 
 mod admin;
 mod auth;
 mod metrics;
 mod probes;
+pub mod process;
 mod purge;
 mod reload;
 mod reply;

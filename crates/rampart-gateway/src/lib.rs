@@ -148,9 +148,21 @@ pub async fn start_from(
     clock: Arc<dyn Clock>,
     path: Option<PathBuf>,
 ) -> Result<Running, StartError> {
-    let mut registry = Registry::with_prefix("rampart");
-    let state = Arc::new(State::new(config, clock, &mut registry)?);
-    let reload_metrics = reload::ReloadMetrics::register(&mut registry);
+    // The process's metrics under their usual names, Rampart's under
+    // `rampart_`.
+    let mut root = Registry::default();
+    root.register_collector(Box::new(rampart_admin::process::ProcessCollector));
+    let registry = root.sub_registry_with_prefix("rampart");
+    registry.register(
+        "build",
+        "The running build: version and git commit",
+        prometheus_client::metrics::info::Info::new(vec![
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("commit", env!("RAMPART_COMMIT")),
+        ]),
+    );
+    let state = Arc::new(State::new(config, clock, registry)?);
+    let reload_metrics = reload::ReloadMetrics::register(registry);
     let expiry = certs::Expiry::default();
     registry.register_collector(Box::new(expiry.clone()));
     let tls = match &config.server.tls {
@@ -175,7 +187,7 @@ pub async fn start_from(
     let gateway = Arc::new(reload::Gateway {
         state: Arc::new(ArcSwap::new(state)),
         admin: Arc::new(ArcSwapOption::empty()),
-        registry: Arc::new(registry),
+        registry: Arc::new(root),
         metrics: reload_metrics,
         expiry,
         path,

@@ -532,6 +532,31 @@ async fn metrics_count_cache_results() {
     );
     // No series for a part that is not configured.
     assert!(!metrics.contains("rampart_redis_up"), "{metrics}");
+    // Buckets on the round service-level targets the seeds use.
+    for le in [
+        "0.005", "0.01", "0.025", "0.05", "0.1", "0.2", "0.25", "0.5", "1.0", "2.5", "5.0",
+    ] {
+        let bucket = format!(
+            r#"rampart_request_duration_seconds_bucket{{le="{le}",route="GET /cached/*",method="GET",status="200"}} 3"#
+        );
+        assert!(metrics.contains(&bucket), "{bucket}\n{metrics}");
+    }
+    // What the build and the process are.
+    let build = format!(
+        "rampart_build_info{{version=\"{}\",commit=\"",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(metrics.contains(&build), "{metrics}");
+    for name in [
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_max_fds ",
+        "process_threads ",
+        "process_start_time_seconds ",
+    ] {
+        assert!(metrics.contains(&format!("\n{name}")), "{name}\n{metrics}");
+    }
 }
 
 #[tokio::test]
