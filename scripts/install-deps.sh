@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the programs Rampart's tests and benchmarks use, with apt, when
 # they are missing. Usage: scripts/install-deps.sh [test|bench]...
-#   test   what `scripts/test` needs: redis-server (tests start their own)
+#   test   what `scripts/test` needs: redis-server (tests start their own),
+#          promtool (Debian's prometheus), systemd-analyze and Python's yaml
+#          module (the deploy/ checks)
 #   bench  nginx, Varnish and wrk for bench/*.sh
 #   callgrind  nginx and valgrind for bench/instructions.sh (the CI budget)
 set -euo pipefail
@@ -11,6 +13,9 @@ for group in "${@:-test}"; do
   case "$group" in
     test)
       command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+=(redis-server)
+      command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+      command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+      python3 -c 'import yaml' >/dev/null 2>&1 || need+=(python3-yaml)
       ;;
     bench)
       command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
@@ -33,5 +38,5 @@ if [ "${#need[@]}" -gt 0 ]; then
   echo "install-deps: installing ${need[*]}" >&2
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi

@@ -23,6 +23,7 @@ pub(crate) fn metrics(admin: &Admin) -> Response<Body> {
     let now = admin.clock.since_epoch();
     for (index, upstream) in admin.upstreams.pools().iter().enumerate() {
         if let Some(admission) = admin.upstreams.admission(index) {
+            m.queue_capacity(&upstream.name, admission.capacity());
             for priority in rampart_config::Priority::ALL {
                 m.queue_depth(
                     &upstream.name,

@@ -109,6 +109,11 @@ impl Admission {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Requests the queue holds at most, all classes together.
+    pub fn capacity(&self) -> usize {
+        self.config.queue_size
+    }
+
     /// Requests waiting now in class `class`.
     pub fn depth(&self, class: usize) -> usize {
         self.lock().queue.len_of(class)

@@ -218,6 +218,7 @@ pub struct Metrics {
     circuit: Family<TargetLabels, Gauge>,
     shed: Family<ShedLabels, Counter>,
     queue_depth: Family<QueueLabels, Gauge>,
+    queue_capacity: Family<NameLabels, Gauge>,
     queue_wait: Family<QueueLabels, Histogram, fn() -> Histogram>,
     transitions: Family<TransitionLabels, Counter>,
     healthy: Family<NameLabels, Gauge>,
@@ -309,6 +310,12 @@ impl Metrics {
             "queue_depth",
             "Requests waiting for an upstream slot, by priority",
             queue_depth.clone(),
+        );
+        let queue_capacity = Family::<NameLabels, Gauge>::default();
+        registry.register(
+            "queue_capacity",
+            "Requests an upstream's admission queue holds at most (all priorities)",
+            queue_capacity.clone(),
         );
         let queue_wait = Family::<QueueLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram,
@@ -431,6 +438,7 @@ impl Metrics {
             circuit,
             shed,
             queue_depth,
+            queue_capacity,
             queue_wait,
             transitions,
             healthy,
@@ -470,6 +478,7 @@ impl Metrics {
             circuit: self.circuit.clone(),
             shed: self.shed.clone(),
             queue_depth: self.queue_depth.clone(),
+            queue_capacity: self.queue_capacity.clone(),
             queue_wait: self.queue_wait.clone(),
             transitions: self.transitions.clone(),
             healthy: self.healthy.clone(),
@@ -615,6 +624,15 @@ impl Metrics {
                 priority: priority.to_string(),
             })
             .set(depth as i64);
+    }
+
+    /// Sets how many requests an upstream's admission queue holds at most.
+    pub fn queue_capacity(&self, upstream: &str, capacity: usize) {
+        self.queue_capacity
+            .get_or_create(&NameLabels {
+                upstream: upstream.to_string(),
+            })
+            .set(capacity as i64);
     }
 
     /// Records how long a request waited for an upstream slot.
