@@ -62,8 +62,9 @@ pub(crate) fn health_checks(state: &Arc<State>, stop: &CancellationToken) -> Vec
     tasks
 }
 
-/// The request a warmer makes: a GET of its URL, as a client of that host.
-fn warmer_head(warmer: &WarmerConfig) -> RequestHead {
+/// The request a warmer makes at `now`: a GET of its URL, as a client of
+/// that host.
+fn warmer_head(warmer: &WarmerConfig, now: std::time::SystemTime) -> RequestHead {
     let mut headers = HeaderMap::new();
     if let Some(host) = warmer
         .url
@@ -82,6 +83,7 @@ fn warmer_head(warmer: &WarmerConfig) -> RequestHead {
         peer: std::net::IpAddr::from([127, 0, 0, 1]),
         trusted: true,
         tls: warmer.url.scheme_str() == Some("https"),
+        identity: rampart_proxy::identity::identify(&HeaderMap::new(), false, now),
     }
 }
 
@@ -95,14 +97,15 @@ pub(crate) fn warmers(
         .iter()
         .filter_map(|warmer| {
             let route = Arc::clone(state.router.get(warmer.route)?);
-            let (head, state) = (Arc::new(warmer_head(warmer)), Arc::clone(state));
+            let (warmer, state) = (warmer.clone(), Arc::clone(state));
             Some(every(
                 Arc::clone(&state.clock),
                 warmer.every,
                 stop,
                 move || {
-                    let (state, route, head) =
-                        (Arc::clone(&state), Arc::clone(&route), Arc::clone(&head));
+                    // Each refetch is a request of its own, with its own id.
+                    let head = warmer_head(&warmer, state.clock.now());
+                    let (state, route) = (Arc::clone(&state), Arc::clone(&route));
                     async move {
                         let Some(policy) = &route.config.cache else {
                             return;

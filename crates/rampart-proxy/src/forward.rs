@@ -30,6 +30,7 @@ pub fn forwarded(head: &RequestHead, body: Body) -> Request<Body> {
     let mut headers = head.headers.clone();
     remove_hop_by_hop(&mut headers);
     set_forwarded(&mut headers, head.peer, head.scheme(), head.trusted);
+    head.identity.apply(&mut headers);
     let mut req = Request::new(body);
     *req.method_mut() = head.method.clone();
     *req.uri_mut() = head.path_and_query();
@@ -67,6 +68,7 @@ pub fn for_cache(head: &RequestHead, stale: Option<&Entry>, identity: bool) -> R
         headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
     }
     set_forwarded(&mut headers, head.peer, head.scheme(), head.trusted);
+    head.identity.apply(&mut headers);
     let mut req = Request::new(empty());
     *req.method_mut() = Method::GET;
     *req.uri_mut() = head.path_and_query();

@@ -22,7 +22,7 @@ use crate::cache_ctx::CacheCtx;
 use crate::error::{GatewayError, RATELIMIT, RATELIMIT_POLICY};
 use crate::forward::Upstreams;
 use crate::headers::{client_ip, is_trusted, prepare_request};
-use crate::identity::{identify, X_REQUEST_ID};
+use crate::identity::{identify, Identity, X_REQUEST_ID};
 use crate::limits::{Limiters, Verdict};
 use crate::metrics::Metrics;
 use crate::outcome::LimitRefusal;
@@ -45,7 +45,7 @@ struct Outcome {
 /// Handles one request end to end: never fails, errors become problem+json.
 pub async fn handle(
     state: Arc<State>,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     peer: SocketAddr,
     tls: bool,
 ) -> Result<Response<Body>, std::convert::Infallible> {
@@ -58,20 +58,31 @@ pub async fn handle(
     // 0. Who the request is: its id and trace go upstream with it, come
     //    back on the response and mark every log line of it.
     let trusted = is_trusted(peer.ip(), &state.server.trusted_proxies);
-    let identity = identify(req.headers_mut(), trusted, state.clock.now());
+    let identity = identify(req.headers(), trusted, state.clock.now());
     let span = tracing::info_span!(
         "request",
         request_id = identity.request_id(),
-        trace_id = identity.trace_id.as_str()
+        trace_id = identity.trace_id()
     );
     let mut outcome = Outcome::default();
     // A panic is a bug; it fails this request, never the connection or the
     // process, and is counted and logged (defence in depth: no value from a
     // client, an origin or Redis may panic anything in the first place).
-    let staged = AssertUnwindSafe(stages(&state, req, (peer, tls), client, &mut outcome))
-        .catch_unwind()
-        .instrument(span.clone())
-        .await;
+    let staged = AssertUnwindSafe(stages(
+        &state,
+        req,
+        (peer, tls, &identity),
+        client,
+        &mut outcome,
+    ))
+    .catch_unwind();
+    // Wrapping the request's future moves it (several KiB): only when the
+    // span is recorded (logging at info).
+    let staged = if span.is_disabled() {
+        staged.await
+    } else {
+        staged.instrument(span.clone()).await
+    };
     let mut response = match staged {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => e.into_response(Some(identity.request_id())),
@@ -90,7 +101,7 @@ pub async fn handle(
     };
     response
         .headers_mut()
-        .insert(X_REQUEST_ID.clone(), identity.request_id.clone());
+        .insert(X_REQUEST_ID.clone(), identity.request_id_value());
     if let Some(route) = outcome.route.and_then(|r| state.router.get(r)) {
         route.config.response_headers.apply(response.headers_mut());
     }
@@ -122,7 +133,7 @@ pub async fn handle(
             uri = %uri,
             status,
             request_id = identity.request_id(),
-            trace_id = identity.trace_id.as_str(),
+            trace_id = identity.trace_id(),
             route = route.map_or("", |r| r.config.name.as_str()),
             cache = outcome.cache.as_ref().map_or("", CacheStatus::label),
             duration_us = started.elapsed().as_micros() as u64,
@@ -135,7 +146,7 @@ pub async fn handle(
 async fn stages(
     state: &State,
     mut req: Request<Incoming>,
-    peer: (SocketAddr, bool),
+    peer: (SocketAddr, bool, &Identity),
     client: IpAddr,
     outcome: &mut Outcome,
 ) -> Result<Response<Body>, GatewayError> {
@@ -246,7 +257,7 @@ fn route<'r>(router: &'r Router, head: &RequestHead) -> Result<&'r Arc<Route>, G
 /// §3.2.2); an HTTP/2 request's `:authority` must agree with any `Host`.
 fn split(
     req: Request<Incoming>,
-    (peer, tls): (SocketAddr, bool),
+    (peer, tls, identity): (SocketAddr, bool, &Identity),
     server: &ServerConfig,
 ) -> Result<(RequestHead, Incoming), GatewayError> {
     let (mut parts, body) = req.into_parts();
@@ -269,6 +280,7 @@ fn split(
         method: parts.method,
         uri: parts.uri,
         headers: parts.headers,
+        identity: identity.clone(),
     };
     Ok((head, body))
 }

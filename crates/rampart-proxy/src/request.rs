@@ -4,6 +4,8 @@ use std::net::IpAddr;
 
 use http::{HeaderMap, Method, Uri};
 
+use crate::identity::Identity;
+
 /// A request's head, as received.
 #[derive(Debug, Clone)]
 pub struct RequestHead {
@@ -19,6 +21,9 @@ pub struct RequestHead {
     pub trusted: bool,
     /// Whether it came over TLS (`X-Forwarded-Proto: https`).
     pub tls: bool,
+    /// Its request id and trace, sent upstream with every request made
+    /// for it.
+    pub identity: Identity,
 }
 
 impl RequestHead {

@@ -60,7 +60,9 @@ fn metric_names(text: &str) -> BTreeSet<String> {
         let starts = (i == 0 || !word(bytes[i - 1]))
             && (text[i..].starts_with("rampart_") || text[i..].starts_with("process_"));
         if starts {
-            let end = (i..bytes.len()).find(|&j| !word(bytes[j])).unwrap_or(bytes.len());
+            let end = (i..bytes.len())
+                .find(|&j| !word(bytes[j]))
+                .unwrap_or(bytes.len());
             names.insert(text[i..end].to_string());
             i = end;
         } else {
@@ -150,8 +152,10 @@ async fn full_exposition() -> String {
     get("/limited").await;
     get("/limited").await;
     let slow = tokio::spawn(get("/slow"));
-    rampart_testkit::eventually("the slow request holds the slot", || origin.count("/slow") == 1)
-        .await;
+    rampart_testkit::eventually("the slow request holds the slot", || {
+        origin.count("/slow") == 1
+    })
+    .await;
     get("/queued").await;
     slow.await.expect("the slow request");
     let admin = gw.admin_addr.expect("admin listener");
@@ -197,8 +201,8 @@ async fn the_dashboard_and_the_rules_name_only_exported_metrics() {
             );
         }
     }
-    let rules = std::fs::read_to_string(deploy().join("prometheus/rampart-rules.yml"))
-        .expect("rules");
+    let rules =
+        std::fs::read_to_string(deploy().join("prometheus/rampart-rules.yml")).expect("rules");
     for (file, text) in [("dashboard", &dashboard_text), ("rules", &rules)] {
         let named = metric_names(text);
         assert!(named.len() >= 10, "{file}: {named:?}");
@@ -213,8 +217,14 @@ async fn the_dashboard_and_the_rules_name_only_exported_metrics() {
 #[test]
 fn the_systemd_unit_verifies() {
     let unit = std::fs::read_to_string(deploy().join("systemd/rampart.service")).expect("unit");
-    assert!(unit.contains("ExecReload=/bin/kill -HUP $MAINPID"), "reload is SIGHUP");
-    assert!(unit.contains("RestartPreventExitStatus=2"), "a config error is not retried");
+    assert!(
+        unit.contains("ExecReload=/bin/kill -HUP $MAINPID"),
+        "reload is SIGHUP"
+    );
+    assert!(
+        unit.contains("RestartPreventExitStatus=2"),
+        "a config error is not retried"
+    );
     // `verify` wants the binary where ExecStart says: point it at this build.
     let dir = rampart_testkit::TempDir::new("deploy-systemd");
     let local = dir.path.as_path().join("rampart.service");
