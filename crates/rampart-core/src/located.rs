@@ -111,6 +111,22 @@ pub fn locate(text: &str, offset: usize) -> Location {
     }
 }
 
+/// The byte offset of the value of the field at dotted path `field`
+/// (`server.listen`) in `text`, when a line assigns it.
+pub fn find_field(text: &str, field: &str) -> Option<usize> {
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        if let Some(eq) = line.find('=') {
+            let value = start + eq + 1;
+            if field_path(text, value) == field {
+                return Some(value);
+            }
+        }
+        start += line.len();
+    }
+    None
+}
+
 #[derive(Debug)]
 enum Token<'a> {
     Key(&'a str),
@@ -318,5 +334,15 @@ mod tests {
         );
         let l = at(text, "stale_if_error");
         assert_eq!(l.field, "routes[2].cache.stale_if_error");
+    }
+
+    #[test]
+    fn finds_where_a_field_is_set() {
+        let text = "# listen = \"nope\"\n[server]\nlisten = \"a\"\n[admin]\nlisten = \"b\"\n[server.tls]\nredirect_from = \"c\"\n";
+        let line = |field| find_field(text, field).map(|o| locate(text, o).line);
+        assert_eq!(line("server.listen"), Some(3));
+        assert_eq!(line("admin.listen"), Some(5));
+        assert_eq!(line("server.tls.redirect_from"), Some(7));
+        assert_eq!(line("cache.redis"), None);
     }
 }

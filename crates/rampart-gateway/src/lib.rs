@@ -170,13 +170,13 @@ pub async fn start_from(
         None => None,
     };
     let sockets = reload::Sockets {
-        public: listeners::Socket::bind(config.server.listen).await?,
+        public: listeners::Socket::bind("server.listen", config.server.listen).await?,
         admin: match &config.admin {
-            Some(a) => Some(listeners::Socket::bind(a.listen).await?),
+            Some(a) => Some(listeners::Socket::bind("admin.listen", a.listen).await?),
             None => None,
         },
         redirect: match config.server.tls.as_ref().and_then(|t| t.redirect_from) {
-            Some(a) => Some(listeners::Socket::bind(a).await?),
+            Some(a) => Some(listeners::Socket::bind("server.tls.redirect_from", a).await?),
             None => None,
         },
     };

@@ -15,8 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 /// Why a listener could not be bound.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr}: {source}")]
+#[error("{key}: cannot listen on {addr}: {source}{}", hint(source))]
 pub struct BindError {
+    /// The config key that asked for the address (`server.listen`).
+    pub key: &'static str,
     /// The address.
     pub addr: SocketAddr,
     /// The OS error.
@@ -34,9 +36,24 @@ pub(crate) struct Socket {
     pub listener: Arc<TcpListener>,
 }
 
+/// What to do about a bind error people meet often.
+fn hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            " (another process listens there: stop it, or choose another port)"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+        }
+        std::io::ErrorKind::AddrNotAvailable => " (no interface of this host has that address)",
+        _ => "",
+    }
+}
+
 impl Socket {
-    pub(crate) async fn bind(addr: SocketAddr) -> Result<Self, BindError> {
-        let bind_error = |source| BindError { addr, source };
+    /// Binds `addr`, which the config's `key` asked for.
+    pub(crate) async fn bind(key: &'static str, addr: SocketAddr) -> Result<Self, BindError> {
+        let bind_error = |source| BindError { key, addr, source };
         let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
         let local = listener.local_addr().map_err(bind_error)?;
         Ok(Self {
@@ -47,11 +64,15 @@ impl Socket {
     }
 
     /// This socket when it is bound to `addr`, else a new one bound there.
-    pub(crate) async fn rebind(&self, addr: SocketAddr) -> Result<Self, BindError> {
+    pub(crate) async fn rebind(
+        &self,
+        key: &'static str,
+        addr: SocketAddr,
+    ) -> Result<Self, BindError> {
         if addr == self.configured {
             Ok(self.clone())
         } else {
-            Self::bind(addr).await
+            Self::bind(key, addr).await
         }
     }
 }

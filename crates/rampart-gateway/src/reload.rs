@@ -293,17 +293,23 @@ impl Gateway {
             });
         }
         // Everything that can fail, before anything changes.
-        let public_socket = live.public.socket.rebind(config.server.listen).await?;
+        let public_socket = live
+            .public
+            .socket
+            .rebind("server.listen", config.server.listen)
+            .await?;
         let redirect_to = config.server.tls.as_ref().and_then(|t| t.redirect_from);
         let redirect_socket = match (redirect_to, &live.redirect) {
             (None, _) => None,
-            (Some(addr), Some(old)) => Some(old.socket.rebind(addr).await?),
-            (Some(addr), None) => Some(Socket::bind(addr).await?),
+            (Some(addr), Some(old)) => {
+                Some(old.socket.rebind("server.tls.redirect_from", addr).await?)
+            }
+            (Some(addr), None) => Some(Socket::bind("server.tls.redirect_from", addr).await?),
         };
         let admin_socket = match (&config.admin, &live.admin) {
             (None, _) => None,
-            (Some(a), Some(old)) => Some(old.socket.rebind(a.listen).await?),
-            (Some(a), None) => Some(Socket::bind(a.listen).await?),
+            (Some(a), Some(old)) => Some(old.socket.rebind("admin.listen", a.listen).await?),
+            (Some(a), None) => Some(Socket::bind("admin.listen", a.listen).await?),
         };
         let old_state = self.state.load_full();
         let state = Arc::new(old_state.reloaded(&config)?);

@@ -167,6 +167,10 @@ fn serve(path: &std::path::Path) -> ExitCode {
         let running =
             match rampart_gateway::start_from(&config, clock, Some(path.to_path_buf())).await {
                 Ok(r) => r,
+                Err(rampart_gateway::StartError::Bind(e)) => {
+                    eprintln!("error: {}", bind_error(path, &e));
+                    return ExitCode::FAILURE;
+                }
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::FAILURE;
@@ -183,6 +187,25 @@ fn serve(path: &std::path::Path) -> ExitCode {
         running.wait().await;
         ExitCode::SUCCESS
     })
+}
+
+/// A listener that cannot be bound, at the line of the config that asked
+/// for it (`file:line:column: server.listen: cannot listen on …`).
+fn bind_error(path: &std::path::Path, e: &rampart_gateway::BindError) -> String {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let message = e.to_string();
+    let message = message
+        .strip_prefix(e.key)
+        .and_then(|m| m.strip_prefix(": "))
+        .unwrap_or(&message)
+        .to_string();
+    match rampart_core::located::find_field(&text, e.key) {
+        Some(offset) => {
+            rampart_core::located::FileError::at(&text, &file, offset, message).to_string()
+        }
+        None => format!("{file}: {e}"),
+    }
 }
 
 /// The runtime: one worker thread per core the scheduler's affinity mask

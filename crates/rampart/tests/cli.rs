@@ -363,3 +363,29 @@ async fn log_lines_name_the_request() {
         "the log keeps the address the body leaves out: {warning}"
     );
 }
+
+/// A listen address another process holds: `serve` says which key of which
+/// file asked for it, and what to do.
+#[test]
+fn an_address_in_use_names_the_key_that_asked_for_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let path = write(
+        "addr-in-use.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[admin]\nlisten = \"127.0.0.1:{port}\"\n\
+             [[upstreams]]\nname = \"app\"\ntargets = [\"127.0.0.1:9\"]\n\
+             [[routes]]\nmatch = \"GET /*\"\nupstream = \"app\"\n"
+        ),
+    );
+    let (code, out) = rampart(&["serve", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "addr-in-use.toml:5:9: admin.listen: cannot listen on 127.0.0.1:{port}"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("another process listens there"), "{out}");
+    drop(taken);
+}
