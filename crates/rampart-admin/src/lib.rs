@@ -1,16 +1,18 @@
 //! The admin listener: `/metrics` (Prometheus), `/healthz` (alive) and
 //! `/readyz` (this node can serve), open; `/admin/purge`,
-//! `/admin/cache/stats` and `/admin/reload` with the bearer token;
+//! `/admin/cache/stats`, `/admin/cache/entry`, `/admin/cache/entries` and
+//! `/admin/reload` with the bearer token;
 //! `/admin/events/{name}` with the bearer token or an HMAC signature of the
 //! body.
 //!
 //! Modules, top down: `routes` (which endpoint) → `metrics`, `probes`,
-//! `purge`, `reload` (the endpoints) → `admin` (the handles), `reply`, `auth`,
+//! `purge`, `inspect`, `reload` (the endpoints) → `admin` (the handles), `reply`, `auth`,
 //! beside `process` (the process's own metrics, a collector the gateway
 //! registers).
 
 mod admin;
 mod auth;
+mod inspect;
 mod metrics;
 mod probes;
 pub mod process;

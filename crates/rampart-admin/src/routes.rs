@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::admin::Admin;
 use crate::auth::bearer_ok;
 use crate::reply::{json_response, problem, unauthorized};
-use crate::{metrics, probes, purge, reload};
+use crate::{inspect, metrics, probes, purge, reload};
 
 /// Handles one admin request.
 pub async fn handle(
@@ -34,6 +34,12 @@ pub async fn handle(
                 match (req.method(), p) {
                     (&Method::POST, "/admin/purge") => purge::purge(&admin, req).await,
                     (&Method::GET, "/admin/cache/stats") => purge::stats(&admin).await,
+                    (&Method::GET, "/admin/cache/entry") => {
+                        inspect::entry(&admin, req.uri().query())
+                    }
+                    (&Method::GET, "/admin/cache/entries") => {
+                        inspect::entries(&admin, req.uri().query())
+                    }
                     (&Method::POST, "/admin/reload") => reload::reload(&admin).await,
                     _ => problem(
                         StatusCode::NOT_FOUND,

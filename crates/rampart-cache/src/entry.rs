@@ -82,6 +82,23 @@ pub enum EntryState {
     },
 }
 
+impl EntryState {
+    /// `fresh`, `stale-while-revalidate`, `stale-if-error` (usable only
+    /// when the origin fails) or `stale`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryState::Fresh => "fresh",
+            EntryState::StaleWhileRevalidate => "stale-while-revalidate",
+            EntryState::Stale {
+                usable_if_error: true,
+            } => "stale-if-error",
+            EntryState::Stale {
+                usable_if_error: false,
+            } => "stale",
+        }
+    }
+}
+
 /// Bytes counted for an entry beyond its bodies and headers: moka's per-entry
 /// nodes and timer-wheel slot, the `Arc`s, the variant list, allocator
 /// headers. Calibrated with `bench/l1-memory.sh`, which compares the process's

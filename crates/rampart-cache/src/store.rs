@@ -24,6 +24,13 @@ pub struct Variants {
     weight: u32,
 }
 
+impl Variants {
+    /// The tags of every variant.
+    pub fn tags(&self) -> &[String] {
+        &self.tags
+    }
+}
+
 /// What a lookup found.
 #[derive(Debug, Clone)]
 pub enum Lookup {
@@ -370,6 +377,67 @@ impl MemoryCache {
         self.index.size()
     }
 
+    /// What is stored for a URL: its plain key and every key that extends
+    /// it with extra key parts, each with its variants.
+    pub fn url_entries(&self, primary: &str) -> Vec<(String, Arc<Variants>)> {
+        let mut keys = self.index.keys(&url_tag(primary));
+        keys.push(primary.to_string());
+        keys.sort();
+        keys.dedup();
+        keys.into_iter()
+            .filter_map(|k| self.cache.get(&k).map(|v| (k, v)))
+            .collect()
+    }
+
+    /// A page of what is stored: the first `limit` keys after `after` (in
+    /// key order) whose URL `select` accepts, carrying `tag` when given.
+    /// One pass over the keys (or, with a tag, over the tag's keys) that
+    /// holds at most `limit` of them.
+    pub fn page(
+        &self,
+        select: impl Fn(&str) -> bool,
+        tag: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Vec<(String, Arc<Variants>)> {
+        let mut page: std::collections::BTreeMap<String, Arc<Variants>> =
+            std::collections::BTreeMap::new();
+        let mut consider = |key: &str, variants: Arc<Variants>| {
+            if after.is_some_and(|a| key <= a) || limit == 0 {
+                return;
+            }
+            let beyond = page.len() >= limit
+                && page
+                    .last_key_value()
+                    .is_some_and(|(last, _)| key >= last.as_str());
+            if beyond
+                || !select(primary_of(key))
+                || !tag.is_none_or(|t| variants.tags.iter().any(|have| have == t))
+            {
+                return;
+            }
+            page.insert(key.to_string(), variants);
+            if page.len() > limit {
+                page.pop_last();
+            }
+        };
+        match tag {
+            Some(t) => {
+                for key in self.index.keys(t) {
+                    if let Some(v) = self.cache.get(&key) {
+                        consider(&key, v);
+                    }
+                }
+            }
+            None => {
+                for (key, v) in self.cache.iter() {
+                    consider(&key, v);
+                }
+            }
+        }
+        page.into_iter().collect()
+    }
+
     /// Runs pending eviction and expiry work now (moka batches it).
     pub fn run_pending_tasks(&self) {
         self.cache.run_pending_tasks();
@@ -518,6 +586,43 @@ mod tests {
             c.lookup("http://h/other#aaaa", &HeaderMap::new()),
             Lookup::Found(_)
         ));
+    }
+
+    #[test]
+    fn what_is_stored_can_be_listed_page_by_page() {
+        let c = MemoryCache::new(1 << 20, 4);
+        for (key, tag) in [
+            ("http://h/a", "x"),
+            ("http://h/b", "y"),
+            ("http://h/c", "x"),
+            ("http://h/c#0123", "x"),
+            ("http://g/d", "x"),
+        ] {
+            c.insert(key, entry("v", &[tag], None));
+        }
+        let keys = |page: Vec<(String, Arc<Variants>)>| -> Vec<String> {
+            page.into_iter().map(|(k, _)| k).collect()
+        };
+        let on_h = |u: &str| u.starts_with("http://h/");
+        assert_eq!(
+            keys(c.page(on_h, None, None, 2)),
+            ["http://h/a", "http://h/b"]
+        );
+        assert_eq!(
+            keys(c.page(on_h, None, Some("http://h/b"), 2)),
+            ["http://h/c", "http://h/c#0123"]
+        );
+        assert!(c.page(on_h, None, Some("http://h/c#0123"), 2).is_empty());
+        assert_eq!(
+            keys(c.page(|_| true, Some("x"), None, 10)),
+            ["http://g/d", "http://h/a", "http://h/c", "http://h/c#0123"]
+        );
+        assert!(c.page(|_| true, None, None, 0).is_empty());
+        assert_eq!(
+            keys(c.url_entries("http://h/c")),
+            ["http://h/c", "http://h/c#0123"]
+        );
+        assert!(c.url_entries("http://h/zzz").is_empty());
     }
 
     #[test]

@@ -284,3 +284,99 @@ fn hmac_hex(key: &str, message: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// What is stored can be seen without changing it: one URL's variants with
+/// their headers, age, time to live, stale windows, tags and size; and a
+/// listing by prefix or tag, a page at a time.
+#[tokio::test]
+async fn the_cache_can_be_inspected() {
+    let (_origin, gw) = setup().await;
+    let client = TestClient::new();
+    for p in ["/events/1", "/events/2?org=acme", "/events", "/pricing"] {
+        client.get(&format!("http://{}{p}", gw.addr), &[]).await;
+    }
+    let admin = format!("http://{}", gw.admin_addr.unwrap());
+    let get = |path: &str, auth: bool| {
+        let (client, url) = (client.clone(), format!("{admin}{path}"));
+        async move {
+            let headers: &[(&str, &str)] = if auth { &[AUTH] } else { &[] };
+            client.get(&url, headers).await
+        }
+    };
+    assert_eq!(
+        get("/admin/cache/entry?url=/events/1", false).await.status,
+        401
+    );
+
+    let got = get("/admin/cache/entry?url=%2Fevents%2F1", true).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    let v: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+    let key = &v["keys"][0];
+    assert!(key["url"].as_str().unwrap().ends_with("/events/1"), "{v}");
+    assert_eq!(key["tier"], "l1");
+    let variant = &key["variants"][0];
+    assert_eq!(variant["status"], 200);
+    assert_eq!(variant["state"], "fresh");
+    assert_eq!(variant["tags"], serde_json::json!(["event:1"]));
+    assert_eq!(variant["size_bytes"], "/events/1 #1".len());
+    let ttl = variant["ttl_secs"].as_i64().unwrap();
+    assert!((3590..=3600).contains(&ttl), "{v}");
+    assert!(variant["headers"].is_object(), "{v}");
+
+    let missing = get("/admin/cache/entry?url=/never", true).await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(get("/admin/cache/entry", true).await.status, 400);
+
+    // Everything under /events, one at a time.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = get(
+            &format!("/admin/cache/entries?prefix=/events&limit=1{cursor}"),
+            true,
+        )
+        .await;
+        assert_eq!(page.status, 200, "{}", page.text());
+        let v: serde_json::Value = serde_json::from_slice(&page.body).unwrap();
+        for e in v["entries"].as_array().unwrap() {
+            seen.push(e["url"].as_str().unwrap().to_string());
+        }
+        match v["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={}", url_escape(next)),
+            None => break,
+        }
+        assert!(seen.len() <= 3, "{seen:?}");
+    }
+    let paths: Vec<&str> = seen
+        .iter()
+        .map(|u| &u[u.find("/events").unwrap()..])
+        .collect();
+    assert_eq!(paths, ["/events", "/events/1", "/events/2?org=acme"]);
+
+    let tagged = get("/admin/cache/entries?tag=home", true).await;
+    let v: serde_json::Value = serde_json::from_slice(&tagged.body).unwrap();
+    let urls: Vec<&str> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(urls.len(), 2, "{v}");
+    assert!(urls.iter().any(|u| u.ends_with("/pricing")), "{v}");
+    assert_eq!(
+        get("/admin/cache/entries?limit=5000", true).await.status,
+        400
+    );
+}
+
+/// Percent-encodes a query value.
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
