@@ -262,6 +262,8 @@ impl CompressionConfig {
 pub struct LogConfig {
     /// Whether one JSON access-log line is written per request.
     pub access: bool,
+    /// The share of requests logged (above 0, at most 1); a 5xx is always.
+    pub access_sample: f64,
 }
 
 /// `[[upstreams]]`.

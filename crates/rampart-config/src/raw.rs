@@ -192,6 +192,7 @@ pub struct RawCompression {
 #[serde(deny_unknown_fields)]
 pub struct RawLog {
     pub access: Option<bool>,
+    pub access_sample: Option<Spanned<f64>>,
 }
 
 /// `[[upstreams]]`

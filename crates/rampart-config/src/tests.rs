@@ -306,3 +306,18 @@ fn readiness_is_serving_unless_upstreams_are_asked_for() {
         "{e}"
     );
 }
+
+#[test]
+fn an_access_sample_is_a_share() {
+    let c = parse_ok(&GOOD.replace("[cache]\n", "[log]\naccess_sample = 0.25\n[cache]\n"));
+    assert_eq!(c.log.access_sample, 0.25);
+    assert_eq!(parse_ok(GOOD).log.access_sample, 1.0);
+    for bad in ["0.0", "1.5", "-0.1"] {
+        let e = parse_err(&GOOD.replace(
+            "[cache]\n",
+            &format!("[log]\naccess_sample = {bad}\n[cache]\n"),
+        ));
+        assert_eq!(e.field, "log.access_sample", "{bad}: {e}");
+        assert!(e.message.contains("above 0 and at most 1"), "{e}");
+    }
+}

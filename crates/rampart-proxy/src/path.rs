@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::FutureExt;
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, COOKIE, HOST};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, COOKIE, HOST, REFERER, USER_AGENT};
 use http::{HeaderValue, Method, Request, Response, Version};
 use hyper::body::Incoming;
 use rampart_cache::{CacheStatus, Forward, NoCacheReason};
@@ -30,6 +30,7 @@ use crate::request::RequestHead;
 use crate::router::{Route, Router};
 use crate::state::State;
 use crate::tiers::Tiers;
+use crate::upstream::Upstreamed;
 
 /// What the log line and metrics need to know about a request.
 #[derive(Debug, Default)]
@@ -52,8 +53,8 @@ pub async fn handle(
     let started = Instant::now();
     let in_flight = InFlight::enter(&state);
     let method = req.method().clone();
-    // Only the access log needs the URI once the request is consumed.
-    let uri = state.access_log.then(|| req.uri().clone());
+    // Only the access log needs these once the request is consumed.
+    let logged = state.access_log.then(|| Logged::of(&req));
     let client = client_ip(peer.ip(), req.headers(), &state.server.trusted_proxies);
     // 0. Who the request is: its id and trace go upstream with it, come
     //    back on the response and mark every log line of it.
@@ -124,22 +125,73 @@ pub async fn handle(
     if let (Some(route), Some(cache)) = (outcome.route, &outcome.cache) {
         state.metrics.cache(route, cache);
     }
-    if let Some(uri) = uri {
-        let route = outcome.route.and_then(|r| state.router.get(r));
-        tracing::info!(
-            target: "rampart::access",
-            client = %client,
-            method = %method,
-            uri = %uri,
-            status,
-            request_id = identity.request_id(),
-            trace_id = identity.trace_id(),
-            route = route.map_or("", |r| r.config.name.as_str()),
-            cache = outcome.cache.as_ref().map_or("", CacheStatus::label),
-            duration_us = started.elapsed().as_micros() as u64,
-        );
+    if let Some(logged) = logged {
+        let sampled = status >= 500
+            || state.access_sample >= 1.0
+            || rand::random::<f64>() < state.access_sample;
+        if sampled {
+            let route = outcome.route.and_then(|r| state.router.get(r));
+            let upstream = response.extensions().get::<Upstreamed>();
+            let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok());
+            tracing::info!(
+                target: "rampart::access",
+                client = %client,
+                method = %method,
+                uri = %logged.uri,
+                protocol = logged.protocol,
+                tls,
+                status,
+                bytes_in = logged.bytes_in,
+                bytes_out = http_body::Body::size_hint(response.body())
+                    .exact()
+                    .or_else(|| header(CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok())),
+                request_id = identity.request_id(),
+                trace_id = identity.trace_id(),
+                route = route.map_or("", |r| r.config.name.as_str()),
+                cache = outcome.cache.as_ref().map_or("", CacheStatus::label),
+                upstream = upstream.map(|u| u.target.as_str()),
+                upstream_us = upstream.map(|u| u.elapsed.as_micros() as u64),
+                duration_us = started.elapsed().as_micros() as u64,
+                user_agent = logged.user_agent.as_deref(),
+                referer = logged.referer.as_deref(),
+            );
+        }
     }
     Ok(response)
+}
+
+/// What the access log keeps of a request while it is served.
+struct Logged {
+    uri: http::Uri,
+    protocol: &'static str,
+    bytes_in: Option<u64>,
+    user_agent: Option<String>,
+    referer: Option<String>,
+}
+
+impl Logged {
+    fn of(req: &Request<Incoming>) -> Self {
+        let text = |name| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        Self {
+            uri: req.uri().clone(),
+            protocol: match req.version() {
+                Version::HTTP_09 => "HTTP/0.9",
+                Version::HTTP_10 => "HTTP/1.0",
+                Version::HTTP_11 => "HTTP/1.1",
+                Version::HTTP_2 => "HTTP/2",
+                Version::HTTP_3 => "HTTP/3",
+                _ => "HTTP/?",
+            },
+            bytes_in: text(CONTENT_LENGTH).and_then(|v| v.parse().ok()),
+            user_agent: text(USER_AGENT),
+            referer: text(REFERER),
+        }
+    }
 }
 
 /// The stages, in order.

@@ -35,6 +35,8 @@ pub struct State {
     pub server: ServerConfig,
     /// Whether to write access-log lines.
     pub access_log: bool,
+    /// The share of requests given an access-log line (a 5xx always is).
+    pub access_sample: f64,
     /// The routes.
     pub router: Arc<Router>,
     /// The cache tiers.
@@ -138,6 +140,7 @@ impl State {
         Ok(Self {
             server: config.server.clone(),
             access_log: config.log.access,
+            access_sample: config.log.access_sample,
             router: Arc::new(Router::new(config.routes.clone())),
             upstreams: Arc::new(Upstreams::new(
                 config,

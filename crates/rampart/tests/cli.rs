@@ -298,24 +298,14 @@ fn bad_certificates_exit_2_naming_the_file() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Every log line of a request, the access line and a warning alike,
-/// carries the request id the client got back.
-#[tokio::test]
-async fn log_lines_name_the_request() {
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-    };
-    let (listen, gone) = (free(), free());
-    let path = write(
-        "request-ids.toml",
-        &format!(
-            "[server]\nlisten = \"{listen}\"\n\
-             [[upstreams]]\nname = \"app\"\ntargets = [\"{gone}\"]\n\
-             [[routes]]\nmatch = \"GET /*\"\nupstream = \"app\"\n"
-        ),
-    );
+/// Runs `rampart serve` on `config`, makes the requests `drive` makes,
+/// stops it and returns the JSON lines it logged.
+async fn served_log<F, Fut>(name: &str, config: &str, drive: F) -> Vec<serde_json::Value>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let path = write(name, config);
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args(["serve", "--config"])
         .arg(&path)
@@ -324,16 +314,16 @@ async fn log_lines_name_the_request() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start rampart serve");
+    let listen: std::net::SocketAddr = config
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = \""))
+        .and_then(|l| l.trim_end_matches('"').parse().ok())
+        .expect("a listen line");
     rampart_testkit::eventually_async("rampart listens", || async {
         tokio::net::TcpStream::connect(listen).await.is_ok()
     })
     .await;
-    let got = rampart_testkit::TestClient::new()
-        .get(&format!("http://{listen}/x"), &[])
-        .await;
-    assert_eq!(got.status, 502);
-    let id = got.header("x-request-id").to_string();
-    assert_eq!(id.len(), 36, "{:?}", got.headers);
+    drive().await;
     let ok = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -341,27 +331,127 @@ async fn log_lines_name_the_request() {
         .success();
     assert!(ok);
     let out = child.wait_with_output().expect("rampart exits");
-    let log = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<serde_json::Value> = log
+    String::from_utf8_lossy(&out.stderr)
         .lines()
-        .filter(|l| l.contains(&id))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
+        .collect()
+}
+
+fn free() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+}
+
+/// Every log line of a request, the access line and a warning alike,
+/// carries the request id the client got back; the access line says what
+/// an operator asks of a request (protocol, sizes, upstream and its time,
+/// user agent, referer).
+#[tokio::test]
+async fn log_lines_name_the_request() {
+    let origin =
+        rampart_testkit::Origin::simple(|_| rampart_testkit::respond(200, &[], "fine")).await;
+    let (listen, gone) = (free(), free());
+    let config = format!(
+        "[server]\nlisten = \"{listen}\"\n\
+         [[upstreams]]\nname = \"app\"\ntargets = [\"{}\"]\n\
+         [[upstreams]]\nname = \"gone\"\ntargets = [\"{gone}\"]\n\
+         [[routes]]\nmatch = \"GET /ok\"\nupstream = \"app\"\n\
+         [[routes]]\nmatch = \"GET /*\"\nupstream = \"gone\"\n",
+        origin.addr
+    );
+    let client = rampart_testkit::TestClient::new();
+    let got = std::sync::Mutex::new(Vec::new());
+    let log = served_log("request-ids.toml", &config, || async {
+        let failed = client.get(&format!("http://{listen}/x"), &[]).await;
+        let ok = client
+            .get(
+                &format!("http://{listen}/ok"),
+                &[
+                    ("user-agent", "probe/1.0"),
+                    ("referer", "https://shop.example/"),
+                ],
+            )
+            .await;
+        got.lock().unwrap().extend([failed, ok]);
+    })
+    .await;
+    let got = got.into_inner().unwrap();
+    let (failed, ok) = (&got[0], &got[1]);
+    assert_eq!((failed.status.as_u16(), ok.status.as_u16()), (502, 200));
+    let id = failed.header("x-request-id").to_string();
+    assert_eq!(id.len(), 36, "{:?}", failed.headers);
+    let of = |id: &str| -> Vec<&serde_json::Value> {
+        log.iter().filter(|l| l.to_string().contains(id)).collect()
+    };
+    let lines = of(&id);
     let access = lines
         .iter()
         .find(|l| l["target"] == "rampart::access")
-        .unwrap_or_else(|| panic!("an access line with {id}:\n{log}"));
+        .unwrap_or_else(|| panic!("an access line with {id}:\n{log:?}"));
     assert_eq!(access["fields"]["request_id"], id.as_str());
     assert_eq!(access["fields"]["status"], 502);
+    assert_eq!(access["fields"]["protocol"], "HTTP/1.1");
+    assert_eq!(access["fields"]["tls"], false);
+    assert_eq!(access["fields"]["bytes_out"], failed.body.len(), "{access}");
     let warning = lines
         .iter()
         .find(|l| l["level"] == "WARN")
-        .unwrap_or_else(|| panic!("a warning with {id}:\n{log}"));
+        .unwrap_or_else(|| panic!("a warning with {id}:\n{log:?}"));
     assert_eq!(warning["span"]["request_id"], id.as_str(), "{warning}");
     assert!(
         warning.to_string().contains(&gone.to_string()),
         "the log keeps the address the body leaves out: {warning}"
     );
+
+    let served = of(ok.header("x-request-id"));
+    let access = served
+        .iter()
+        .find(|l| l["target"] == "rampart::access")
+        .unwrap_or_else(|| panic!("an access line for /ok:\n{log:?}"));
+    let fields = &access["fields"];
+    assert_eq!(fields["upstream"], origin.addr.to_string(), "{access}");
+    assert!(fields["upstream_us"].as_u64().is_some(), "{access}");
+    assert_eq!(fields["user_agent"], "probe/1.0");
+    assert_eq!(fields["referer"], "https://shop.example/");
+    assert_eq!(fields["bytes_out"], 4);
+}
+
+/// `access_sample` logs a share of requests; a 5xx is logged whatever the
+/// draw.
+#[tokio::test]
+async fn the_access_log_can_be_sampled() {
+    let origin =
+        rampart_testkit::Origin::simple(|_| rampart_testkit::respond(200, &[], "fine")).await;
+    let (listen, gone) = (free(), free());
+    let config = format!(
+        "[server]\nlisten = \"{listen}\"\n[log]\naccess_sample = 0.000000001\n\
+         [[upstreams]]\nname = \"app\"\ntargets = [\"{}\"]\n\
+         [[upstreams]]\nname = \"gone\"\ntargets = [\"{gone}\"]\n\
+         [[routes]]\nmatch = \"GET /ok\"\nupstream = \"app\"\n\
+         [[routes]]\nmatch = \"GET /*\"\nupstream = \"gone\"\n",
+        origin.addr
+    );
+    let client = rampart_testkit::TestClient::new();
+    let log = served_log("sampled.toml", &config, || async {
+        for _ in 0..20 {
+            assert_eq!(
+                client.get(&format!("http://{listen}/ok"), &[]).await.status,
+                200
+            );
+        }
+        assert_eq!(
+            client.get(&format!("http://{listen}/x"), &[]).await.status,
+            502
+        );
+    })
+    .await;
+    let access: Vec<_> = log
+        .iter()
+        .filter(|l| l["target"] == "rampart::access")
+        .collect();
+    assert_eq!(access.len(), 1, "{access:?}");
+    assert_eq!(access[0]["fields"]["status"], 502);
 }
 
 /// A listen address another process holds: `serve` says which key of which

@@ -34,6 +34,18 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
         compression,
         log: LogConfig {
             access: raw.log.access.unwrap_or(true),
+            access_sample: match raw.log.access_sample {
+                None => 1.0,
+                Some(s) if s.get_ref().is_finite() && *s.get_ref() > 0.0 && *s.get_ref() <= 1.0 => {
+                    *s.get_ref()
+                }
+                Some(s) => {
+                    return Err((
+                        s.span().start,
+                        "a share above 0 and at most 1 (0.1 logs one request in ten; a 5xx is always logged)".into(),
+                    ))
+                }
+            },
         },
         upstreams,
         routes,

@@ -99,6 +99,16 @@ pub enum UpstreamError {
     },
 }
 
+/// Which target answered and how long its response head took: on every
+/// response an upstream gave, for the access log.
+#[derive(Debug, Clone)]
+pub struct Upstreamed {
+    /// The target, `host:port`.
+    pub target: Authority,
+    /// From sending the request to the response head.
+    pub elapsed: Duration,
+}
+
 /// One upstream: its targets and connection pool.
 pub struct Upstream {
     /// The upstream's name.
@@ -351,6 +361,7 @@ impl Upstream {
             closed: false,
         })?;
         let progress = req.extensions().get::<BodyProgress>().cloned();
+        let sent = Instant::now();
         let result = match tokio::time::timeout(timeout, self.client.request(req)).await {
             Err(_) if progress.is_some_and(|p| !p.finished()) => {
                 // The client was still uploading: its stall, not the target's.
@@ -358,7 +369,13 @@ impl Upstream {
                 return Err(UpstreamError::ClientBody(ClientBodyError::Stalled));
             }
             Err(_) => Err(UpstreamError::Timeout(timeout)),
-            Ok(Ok(resp)) => Ok(resp),
+            Ok(Ok(mut resp)) => {
+                resp.extensions_mut().insert(Upstreamed {
+                    target: target.clone(),
+                    elapsed: sent.elapsed(),
+                });
+                Ok(resp)
+            }
             Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect {
                 target: target.to_string(),
                 detail: error_chain(&e),
