@@ -3,7 +3,8 @@
 # they are missing. Usage: scripts/install-deps.sh [test|bench]...
 #   test   what `scripts/test` needs: redis-server (tests start their own),
 #          promtool (Debian's prometheus), systemd-analyze and Python's yaml
-#          module (the deploy/ checks)
+#          module (the deploy/ checks), chromium (the admin dashboard in a
+#          headless browser)
 #   bench  nginx, Varnish and wrk for bench/*.sh
 #   callgrind  nginx and valgrind for bench/instructions.sh (the CI budget)
 set -euo pipefail
@@ -16,6 +17,7 @@ for group in "${@:-test}"; do
       command -v promtool >/dev/null 2>&1 || need+=(prometheus)
       command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
       python3 -c 'import yaml' >/dev/null 2>&1 || need+=(python3-yaml)
+      command -v chromium >/dev/null 2>&1 || need+=(chromium)
       ;;
     bench)
       command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::admin::Admin;
 use crate::auth::bearer_ok;
 use crate::reply::{json_response, problem, unauthorized};
-use crate::{inspect, metrics, probes, purge, reload};
+use crate::{dashboard, inspect, metrics, probes, purge, reload};
 
 /// Handles one admin request.
 pub async fn handle(
@@ -20,6 +20,8 @@ pub async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path();
     let response = match (req.method(), path) {
+        (&Method::GET, "/") => dashboard::page(),
+        (&Method::GET, "/dashboard.js") => dashboard::script(),
         (&Method::GET, "/metrics") => metrics::metrics(&admin),
         (&Method::GET, "/healthz") => json_response(StatusCode::OK, &json!({"status": "ok"})),
         (&Method::GET, "/readyz") => probes::readyz(&admin).await,
