@@ -23,7 +23,7 @@ pub(crate) async fn purge(admin: &Admin, req: Request<Incoming>) -> Response<Bod
             return problem(
                 StatusCode::BAD_REQUEST,
                 "bad-purge",
-                format!("expected {{\"keys\": [...], \"tags\": [...], \"prefixes\": [...]}}: {e}"),
+                format!("expected {{\"keys\": [...], \"tags\": [...], \"prefixes\": [...], \"globs\": [...]}}: {e}"),
             )
         }
     };

@@ -23,7 +23,14 @@ pub struct Purge {
     /// URL or path prefixes.
     #[serde(default)]
     pub prefixes: Vec<String>,
+    /// URL or path globs: `*` stands for any run of characters
+    /// (`/api/*/members`, `https://shop.example/*.json`).
+    #[serde(default)]
+    pub globs: Vec<String>,
 }
+
+/// The most globs one purge may carry: each costs a pass over the keys.
+pub const MAX_GLOBS: usize = 16;
 
 /// Where a purge came from (the `source` label of the purge metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,12 +74,15 @@ pub struct Purged {
     pub tags: usize,
     /// By prefix.
     pub prefixes: usize,
+    /// By glob.
+    #[serde(default)]
+    pub globs: usize,
 }
 
 impl Purged {
     /// All of them.
     pub fn total(&self) -> usize {
-        self.keys + self.tags + self.prefixes
+        self.keys + self.tags + self.prefixes + self.globs
     }
 
     /// What several tiers removed of the same purge: what they held may
@@ -82,6 +92,7 @@ impl Purged {
             keys: self.keys.max(other.keys),
             tags: self.tags.max(other.tags),
             prefixes: self.prefixes.max(other.prefixes),
+            globs: self.globs.max(other.globs),
         }
     }
 }
@@ -113,12 +124,81 @@ impl Selector {
     }
 }
 
+/// A glob over cache URLs: a URL pattern (its scheme and host as keys
+/// have them) or a path pattern matched on every host; `*` stands for any
+/// run of characters, `/` included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Glob {
+    pattern: String,
+    url: bool,
+}
+
+impl Glob {
+    /// A glob from the text a purge gave.
+    pub fn parse(text: &str) -> Result<Self, PurgeError> {
+        let text = text.trim();
+        if text.len() > 1024 {
+            return Err(PurgeError::Invalid(text.chars().take(64).collect()));
+        }
+        if let Some(rest) = text
+            .strip_prefix("http://")
+            .or_else(|| text.strip_prefix("https://"))
+        {
+            // Keys name every URL `http://` and hosts in lowercase.
+            let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            return Ok(Self {
+                pattern: format!("http://{}{path}", host.to_ascii_lowercase()),
+                url: true,
+            });
+        }
+        if text.starts_with('/') {
+            return Ok(Self {
+                pattern: text.to_string(),
+                url: false,
+            });
+        }
+        Err(PurgeError::NotUrlOrPath(text.to_string()))
+    }
+
+    /// Whether the cache URL `url` matches.
+    pub fn matches(&self, url: &str) -> bool {
+        let subject = if self.url { url } else { path_of(url) };
+        wildcard(self.pattern.as_bytes(), subject.as_bytes())
+    }
+}
+
+/// `*`-only wildcard matching, linear in practice: on a mismatch after a
+/// star, the star takes one more character.
+fn wildcard(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
 /// Why a purge was refused (nothing was removed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PurgeError {
-    /// No keys, tags or prefixes.
-    #[error("nothing to purge: give keys, tags or prefixes")]
+    /// No keys, tags, prefixes or globs.
+    #[error("nothing to purge: give keys, tags, prefixes or globs")]
     Empty,
+    /// More globs than one purge may carry.
+    #[error("at most {MAX_GLOBS} globs in one purge (each is a pass over every key)")]
+    TooManyGlobs,
     /// A key or prefix that is neither a URL nor a path.
     #[error("{0:?}: a key or prefix is a URL (http://host/path) or a path starting with /")]
     NotUrlOrPath(String),
@@ -165,11 +245,21 @@ pub fn path_of(primary: &str) -> &str {
 impl Purge {
     /// Checks every key, tag and prefix; the error names the first bad one.
     pub fn validate(&self) -> Result<(), PurgeError> {
-        if self.keys.is_empty() && self.tags.is_empty() && self.prefixes.is_empty() {
+        if self.keys.is_empty()
+            && self.tags.is_empty()
+            && self.prefixes.is_empty()
+            && self.globs.is_empty()
+        {
             return Err(PurgeError::Empty);
         }
         for k in self.keys.iter().chain(&self.prefixes) {
             selector(k)?;
+        }
+        if self.globs.len() > MAX_GLOBS {
+            return Err(PurgeError::TooManyGlobs);
+        }
+        for g in &self.globs {
+            Glob::parse(g)?;
         }
         if let Some(t) = self.tags.iter().find(|t| t.trim().is_empty()) {
             return Err(PurgeError::EmptyTag(t.clone()));
@@ -190,6 +280,14 @@ impl Purge {
             .collect()
     }
 
+    /// The globs, parsed (invalid ones skipped: validate first).
+    pub fn glob_selectors(&self) -> Vec<Glob> {
+        self.globs
+            .iter()
+            .filter_map(|g| Glob::parse(g).ok())
+            .collect()
+    }
+
     /// Removes what it names from a memory tier. Call [`Purge::validate`]
     /// first: invalid entries are skipped here.
     pub fn apply(&self, l1: &MemoryCache) -> Purged {
@@ -205,6 +303,10 @@ impl Purge {
         }
         for p in self.prefix_selectors() {
             out.prefixes += l1.purge_matching(|u| p.prefixes(u));
+        }
+        let globs = self.glob_selectors();
+        if !globs.is_empty() {
+            out.globs += l1.purge_matching(|u| globs.iter().any(|g| g.matches(u)));
         }
         out
     }
@@ -230,5 +332,24 @@ mod tests {
         assert!(Selector::Path("/x".into()).is("http://any/x"));
         assert!(Selector::Url("http://h/x".into()).prefixes("http://h/x/y"));
         assert_eq!(Purge::default().validate(), Err(PurgeError::Empty));
+    }
+
+    #[test]
+    fn globs_match_urls_or_paths_on_any_host() {
+        let g = |t: &str| Glob::parse(t).unwrap();
+        assert!(g("/api/*/members").matches("http://h/api/v1/members"));
+        assert!(g("/api/*/members").matches("http://other/api/v1/x/members"));
+        assert!(!g("/api/*/members").matches("http://h/api/v1/members/2"));
+        assert!(g("/api/*").matches("http://h/api/"));
+        assert!(g("https://Shop.Example/*.json").matches("http://shop.example/a/b.json"));
+        assert!(!g("https://shop.example/*.json").matches("http://elsewhere/a.json"));
+        assert!(g("/*a*b*c").matches("http://h/xxaxxbxxc"));
+        assert!(!g("/*a*b*c").matches("http://h/xxaxxcxxb"));
+        assert!(Glob::parse("api/*").is_err());
+        let many = Purge {
+            globs: vec!["/x*".into(); MAX_GLOBS + 1],
+            ..Purge::default()
+        };
+        assert_eq!(many.validate(), Err(PurgeError::TooManyGlobs));
     }
 }

@@ -132,7 +132,7 @@ pub fn put(redis: &Arc<Redis>, cache_key: &str, entry: &Arc<Entry>, now: SystemT
 }
 
 /// Removes what a validated purge names from the shared tier: keys and tags
-/// through the tag index, paths and prefixes by a bounded scan.
+/// through the tag index, paths, prefixes and globs by a bounded scan.
 pub async fn purge(redis: &Redis, purge: &Purge) -> Purged {
     let (mut urls, mut paths) = (Vec::new(), Vec::new());
     for k in purge.key_selectors() {
@@ -146,6 +146,7 @@ pub async fn purge(redis: &Redis, purge: &Purge) -> Purged {
         keys += purge_matching(redis, |u| paths.iter().any(|p| p.is(u))).await;
     }
     let prefixes = purge.prefix_selectors();
+    let globs = purge.glob_selectors();
     Purged {
         keys,
         tags: purge_tags(redis, &purge.tags).await,
@@ -153,6 +154,11 @@ pub async fn purge(redis: &Redis, purge: &Purge) -> Purged {
             0
         } else {
             purge_matching(redis, |u| prefixes.iter().any(|p| p.prefixes(u))).await
+        },
+        globs: if globs.is_empty() {
+            0
+        } else {
+            purge_matching(redis, |u| globs.iter().any(|g| g.matches(u))).await
         },
     }
 }

@@ -380,3 +380,32 @@ fn url_escape(s: &str) -> String {
         })
         .collect()
 }
+
+/// A glob purges every URL it matches and nothing else.
+#[tokio::test]
+async fn globs_purge_what_they_match() {
+    let (_origin, gw) = setup().await;
+    let client = TestClient::new();
+    let get = |path: &str| {
+        let (client, url) = (client.clone(), format!("http://{}{path}", gw.addr));
+        async move { client.get(&url, &[]).await.text() }
+    };
+    for p in [
+        "/events/1/guests",
+        "/events/2/guests",
+        "/events/1",
+        "/pricing",
+    ] {
+        assert!(get(p).await.ends_with("#1"));
+    }
+    let url = format!("http://{}/admin/purge", gw.admin_addr.unwrap());
+    let r = post(&client, &url, &[AUTH], r#"{"globs": ["/events/*/guests"]}"#).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("\"total\":2"), "{}", r.text());
+    assert!(get("/events/1/guests").await.ends_with("#2"));
+    assert!(get("/events/2/guests").await.ends_with("#2"));
+    assert!(get("/events/1").await.ends_with("#1"), "not matched, kept");
+    assert!(get("/pricing").await.ends_with("#1"));
+    let bad = post(&client, &url, &[AUTH], r#"{"globs": ["events/*"]}"#).await;
+    assert_eq!(bad.status, 400, "{}", bad.text());
+}

@@ -191,6 +191,7 @@ pub fn event_purge(events: &[EventConfig], name: &str, body: &[u8]) -> Result<Pu
         tags: render_all(&event.purge_tags, &value)?,
         keys: render_all(&event.purge_keys, &value)?,
         prefixes: Vec::new(),
+        globs: Vec::new(),
     };
     Ok(purge)
 }
