@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -71,15 +72,31 @@ pub struct Stops {
     pub shutdown: CancellationToken,
 }
 
-/// Serves `listener` with `handler` until `stops` say so. The listener is
-/// shared: a reload starts a new loop with new limits on the same socket
-/// before the old one stops accepting, so no connection is refused in
-/// between.
+/// Counts a connection open until dropped, however its task ends.
+struct Open(Gauge);
+
+impl Open {
+    fn new(gauge: Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Serves `listener` with `handler` until `stops` say so, counting its open
+/// connections in `open`. The listener is shared: a reload starts a new
+/// loop with new limits on the same socket before the old one stops
+/// accepting, so no connection is refused in between.
 pub async fn serve<H, F, B>(
     listener: Arc<TcpListener>,
     limits: ConnLimits,
     stops: Stops,
-    tls: Option<TlsSwap>,
+    (tls, open): (Option<TlsSwap>, Gauge),
     handler: H,
 ) where
     H: Fn(Request<Incoming>, Conn) -> F + Clone + Send + Sync + 'static,
@@ -122,6 +139,7 @@ pub async fn serve<H, F, B>(
         let watcher = graceful.watcher();
         let tls = tls.as_ref().map(|t| t.load_full());
         let handshake_timeout = limits.header_read_timeout;
+        let open = Open::new(open.clone());
         tokio::spawn(async move {
             let conn = Conn {
                 peer,
@@ -149,6 +167,7 @@ pub async fn serve<H, F, B>(
                 }
             }
             drop(permit);
+            drop(open);
         });
     }
     drop(listener);

@@ -76,11 +76,18 @@ struct ResultLabels {
     result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnLabels {
+    listener: &'static str,
+    protocol: &'static str,
+}
+
 /// `rampart_config_reloads_total{result}` and the config's generation.
 #[derive(Debug, Clone)]
 pub(crate) struct ReloadMetrics {
     reloads: Family<ResultLabels, Counter>,
     generation: Gauge,
+    connections: Family<ConnLabels, Gauge>,
 }
 
 impl ReloadMetrics {
@@ -88,7 +95,13 @@ impl ReloadMetrics {
         let metrics = Self {
             reloads: Family::default(),
             generation: Gauge::default(),
+            connections: Family::default(),
         };
+        registry.register(
+            "open_connections",
+            "Client connections open now, by listener (public, admin, redirect) and protocol (http, https)",
+            metrics.connections.clone(),
+        );
         registry.register(
             "config_reloads",
             "Config reloads by result: applied, unchanged, or rejected (the previous config kept serving)",
@@ -104,6 +117,14 @@ impl ReloadMetrics {
 
     fn count(&self, result: &'static str) {
         self.reloads.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    /// The open-connection gauge of one listener.
+    fn open(&self, listener: &'static str, tls: bool) -> Gauge {
+        let protocol = if tls { "https" } else { "http" };
+        self.connections
+            .get_or_create(&ConnLabels { listener, protocol })
+            .clone()
     }
 }
 
@@ -411,11 +432,12 @@ impl Gateway {
     ) -> Serving {
         let stop = CancellationToken::new();
         let state = Arc::clone(&self.state);
+        let open = self.metrics.open("public", tls.is_some());
         self.tracker.spawn(rampart_edge::serve(
             Arc::clone(&socket.listener),
             limits,
             self.stops(&stop),
-            tls,
+            (tls, open),
             move |req, conn: rampart_edge::Conn| {
                 // Boxed: the connection keeps a slot of the future's size
                 // for as long as it is open, idle or not (5 KiB unboxed).
@@ -441,7 +463,7 @@ impl Gateway {
             Arc::clone(&socket.listener),
             limits,
             self.stops(&stop),
-            None,
+            (None, self.metrics.open("admin", false)),
             move |req, _conn| {
                 let admin = admin.load_full();
                 async move {
@@ -477,7 +499,7 @@ impl Gateway {
             Arc::clone(&socket.listener),
             limits,
             self.stops(&stop),
-            None,
+            (None, self.metrics.open("redirect", false)),
             move |req, _conn| async move {
                 Ok::<_, std::convert::Infallible>(rampart_proxy::redirect::to_https(
                     &req, https_port,

@@ -541,6 +541,24 @@ async fn metrics_count_cache_results() {
         );
         assert!(metrics.contains(&bucket), "{bucket}\n{metrics}");
     }
+    // Connections by listener: this client's keep-alive connection is open.
+    let open = |metrics: &str, listener: &str| -> i64 {
+        let series =
+            format!(r#"rampart_open_connections{{listener="{listener}",protocol="http"}} "#);
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{series}\n{metrics}"))
+    };
+    assert!(open(&metrics, "public") >= 1, "{metrics}");
+    assert!(open(&metrics, "admin") >= 1, "{metrics}");
+    drop(client);
+    let scraper = TestClient::new();
+    rampart_testkit::eventually_async("closed connections are no longer counted", || async {
+        open(&scraper.metrics(&gw).await, "public") == 0
+    })
+    .await;
     // What the build and the process are.
     let build = format!(
         "rampart_build_info{{version=\"{}\",commit=\"",

@@ -152,7 +152,7 @@ function render(now, before, dt) {
   text("latency", ms(quantile(now, before, h, 0.5)) + " / " + ms(p95) + " / " + ms(quantile(now, before, h, 0.99)) + " ms");
   const classes = ["2", "3", "4", "5"].map((c) => [...rate(now, before, dt, requests, [], (l) => (l.status || "").startsWith(c)).values()].reduce((a, e) => a + e.value, 0));
   text("classes", classes.map(num).join(" / "), classes[3] > 0 ? "bad" : "");
-  text("inflight", String(total(now, "rampart_in_flight_requests")));
+  text("inflight", total(now, "rampart_in_flight_requests") + " / " + total(now, "rampart_open_connections", (l) => l.listener === "public"));
   const limited = [...rate(now, before, dt, "rampart_rate_limited_total").values()].reduce((a, e) => a + e.value, 0);
   const shed = [...rate(now, before, dt, "rampart_shed_requests_total").values()].reduce((a, e) => a + e.value, 0);
   text("refused", num(limited) + " / " + num(shed), limited + shed > 0 ? "warn" : "");
