@@ -67,7 +67,8 @@ fn main() -> ExitCode {
                 accepting: CancellationToken::new(),
                 shutdown: CancellationToken::new(),
             },
-            None,
+            // Counted as Rampart's listeners count theirs: the same work.
+            (None, prometheus_client::metrics::gauge::Gauge::default()),
             move |req, _peer| {
                 let files = Arc::clone(&files);
                 async move {
