@@ -264,6 +264,21 @@ pub struct LogConfig {
     pub access: bool,
     /// The share of requests logged (above 0, at most 1); a 5xx is always.
     pub access_sample: f64,
+    /// How each line is written.
+    pub access_format: AccessFormat,
+    /// A file the lines are appended to (reopened on `SIGUSR1`); `None`:
+    /// stderr, with the rest of the log.
+    pub access_file: Option<std::path::PathBuf>,
+}
+
+/// How access-log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessFormat {
+    /// One JSON object per line.
+    #[default]
+    Json,
+    /// nginx's `combined` layout, then Rampart's fields as `key=value`.
+    Combined,
 }
 
 /// `[[upstreams]]`.

@@ -193,6 +193,8 @@ pub struct RawCompression {
 pub struct RawLog {
     pub access: Option<bool>,
     pub access_sample: Option<Spanned<f64>>,
+    pub access_format: Option<Spanned<Text>>,
+    pub access_file: Option<Spanned<Text>>,
 }
 
 /// `[[upstreams]]`

@@ -321,3 +321,22 @@ fn an_access_sample_is_a_share() {
         assert!(e.message.contains("above 0 and at most 1"), "{e}");
     }
 }
+
+#[test]
+fn the_access_log_format_and_file_are_checked() {
+    let with = |lines: &str| GOOD.replace("[cache]\n", &format!("[log]\n{lines}\n[cache]\n"));
+    let c = parse_ok(&with(
+        "access_format = \"combined\"\naccess_file = \"/tmp/rampart-access.log\"",
+    ));
+    assert_eq!(c.log.access_format, AccessFormat::Combined);
+    assert_eq!(
+        c.log.access_file.as_deref(),
+        Some(std::path::Path::new("/tmp/rampart-access.log"))
+    );
+    let e = parse_err(&with("access_format = \"apache\""));
+    assert_eq!(e.field, "log.access_format");
+    assert!(e.message.contains("\"json\" or \"combined\""), "{e}");
+    let e = parse_err(&with("access_file = \"/no/such/dir/access.log\""));
+    assert_eq!(e.field, "log.access_file");
+    assert!(e.message.contains("directory that exists"), "{e}");
+}

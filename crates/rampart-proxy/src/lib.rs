@@ -10,8 +10,10 @@
 //! `upstream` (pools, balancing, breakers, health checks, retries), beside
 //! `limits` (rate limits), `invalidate` (purges), `tiers` (L1, L2,
 //! coalescer), and the leaves `compress`, `headers`, `tags`, `router`,
-//! `request`, `identity`, `body`, `error`, `metrics`, `outcome`.
+//! `request`, `identity`, `access` (the access log), `body`, `error`,
+//! `metrics`, `outcome`.
 
+pub mod access;
 pub mod body;
 mod cache_ctx;
 mod compress;

@@ -235,6 +235,8 @@ pub struct Metrics {
     pub warmed: Counter,
     /// Requests whose handling panicked (caught, answered 500).
     pub panics: Counter,
+    /// Access-log lines dropped because the writer's queue was full.
+    pub access_dropped: Counter,
     /// 1 while the last Redis call succeeded (set at scrape time); absent
     /// without `[cache] redis`.
     pub redis_up: ConfiguredGauge,
@@ -387,6 +389,12 @@ impl Metrics {
             "Requests whose handling panicked: caught, answered 500 and logged (a bug to report)",
             panics.clone(),
         );
+        let access_dropped = Counter::default();
+        registry.register(
+            "access_log_dropped",
+            "Access-log lines dropped because the file writer fell behind (its queue was full)",
+            access_dropped.clone(),
+        );
         let redis_up = ConfiguredGauge::new(
             "redis_up",
             "1 while Redis answers, 0 when the last call failed (only with [cache] redis)",
@@ -451,6 +459,7 @@ impl Metrics {
             l1_tag_links,
             warmed,
             panics,
+            access_dropped,
             redis_up,
             in_flight,
             l1_entries,
@@ -491,6 +500,7 @@ impl Metrics {
             l1_tag_links: self.l1_tag_links.clone(),
             warmed: self.warmed.clone(),
             panics: self.panics.clone(),
+            access_dropped: self.access_dropped.clone(),
             redis_up: self.redis_up.clone(),
             in_flight: self.in_flight.clone(),
             l1_entries: self.l1_entries.clone(),

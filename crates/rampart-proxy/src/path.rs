@@ -17,6 +17,7 @@ use rampart_config::{AuthorizationPolicy, CookiePolicy, ServerConfig};
 use rampart_core::Clock;
 use tracing::Instrument;
 
+use crate::access::AccessLine;
 use crate::body::{from_client, Body};
 use crate::cache_ctx::CacheCtx;
 use crate::error::{GatewayError, RATELIMIT, RATELIMIT_POLICY};
@@ -54,7 +55,7 @@ pub async fn handle(
     let in_flight = InFlight::enter(&state);
     let method = req.method().clone();
     // Only the access log needs these once the request is consumed.
-    let logged = state.access_log.then(|| Logged::of(&req));
+    let logged = state.access.is_some().then(|| Logged::of(&req));
     let client = client_ip(peer.ip(), req.headers(), &state.server.trusted_proxies);
     // 0. Who the request is: its id and trace go upstream with it, come
     //    back on the response and mark every log line of it.
@@ -125,7 +126,7 @@ pub async fn handle(
     if let (Some(route), Some(cache)) = (outcome.route, &outcome.cache) {
         state.metrics.cache(route, cache);
     }
-    if let Some(logged) = logged {
+    if let (Some(logged), Some(access)) = (logged, state.access.as_ref()) {
         let sampled = status >= 500
             || state.access_sample >= 1.0
             || rand::random::<f64>() < state.access_sample;
@@ -133,28 +134,28 @@ pub async fn handle(
             let route = outcome.route.and_then(|r| state.router.get(r));
             let upstream = response.extensions().get::<Upstreamed>();
             let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok());
-            tracing::info!(
-                target: "rampart::access",
-                client = %client,
-                method = %method,
-                uri = %logged.uri,
-                protocol = logged.protocol,
+            let line = AccessLine {
+                client: client.to_string(),
+                method: method.as_str(),
+                uri: logged.uri.to_string(),
+                protocol: logged.protocol,
                 tls,
                 status,
-                bytes_in = logged.bytes_in,
-                bytes_out = http_body::Body::size_hint(response.body())
+                bytes_in: logged.bytes_in,
+                bytes_out: http_body::Body::size_hint(response.body())
                     .exact()
                     .or_else(|| header(CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok())),
-                request_id = identity.request_id(),
-                trace_id = identity.trace_id(),
-                route = route.map_or("", |r| r.config.name.as_str()),
-                cache = outcome.cache.as_ref().map_or("", CacheStatus::label),
-                upstream = upstream.map(|u| u.target.as_str()),
-                upstream_us = upstream.map(|u| u.elapsed.as_micros() as u64),
-                duration_us = started.elapsed().as_micros() as u64,
-                user_agent = logged.user_agent.as_deref(),
-                referer = logged.referer.as_deref(),
-            );
+                request_id: identity.request_id(),
+                trace_id: identity.trace_id(),
+                route: route.map_or("", |r| r.config.name.as_str()),
+                cache: outcome.cache.as_ref().map_or("", CacheStatus::label),
+                upstream: upstream.map(|u| u.target.as_str()),
+                upstream_us: upstream.map(|u| u.elapsed.as_micros() as u64),
+                duration_us: started.elapsed().as_micros() as u64,
+                user_agent: logged.user_agent.as_deref(),
+                referer: logged.referer.as_deref(),
+            };
+            access.write(&line, state.clock.now());
         }
     }
     Ok(response)

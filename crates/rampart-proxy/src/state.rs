@@ -2,6 +2,7 @@
 //! handles each stage uses, each behind its own `Arc`, so a stage gets the
 //! handle it needs and a new config can be swapped in as a whole.
 
+use crate::access::AccessLog;
 use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
@@ -33,8 +34,8 @@ pub enum BuildError {
 pub struct State {
     /// `[server]`.
     pub server: ServerConfig,
-    /// Whether to write access-log lines.
-    pub access_log: bool,
+    /// The access log, when `[log] access` is on.
+    pub access: Option<AccessLog>,
     /// The share of requests given an access-log line (a 5xx always is).
     pub access_sample: f64,
     /// The routes.
@@ -139,7 +140,13 @@ impl State {
         });
         Ok(Self {
             server: config.server.clone(),
-            access_log: config.log.access,
+            access: config.log.access.then(|| {
+                AccessLog::new(
+                    &config.log,
+                    prev.and_then(|p| p.access.as_ref()),
+                    metrics.access_dropped.clone(),
+                )
+            }),
             access_sample: config.log.access_sample,
             router: Arc::new(Router::new(config.routes.clone())),
             upstreams: Arc::new(Upstreams::new(

@@ -231,10 +231,10 @@ fn init_logging() {
 }
 
 /// The signals `rampart serve` handles: SIGTERM and SIGINT shut down,
-/// SIGHUP reloads the config file.
+/// SIGHUP reloads the config file, SIGUSR1 reopens the access-log file.
 struct Signals {
     #[cfg(unix)]
-    streams: Option<[tokio::signal::unix::Signal; 3]>,
+    streams: Option<[tokio::signal::unix::Signal; 4]>,
 }
 
 impl Signals {
@@ -246,8 +246,9 @@ impl Signals {
                 signal(SignalKind::terminate()),
                 signal(SignalKind::interrupt()),
                 signal(SignalKind::hangup()),
+                signal(SignalKind::user_defined1()),
             ) {
-                (Ok(term), Ok(int), Ok(hup)) => Some([term, int, hup]),
+                (Ok(term), Ok(int), Ok(hup), Ok(usr1)) => Some([term, int, hup, usr1]),
                 _ => None,
             };
             Self { streams }
@@ -258,10 +259,11 @@ impl Signals {
 
     /// Waits for SIGTERM or SIGINT (then returns, to shut down); each
     /// SIGHUP meanwhile reloads the config file (the gateway logs and
-    /// counts the outcome; a bad file leaves the running config in place).
+    /// counts the outcome; a bad file leaves the running config in place),
+    /// each SIGUSR1 reopens the access-log file (after logrotate).
     async fn serve(self, running: &rampart_gateway::Running) {
         #[cfg(unix)]
-        if let Some([mut term, mut int, mut hup]) = self.streams {
+        if let Some([mut term, mut int, mut hup, mut usr1]) = self.streams {
             loop {
                 tokio::select! {
                     _ = term.recv() => return,
@@ -269,6 +271,11 @@ impl Signals {
                     _ = hup.recv() => {
                         tracing::info!("SIGHUP: reloading the config");
                         let _ = running.reload_file().await;
+                    }
+                    _ = usr1.recv() => {
+                        if let Some(access) = &running.state().access {
+                            access.reopen();
+                        }
                     }
                 }
             }

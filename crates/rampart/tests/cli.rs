@@ -302,7 +302,7 @@ fn bad_certificates_exit_2_naming_the_file() {
 /// stops it and returns the JSON lines it logged.
 async fn served_log<F, Fut>(name: &str, config: &str, drive: F) -> Vec<serde_json::Value>
 where
-    F: FnOnce() -> Fut,
+    F: FnOnce(u32) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
     let path = write(name, config);
@@ -323,7 +323,7 @@ where
         tokio::net::TcpStream::connect(listen).await.is_ok()
     })
     .await;
-    drive().await;
+    drive(child.id()).await;
     let ok = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -362,7 +362,7 @@ async fn log_lines_name_the_request() {
     );
     let client = rampart_testkit::TestClient::new();
     let got = std::sync::Mutex::new(Vec::new());
-    let log = served_log("request-ids.toml", &config, || async {
+    let log = served_log("request-ids.toml", &config, |_| async {
         let failed = client.get(&format!("http://{listen}/x"), &[]).await;
         let ok = client
             .get(
@@ -433,7 +433,7 @@ async fn the_access_log_can_be_sampled() {
         origin.addr
     );
     let client = rampart_testkit::TestClient::new();
-    let log = served_log("sampled.toml", &config, || async {
+    let log = served_log("sampled.toml", &config, |_| async {
         for _ in 0..20 {
             assert_eq!(
                 client.get(&format!("http://{listen}/ok"), &[]).await.status,
@@ -478,4 +478,69 @@ fn an_address_in_use_names_the_key_that_asked_for_it() {
     );
     assert!(out.contains("another process listens there"), "{out}");
     drop(taken);
+}
+
+/// `access_file` gets combined-format lines; after logrotate moves it,
+/// `SIGUSR1` makes Rampart write a new one.
+#[tokio::test]
+async fn the_access_log_file_is_reopened_on_sigusr1() {
+    let origin =
+        rampart_testkit::Origin::simple(|_| rampart_testkit::respond(200, &[], "fine")).await;
+    let dir = rampart_testkit::TempDir::new("access-file");
+    let file = dir.path.join("access.log");
+    let moved = dir.path.join("access.log.1");
+    let listen = free();
+    let config = format!(
+        "[server]\nlisten = \"{listen}\"\n\
+         [log]\naccess_format = \"combined\"\naccess_file = \"{}\"\n\
+         [[upstreams]]\nname = \"app\"\ntargets = [\"{}\"]\n\
+         [[routes]]\nmatch = \"GET /*\"\nupstream = \"app\"\n",
+        file.display(),
+        origin.addr
+    );
+    let client = rampart_testkit::TestClient::new();
+    let lines = |path: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let (client, file, moved) = (&client, &file, &moved);
+    let log = served_log("access-file.toml", &config, |pid| async move {
+        for path in ["/one", "/two"] {
+            let got = client
+                .get(
+                    &format!("http://{listen}{path}"),
+                    &[("user-agent", "probe/1.0")],
+                )
+                .await;
+            assert_eq!(got.status, 200);
+        }
+        rampart_testkit::eventually("two lines in the file", || lines(file).len() == 2).await;
+        std::fs::rename(file, moved).expect("rotate");
+        let ok = std::process::Command::new("kill")
+            .args(["-USR1", &pid.to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok);
+        rampart_testkit::eventually_async("a request lands in a new file", || async {
+            client.get(&format!("http://{listen}/three"), &[]).await;
+            lines(file).iter().any(|l| l.contains("GET /three"))
+        })
+        .await;
+    })
+    .await;
+    let old = lines(moved);
+    assert!(old[0].starts_with("127.0.0.1 - - ["), "{old:?}");
+    assert!(
+        old[0].contains("\"GET /one HTTP/1.1\" 200 4 \"-\" \"probe/1.0\" rt="),
+        "{old:?}"
+    );
+    assert!(old[1].contains("GET /two"), "{old:?}");
+    assert!(
+        !log.iter().any(|l| l["target"] == "rampart::access"),
+        "lines go to the file, not stderr"
+    );
 }

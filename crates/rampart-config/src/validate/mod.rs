@@ -12,7 +12,7 @@ mod routes;
 mod server;
 mod upstreams;
 
-use crate::model::{Config, LogConfig};
+use crate::model::{AccessFormat, Config, LogConfig};
 use crate::raw;
 
 pub use common::Invalid;
@@ -44,6 +44,33 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
                         s.span().start,
                         "a share above 0 and at most 1 (0.1 logs one request in ten; a 5xx is always logged)".into(),
                     ))
+                }
+            },
+            access_format: match &raw.log.access_format {
+                None => AccessFormat::Json,
+                Some(f) => match f.get_ref().0.as_str() {
+                    "json" => AccessFormat::Json,
+                    "combined" => AccessFormat::Combined,
+                    other => {
+                        return Err((
+                            f.span().start,
+                            format!("unknown format {other:?}; use \"json\" or \"combined\""),
+                        ))
+                    }
+                },
+            },
+            access_file: match &raw.log.access_file {
+                None => None,
+                Some(f) => {
+                    let path = std::path::PathBuf::from(&f.get_ref().0);
+                    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+                    if f.get_ref().0.trim().is_empty() || dir.is_some_and(|d| !d.is_dir()) {
+                        return Err((
+                            f.span().start,
+                            format!("{:?}: give a file in a directory that exists", f.get_ref().0),
+                        ));
+                    }
+                    Some(path)
                 }
             },
         },
