@@ -46,19 +46,12 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
                     ))
                 }
             },
-            access_format: match &raw.log.access_format {
-                None => AccessFormat::Json,
-                Some(f) => match f.get_ref().0.as_str() {
-                    "json" => AccessFormat::Json,
-                    "combined" => AccessFormat::Combined,
-                    other => {
-                        return Err((
-                            f.span().start,
-                            format!("unknown format {other:?}; use \"json\" or \"combined\""),
-                        ))
-                    }
-                },
-            },
+            access_format: common::one_of(
+                raw.log.access_format.as_ref(),
+                "format",
+                &[("json", AccessFormat::Json), ("combined", AccessFormat::Combined)],
+                AccessFormat::Json,
+            )?,
             access_file: match &raw.log.access_file {
                 None => None,
                 Some(f) => {

@@ -10,7 +10,7 @@ use crate::model::{
 };
 use crate::raw;
 
-use super::common::Invalid;
+use super::common::{one_of, Invalid};
 use super::rewrite::host_list;
 
 /// `[server]`: the public listener and its limits.
@@ -183,19 +183,15 @@ pub(super) fn admin(admin: Option<raw::RawAdmin>) -> Result<Option<AdminConfig>,
     let Some(a) = admin else {
         return Ok(None);
     };
-    let ready = match &a.ready {
-        None => Readiness::Serving,
-        Some(r) => match r.get_ref().0.as_str() {
-            "serving" => Readiness::Serving,
-            "upstreams" => Readiness::Upstreams,
-            other => {
-                return Err((
-                    r.span().start,
-                    format!("unknown readiness {other:?}; use \"serving\" or \"upstreams\""),
-                ))
-            }
-        },
-    };
+    let ready = one_of(
+        a.ready.as_ref(),
+        "readiness",
+        &[
+            ("serving", Readiness::Serving),
+            ("upstreams", Readiness::Upstreams),
+        ],
+        Readiness::Serving,
+    )?;
     Ok(Some(AdminConfig {
         listen: a.listen.0,
         token: secret(a.token, "admin token")?,

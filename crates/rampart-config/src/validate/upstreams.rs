@@ -8,7 +8,7 @@ use crate::model::{
 };
 use crate::raw;
 
-use super::common::Invalid;
+use super::common::{one_of, Invalid};
 use super::rewrite;
 
 /// `tls = { ca, server_name, cert, key, danger_accept_invalid_certs }`;
@@ -145,21 +145,15 @@ pub(super) fn upstreams(raw: Vec<raw::RawUpstream>) -> Result<Vec<UpstreamConfig
                     })
                 }
             },
-            balance: match &u.balance {
-                None => Balance::LeastInFlight,
-                Some(b) => match b.get_ref().0.as_str() {
-                    "least-in-flight" => Balance::LeastInFlight,
-                    "round-robin" => Balance::RoundRobin,
-                    other => {
-                        return Err((
-                            b.span().start,
-                            format!(
-                            "unknown balance {other:?}; use \"least-in-flight\" or \"round-robin\""
-                        ),
-                        ))
-                    }
-                },
-            },
+            balance: one_of(
+                u.balance.as_ref(),
+                "balance",
+                &[
+                    ("least-in-flight", Balance::LeastInFlight),
+                    ("round-robin", Balance::RoundRobin),
+                ],
+                Balance::LeastInFlight,
+            )?,
             retry: u.retry.unwrap_or(true),
             host_header: rewrite::host_header(u.host_header.as_ref())?,
             circuit: match u.circuit {
