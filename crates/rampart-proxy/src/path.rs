@@ -55,8 +55,11 @@ pub async fn handle(
     let in_flight = InFlight::enter(&state);
     let method = req.method().clone();
     // Only the access log needs these once the request is consumed.
-    let logged = state.access.is_some().then(|| Logged::of(&req));
     let client = client_ip(peer.ip(), req.headers(), &state.server.trusted_proxies);
+    let logged = state
+        .access
+        .is_some()
+        .then(|| Logged::of(&req, client, tls, started));
     // 0. Who the request is: its id and trace go upstream with it, come
     //    back on the response and mark every log line of it.
     let trusted = is_trusted(peer.ip(), &state.server.trusted_proxies);
@@ -126,52 +129,27 @@ pub async fn handle(
     if let (Some(route), Some(cache)) = (outcome.route, &outcome.cache) {
         state.metrics.cache(route, cache);
     }
-    if let (Some(logged), Some(access)) = (logged, state.access.as_ref()) {
-        let sampled = status >= 500
-            || state.access_sample >= 1.0
-            || rand::random::<f64>() < state.access_sample;
-        if sampled {
-            let route = outcome.route.and_then(|r| state.router.get(r));
-            let upstream = response.extensions().get::<Upstreamed>();
-            let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok());
-            let line = AccessLine {
-                client: client.to_string(),
-                method: method.as_str(),
-                uri: logged.uri.to_string(),
-                protocol: logged.protocol,
-                tls,
-                status,
-                bytes_in: logged.bytes_in,
-                bytes_out: http_body::Body::size_hint(response.body())
-                    .exact()
-                    .or_else(|| header(CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok())),
-                request_id: identity.request_id(),
-                trace_id: identity.trace_id(),
-                route: route.map_or("", |r| r.config.name.as_str()),
-                cache: outcome.cache.as_ref().map_or("", CacheStatus::label),
-                upstream: upstream.map(|u| u.target.as_str()),
-                upstream_us: upstream.map(|u| u.elapsed.as_micros() as u64),
-                duration_us: started.elapsed().as_micros() as u64,
-                user_agent: logged.user_agent.as_deref(),
-                referer: logged.referer.as_deref(),
-            };
-            access.write(&line, state.clock.now());
-        }
+    if let Some(logged) = logged {
+        write_access(&state, logged, &response, &outcome, &identity);
     }
     Ok(response)
 }
 
 /// What the access log keeps of a request while it is served.
 struct Logged {
+    client: IpAddr,
+    method: Method,
     uri: http::Uri,
     protocol: &'static str,
+    tls: bool,
+    started: Instant,
     bytes_in: Option<u64>,
     user_agent: Option<String>,
     referer: Option<String>,
 }
 
 impl Logged {
-    fn of(req: &Request<Incoming>) -> Self {
+    fn of(req: &Request<Incoming>, client: IpAddr, tls: bool, started: Instant) -> Self {
         let text = |name| {
             req.headers()
                 .get(name)
@@ -179,6 +157,8 @@ impl Logged {
                 .map(str::to_string)
         };
         Self {
+            client,
+            method: req.method().clone(),
             uri: req.uri().clone(),
             protocol: match req.version() {
                 Version::HTTP_09 => "HTTP/0.9",
@@ -188,11 +168,58 @@ impl Logged {
                 Version::HTTP_3 => "HTTP/3",
                 _ => "HTTP/?",
             },
+            tls,
+            started,
             bytes_in: text(CONTENT_LENGTH).and_then(|v| v.parse().ok()),
             user_agent: text(USER_AGENT),
             referer: text(REFERER),
         }
     }
+}
+
+/// The access-log line of a request answered with `response`, for the
+/// share of requests `[log] access_sample` picks (a 5xx always).
+fn write_access(
+    state: &State,
+    logged: Logged,
+    response: &Response<Body>,
+    outcome: &Outcome,
+    identity: &Identity,
+) {
+    let Some(access) = state.access.as_ref() else {
+        return;
+    };
+    let status = response.status().as_u16();
+    let sampled =
+        status >= 500 || state.access_sample >= 1.0 || rand::random::<f64>() < state.access_sample;
+    if !sampled {
+        return;
+    }
+    let route = outcome.route.and_then(|r| state.router.get(r));
+    let upstream = response.extensions().get::<Upstreamed>();
+    let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok());
+    let line = AccessLine {
+        client: logged.client.to_string(),
+        method: logged.method.as_str(),
+        uri: logged.uri.to_string(),
+        protocol: logged.protocol,
+        tls: logged.tls,
+        status,
+        bytes_in: logged.bytes_in,
+        bytes_out: http_body::Body::size_hint(response.body())
+            .exact()
+            .or_else(|| header(CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok())),
+        request_id: identity.request_id(),
+        trace_id: identity.trace_id(),
+        route: route.map_or("", |r| r.config.name.as_str()),
+        cache: outcome.cache.as_ref().map_or("", CacheStatus::label),
+        upstream: upstream.map(|u| u.target.as_str()),
+        upstream_us: upstream.map(|u| u.elapsed.as_micros() as u64),
+        duration_us: logged.started.elapsed().as_micros() as u64,
+        user_agent: logged.user_agent.as_deref(),
+        referer: logged.referer.as_deref(),
+    };
+    access.write(&line, state.clock.now());
 }
 
 /// The stages, in order.
