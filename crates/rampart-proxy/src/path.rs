@@ -54,8 +54,8 @@ pub async fn handle(
     let started = Instant::now();
     let in_flight = InFlight::enter(&state);
     let method = req.method().clone();
-    // Only the access log needs these once the request is consumed.
     let client = client_ip(peer.ip(), req.headers(), &state.server.trusted_proxies);
+    // Only the access log needs these once the request is consumed.
     let logged = state
         .access
         .is_some()
