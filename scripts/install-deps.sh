@@ -16,7 +16,7 @@ for group in "${@:-test}"; do
       command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+=(redis-server)
       command -v promtool >/dev/null 2>&1 || need+=(prometheus)
       command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
-      python3 -c 'import yaml' >/dev/null 2>&1 || need+=(python3-yaml)
+      /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || need+=(python3-yaml)
       command -v chromium >/dev/null 2>&1 || need+=(chromium)
       ;;
     bench)

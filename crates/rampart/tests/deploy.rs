@@ -245,10 +245,11 @@ fn the_systemd_unit_verifies() {
     assert!(!said.contains("rampart.service"), "{said}");
 }
 
-/// Every document of a YAML file, as JSON (Python's yaml module parses).
+/// Every document of a YAML file, as JSON (Debian's Python and its yaml
+/// module parse).
 fn yaml_documents(path: &Path) -> Vec<serde_json::Value> {
     let out = run(
-        "python3",
+        "/usr/bin/python3",
         "python3-yaml",
         &[
             "-c",
