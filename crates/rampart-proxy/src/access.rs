@@ -8,22 +8,29 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http_body::Frame;
+use http_body_util::BodyExt;
+use rampart_core::Clock;
 
 use prometheus_client::metrics::counter::Counter;
 use rampart_config::{AccessFormat, LogConfig};
 use tokio::sync::{mpsc, Notify};
+
+use crate::body::{Body, BoxError};
 
 /// Lines that may wait for the writer.
 const QUEUE: usize = 65_536;
 
 /// One request, as the access log tells it.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct AccessLine<'a> {
+pub struct AccessLine {
     /// The client's address.
     pub client: String,
     /// Method.
-    pub method: &'a str,
+    pub method: String,
     /// Target as sent.
     pub uri: String,
     /// `HTTP/1.1`, `HTTP/2`…
@@ -34,29 +41,34 @@ pub struct AccessLine<'a> {
     pub status: u16,
     /// Declared request body length.
     pub bytes_in: Option<u64>,
-    /// Response body length when known before sending.
-    pub bytes_out: Option<u64>,
+    /// Body bytes sent to the client.
+    pub bytes_out: u64,
+    /// Whether the body was sent to its end (false: the client went away
+    /// first).
+    pub completed: bool,
     /// `X-Request-Id`.
-    pub request_id: &'a str,
+    pub request_id: String,
     /// Trace id.
-    pub trace_id: &'a str,
+    pub trace_id: String,
     /// Route name.
-    pub route: &'a str,
+    pub route: String,
     /// What the cache did.
-    pub cache: &'a str,
+    pub cache: &'static str,
     /// The target that answered.
-    pub upstream: Option<&'a str>,
+    pub upstream: Option<String>,
     /// Microseconds to the target's response head.
     pub upstream_us: Option<u64>,
     /// Microseconds to the response head.
+    pub ttfb_us: u64,
+    /// Microseconds to the last byte sent.
     pub duration_us: u64,
     /// `User-Agent`.
-    pub user_agent: Option<&'a str>,
+    pub user_agent: Option<String>,
     /// `Referer`.
-    pub referer: Option<&'a str>,
+    pub referer: Option<String>,
 }
 
-impl AccessLine<'_> {
+impl AccessLine {
     /// The line as JSON, with the time it was written.
     pub fn json(&self, at: SystemTime) -> String {
         let mut v = serde_json::to_value(self).unwrap_or_default();
@@ -77,15 +89,15 @@ impl AccessLine<'_> {
             escape(&self.uri),
             self.protocol,
             self.status,
-            self.bytes_out.map_or_else(|| "-".to_string(), |b| b.to_string()),
-            quoted(self.referer),
-            quoted(self.user_agent),
+            self.bytes_out,
+            quoted(self.referer.as_deref()),
+            quoted(self.user_agent.as_deref()),
             self.duration_us as f64 / 1e6,
             self.request_id,
             self.trace_id,
             if self.cache.is_empty() { "-" } else { self.cache },
-            escape(self.route),
-            self.upstream.unwrap_or("-"),
+            escape(&self.route),
+            self.upstream.as_deref().unwrap_or("-"),
             self.upstream_us
                 .map_or_else(|| "-".to_string(), |u| format!("{:.3}", u as f64 / 1e6)),
         )
@@ -196,7 +208,7 @@ impl AccessLog {
     }
 
     /// Writes one line.
-    pub fn write(&self, line: &AccessLine<'_>, at: SystemTime) {
+    pub fn write(&self, line: &AccessLine, at: SystemTime) {
         match &self.sink {
             Sink::Log => match self.format {
                 AccessFormat::Json => tracing::info!(
@@ -209,12 +221,14 @@ impl AccessLog {
                     status = line.status,
                     bytes_in = line.bytes_in,
                     bytes_out = line.bytes_out,
+                    completed = line.completed,
                     request_id = line.request_id,
                     trace_id = line.trace_id,
                     route = line.route,
                     cache = line.cache,
                     upstream = line.upstream,
                     upstream_us = line.upstream_us,
+                    ttfb_us = line.ttfb_us,
                     duration_us = line.duration_us,
                     user_agent = line.user_agent,
                     referer = line.referer,
@@ -240,6 +254,91 @@ impl AccessLog {
         if let Sink::File { reopen, .. } = &self.sink {
             reopen.notify_one();
         }
+    }
+}
+
+/// `body`, writing `line` to `log` when it ends: sent to its end, failed,
+/// or dropped because the client went away, with the bytes sent and the
+/// time to the last of them.
+pub fn logged_body(
+    body: Body,
+    line: AccessLine,
+    started: Instant,
+    log: Arc<AccessLog>,
+    clock: Arc<dyn Clock>,
+) -> Body {
+    LoggedBody {
+        body,
+        line: Some(line),
+        sent: 0,
+        started,
+        log,
+        clock,
+    }
+    .boxed_unsync()
+}
+
+struct LoggedBody {
+    body: Body,
+    line: Option<AccessLine>,
+    sent: u64,
+    started: Instant,
+    log: Arc<AccessLog>,
+    clock: Arc<dyn Clock>,
+}
+
+impl LoggedBody {
+    fn finish(&mut self, completed: bool) {
+        if let Some(mut line) = self.line.take() {
+            line.bytes_out = self.sent;
+            line.completed = completed;
+            line.duration_us =
+                u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            self.log.write(&line, self.clock.now());
+        }
+    }
+}
+
+impl http_body::Body for LoggedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.sent += data.len() as u64;
+                }
+                if self.body.is_end_stream() {
+                    self.finish(true);
+                }
+            }
+            std::task::Poll::Ready(None) => self.finish(true),
+            std::task::Poll::Ready(Some(Err(_))) => self.finish(false),
+            std::task::Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        // A body with nothing left (an empty one hyper never polls) was
+        // sent whole; anything else was cut short.
+        let whole = http_body::Body::is_end_stream(&self.body);
+        self.finish(whole);
     }
 }
 
@@ -297,24 +396,26 @@ mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
 
-    fn line() -> AccessLine<'static> {
+    fn line() -> AccessLine {
         AccessLine {
             client: "203.0.113.9".into(),
-            method: "GET",
+            method: "GET".into(),
             uri: "/a?q=\"x\"".into(),
             protocol: "HTTP/1.1",
             tls: false,
             status: 200,
             bytes_in: None,
-            bytes_out: Some(512),
-            request_id: "r-1",
-            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
-            route: "GET /*",
+            bytes_out: 512,
+            completed: true,
+            request_id: "r-1".into(),
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            route: "GET /*".into(),
             cache: "hit",
             upstream: None,
             upstream_us: None,
+            ttfb_us: 1_000,
             duration_us: 2_000,
-            user_agent: Some("curl/8.0"),
+            user_agent: Some("curl/8.0".into()),
             referer: None,
         }
     }
@@ -331,5 +432,78 @@ mod tests {
         assert_eq!(json["time"], "2026-12-04T15:31:05.000Z");
         assert_eq!(json["status"], 200);
         assert_eq!(json["bytes_out"], 512);
+    }
+
+    /// Reads the file until it holds `n` lines (the writer is a task).
+    async fn lines(path: &Path, n: usize) -> Vec<serde_json::Value> {
+        for _ in 0..500 {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            if text.lines().count() >= n {
+                return text
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect();
+            }
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        panic!("{} never held {n} lines", path.display());
+    }
+
+    #[tokio::test]
+    async fn a_line_is_written_when_the_body_ends_or_is_abandoned() {
+        let dir = std::env::temp_dir().join(format!("rampart-access-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("access.log");
+        let _ = std::fs::remove_file(&path);
+        let config = LogConfig {
+            access: true,
+            access_sample: 1.0,
+            access_format: AccessFormat::Json,
+            access_file: Some(path.clone()),
+        };
+        let log = Arc::new(AccessLog::new(&config, None, Counter::default()));
+        let clock: Arc<dyn Clock> = Arc::new(rampart_core::SystemClock);
+        let two_chunks = || {
+            let chunks: Vec<Result<Frame<Bytes>, BoxError>> = vec![
+                Ok(Frame::data(Bytes::from_static(b"12345"))),
+                Ok(Frame::data(Bytes::from_static(b"678"))),
+            ];
+            http_body_util::StreamBody::new(futures_util::stream::iter(chunks)).boxed_unsync()
+        };
+        let whole = logged_body(
+            two_chunks(),
+            line(),
+            Instant::now(),
+            Arc::clone(&log),
+            Arc::clone(&clock),
+        );
+        let sent = whole.collect().await.unwrap().to_bytes();
+        assert_eq!(&sent[..], b"12345678");
+        let mut cut = logged_body(
+            two_chunks(),
+            line(),
+            Instant::now(),
+            Arc::clone(&log),
+            clock,
+        );
+        cut.frame().await.unwrap().unwrap();
+        drop(cut);
+        let written = lines(&path, 2).await;
+        assert_eq!(
+            (
+                written[0]["bytes_out"].as_u64(),
+                written[0]["completed"].as_bool()
+            ),
+            (Some(8), Some(true))
+        );
+        assert_eq!(
+            (
+                written[1]["bytes_out"].as_u64(),
+                written[1]["completed"].as_bool()
+            ),
+            (Some(5), Some(false))
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -17,7 +17,7 @@ use rampart_config::{AuthorizationPolicy, CookiePolicy, ServerConfig};
 use rampart_core::Clock;
 use tracing::Instrument;
 
-use crate::access::AccessLine;
+use crate::access::{logged_body, AccessLine};
 use crate::body::{from_client, Body};
 use crate::cache_ctx::CacheCtx;
 use crate::error::{GatewayError, RATELIMIT, RATELIMIT_POLICY};
@@ -130,7 +130,7 @@ pub async fn handle(
         state.metrics.cache(route, cache);
     }
     if let Some(logged) = logged {
-        write_access(&state, logged, &response, &outcome, &identity);
+        response = with_access_line(&state, logged, response, &outcome, &identity);
     }
     Ok(response)
 }
@@ -177,49 +177,51 @@ impl Logged {
     }
 }
 
-/// The access-log line of a request answered with `response`, for the
-/// share of requests `[log] access_sample` picks (a 5xx always).
-fn write_access(
+/// `response` with its request's access-log line to write when its body
+/// ends (bytes sent, time to the last byte), for the share of requests
+/// `[log] access_sample` picks (a 5xx always).
+fn with_access_line(
     state: &State,
     logged: Logged,
-    response: &Response<Body>,
+    response: Response<Body>,
     outcome: &Outcome,
     identity: &Identity,
-) {
+) -> Response<Body> {
     let Some(access) = state.access.as_ref() else {
-        return;
+        return response;
     };
     let status = response.status().as_u16();
     let sampled =
         status >= 500 || state.access_sample >= 1.0 || rand::random::<f64>() < state.access_sample;
     if !sampled {
-        return;
+        return response;
     }
     let route = outcome.route.and_then(|r| state.router.get(r));
     let upstream = response.extensions().get::<Upstreamed>();
-    let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok());
+    let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     let line = AccessLine {
         client: logged.client.to_string(),
-        method: logged.method.as_str(),
+        method: logged.method.as_str().to_string(),
         uri: logged.uri.to_string(),
         protocol: logged.protocol,
         tls: logged.tls,
         status,
         bytes_in: logged.bytes_in,
-        bytes_out: http_body::Body::size_hint(response.body())
-            .exact()
-            .or_else(|| header(CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok())),
-        request_id: identity.request_id(),
-        trace_id: identity.trace_id(),
-        route: route.map_or("", |r| r.config.name.as_str()),
+        bytes_out: 0,
+        completed: false,
+        request_id: identity.request_id().to_string(),
+        trace_id: identity.trace_id().to_string(),
+        route: route.map_or_else(String::new, |r| r.config.name.clone()),
         cache: outcome.cache.as_ref().map_or("", CacheStatus::label),
-        upstream: upstream.map(|u| u.target.as_str()),
-        upstream_us: upstream.map(|u| u.elapsed.as_micros() as u64),
-        duration_us: logged.started.elapsed().as_micros() as u64,
-        user_agent: logged.user_agent.as_deref(),
-        referer: logged.referer.as_deref(),
+        upstream: upstream.map(|u| u.target.to_string()),
+        upstream_us: upstream.map(|u| micros(u.elapsed)),
+        ttfb_us: micros(logged.started.elapsed()),
+        duration_us: 0,
+        user_agent: logged.user_agent,
+        referer: logged.referer,
     };
-    access.write(&line, state.clock.now());
+    let (access, clock, started) = (Arc::clone(access), Arc::clone(&state.clock), logged.started);
+    response.map(|body| logged_body(body, line, started, access, clock))
 }
 
 /// The stages, in order.

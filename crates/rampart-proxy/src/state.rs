@@ -35,7 +35,7 @@ pub struct State {
     /// `[server]`.
     pub server: ServerConfig,
     /// The access log, when `[log] access` is on.
-    pub access: Option<AccessLog>,
+    pub access: Option<Arc<AccessLog>>,
     /// The share of requests given an access-log line (a 5xx always is).
     pub access_sample: f64,
     /// The routes.
@@ -141,11 +141,11 @@ impl State {
         Ok(Self {
             server: config.server.clone(),
             access: config.log.access.then(|| {
-                AccessLog::new(
+                Arc::new(AccessLog::new(
                     &config.log,
-                    prev.and_then(|p| p.access.as_ref()),
+                    prev.and_then(|p| p.access.as_deref()),
                     metrics.access_dropped.clone(),
-                )
+                ))
             }),
             access_sample: config.log.access_sample,
             router: Arc::new(Router::new(config.routes.clone())),
