@@ -20,9 +20,13 @@ pub struct LoadArgs {
     /// Replace the scenario's base_url.
     #[arg(long)]
     base_url: Option<String>,
-    /// No progress line and no summary.
+    /// No progress and no summary.
     #[arg(long)]
     quiet: bool,
+    /// Progress on stderr: a live bar, a line every 5 seconds, or none
+    /// (default: the bar on a terminal, lines elsewhere, as in CI logs).
+    #[arg(long, value_enum)]
+    progress: Option<Progress>,
     /// Run shard I of N (`--segment 2/4`): this generator's share of every scenario.
     #[arg(long, value_parser = parse_segment)]
     segment: Option<(u32, u32)>,
@@ -46,6 +50,20 @@ pub struct LoadArgs {
     #[arg(long, value_parser = parse_factor)]
     load_factor: Option<f64>,
 }
+
+/// How progress is shown while a run goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Progress {
+    /// A live bar, redrawn in place (for a terminal).
+    Bar,
+    /// A line every 5 seconds (for logs).
+    Lines,
+    /// Nothing.
+    None,
+}
+
+/// Seconds between progress lines.
+const LINE_EVERY: u64 = 5;
 
 fn parse_factor(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -119,7 +137,13 @@ pub fn run(args: LoadArgs) -> ExitCode {
         segment: args.segment,
     };
     let total = plan.duration();
-    let progress = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
+    let mode = match (args.quiet, args.progress) {
+        (true, _) => Progress::None,
+        (false, Some(mode)) => mode,
+        (false, None) if std::io::stderr().is_terminal() => Progress::Bar,
+        (false, None) => Progress::Lines,
+    };
+    let progress = (mode == Progress::Bar).then(|| {
         let bar = indicatif::ProgressBar::new(total.as_secs().max(1));
         bar.set_style(
             indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}")
@@ -129,12 +153,15 @@ pub fn run(args: LoadArgs) -> ExitCode {
     });
     let bar = progress.clone();
     let result = runtime.block_on(rampart_load::run(&plan, &opts, move |live| {
+        let status = format!(
+            "{} req/s, p95 {:.1} ms, {} errors of {} requests, {} users",
+            live.rps, live.p95_ms, live.failures, live.requests, live.users
+        );
         if let Some(bar) = &bar {
             bar.set_position(live.elapsed);
-            bar.set_message(format!(
-                "{} req/s, p95 {:.1} ms, {} errors, {} users",
-                live.rps, live.p95_ms, live.failures, live.users
-            ));
+            bar.set_message(status);
+        } else if mode == Progress::Lines && live.elapsed > 0 && live.elapsed % LINE_EVERY == 0 {
+            eprintln!("[{:>4}s/{}s] {status}", live.elapsed, total.as_secs());
         }
     }));
     if let Some(bar) = progress {
@@ -153,7 +180,8 @@ pub fn run(args: LoadArgs) -> ExitCode {
         return code;
     }
     if !args.quiet {
-        eprint!("{}", summary::render(&report));
+        // The summary is the run's result: stdout, so `> out.txt` keeps it.
+        print!("{}", summary::render(&report));
     }
     if report.thresholds.iter().any(|t| !t.ok) {
         ExitCode::from(1)

@@ -136,6 +136,56 @@ async fn the_quick_one_liner_runs() {
     assert_eq!(code, 2, "{text}");
 }
 
+/// The summary is the result (stdout, so `> out.txt` keeps it); progress is
+/// on stderr, a line every 5 seconds off a terminal, none with `--progress
+/// none`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_summary_goes_to_stdout_and_progress_lines_to_stderr() {
+    let origin = slow_origin().await;
+    let url = format!("http://{}/x", origin.addr);
+    let run = |extra: &'static [&'static str], duration: &'static str| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_rampart"))
+                .args([
+                    "load",
+                    "--url",
+                    &url,
+                    "--rate",
+                    "20",
+                    "--duration",
+                    duration,
+                ])
+                .args(extra)
+                .output()
+                .expect("run rampart")
+        })
+    };
+    let out = run(&[], "6s").await.unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains("default/request"),
+        "summary on stdout: {stdout}"
+    );
+    assert!(!stderr.contains("default/request"), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("req/s")).collect();
+    assert_eq!(lines.len(), 1, "one line at 5 s of 6: {stderr}");
+    assert!(lines[0].starts_with("[   5s/6s] "), "{stderr}");
+    assert!(!stdout.contains("req/s, p95"), "{stdout}");
+
+    let quiet = run(&["--progress", "none"], "1s").await.unwrap();
+    assert!(
+        quiet.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+    assert!(String::from_utf8_lossy(&quiet.stdout).contains("default/request"));
+}
+
 #[test]
 fn bad_scenarios_and_unreachable_targets_exit_2_with_file_line_and_field() {
     let cases = [
