@@ -181,7 +181,7 @@ pub fn run(args: LoadArgs) -> ExitCode {
     }
     if !args.quiet {
         // The summary is the run's result: stdout, so `> out.txt` keeps it.
-        print!("{}", summary::render(&report));
+        print_out(summary::render(&report).trim_end());
     }
     if report.thresholds.iter().any(|t| !t.ok) {
         ExitCode::from(1)
