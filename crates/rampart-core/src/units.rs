@@ -75,7 +75,7 @@ pub enum UnitError {
     #[error("invalid duration {0:?}: missing unit (ms, s, m, h or d)")]
     MissingUnit(String),
     /// A unit Rampart does not know.
-    #[error("invalid duration {text:?}: unknown unit {unit:?} (use ms, s, m, h or d)")]
+    #[error("invalid duration {text:?}: unknown unit {unit:?} (use us, ms, s, m, h or d)")]
     UnknownDurationUnit {
         /// The duration.
         text: String,
@@ -133,6 +133,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let part = match unit {
+            "us" | "µs" => Duration::from_micros(number),
             "ms" => Duration::from_millis(number),
             "s" => Duration::from_secs(number),
             "m" => Duration::from_secs(number.saturating_mul(60)),
@@ -210,6 +211,8 @@ mod tests {
         assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
         assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
+        assert_eq!(parse_duration("1ms500µs"), Ok(Duration::from_micros(1500)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert!(parse_duration("30")
             .unwrap_err()

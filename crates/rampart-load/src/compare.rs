@@ -1,6 +1,9 @@
 //! Comparing a run with a baseline: steps matched by scenario and step name,
 //! each of p50, p95, p99, error rate and throughput judged in the direction
-//! that matters (latency and errors up is worse, throughput down is worse).
+//! that matters (latency and errors up is worse, throughput down is worse)
+//! as worse, better or within noise: a change counts only beyond both the
+//! relative threshold and an absolute floor (`--min-delta`, 1 ms by default
+//! on latency), so a p99 moving from 2.13 to 2.29 ms fails no CI gate.
 
 use crate::report::{Report, Stats};
 
@@ -17,14 +20,61 @@ pub struct Row {
     pub current: f64,
     /// Change in percent (percentage points for the error rate).
     pub change: f64,
-    /// Whether the change is a regression beyond the threshold.
-    pub regressed: bool,
+    /// What the change amounts to.
+    pub verdict: Verdict,
+}
+
+/// What a change amounts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Worse beyond the threshold and the floor: a regression.
+    Worse,
+    /// Better beyond the threshold and the floor.
+    Better,
+    /// Within the threshold or the floor: noise.
+    Within,
+}
+
+impl Verdict {
+    /// As the table shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Worse => "WORSE",
+            Verdict::Better => "better",
+            Verdict::Within => "within noise",
+        }
+    }
+
+    /// `worse` when `by` (how much worse, in the metric's direction) is
+    /// beyond both `threshold` (relative) and `floor` (absolute, as `abs`).
+    fn of(by: f64, threshold: f64, abs: f64, floor: f64) -> Self {
+        if by > threshold && abs > floor {
+            Verdict::Worse
+        } else if by < -threshold && abs > floor {
+            Verdict::Better
+        } else {
+            Verdict::Within
+        }
+    }
+}
+
+/// Absolute changes below which nothing is worse or better.
+#[derive(Debug, Clone, Copy)]
+pub struct Floors {
+    /// On latency percentiles, in milliseconds.
+    pub latency_ms: f64,
+}
+
+impl Default for Floors {
+    fn default() -> Self {
+        Self { latency_ms: 1.0 }
+    }
 }
 
 /// Compares `current` with `baseline`. `threshold` is in percent: latency and
 /// throughput may worsen by that many percent; the error rate may rise by
 /// `threshold / 10` percentage points (5 → 0.5 points).
-pub fn compare(baseline: &Report, current: &Report, threshold: f64) -> Vec<Row> {
+pub fn compare(baseline: &Report, current: &Report, threshold: f64, floors: Floors) -> Vec<Row> {
     let mut rows = Vec::new();
     add(
         &mut rows,
@@ -33,7 +83,7 @@ pub fn compare(baseline: &Report, current: &Report, threshold: f64) -> Vec<Row> 
         baseline.rps(&baseline.overall),
         &current.overall,
         current.rps(&current.overall),
-        threshold,
+        (threshold, floors),
     );
     for b in &baseline.steps {
         let Some(c) = current
@@ -51,7 +101,7 @@ pub fn compare(baseline: &Report, current: &Report, threshold: f64) -> Vec<Row> 
             baseline.rps(b),
             c,
             current.rps(c),
-            threshold,
+            (threshold, floors),
         );
     }
     rows
@@ -64,7 +114,7 @@ fn add(
     b_rps: f64,
     c: &Stats,
     c_rps: f64,
-    threshold: f64,
+    (threshold, floors): (f64, Floors),
 ) {
     let pct = |base: f64, cur: f64| {
         if base > 0.0 {
@@ -87,7 +137,7 @@ fn add(
             baseline: base,
             current: cur,
             change,
-            regressed: change > threshold,
+            verdict: Verdict::of(change, threshold, (cur - base).abs(), floors.latency_ms),
         });
     }
     // Error rates are compared in percentage points: going from 0 % to
@@ -99,7 +149,7 @@ fn add(
         baseline: be,
         current: ce,
         change: ce - be,
-        regressed: ce - be > threshold / 10.0,
+        verdict: Verdict::of(ce - be, threshold / 10.0, (ce - be).abs(), 0.0),
     });
     let change = pct(b_rps, c_rps);
     rows.push(Row {
@@ -108,7 +158,7 @@ fn add(
         baseline: b_rps,
         current: c_rps,
         change,
-        regressed: change < -threshold,
+        verdict: Verdict::of(-change, threshold, (c_rps - b_rps).abs(), 0.0),
     });
 }
 
@@ -136,7 +186,7 @@ pub fn render(rows: &[Row], threshold: f64) -> String {
             r.baseline,
             r.current,
             change,
-            if r.regressed { "WORSE" } else { "ok" }
+            r.verdict.as_str()
         ));
     }
     out

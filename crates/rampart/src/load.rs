@@ -229,14 +229,23 @@ fn read_report(path: &Path) -> Result<Report, String> {
 }
 
 /// Runs `rampart compare`.
-pub fn compare(baseline: &Path, current: &Path, threshold: f64) -> ExitCode {
+pub fn compare(baseline: &Path, current: &Path, threshold: f64, min_delta: &str) -> ExitCode {
+    let floors = match rampart_core::units::parse_duration(min_delta) {
+        Ok(d) => cmp::Floors {
+            latency_ms: d.as_secs_f64() * 1000.0,
+        },
+        Err(e) => return fail(2, format!("--min-delta: {e}")),
+    };
     let (b, c) = match (read_report(baseline), read_report(current)) {
         (Ok(b), Ok(c)) => (b, c),
         (Err(e), _) | (_, Err(e)) => return fail(2, e),
     };
-    let rows = cmp::compare(&b, &c, threshold);
+    let rows = cmp::compare(&b, &c, threshold, floors);
     print_out(&cmp::render(&rows, threshold));
-    let worse = rows.iter().filter(|r| r.regressed).count();
+    let worse = rows
+        .iter()
+        .filter(|r| r.verdict == cmp::Verdict::Worse)
+        .count();
     if worse > 0 {
         eprintln!("{worse} figure(s) worse than the {threshold}% threshold");
         ExitCode::from(1)

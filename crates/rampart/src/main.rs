@@ -51,6 +51,10 @@ enum Command {
         /// error rate may rise by a tenth of this in percentage points).
         #[arg(long, default_value_t = 5.0)]
         threshold: f64,
+        /// Smallest latency change that counts, worse or better, whatever
+        /// the percentage (noise below it never fails a gate).
+        #[arg(long, default_value = "1ms")]
+        min_delta: String,
     },
     /// Work with reports.
     #[command(subcommand)]
@@ -94,7 +98,8 @@ fn main() -> ExitCode {
             baseline,
             current,
             threshold,
-        } => load::compare(&baseline, &current, threshold),
+            min_delta,
+        } => load::compare(&baseline, &current, threshold, &min_delta),
         Command::Report(ReportCommand::Merge { reports, out, html }) => {
             load::merge(&reports, out.as_deref(), html.as_deref())
         }

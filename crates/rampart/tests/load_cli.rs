@@ -239,9 +239,15 @@ fn bad_scenarios_and_unreachable_targets_exit_2_with_file_line_and_field() {
 
 /// A report whose one step has exactly these latency samples (ms).
 fn report_with(samples_ms: &[u64], duration_s: f64) -> Report {
+    let us: Vec<u64> = samples_ms.iter().map(|ms| ms * 1000).collect();
+    report_with_us(&us, duration_s)
+}
+
+/// A report whose one step has exactly these latency samples (µs).
+fn report_with_us(samples_ms: &[u64], duration_s: f64) -> Report {
     let mut h = new_histogram();
-    for ms in samples_ms {
-        h.record(ms * 1000).unwrap();
+    for us in samples_ms {
+        h.record(*us).unwrap();
     }
     let stats = |scenario: &str, step: &str| Stats {
         scenario: scenario.into(),
@@ -294,7 +300,39 @@ fn compare_gates_on_direction_aware_regressions() {
     let slower = save("slower.json", &report_with(&base, 12.0));
     let faster = save("faster.json", &report_with(&base, 8.0));
     assert_eq!(rampart(&["compare", &b, &slower, "--threshold", "5"]).0, 1);
-    assert_eq!(rampart(&["compare", &b, &faster, "--threshold", "5"]).0, 0);
+    let (code, out) = rampart(&["compare", &b, &faster, "--threshold", "5"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("better"), "{out}");
+}
+
+/// A change beyond the percentage but under the absolute floor is noise:
+/// p99 2.13 → 2.29 ms (+7.5 %) passes with the default 1 ms floor and fails
+/// with a 0.1 ms one; a real slowdown fails either way.
+#[test]
+fn compare_does_not_cry_wolf_under_the_floor() {
+    let b = save("floor-base.json", &report_with_us(&[2_130; 100], 10.0));
+    let c = save("floor-noise.json", &report_with_us(&[2_290; 100], 10.0));
+    let (code, out) = rampart(&["compare", &b, &c, "--threshold", "5"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("within noise") && !out.contains("WORSE"),
+        "{out}"
+    );
+    let (code, out) = rampart(&[
+        "compare",
+        &b,
+        &c,
+        "--threshold",
+        "5",
+        "--min-delta",
+        "100us",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    let slow = save("floor-slow.json", &report_with_us(&[4_260; 100], 10.0));
+    let (code, out) = rampart(&["compare", &b, &slow, "--threshold", "5"]);
+    assert_eq!(code, 1, "a 2x slowdown is a regression: {out}");
+    let (code, out) = rampart(&["compare", &b, &c, "--min-delta", "soon"]);
+    assert_eq!(code, 2, "{out}");
 }
 
 #[test]
