@@ -21,6 +21,10 @@ pub struct RunOptions {
     /// This generator's shard, `(index from 1, count)`: it runs its share of
     /// every scenario's users and rates.
     pub segment: Option<(u32, u32)>,
+    /// Set to stop the run early (Ctrl-C): no iteration starts after it,
+    /// those in flight finish, and the report covers what ran, marked
+    /// interrupted.
+    pub interrupt: Option<Arc<AtomicBool>>,
 }
 
 /// Why a run could not start.
@@ -146,7 +150,7 @@ pub async fn run(
     };
     let started = Instant::now();
     let counters = Arc::new(Counters::default());
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = opts.interrupt.clone().unwrap_or_default();
     let samples = Arc::new(Samples::default());
     let names: Vec<(String, Vec<String>)> = scenarios
         .iter()
@@ -243,6 +247,11 @@ pub async fn run(
         generator
             .warnings
             .push("stopped early: a threshold with abort_on_fail failed".into());
+    } else if stop.load(Ordering::Relaxed) {
+        generator.interrupted = true;
+        generator
+            .warnings
+            .push("interrupted: the report covers the part of the run before the stop".into());
     }
     let mut report = Report {
         schema: SCHEMA.into(),
@@ -523,6 +532,7 @@ async fn monitor(stop: Arc<AtomicBool>) -> Generator {
         mean_cpu_cores: mean_cpu,
         cores,
         saturated: busy || lagged_ticks > 5,
+        interrupted: false,
         warnings,
     }
 }

@@ -206,7 +206,7 @@ table {{ border-collapse: collapse; font-size: 0.85rem; }} td, th {{ border-bott
 td:first-child, th:first-child {{ text-align: left; }} figure {{ margin: 1rem 0; }} figcaption {{ font-weight: 600; }}
 svg {{ width: 100%; height: auto; background: #fafafa; }} .ok {{ color: #27ae60; }} .fail {{ color: #c0392b; font-weight: 600; }}
 </style></head><body>
-<h1>{title}</h1>
+<h1>{title}</h1>{interrupted}
 <p>{requests} requests in {duration:.1} s ({rps:.1} req/s); {iterations} iterations, {late} late starts, {dropped} dropped; error rate {err:.2}%; p95 {p95:.2} ms, p99 {p99:.2} ms.</p>
 <h2>Thresholds</h2><ul>{thresholds}</ul>
 {latency}{throughput}{errors}{users}{distribution}
@@ -216,6 +216,11 @@ svg {{ width: 100%; height: auto; background: #fafafa; }} .ok {{ color: #27ae60;
 </body></html>
 "#,
         title = escape(title),
+        interrupted = if report.generator.interrupted {
+            "<p class=\"fail\">Interrupted: this report covers the part of the run before the stop.</p>"
+        } else {
+            ""
+        },
         requests = report.overall.requests,
         duration = report.duration_s,
         rps = report.rps(&report.overall),

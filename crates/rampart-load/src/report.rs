@@ -199,6 +199,10 @@ pub struct Generator {
     pub cores: u64,
     /// Whether the generator, not the target, may have limited the run.
     pub saturated: bool,
+    /// Whether the run was stopped early by the user (Ctrl-C, SIGTERM): the
+    /// report covers the part that ran.
+    #[serde(default)]
+    pub interrupted: bool,
     /// Warnings for the reader.
     pub warnings: Vec<String>,
 }
@@ -345,6 +349,7 @@ impl Report {
                 }
             }
             out.generator.saturated |= r.generator.saturated;
+            out.generator.interrupted |= r.generator.interrupted;
             out.generator
                 .warnings
                 .extend(r.generator.warnings.iter().cloned());

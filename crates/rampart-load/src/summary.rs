@@ -7,6 +7,13 @@ use crate::report::{Report, Stats};
 /// Renders the summary table, thresholds and warnings.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
+    if report.generator.interrupted {
+        let _ = writeln!(
+            out,
+            "\nINTERRUPTED after {:.1}s: what follows covers the part that ran",
+            report.duration_s
+        );
+    }
     let _ = writeln!(
         out,
         "\n{} requests in {:.1}s ({:.1} req/s), {} iterations, {} late starts, {} dropped",

@@ -251,7 +251,7 @@ async fn side_by_side(app: AppKind, args: &DemoArgs, duration: Duration) -> Exit
 async fn run_plan(plan: &rampart_load::Plan, base_url: &str) -> Result<Report, String> {
     let opts = RunOptions {
         base_url: Some(base_url.to_string()),
-        segment: None,
+        ..RunOptions::default()
     };
     rampart_load::run(plan, &opts, |_| {})
         .await

@@ -3,6 +3,8 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use rampart_load::{compare as cmp, html, report::Report, summary, RunOptions};
 
@@ -132,10 +134,13 @@ pub fn run(args: LoadArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(1, format!("cannot start the runtime: {e}")),
     };
+    let interrupt = Arc::new(AtomicBool::new(false));
     let opts = RunOptions {
         base_url: args.base_url.clone(),
         segment: args.segment,
+        interrupt: Some(Arc::clone(&interrupt)),
     };
+    runtime.spawn(stop_on_signal(interrupt));
     let total = plan.duration();
     let mode = match (args.quiet, args.progress) {
         (true, _) => Progress::None,
@@ -183,10 +188,44 @@ pub fn run(args: LoadArgs) -> ExitCode {
         // The summary is the run's result: stdout, so `> out.txt` keeps it.
         print_out(summary::render(&report).trim_end());
     }
-    if report.thresholds.iter().any(|t| !t.ok) {
+    if report.generator.interrupted {
+        ExitCode::from(INTERRUPTED)
+    } else if report.thresholds.iter().any(|t| !t.ok) {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// The exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as
+/// shells report it), distinct from a failed threshold's 1.
+const INTERRUPTED: u8 = 130;
+
+/// The first Ctrl-C (or SIGTERM) stops starting iterations and lets those
+/// in flight finish, so the summary and reports cover what ran; the second
+/// ends the process at once.
+async fn stop_on_signal(interrupt: Arc<AtomicBool>) {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    for n in 0.. {
+        #[cfg(unix)]
+        let signalled = match term.as_mut() {
+            Some(term) => tokio::select! {
+                r = tokio::signal::ctrl_c() => r.is_ok(),
+                r = term.recv() => r.is_some(),
+            },
+            None => tokio::signal::ctrl_c().await.is_ok(),
+        };
+        #[cfg(not(unix))]
+        let signalled = tokio::signal::ctrl_c().await.is_ok();
+        if !signalled {
+            return;
+        }
+        if n > 0 {
+            std::process::exit(i32::from(INTERRUPTED));
+        }
+        interrupt.store(true, Ordering::Relaxed);
+        eprintln!("stopping: in-flight requests finish, then the summary and reports (Ctrl-C again to quit now)");
     }
 }
 

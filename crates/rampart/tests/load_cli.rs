@@ -186,6 +186,55 @@ async fn the_summary_goes_to_stdout_and_progress_lines_to_stderr() {
     assert!(String::from_utf8_lossy(&quiet.stdout).contains("default/request"));
 }
 
+/// Ctrl-C mid-run: in-flight requests finish, the summary is printed and
+/// every report is written for the part that ran, marked interrupted, and
+/// the exit code (130) is not a failed threshold's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_mid_run_leaves_an_interrupted_report() {
+    let origin = slow_origin().await;
+    let (json, html) = (
+        dir().join("interrupted.json"),
+        dir().join("interrupted.html"),
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["load", "--url", &format!("http://{}/x", origin.addr)])
+        .args(["--rate", "20", "--duration", "60s", "--progress", "none"])
+        .arg("--out")
+        .arg(&json)
+        .arg("--html")
+        .arg(&html)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start rampart load");
+    rampart_testkit::eventually("the run is under way", || origin.total() >= 10).await;
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .expect("rampart load exits");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("INTERRUPTED after"), "{stdout}");
+    assert!(stdout.contains("default/request"), "{stdout}");
+    let report: Report = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(report.generator.interrupted);
+    assert!(report.duration_s < 50.0, "{}", report.duration_s);
+    assert!(report.overall.requests >= 10);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("Interrupted"), "the page says so");
+}
+
 #[test]
 fn bad_scenarios_and_unreachable_targets_exit_2_with_file_line_and_field() {
     let cases = [
