@@ -65,6 +65,7 @@ pub async fn handle(
     let trusted = is_trusted(peer.ip(), &state.server.trusted_proxies);
     let identity = identify(req.headers(), trusted, state.clock.now());
     let span = tracing::info_span!(
+        target: "rampart::request",
         "request",
         request_id = identity.request_id(),
         trace_id = identity.trace_id()
