@@ -74,14 +74,14 @@ pub async fn handle(
     // A panic is a bug; it fails this request, never the connection or the
     // process, and is counted and logged (defence in depth: no value from a
     // client, an origin or Redis may panic anything in the first place).
-    let staged = AssertUnwindSafe(stages(
-        &state,
-        req,
-        (peer, tls, &identity),
-        client,
-        &mut outcome,
-    ))
-    .catch_unwind();
+    let arrival = Arrival {
+        peer,
+        tls,
+        trusted,
+        identity: &identity,
+    };
+    let staged =
+        AssertUnwindSafe(stages(&state, req, arrival, client, &mut outcome)).catch_unwind();
     // Wrapping the request's future moves it (several KiB): only when the
     // span is recorded (logging at info).
     let staged = if span.is_disabled() {
@@ -225,11 +225,21 @@ fn with_access_line(
     response.map(|body| logged_body(body, line, started, access, clock))
 }
 
+/// How a request arrived, as the stages read it: settled once in
+/// [`handle`].
+struct Arrival<'a> {
+    peer: SocketAddr,
+    tls: bool,
+    /// Whether the peer is one of `trusted_proxies`.
+    trusted: bool,
+    identity: &'a Identity,
+}
+
 /// The stages, in order.
 async fn stages(
     state: &State,
     mut req: Request<Incoming>,
-    peer: (SocketAddr, bool, &Identity),
+    arrival: Arrival<'_>,
     client: IpAddr,
     outcome: &mut Outcome,
 ) -> Result<Response<Body>, GatewayError> {
@@ -241,7 +251,7 @@ async fn stages(
     // 2. The head as everything below reads it: one valid Host, no hop-by-hop
     //    fields, nothing an untrusted client may not send; forwarding headers
     //    are believed only from trusted proxies.
-    let (head, body) = split(req, peer, &state.server)?;
+    let (head, body) = split(req, arrival, &state.server)?;
     // 3. Route: the first matching [[routes]] entry decides everything below.
     let route = route(&state.router, &head)?;
     outcome.route = Some(route.index);
@@ -340,11 +350,16 @@ fn route<'r>(router: &'r Router, head: &RequestHead) -> Result<&'r Arc<Route>, G
 /// §3.2.2); an HTTP/2 request's `:authority` must agree with any `Host`.
 fn split(
     req: Request<Incoming>,
-    (peer, tls, identity): (SocketAddr, bool, &Identity),
+    arrival: Arrival<'_>,
     server: &ServerConfig,
 ) -> Result<(RequestHead, Incoming), GatewayError> {
+    let Arrival {
+        peer,
+        tls,
+        trusted,
+        identity,
+    } = arrival;
     let (mut parts, body) = req.into_parts();
-    let trusted = is_trusted(peer.ip(), &server.trusted_proxies);
     let authority = parts.uri.authority().map(|a| a.as_str().to_string());
     if authority.is_some() && parts.version < Version::HTTP_2 {
         parts.headers.remove(HOST);
