@@ -25,6 +25,8 @@ pub struct Config {
     pub compression: CompressionConfig,
     /// `[log]`.
     pub log: LogConfig,
+    /// `[tracing]`: spans exported over OTLP; `None` when not configured.
+    pub tracing: Option<TracingConfig>,
     /// `[[upstreams]]`, in file order.
     pub upstreams: Vec<UpstreamConfig>,
     /// `[[routes]]`, in file order; the first match wins.
@@ -269,6 +271,25 @@ pub struct LogConfig {
     /// A file the lines are appended to (reopened on `SIGUSR1`); `None`:
     /// stderr, with the rest of the log.
     pub access_file: Option<std::path::PathBuf>,
+}
+
+/// `[tracing]`: each request's spans (the request, its cache lookups, a
+/// coalesced wait, each upstream call) exported over OTLP/HTTP (protobuf)
+/// to a collector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracingConfig {
+    /// The collector's traces URL (`/v1/traces` added when the URL has no
+    /// path, as `OTEL_EXPORTER_OTLP_ENDPOINT` does).
+    pub otlp_endpoint: http::Uri,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+    /// The share of new traces recorded (a caller's `traceparent` decides
+    /// for the traces it continues).
+    pub sample: f64,
+    /// Deadline of one export request.
+    pub timeout: Duration,
+    /// Headers sent with each export (an API key, say).
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 /// How access-log lines are written.

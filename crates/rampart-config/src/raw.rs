@@ -197,6 +197,18 @@ pub struct RawLog {
     pub access_file: Option<Spanned<Text>>,
 }
 
+/// `[tracing]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTracing {
+    pub otlp_endpoint: Option<Spanned<Text>>,
+    pub service_name: Option<Spanned<Text>>,
+    pub sample: Option<Spanned<f64>>,
+    pub timeout: Option<Spanned<Dur>>,
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, Spanned<Text>>,
+}
+
 /// `[[upstreams]]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -469,6 +481,7 @@ pub struct RawConfig {
     pub compression: RawCompression,
     #[serde(default)]
     pub log: RawLog,
+    pub tracing: Option<Spanned<RawTracing>>,
     #[serde(default)]
     pub priorities: RawPriorities,
     #[serde(default)]

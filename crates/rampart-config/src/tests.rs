@@ -340,3 +340,52 @@ fn the_access_log_format_and_file_are_checked() {
     assert_eq!(e.field, "log.access_file");
     assert!(e.message.contains("directory that exists"), "{e}");
 }
+
+#[test]
+fn tracing_exports_to_a_collector_url() {
+    assert_eq!(parse_ok(GOOD).tracing, None, "off unless configured");
+    let with =
+        |section: &str| GOOD.replace("[cache]\n", &format!("[tracing]\n{section}\n[cache]\n"));
+    let c = parse_ok(&with("otlp_endpoint = \"http://collector:4318\""));
+    let t = c.tracing.expect("on");
+    assert_eq!(t.otlp_endpoint, "http://collector:4318/v1/traces");
+    assert_eq!((t.service_name.as_str(), t.sample), ("rampart", 1.0));
+    assert_eq!(t.timeout, Duration::from_secs(10));
+    let c = parse_ok(&with(
+        "otlp_endpoint = \"https://otlp.example.com/api/traces\"\nservice_name = \"edge\"\nsample = 0.05\ntimeout = \"2s\"\nheaders = { x-api-key = \"k\" }",
+    ));
+    let t = c.tracing.expect("on");
+    assert_eq!(t.otlp_endpoint, "https://otlp.example.com/api/traces");
+    assert_eq!((t.service_name.as_str(), t.sample), ("edge", 0.05));
+    assert_eq!(t.headers[0].0, "x-api-key");
+    for (bad, field) in [
+        ("service_name = \"x\"", "tracing"),
+        (
+            "otlp_endpoint = \"collector:4318\"",
+            "tracing.otlp_endpoint",
+        ),
+        (
+            "otlp_endpoint = \"ftp://collector/\"",
+            "tracing.otlp_endpoint",
+        ),
+        (
+            "otlp_endpoint = \"http://c:4318\"\nsample = 1.5",
+            "tracing.sample",
+        ),
+        (
+            "otlp_endpoint = \"http://c:4318\"\ntimeout = \"0s\"",
+            "tracing.timeout",
+        ),
+        (
+            "otlp_endpoint = \"http://c:4318\"\nheaders = { \"a b\" = \"1\" }",
+            "tracing.headers",
+        ),
+        (
+            "otlp_endpoint = \"http://c:4318\"\nprotocol = \"grpc\"",
+            "tracing",
+        ),
+    ] {
+        let e = parse_err(&with(bad));
+        assert!(e.field.starts_with(field), "{bad}: {e}");
+    }
+}

@@ -2,6 +2,10 @@
 
 use rampart_config::Config;
 
+/// How a change of `[tracing]` is reported: the exporter is set up once,
+/// at start.
+pub(crate) const TRACING_AT_RESTART: &str = "tracing (applies at the next start)";
+
 /// The sections of `new` that differ from `old` (`server.listen`,
 /// `upstreams.api`, `routes`…), in file order; empty when none do.
 pub(crate) fn changed(old: &Config, new: &Config) -> Vec<String> {
@@ -37,6 +41,7 @@ pub(crate) fn changed(old: &Config, new: &Config) -> Vec<String> {
     note(a != b, "cache");
     note(old.compression != new.compression, "compression");
     note(old.log != new.log, "log");
+    note(old.tracing != new.tracing, TRACING_AT_RESTART);
     for u in &new.upstreams {
         match old.upstreams.iter().find(|o| o.name == u.name) {
             None => note(true, &format!("upstreams.{} (added)", u.name)),

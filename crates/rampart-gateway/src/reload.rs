@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::certs;
-use crate::changes::changed;
+use crate::changes::{changed, TRACING_AT_RESTART};
 use crate::listeners::{admin_limits, public_limits, replace, BindError, Serving, Socket};
 use crate::tasks;
 
@@ -296,6 +296,11 @@ impl Gateway {
         let mut guard = self.live.lock().await;
         let live = guard.as_mut().ok_or(ReloadError::Stopping)?;
         let changes = changed(&live.config, &config);
+        if changes.iter().any(|c| c == TRACING_AT_RESTART) {
+            tracing::warn!(
+                "[tracing] changed: the exporter keeps its settings until the next start"
+            );
+        }
         // Certificates are read on every reload: renewed files are taken
         // up even when the config text is the same.
         let tls = match &config.server.tls {

@@ -241,12 +241,7 @@ impl Upstreams {
         let result = upstream.send(req, timeout, self.clock.since_epoch()).await;
         let outcome = match &result {
             Ok(r) => UpstreamOutcome::of_status(r.status()),
-            Err(UpstreamError::Connect { .. }) => UpstreamOutcome::ConnectError,
-            Err(UpstreamError::Timeout(_)) => UpstreamOutcome::Timeout,
-            Err(UpstreamError::Failed { .. }) => UpstreamOutcome::Error,
-            Err(UpstreamError::ClientBody(_)) => UpstreamOutcome::ClientError,
-            Err(UpstreamError::CircuitOpen { .. }) => UpstreamOutcome::CircuitOpen,
-            Err(UpstreamError::NoHealthyTarget { .. }) => UpstreamOutcome::NoHealthyTarget,
+            Err(e) => e.outcome(),
         };
         self.metrics
             .upstream(&upstream.name, outcome, started.elapsed());

@@ -45,6 +45,9 @@ enum Trace {
     /// The `traceparent` Rampart started (`00-<trace>-<parent>-00`): it
     /// replaces the client's, and its `tracestate` goes.
     Started([u8; 55]),
+    /// The `traceparent` of the request's exported span (the client's
+    /// trace when it was continued, whose `tracestate` then stays).
+    Exported { value: [u8; 55], continued: bool },
 }
 
 impl Identity {
@@ -70,18 +73,47 @@ impl Identity {
     pub fn trace_id(&self) -> &str {
         let id = match &self.trace {
             Trace::Continued(id) => &id[..],
-            Trace::Started(value) => &value[3..35],
+            Trace::Started(value) | Trace::Exported { value, .. } => &value[3..35],
         };
         std::str::from_utf8(id).unwrap_or_default()
+    }
+
+    /// Whether the client's `traceparent` is continued.
+    pub fn continued(&self) -> bool {
+        matches!(
+            self.trace,
+            Trace::Continued(_)
+                | Trace::Exported {
+                    continued: true,
+                    ..
+                }
+        )
+    }
+
+    /// Takes the `traceparent` of the request's exported span as the
+    /// request's trace (ignored unless it is one).
+    pub fn adopt(&mut self, traceparent: &str) {
+        if let (Ok(value), Some(_)) = (
+            <[u8; 55]>::try_from(traceparent.as_bytes()),
+            trace_id_of(traceparent.as_bytes()),
+        ) {
+            let continued = self.continued();
+            self.trace = Trace::Exported { value, continued };
+        }
     }
 
     /// Writes the identity into the headers of a request sent upstream.
     pub fn apply(&self, headers: &mut HeaderMap) {
         headers.insert(X_REQUEST_ID.clone(), self.request_id_value());
-        if let Trace::Started(value) = &self.trace {
-            if let Ok(traceparent) = HeaderValue::from_bytes(value) {
-                headers.insert(TRACEPARENT.clone(), traceparent);
-            }
+        let (value, continued) = match &self.trace {
+            Trace::Continued(_) => return,
+            Trace::Started(value) => (value, false),
+            Trace::Exported { value, continued } => (value, *continued),
+        };
+        if let Ok(traceparent) = HeaderValue::from_bytes(value) {
+            headers.insert(TRACEPARENT.clone(), traceparent);
+        }
+        if !continued {
             headers.remove(&TRACESTATE);
         }
     }
@@ -283,6 +315,30 @@ mod tests {
         let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more";
         let (_, h) = sent(&[(&TRACEPARENT, later)], false);
         assert_eq!(h[&TRACEPARENT], later, "a later version is passed on");
+    }
+
+    #[test]
+    fn an_exported_span_becomes_the_parent_sent_upstream() {
+        let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let ours = "00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01";
+        let (mut id, _) = sent(&[(&TRACEPARENT, valid)], false);
+        id.adopt(ours);
+        let mut h = HeaderMap::new();
+        h.insert(&TRACESTATE, HeaderValue::from_static("vendor=1"));
+        id.apply(&mut h);
+        assert_eq!(h[&TRACEPARENT], ours);
+        assert_eq!(h[&TRACESTATE], "vendor=1", "the caller's state stays");
+        assert!(id.continued());
+
+        let (mut id, _) = sent(&[], false);
+        let started = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+        id.adopt(started);
+        assert_eq!(id.trace_id(), "0af7651916cd43dd8448eb211c80319c");
+        id.adopt("not a traceparent");
+        assert_eq!(id.trace_id(), "0af7651916cd43dd8448eb211c80319c");
+        id.apply(&mut h);
+        assert_eq!(h[&TRACEPARENT], started);
+        assert!(!h.contains_key(&TRACESTATE), "a new trace has no state");
     }
 
     #[test]

@@ -11,6 +11,8 @@ use rampart_cache::coalesce::wait;
 use rampart_cache::{
     CacheStatus, Entry, EntryState, Fill, Forward, Join, Lookup, StaleReason, Tier,
 };
+use rampart_telemetry::span::STAGE_TARGET;
+use tracing::Instrument;
 
 use crate::body::Body;
 use crate::cache_ctx::{CacheCtx, FillJob};
@@ -25,7 +27,11 @@ pub async fn serve(
 ) -> Result<(Response<Body>, CacheStatus), GatewayError> {
     let cache_key = ctx.key(head);
     let now = ctx.tiers.now();
-    let (stale, fwd) = match ctx.tiers.lookup(&cache_key, &head.headers) {
+    let looked = lookup_span(Tier::Memory);
+    let found = looked.in_scope(|| ctx.tiers.lookup(&cache_key, &head.headers));
+    looked.record("rampart.cache.result", found_as_str(&found, now));
+    drop(looked);
+    let (stale, fwd) = match found {
         Lookup::Found(entry) => match entry.state(now) {
             EntryState::Fresh => {
                 let left = entry.freshness.lifetime.saturating_sub(entry.age(now));
@@ -61,7 +67,20 @@ pub async fn serve(
             // key at a time, since this is the coalesced leader).
             let mut stale = stale;
             if stale.is_none() {
-                if let Some(entry) = ctx.tiers.lookup_shared(&cache_key, &head.headers).await {
+                let looked = lookup_span(Tier::Shared);
+                let shared = ctx
+                    .tiers
+                    .lookup_shared(&cache_key, &head.headers)
+                    .instrument(looked.clone())
+                    .await;
+                looked.record(
+                    "rampart.cache.result",
+                    match &shared {
+                        Some(entry) => entry_as_str(entry, ctx.tiers.now()),
+                        None => "miss",
+                    },
+                );
+                if let Some(entry) = shared {
                     if entry.state(ctx.tiers.now()) == EntryState::Fresh {
                         guard.finish(Fill::Stored(Arc::clone(&entry)));
                         let status = CacheStatus::Hit {
@@ -75,7 +94,10 @@ pub async fn serve(
             }
             fill(ctx, head, FillJob::new(&cache_key, stale, fwd, Some(guard))).await
         }
-        Join::Follower(rx) => match wait(rx, ctx.tiers.settings.coalesce_timeout).await {
+        Join::Follower(rx) => match wait(rx, ctx.tiers.settings.coalesce_timeout)
+            .instrument(tracing::debug_span!(target: STAGE_TARGET, "coalesced wait"))
+            .await
+        {
             Some(Fill::Stored(entry)) if entry.matches(&head.headers) => {
                 let status = CacheStatus::Collapsed {
                     fwd_status: entry.status.as_u16(),
@@ -86,6 +108,35 @@ pub async fn serve(
             // go to the origin without holding anyone else up.
             _ => fill(ctx, head, FillJob::new(&cache_key, stale, fwd, None)).await,
         },
+    }
+}
+
+/// The span of one tier's lookup (exported, or logged at debug), its
+/// result recorded when known.
+fn lookup_span(tier: Tier) -> tracing::Span {
+    tracing::debug_span!(
+        target: STAGE_TARGET,
+        "cache lookup",
+        rampart.cache.tier = tier.as_str(),
+        rampart.cache.result = tracing::field::Empty
+    )
+}
+
+/// What a memory lookup found, as its span records it.
+fn found_as_str(found: &Lookup, now: std::time::SystemTime) -> &'static str {
+    match found {
+        Lookup::Found(entry) => entry_as_str(entry, now),
+        Lookup::VaryMiss => "vary-miss",
+        Lookup::Miss => "miss",
+    }
+}
+
+/// A found entry's state, as a lookup span records it.
+fn entry_as_str(entry: &Entry, now: std::time::SystemTime) -> &'static str {
+    match entry.state(now) {
+        EntryState::Fresh => "fresh",
+        EntryState::StaleWhileRevalidate => "stale-while-revalidate",
+        EntryState::Stale { .. } => "stale",
     }
 }
 

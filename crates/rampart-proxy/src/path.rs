@@ -32,6 +32,7 @@ use crate::router::{Route, Router};
 use crate::state::State;
 use crate::tiers::Tiers;
 use crate::upstream::Upstreamed;
+use rampart_telemetry::span;
 
 /// What the log line and metrics need to know about a request.
 #[derive(Debug, Default)]
@@ -63,13 +64,8 @@ pub async fn handle(
     // 0. Who the request is: its id and trace go upstream with it, come
     //    back on the response and mark every log line of it.
     let trusted = is_trusted(peer.ip(), &state.server.trusted_proxies);
-    let identity = identify(req.headers(), trusted, state.clock.now());
-    let span = tracing::info_span!(
-        target: "rampart::request",
-        "request",
-        request_id = identity.request_id(),
-        trace_id = identity.trace_id()
-    );
+    let mut identity = identify(req.headers(), trusted, state.clock.now());
+    let span = request_span(&req, &mut identity);
     let mut outcome = Outcome::default();
     // A panic is a bug; it fails this request, never the connection or the
     // process, and is counted and logged (defence in depth: no value from a
@@ -124,6 +120,7 @@ pub async fn handle(
     }
     drop(in_flight);
     let status = response.status().as_u16();
+    span::record_status(&span, status);
     state
         .metrics
         .request(outcome.route, &method, status, started.elapsed());
@@ -136,6 +133,36 @@ pub async fn handle(
     Ok(response)
 }
 
+/// The request's span: its id and trace on every log line of it; when
+/// spans are exported, the server span of the trace (continued from the
+/// caller's `traceparent` or begun here), whose ids then become the
+/// request's trace.
+fn request_span(req: &Request<Incoming>, identity: &mut Identity) -> tracing::Span {
+    if !span::exporting() {
+        return tracing::info_span!(
+            target: span::REQUEST_TARGET,
+            "request",
+            request_id = identity.request_id(),
+            trace_id = identity.trace_id()
+        );
+    }
+    let request = tracing::info_span!(
+        target: span::REQUEST_TARGET,
+        "request",
+        otel.name = req.method().as_str(),
+        otel.kind = "server",
+        request_id = identity.request_id(),
+        trace_id = tracing::field::Empty
+    );
+    let head = (req.method(), req.uri(), req.version());
+    if let Some(traceparent) =
+        span::begin_request(&request, req.headers(), identity.continued(), head)
+    {
+        identity.adopt(&traceparent);
+    }
+    request.record("trace_id", identity.trace_id());
+    request
+}
 /// What the access log keeps of a request while it is served.
 struct Logged {
     client: IpAddr,

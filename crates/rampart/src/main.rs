@@ -156,7 +156,6 @@ fn serve(path: &std::path::Path) -> ExitCode {
         eprintln!("error: {}: {e}", path.display());
         return ExitCode::from(2);
     }
-    init_logging();
     let runtime = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -164,7 +163,14 @@ fn serve(path: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    let telemetry = match rampart_telemetry::init(config.tracing.as_ref(), runtime.handle()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let code = runtime.block_on(async move {
         // Signal handlers first: a SIGHUP must never find the default
         // action (ending the process) once the listener is up.
         let signals = Signals::install();
@@ -191,7 +197,10 @@ fn serve(path: &std::path::Path) -> ExitCode {
         running.shutdown();
         running.wait().await;
         ExitCode::SUCCESS
-    })
+    });
+    // The last spans go out on the runtime, which still runs here.
+    telemetry.shutdown();
+    code
 }
 
 /// A listener that cannot be bound, at the line of the config that asked
@@ -221,18 +230,6 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .worker_threads(cores)
         .enable_all()
         .build()
-}
-
-/// Logs go to stderr as JSON lines; `RUST_LOG` filters them (the access log
-/// is the `rampart::access` target).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 /// The signals `rampart serve` handles: SIGTERM and SIGINT shut down,

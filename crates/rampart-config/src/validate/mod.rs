@@ -10,6 +10,7 @@ mod events;
 mod rewrite;
 mod routes;
 mod server;
+mod telemetry;
 mod upstreams;
 
 use crate::model::{AccessFormat, Config, LogConfig};
@@ -67,6 +68,7 @@ pub fn validate(raw: raw::RawConfig) -> Result<Config, Invalid> {
                 }
             },
         },
+        tracing: telemetry::tracing(raw.tracing)?,
         upstreams,
         routes,
         events,

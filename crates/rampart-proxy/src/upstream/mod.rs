@@ -30,7 +30,9 @@ use self::quickack::QuickAckConnector;
 use self::target::{Pending, Target};
 use crate::body::{boxed, empty, guarded, Body, BodyProgress, ClientBodyError};
 use crate::metrics::Metrics;
-use crate::outcome::RetryReason;
+use crate::outcome::{RetryReason, UpstreamOutcome};
+use rampart_telemetry::span::{self, STAGE_TARGET};
+use tracing::Instrument;
 
 /// A target in the config that is not `host:port`.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +99,20 @@ pub enum UpstreamError {
         /// request is sent on it).
         closed: bool,
     },
+}
+
+impl UpstreamError {
+    /// The outcome it counts as (metric label, span attribute).
+    pub fn outcome(&self) -> UpstreamOutcome {
+        match self {
+            UpstreamError::Connect { .. } => UpstreamOutcome::ConnectError,
+            UpstreamError::Timeout(_) => UpstreamOutcome::Timeout,
+            UpstreamError::Failed { .. } => UpstreamOutcome::Error,
+            UpstreamError::ClientBody(_) => UpstreamOutcome::ClientError,
+            UpstreamError::CircuitOpen { .. } => UpstreamOutcome::CircuitOpen,
+            UpstreamError::NoHealthyTarget { .. } => UpstreamOutcome::NoHealthyTarget,
+        }
+    }
 }
 
 /// Which target answered and how long its response head took: on every
@@ -361,8 +377,18 @@ impl Upstream {
             closed: false,
         })?;
         let progress = req.extensions().get::<BodyProgress>().cloned();
+        let call = tracing::debug_span!(
+            target: STAGE_TARGET,
+            "upstream call",
+            otel.name = req.method().as_str(),
+            otel.kind = "client",
+            server.address = target.host(),
+            server.port = target.port_u16()
+        );
+        span::propagate(&call, req.headers_mut());
         let sent = Instant::now();
-        let result = match tokio::time::timeout(timeout, self.client.request(req)).await {
+        let called = tokio::time::timeout(timeout, self.client.request(req));
+        let result = match called.instrument(call.clone()).await {
             Err(_) if progress.is_some_and(|p| !p.finished()) => {
                 // The client was still uploading: its stall, not the target's.
                 drop(pending);
@@ -394,6 +420,10 @@ impl Upstream {
                 closed: closed_before_response(&e),
             }),
         };
+        match &result {
+            Ok(r) => span::record_status(&call, r.status().as_u16()),
+            Err(e) => span::record_error(&call, e.outcome().as_str()),
+        }
         let in_flight = pending.record(matches!(&result, Ok(r) if !r.status().is_server_error()));
         result.map(|r| r.map(|b| guarded(boxed(b), in_flight)))
     }
