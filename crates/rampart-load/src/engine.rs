@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::plan::{stage_value, Executor, Plan, Scenario};
-use crate::recorder::{record, Counters, Live, Samples};
+use crate::recorder::{record, Counters, Live, Names, Samples};
 use crate::report::{Generator, Report, SCHEMA};
 use crate::vu::{ScenarioCtx, Transport, Vu};
 
@@ -152,13 +152,20 @@ pub async fn run(
     let counters = Arc::new(Counters::default());
     let stop = opts.interrupt.clone().unwrap_or_default();
     let samples = Arc::new(Samples::default());
-    let names: Vec<(String, Vec<String>)> = scenarios
+    let names: Vec<Names> = scenarios
         .iter()
-        .map(|s| {
-            (
-                s.name.clone(),
-                s.steps.iter().map(|st| st.name.clone()).collect(),
-            )
+        .map(|s| Names {
+            scenario: s.name.clone(),
+            steps: s
+                .steps
+                .iter()
+                .map(|st| {
+                    (
+                        st.name.clone(),
+                        st.checks.iter().map(|c| c.label()).collect(),
+                    )
+                })
+                .collect(),
         })
         .collect();
 

@@ -3,7 +3,8 @@
 
 use std::fmt::Write;
 
-use crate::report::Report;
+use crate::report::{human_bytes, Report};
+use crate::summary::counts;
 
 const W: f64 = 760.0;
 const H: f64 = 200.0;
@@ -128,6 +129,62 @@ pub fn render(report: &Report, title: &str) -> String {
         &xs,
         &[("errors", "#c0392b", col(|p| p.failures as f64))],
     );
+    let class =
+        |p: &crate::report::SecondPoint, c: &str| p.classes.get(c).copied().unwrap_or(0) as f64;
+    let outcomes = line_chart(
+        "Responses by status class, and requests with no response, per second",
+        "",
+        "s",
+        &xs,
+        &[
+            (
+                "2xx",
+                "#27ae60",
+                report.series.iter().map(|p| class(p, "2xx")).collect(),
+            ),
+            (
+                "3xx",
+                "#2b7bb9",
+                report.series.iter().map(|p| class(p, "3xx")).collect(),
+            ),
+            (
+                "4xx",
+                "#e08a00",
+                report.series.iter().map(|p| class(p, "4xx")).collect(),
+            ),
+            (
+                "5xx",
+                "#c0392b",
+                report.series.iter().map(|p| class(p, "5xx")).collect(),
+            ),
+            (
+                "no response",
+                "#555555",
+                col(|p| p.errors.values().sum::<u64>() as f64),
+            ),
+        ],
+    );
+    let hit_ratio = if report.series.iter().any(|p| p.cache_reported > 0) {
+        line_chart(
+            "Cache hit ratio over time (from Cache-Status / X-Cache)",
+            "%",
+            "s",
+            &xs,
+            &[(
+                "hits",
+                "#16a085",
+                col(|p| {
+                    if p.cache_reported == 0 {
+                        f64::NAN
+                    } else {
+                        p.cache_hits as f64 * 100.0 / p.cache_reported as f64
+                    }
+                }),
+            )],
+        )
+    } else {
+        String::new()
+    };
     let users = line_chart(
         "Busy virtual users",
         "",
@@ -177,6 +234,23 @@ pub fn render(report: &Report, title: &str) -> String {
             hits
         );
     }
+    let mut wrong = String::new();
+    for s in report.steps.iter().chain(std::iter::once(&report.overall)) {
+        let name = if s.scenario.is_empty() {
+            "all".to_string()
+        } else {
+            format!("{}/{}", s.scenario, s.step)
+        };
+        let _ = write!(
+            wrong,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&name),
+            escape(&counts(&s.statuses_by_count())),
+            escape(&counts(&s.errors_by_count())),
+            human_bytes(s.bytes_sent),
+            human_bytes(s.bytes_received)
+        );
+    }
     let mut thresholds = String::new();
     for t in &report.thresholds {
         let _ = write!(
@@ -204,14 +278,16 @@ pub fn render(report: &Report, title: &str) -> String {
 body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 900px; }}
 table {{ border-collapse: collapse; font-size: 0.85rem; }} td, th {{ border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: right; }}
 td:first-child, th:first-child {{ text-align: left; }} figure {{ margin: 1rem 0; }} figcaption {{ font-weight: 600; }}
-svg {{ width: 100%; height: auto; background: #fafafa; }} .ok {{ color: #27ae60; }} .fail {{ color: #c0392b; font-weight: 600; }}
+svg {{ width: 100%; height: auto; background: #fafafa; }} .wrong td {{ text-align: left; }} .ok {{ color: #27ae60; }} .fail {{ color: #c0392b; font-weight: 600; }}
 </style></head><body>
 <h1>{title}</h1>{interrupted}
 <p>{requests} requests in {duration:.1} s ({rps:.1} req/s); {iterations} iterations, {late} late starts, {dropped} dropped; error rate {err:.2}%; p95 {p95:.2} ms, p99 {p99:.2} ms.</p>
 <h2>Thresholds</h2><ul>{thresholds}</ul>
-{latency}{throughput}{errors}{users}{distribution}
+{latency}{throughput}{errors}{outcomes}{hit_ratio}{users}{distribution}
 <h2>Steps</h2>
 <table><tr><th>scenario/step</th><th>requests</th><th>req/s</th><th>errors</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>max ms</th><th>service p99 ms</th><th>cache hits</th></tr>{rows}</table>
+<h2>What went wrong</h2>
+<table class="wrong"><tr><th>scenario/step</th><th>responses by status</th><th>errors by reason</th><th>sent</th><th>received</th></tr>{wrong}</table>
 <h2>Generator</h2><p>max scheduling lag {lag:.1} ms, mean CPU {cpu:.2} of {cores} cores{saturated}</p><ul>{warnings}</ul>
 </body></html>
 "#,

@@ -10,6 +10,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::failure::{Failed, Failure};
+
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 /// Most header fields in a response head.
@@ -24,6 +26,10 @@ pub struct Response {
     pub headers: HeaderMap,
     /// The first `keep` bytes of the body.
     pub body: Bytes,
+    /// Bytes sent for the request (head and body).
+    pub bytes_sent: u64,
+    /// Bytes of the response read off the connection (head and body).
+    pub bytes_received: u64,
 }
 
 /// One keep-alive connection (over TCP, or any byte stream).
@@ -37,16 +43,18 @@ pub struct Conn<S = TcpStream> {
     used: bool,
     /// Whether any byte of the current response has arrived.
     received: bool,
+    /// Bytes read off the connection since the current request was sent.
+    read: u64,
     /// Whether the last failed request may be sent again on a new connection.
     retry: bool,
 }
 
 impl Conn {
     /// Connects to `authority` (`host:port`).
-    pub async fn connect(authority: &str) -> Result<Self, String> {
-        let stream = TcpStream::connect(authority)
-            .await
-            .map_err(|e| format!("connect {authority}: {e}"))?;
+    pub async fn connect(authority: &str) -> Result<Self, Failed> {
+        let stream = TcpStream::connect(authority).await.map_err(|e| {
+            Failed::new(Failure::of_connect(&e), format!("connect {authority}: {e}"))
+        })?;
         let _ = stream.set_nodelay(true);
         Ok(Self::over(stream))
     }
@@ -91,6 +99,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             reusable: true,
             used: false,
             received: false,
+            read: 0,
             retry: false,
         }
     }
@@ -104,7 +113,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         headers: &HeaderMap,
         body: &[u8],
         keep: usize,
-    ) -> Result<Response, String> {
+    ) -> Result<Response, Failed> {
         self.out.clear();
         self.out.extend_from_slice(method.as_str().as_bytes());
         self.out.push(b' ');
@@ -130,12 +139,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.reusable = false;
         let reused = std::mem::replace(&mut self.used, true);
         self.received = false;
+        self.read = 0;
         self.retry = false;
         if let Err(e) = self.stream.write_all(&self.out).await {
             self.retry = reused;
-            return Err(format!("write: {e}"));
+            return Err(Failed::new(Failure::of_io(&e), format!("write: {e}")));
         }
-        let response = self.read_response(method == Method::HEAD, keep).await;
+        let response = self
+            .read_response(method == Method::HEAD, keep)
+            .await
+            .map(|r| Response {
+                bytes_sent: self.out.len() as u64,
+                bytes_received: self.read,
+                ..r
+            });
         if response.is_err() {
             self.retry = reused
                 && !self.received
@@ -144,7 +161,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         response
     }
 
-    async fn fill(&mut self) -> Result<usize, String> {
+    async fn fill(&mut self) -> Result<usize, Failed> {
         if self.buf.capacity() - self.buf.len() < 4096 {
             self.buf.reserve(16 * 1024);
         }
@@ -152,20 +169,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             .stream
             .read_buf(&mut self.buf)
             .await
-            .map_err(|e| format!("read: {e}"))?;
+            .map_err(|e| Failed::new(Failure::of_io(&e), format!("read: {e}")))?;
         self.received |= n > 0;
+        self.read += n as u64;
         Ok(n)
     }
 
-    async fn read_response(&mut self, head_request: bool, keep: usize) -> Result<Response, String> {
+    async fn read_response(&mut self, head_request: bool, keep: usize) -> Result<Response, Failed> {
         let (status, headers, close) = loop {
             let parsed = {
                 let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
                 let mut resp = httparse::Response::new(&mut slots);
-                match resp
-                    .parse(&self.buf)
-                    .map_err(|e| format!("bad response head: {e}"))?
-                {
+                match resp.parse(&self.buf).map_err(|e| {
+                    Failed::new(Failure::BadResponse, format!("bad response head: {e}"))
+                })? {
                     httparse::Status::Complete(n) => {
                         let mut headers = HeaderMap::with_capacity(resp.headers.len());
                         for h in resp.headers.iter() {
@@ -193,10 +210,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 }
                 None => {
                     if self.buf.len() > MAX_HEAD {
-                        return Err("response head too large".into());
+                        return Err(bad("response head too large"));
                     }
                     if self.fill().await? == 0 {
-                        return Err("connection closed before a response".into());
+                        return Err(closed("connection closed before a response"));
                     }
                 }
             }
@@ -224,7 +241,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             let mut left = len;
             while left > 0 {
                 if self.buf.is_empty() && self.fill().await? == 0 {
-                    return Err("connection closed mid-body".into());
+                    return Err(closed("connection closed mid-body"));
                 }
                 let take = (self.buf.len() as u64).min(left) as usize;
                 keep_some(&mut kept, &self.buf[..take], keep);
@@ -246,10 +263,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             status,
             headers,
             body: Bytes::from(kept),
+            bytes_sent: 0,
+            bytes_received: 0,
         })
     }
 
-    async fn line(&mut self) -> Result<Bytes, String> {
+    async fn line(&mut self) -> Result<Bytes, Failed> {
         loop {
             if let Some(pos) = self.buf.windows(2).position(|w| w == b"\r\n") {
                 let line = self.buf.split_to(pos).freeze();
@@ -257,21 +276,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 return Ok(line);
             }
             if self.buf.len() > MAX_HEAD {
-                return Err("chunk line too long".into());
+                return Err(bad("chunk line too long"));
             }
             if self.fill().await? == 0 {
-                return Err("connection closed mid-chunk".into());
+                return Err(closed("connection closed mid-chunk"));
             }
         }
     }
 
-    async fn read_chunked(&mut self, kept: &mut Vec<u8>, keep: usize) -> Result<(), String> {
+    async fn read_chunked(&mut self, kept: &mut Vec<u8>, keep: usize) -> Result<(), Failed> {
         loop {
             let line = self.line().await?;
-            let size_text = std::str::from_utf8(&line).map_err(|_| "bad chunk size")?;
+            let size_text = std::str::from_utf8(&line).map_err(|_| bad("bad chunk size"))?;
             let size_text = size_text.split(';').next().unwrap_or("").trim();
             let size = u64::from_str_radix(size_text, 16)
-                .map_err(|_| format!("bad chunk size {size_text:?}"))?;
+                .map_err(|_| bad(&format!("bad chunk size {size_text:?}")))?;
             if size == 0 {
                 // Trailers, up to an empty line.
                 while !self.line().await?.is_empty() {}
@@ -280,7 +299,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             let mut left = size;
             while left > 0 {
                 if self.buf.is_empty() && self.fill().await? == 0 {
-                    return Err("connection closed mid-chunk".into());
+                    return Err(closed("connection closed mid-chunk"));
                 }
                 let take = (self.buf.len() as u64).min(left) as usize;
                 keep_some(kept, &self.buf[..take], keep);
@@ -288,10 +307,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 left -= take as u64;
             }
             if !self.line().await?.is_empty() {
-                return Err("chunk not followed by CRLF".into());
+                return Err(bad("chunk not followed by CRLF"));
             }
         }
     }
+}
+
+fn bad(what: &str) -> Failed {
+    Failed::new(Failure::BadResponse, what)
+}
+
+fn closed(what: &str) -> Failed {
+    Failed::new(Failure::Closed, what)
 }
 
 fn keep_some(kept: &mut Vec<u8>, data: &[u8], keep: usize) {

@@ -10,6 +10,7 @@
 
 pub mod compare;
 pub mod engine;
+pub mod failure;
 pub mod html;
 pub mod http1;
 pub mod plan;

@@ -6,10 +6,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use hdrhistogram::Histogram;
 
+use crate::failure::{status_class, Failure};
 use crate::report::{new_histogram, Latency, SecondPoint, Stats};
 
 /// One finished request.
@@ -23,14 +25,38 @@ pub struct Sample {
     pub latency_us: u64,
     /// Service time, µs (from the send).
     pub service_us: u64,
-    /// Failed: no response or status ≥ 400.
-    pub failed: bool,
+    /// The response's status; 0 when there was none.
+    pub status: u16,
+    /// Why there was no whole response.
+    pub failure: Option<Failure>,
     /// Checks passed.
     pub checks_passed: u32,
-    /// Checks failed.
-    pub checks_failed: u32,
+    /// The checks that failed: bit `i` for the step's check `i` (the 64th
+    /// stands for itself and any after it).
+    pub checks_failed: u64,
     /// `Some(hit)` when the response reported a cache status.
     pub cache_hit: Option<bool>,
+    /// Bytes sent for the request.
+    pub bytes_sent: u64,
+    /// Bytes of the response received.
+    pub bytes_received: u64,
+}
+
+impl Sample {
+    /// Failed: no whole response, or a status of 400 or more.
+    pub fn failed(&self) -> bool {
+        self.failure.is_some() || self.status == 0 || self.status >= 400
+    }
+}
+
+/// A scenario's name and, per step, its name and its checks' labels: what
+/// the counts are reported under.
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    /// The scenario.
+    pub scenario: String,
+    /// Per step: its name and its checks' labels.
+    pub steps: Vec<(String, Vec<String>)>,
 }
 
 const SHARDS: usize = 16;
@@ -84,6 +110,14 @@ pub(crate) struct Acc {
     checks_failed: u64,
     cache_hits: u64,
     cache_reported: u64,
+    bytes_sent: u64,
+    bytes_received: u64,
+    /// Responses by status code (index: the code; 0 is unused).
+    statuses: Box<[u64; 600]>,
+    /// Transport failures, by [`Failure::ALL`] order.
+    transport: [u64; Failure::ALL.len()],
+    /// Failed checks by where and which: (scenario, step, check).
+    checks: BTreeMap<(usize, usize, u32), u64>,
     latency: Histogram<u64>,
     service: Histogram<u64>,
 }
@@ -97,6 +131,11 @@ impl Acc {
             checks_failed: 0,
             cache_hits: 0,
             cache_reported: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            statuses: Box::new([0; 600]),
+            transport: [0; Failure::ALL.len()],
+            checks: BTreeMap::new(),
             latency: new_histogram(),
             service: new_histogram(),
         }
@@ -104,18 +143,77 @@ impl Acc {
 
     fn add(&mut self, s: &Sample) {
         self.requests += 1;
-        self.failures += u64::from(s.failed);
+        self.failures += u64::from(s.failed());
         self.checks_passed += u64::from(s.checks_passed);
-        self.checks_failed += u64::from(s.checks_failed);
+        self.checks_failed += u64::from(s.checks_failed.count_ones());
+        let mut mask = s.checks_failed;
+        while mask != 0 {
+            let check = mask.trailing_zeros();
+            mask &= mask - 1;
+            *self.checks.entry((s.scenario, s.step, check)).or_default() += 1;
+        }
         if let Some(hit) = s.cache_hit {
             self.cache_reported += 1;
             self.cache_hits += u64::from(hit);
+        }
+        self.bytes_sent += s.bytes_sent;
+        self.bytes_received += s.bytes_received;
+        match s.failure {
+            Some(f) => self.transport[f as usize] += 1,
+            None => {
+                if let Some(n) = self.statuses.get_mut(usize::from(s.status)) {
+                    *n += 1;
+                }
+            }
         }
         self.latency.saturating_record(s.latency_us.max(1));
         self.service.saturating_record(s.service_us.max(1));
     }
 
-    fn stats(&self, scenario: &str, step: &str) -> Stats {
+    /// Responses by status code, as reports key them.
+    fn statuses(&self) -> BTreeMap<String, u64> {
+        self.statuses
+            .iter()
+            .enumerate()
+            .filter(|(code, n)| *code > 0 && **n > 0)
+            .map(|(code, n)| (code.to_string(), *n))
+            .collect()
+    }
+
+    /// Failed requests and checks by reason, as reports key them.
+    fn errors(&self, names: &[Names]) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for (f, n) in Failure::ALL.iter().zip(self.transport) {
+            if n > 0 {
+                out.insert(f.as_str().to_string(), n);
+            }
+        }
+        for (code, n) in self.statuses.iter().enumerate() {
+            if let (Some(class), true) = (status_class(code as u16), *n > 0) {
+                *out.entry(class.to_string()).or_default() += n;
+            }
+        }
+        for ((scenario, step, check), n) in &self.checks {
+            let (scenario_name, step_name, label) = names
+                .get(*scenario)
+                .and_then(|s| {
+                    let (step_name, labels) = s.steps.get(*step)?;
+                    Some((
+                        s.scenario.as_str(),
+                        step_name.as_str(),
+                        labels.get(*check as usize)?,
+                    ))
+                })
+                .map_or(("?", "?", "?"), |(a, b, c)| (a, b, c.as_str()));
+            *out.entry(format!(
+                "check failed: {label} ({scenario_name}/{step_name})"
+            ))
+            .or_default() += n;
+        }
+        out
+    }
+
+    fn stats(&self, scenario: &str, step: &str, names: &[Names]) -> Stats {
         Stats {
             scenario: scenario.to_string(),
             step: step.to_string(),
@@ -125,6 +223,10 @@ impl Acc {
             checks_failed: self.checks_failed,
             cache_hits: self.cache_hits,
             cache_reported: self.cache_reported,
+            statuses: self.statuses(),
+            errors: self.errors(names),
+            bytes_sent: self.bytes_sent,
+            bytes_received: self.bytes_received,
             latency: Latency::from_histogram(&self.latency),
             service: Latency::from_histogram(&self.service),
         }
@@ -160,11 +262,12 @@ pub struct Live {
     pub users: u64,
 }
 
-/// Runs the recorder until [`Samples::close`] (then drains what is left). `names[i]` is scenario i's
-/// name and its step names. `on_second` sees the totals so far each second.
+/// Runs the recorder until [`Samples::close`] (then drains what is left).
+/// `names[i]` names scenario i, its steps and their checks. `on_second`
+/// sees the totals so far each second.
 pub async fn record(
     samples: Arc<Samples>,
-    names: Vec<(String, Vec<String>)>,
+    names: Vec<Names>,
     counters: Arc<Counters>,
     started: Instant,
     mut on_second: impl FnMut(&Live, &Recorded) + Send,
@@ -173,7 +276,7 @@ pub async fn record(
     let mut scenarios: Vec<Acc> = names.iter().map(|_| Acc::new()).collect();
     let mut steps: Vec<Vec<Acc>> = names
         .iter()
-        .map(|(_, s)| s.iter().map(|_| Acc::new()).collect())
+        .map(|n| n.steps.iter().map(|_| Acc::new()).collect())
         .collect();
     let mut series: Vec<SecondPoint> = Vec::new();
     let mut second = Acc::new();
@@ -185,17 +288,19 @@ pub async fn record(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let snapshot =
         |overall: &Acc, scenarios: &[Acc], steps: &[Vec<Acc>], series: &[SecondPoint]| Recorded {
-            overall: overall.stats("", ""),
+            overall: overall.stats("", "", &names),
             scenarios: scenarios
                 .iter()
                 .zip(&names)
-                .map(|(a, (n, _))| a.stats(n, ""))
+                .map(|(a, n)| a.stats(&n.scenario, "", &names))
                 .collect(),
             steps: steps
                 .iter()
                 .zip(&names)
-                .flat_map(|(accs, (n, step_names))| {
-                    accs.iter().zip(step_names).map(move |(a, s)| a.stats(n, s))
+                .flat_map(|(accs, n)| {
+                    accs.iter()
+                        .zip(&n.steps)
+                        .map(|(a, (step, _))| a.stats(&n.scenario, step, &names))
                 })
                 .collect(),
             series: series.to_vec(),
@@ -224,7 +329,7 @@ pub async fn record(
                 };
                 series.push(point);
                 // Cheap summaries only: the full snapshot serialises every histogram.
-                let partial = Recorded { overall: overall.stats("", ""), scenarios: Vec::new(), steps: Vec::new(), series: Vec::new() };
+                let partial = Recorded { overall: overall.stats("", "", &[]), scenarios: Vec::new(), steps: Vec::new(), series: Vec::new() };
                 on_second(&live, &partial);
             }
             _ = drain.tick() => {
@@ -265,6 +370,13 @@ fn add_sample(
 
 fn close_second(acc: &mut Acc, t: u64, users: u64) -> SecondPoint {
     let ms = |q: f64| acc.latency.value_at_quantile(q) as f64 / 1000.0;
+    let mut classes = BTreeMap::new();
+    for (code, n) in acc.statuses.iter().enumerate() {
+        if code > 0 && *n > 0 {
+            *classes.entry(format!("{}xx", code / 100)).or_default() += n;
+        }
+    }
+    let failed = Failure::ALL.iter().zip(acc.transport);
     let point = SecondPoint {
         t,
         requests: acc.requests,
@@ -273,6 +385,13 @@ fn close_second(acc: &mut Acc, t: u64, users: u64) -> SecondPoint {
         p95_ms: ms(0.95),
         p99_ms: ms(0.99),
         users,
+        classes,
+        errors: failed
+            .filter(|(_, n)| *n > 0)
+            .map(|(f, n)| (f.as_str().to_string(), n))
+            .collect(),
+        cache_hits: acc.cache_hits,
+        cache_reported: acc.cache_reported,
     };
     *acc = Acc::new();
     point

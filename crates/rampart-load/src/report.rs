@@ -4,12 +4,18 @@
 use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::threshold::{Aggregate, Filter, Metric, Threshold};
 
 /// The schema identifier written into every report.
-pub const SCHEMA: &str = "rampart-load/1";
+pub const SCHEMA: &str = "rampart-load/2";
+
+/// Earlier schemas still read (their reports lack what was added since:
+/// statuses, errors and bytes read as empty).
+pub const READABLE: [&str; 2] = ["rampart-load/1", SCHEMA];
 
 /// Latency histograms record microseconds from 1 µs to one hour, 3 significant digits.
 pub fn new_histogram() -> Histogram<u64> {
@@ -89,6 +95,23 @@ pub struct Stats {
     pub cache_hits: u64,
     /// Responses with a `Cache-Status` / `X-Cache` header at all.
     pub cache_reported: u64,
+    /// Responses by status code (`"200": 1000`); requests with no whole
+    /// response are counted in `errors` instead.
+    #[serde(default)]
+    pub statuses: BTreeMap<String, u64>,
+    /// What went wrong, by reason: requests with no whole response
+    /// (`connect refused`, `connect timeout`, `connect error`, `tls error`,
+    /// `request timeout`, `reset`, `closed`, `bad response`, `bad request`),
+    /// responses that count as failed (`http 4xx`, `http 5xx`), and failed
+    /// checks (`check failed: LABEL (scenario/step)`).
+    #[serde(default)]
+    pub errors: BTreeMap<String, u64>,
+    /// Bytes sent (request heads and bodies).
+    #[serde(default)]
+    pub bytes_sent: u64,
+    /// Bytes received (response heads and bodies).
+    #[serde(default)]
+    pub bytes_received: u64,
     /// Latency from the intended start (open executors) or the send (closed).
     pub latency: Latency,
     /// Service time: from the actual send to the end of the response.
@@ -108,6 +131,10 @@ impl Stats {
             checks_failed: 0,
             cache_hits: 0,
             cache_reported: 0,
+            statuses: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            bytes_sent: 0,
+            bytes_received: 0,
             latency: none.clone(),
             service: none,
         }
@@ -137,6 +164,16 @@ impl Stats {
         (self.cache_reported > 0).then(|| self.cache_hits as f64 / self.cache_reported as f64)
     }
 
+    /// Responses by status code, the most frequent first.
+    pub fn statuses_by_count(&self) -> Vec<(&str, u64)> {
+        by_count(&self.statuses)
+    }
+
+    /// What went wrong by reason, the most frequent first.
+    pub fn errors_by_count(&self) -> Vec<(&str, u64)> {
+        by_count(&self.errors)
+    }
+
     /// Adds another record's counts and histograms (exact).
     pub fn merge(&mut self, other: &Stats) -> Result<(), String> {
         self.requests += other.requests;
@@ -145,6 +182,14 @@ impl Stats {
         self.checks_failed += other.checks_failed;
         self.cache_hits += other.cache_hits;
         self.cache_reported += other.cache_reported;
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_received += other.bytes_received;
+        for (key, n) in &other.statuses {
+            *self.statuses.entry(key.clone()).or_default() += n;
+        }
+        for (key, n) in &other.errors {
+            *self.errors.entry(key.clone()).or_default() += n;
+        }
         for (mine, theirs) in [
             (&mut self.latency, &other.latency),
             (&mut self.service, &other.service),
@@ -155,6 +200,29 @@ impl Stats {
             *mine = Latency::from_histogram(&h);
         }
         Ok(())
+    }
+}
+
+/// A count table's entries, the largest first (ties in key order).
+fn by_count(counts: &BTreeMap<String, u64>) -> Vec<(&str, u64)> {
+    let mut out: Vec<(&str, u64)> = counts.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    out
+}
+
+/// A byte count as people read it (`1.2 MiB`).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
@@ -175,6 +243,18 @@ pub struct SecondPoint {
     pub p99_ms: f64,
     /// Virtual users busy at the end of that second.
     pub users: u64,
+    /// Responses in that second by status class (`"2xx"`, `"5xx"`).
+    #[serde(default)]
+    pub classes: BTreeMap<String, u64>,
+    /// Requests with no whole response in that second, by reason.
+    #[serde(default)]
+    pub errors: BTreeMap<String, u64>,
+    /// Responses in that second whose cache status said hit.
+    #[serde(default)]
+    pub cache_hits: u64,
+    /// Responses in that second that reported a cache status.
+    #[serde(default)]
+    pub cache_reported: u64,
 }
 
 /// A threshold's verdict.
@@ -309,7 +389,7 @@ impl Report {
         let (first, rest) = reports.split_first().ok_or("nothing to merge")?;
         let mut out = first.clone();
         for r in rest {
-            if r.schema != SCHEMA {
+            if !READABLE.contains(&r.schema.as_str()) {
                 return Err(format!("unknown report schema {:?}", r.schema));
             }
             out.duration_s = out.duration_s.max(r.duration_s);
@@ -341,6 +421,15 @@ impl Report {
                         q.requests += p.requests;
                         q.failures += p.failures;
                         q.users += p.users;
+                        q.cache_hits += p.cache_hits;
+                        q.cache_reported += p.cache_reported;
+                        for (mine, theirs) in
+                            [(&mut q.classes, &p.classes), (&mut q.errors, &p.errors)]
+                        {
+                            for (key, n) in theirs {
+                                *mine.entry(key.clone()).or_default() += n;
+                            }
+                        }
                         q.p50_ms = q.p50_ms.max(p.p50_ms);
                         q.p95_ms = q.p95_ms.max(p.p95_ms);
                         q.p99_ms = q.p99_ms.max(p.p99_ms);
@@ -356,6 +445,7 @@ impl Report {
         }
         out.series.sort_by_key(|p| p.t);
         out.thresholds.clear();
+        out.schema = SCHEMA.into();
         Ok(out)
     }
 }

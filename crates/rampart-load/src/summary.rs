@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::report::{Report, Stats};
+use crate::report::{human_bytes, Report, Stats};
 
 /// Renders the summary table, thresholds and warnings.
 pub fn render(report: &Report) -> String {
@@ -46,6 +46,31 @@ pub fn render(report: &Report) -> String {
         };
         row(&mut out, &name, s, report.rps(s));
     }
+    let all = &report.overall;
+    if !all.statuses.is_empty() {
+        let _ = writeln!(out, "responses: {}", counts(&all.statuses_by_count()));
+    }
+    if !all.errors.is_empty() {
+        let _ = writeln!(out, "errors:    {}", counts(&all.errors_by_count()));
+    }
+    if report.steps.len() > 1 {
+        for s in report.steps.iter().filter(|s| !s.errors.is_empty()) {
+            let _ = writeln!(
+                out,
+                "  {}/{}: {}; {}",
+                s.scenario,
+                s.step,
+                counts(&s.statuses_by_count()),
+                counts(&s.errors_by_count())
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "data:      sent {}, received {}",
+        human_bytes(all.bytes_sent),
+        human_bytes(all.bytes_received)
+    );
     let svc = &report.overall.service;
     let _ = writeln!(
         out,
@@ -93,6 +118,18 @@ fn row(out: &mut String, name: &str, s: &Stats, rps: f64) {
         checks,
         hits
     );
+}
+
+/// `200 ×9512 · 503 ×488`, or `none`.
+pub fn counts(entries: &[(&str, u64)]) -> String {
+    if entries.is_empty() {
+        return "none".into();
+    }
+    entries
+        .iter()
+        .map(|(what, n)| format!("{what} ×{n}"))
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 fn truncate(s: &str, n: usize) -> String {

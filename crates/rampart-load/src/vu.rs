@@ -15,6 +15,7 @@ use hyper_util::rt::TokioExecutor;
 use rand::Rng;
 use tokio::sync::Semaphore;
 
+use crate::failure::{Failed, Failure};
 use crate::http1::Conn;
 use crate::plan::{BodySpec, Check, Feeder, Scenario, Source, Think};
 use crate::recorder::{Sample, Samples};
@@ -87,6 +88,18 @@ pub struct Vu {
     vars: HashMap<String, String>,
     conn: Option<(String, Conn)>,
     h2: Option<(String, hyper::client::conn::http2::SendRequest<Full<Bytes>>)>,
+    /// Whether the step under way is still connecting (so a timeout then
+    /// is a connect timeout).
+    connecting: bool,
+}
+
+/// A whole response as a step sees it.
+struct Answer {
+    status: u16,
+    headers: http::HeaderMap,
+    body: Bytes,
+    bytes_sent: u64,
+    bytes_received: u64,
 }
 
 impl Vu {
@@ -98,6 +111,7 @@ impl Vu {
             vars: HashMap::new(),
             conn: None,
             h2: None,
+            connecting: false,
         }
     }
 
@@ -124,30 +138,41 @@ impl Vu {
                 ),
             };
             let sent = Instant::now();
+            self.connecting = false;
             let outcome = match uri {
                 Ok(uri) => tokio::time::timeout(step.timeout, self.exchange(ctx, step, uri)).await,
-                Err(e) => Ok(Err(e)),
+                Err(e) => Ok(Err(Failed::new(Failure::BadRequest, e))),
             };
             let done = Instant::now();
-            let (status, headers, body) = match outcome {
-                Ok(Ok(r)) => r,
-                Ok(Err(_)) | Err(_) => {
+            let (answer, failure) = match outcome {
+                Ok(Ok(answer)) => (answer, None),
+                Ok(Err(failed)) => {
                     self.conn = None;
-                    (0, http::HeaderMap::new(), Bytes::new())
+                    (Answer::none(), Some(failed.failure))
+                }
+                Err(_) => {
+                    self.conn = None;
+                    let failure = if self.connecting {
+                        Failure::ConnectTimeout
+                    } else {
+                        Failure::RequestTimeout
+                    };
+                    (Answer::none(), Some(failure))
                 }
             };
+            let (status, headers, body) = (answer.status, &answer.headers, &answer.body);
             let elapsed = done - sent;
             let mut passed = 0;
-            let mut failed = 0;
-            for check in &step.checks {
-                if status != 0 && check_ok(check, status, &body, elapsed) {
+            let mut failed_checks = 0u64;
+            for (i, check) in step.checks.iter().enumerate() {
+                if status != 0 && check_ok(check, status, body, elapsed) {
                     passed += 1;
                 } else {
-                    failed += 1;
+                    failed_checks |= 1 << i.min(63);
                 }
             }
             for (var, source) in &step.extract {
-                if let Some(v) = extract(source, &headers, &body) {
+                if let Some(v) = extract(source, headers, body) {
                     self.vars.insert(var.clone(), v);
                 }
             }
@@ -156,10 +181,13 @@ impl Vu {
                 step: index,
                 latency_us: (done - step_start.min(sent)).as_micros() as u64,
                 service_us: elapsed.as_micros() as u64,
-                failed: status == 0 || status >= 400,
+                status,
+                failure,
                 checks_passed: passed,
-                checks_failed: failed,
-                cache_hit: cache_hit(&headers),
+                checks_failed: failed_checks,
+                cache_hit: cache_hit(headers),
+                bytes_sent: answer.bytes_sent,
+                bytes_received: answer.bytes_received,
             };
             ctx.samples.push(self.id, sample);
             if let Some(think) = step.think {
@@ -193,8 +221,11 @@ impl Vu {
         ctx: &ScenarioCtx,
         step: &crate::plan::Step,
         uri: Uri,
-    ) -> Result<(u16, http::HeaderMap, Bytes), String> {
-        let authority = uri.authority().ok_or("URL without host")?.to_string();
+    ) -> Result<Answer, Failed> {
+        let authority = uri
+            .authority()
+            .ok_or_else(|| Failed::new(Failure::BadRequest, "URL without host"))?
+            .to_string();
         let mut headers = http::HeaderMap::with_capacity(step.headers.len() + 1);
         for (name, value) in &step.headers {
             let rendered = if value.is_static() {
@@ -217,48 +248,52 @@ impl Vu {
                 Bytes::from(render_json(v, &self.vars).to_string())
             }
         };
+        let bytes_sent = request_size(&step.method, &uri, &headers, body.len());
         match &ctx.transport {
             Transport::Pool(client, slots) => {
-                let _slot = slots.acquire().await.map_err(|e| e.to_string())?;
-                let mut req = Request::builder()
-                    .method(step.method.clone())
-                    .uri(uri)
-                    .body(Full::new(body))
-                    .map_err(|e| e.to_string())?;
-                *req.headers_mut() = headers;
-                let resp = client.request(req).await.map_err(|e| e.to_string())?;
-                read(resp).await
+                let _slot = slots
+                    .acquire()
+                    .await
+                    .map_err(|e| Failed::new(Failure::BadRequest, e.to_string()))?;
+                let req = request(step, uri, headers, body)?;
+                let resp = client.request(req).await.map_err(hyper_failed)?;
+                read(resp, bytes_sent).await
             }
             Transport::H2PerUser => {
                 let reusable =
                     matches!(&self.h2, Some((a, c)) if *a == authority && !c.is_closed());
                 if !reusable {
+                    self.connecting = true;
                     let stream = tokio::net::TcpStream::connect(&authority)
                         .await
-                        .map_err(|e| format!("connect {authority}: {e}"))?;
+                        .map_err(|e| {
+                            Failed::new(
+                                Failure::of_connect(&e),
+                                format!("connect {authority}: {e}"),
+                            )
+                        })?;
                     let _ = stream.set_nodelay(true);
                     let (sender, conn) = hyper::client::conn::http2::handshake(
                         TokioExecutor::new(),
                         hyper_util::rt::TokioIo::new(stream),
                     )
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(hyper_failed)?;
+                    self.connecting = false;
                     tokio::spawn(async move {
                         let _ = conn.await;
                     });
                     self.h2 = Some((authority.clone(), sender));
                 }
-                let (_, sender) = self.h2.as_mut().ok_or("no connection")?;
-                let mut req = Request::builder()
-                    .method(step.method.clone())
-                    .uri(uri)
-                    .body(Full::new(body))
-                    .map_err(|e| e.to_string())?;
-                *req.headers_mut() = headers;
+                let (_, sender) = self
+                    .h2
+                    .as_mut()
+                    .ok_or_else(|| Failed::new(Failure::Closed, "no connection"))?;
+                let req = request(step, uri, headers, body)?;
                 let sent = async {
-                    sender.ready().await.map_err(|e| e.to_string())?;
-                    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-                    read(resp).await
+                    sender.ready().await.map_err(hyper_failed)?;
+                    let resp = sender.send_request(req).await.map_err(hyper_failed)?;
+                    read(resp, bytes_sent).await
                 };
                 let result = sent.await;
                 if result.is_err() {
@@ -271,23 +306,36 @@ impl Vu {
                 let reusable =
                     matches!(&self.conn, Some((a, c)) if *a == authority && c.reusable());
                 if !reusable {
+                    self.connecting = true;
                     self.conn = Some((authority.clone(), Conn::connect(&authority).await?));
+                    self.connecting = false;
                 }
-                let (_, conn) = self.conn.as_mut().ok_or("no connection")?;
+                let (_, conn) = self
+                    .conn
+                    .as_mut()
+                    .ok_or_else(|| Failed::new(Failure::Closed, "no connection"))?;
                 let mut sent = conn
                     .send(&step.method, target, &authority, &headers, &body, KEEP_BODY)
                     .await;
                 if sent.is_err() && conn.may_retry() {
                     // The server closed the kept-alive connection as the
                     // request went out: once more on a new connection.
+                    self.connecting = true;
                     let mut fresh = Conn::connect(&authority).await?;
+                    self.connecting = false;
                     sent = fresh
                         .send(&step.method, target, &authority, &headers, &body, KEEP_BODY)
                         .await;
                     *conn = fresh;
                 }
                 match sent {
-                    Ok(r) => Ok((r.status, r.headers, r.body)),
+                    Ok(r) => Ok(Answer {
+                        status: r.status,
+                        headers: r.headers,
+                        body: r.body,
+                        bytes_sent: r.bytes_sent,
+                        bytes_received: r.bytes_received,
+                    }),
                     Err(e) => {
                         self.conn = None;
                         Err(e)
@@ -298,21 +346,79 @@ impl Vu {
     }
 }
 
-async fn read<B>(resp: http::Response<B>) -> Result<(u16, http::HeaderMap, Bytes), String>
+impl Answer {
+    /// No response at all.
+    fn none() -> Self {
+        Self {
+            status: 0,
+            headers: http::HeaderMap::new(),
+            body: Bytes::new(),
+            bytes_sent: 0,
+            bytes_received: 0,
+        }
+    }
+}
+
+/// A step's request for hyper's clients.
+fn request(
+    step: &crate::plan::Step,
+    uri: Uri,
+    headers: http::HeaderMap,
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, Failed> {
+    let mut req = Request::builder()
+        .method(step.method.clone())
+        .uri(uri)
+        .body(Full::new(body))
+        .map_err(|e| Failed::new(Failure::BadRequest, e.to_string()))?;
+    *req.headers_mut() = headers;
+    Ok(req)
+}
+
+fn hyper_failed<E: std::error::Error + 'static>(e: E) -> Failed {
+    Failed::new(Failure::of_hyper(&e), e.to_string())
+}
+
+/// The size of a request as HTTP/1.1 writes it (hyper's clients do not
+/// count what they send; HTTP/2 compresses headers, so this is an upper
+/// bound there).
+fn request_size(method: &http::Method, uri: &Uri, headers: &http::HeaderMap, body: usize) -> u64 {
+    let target = uri.path_and_query().map_or(1, |p| p.as_str().len());
+    let head = method.as_str().len() + target + 12 + header_size(headers) + 2;
+    (head + body) as u64
+}
+
+/// Header fields' size as HTTP/1.1 writes them.
+fn header_size(headers: &http::HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum()
+}
+
+async fn read<B>(resp: http::Response<B>, bytes_sent: u64) -> Result<Answer, Failed>
 where
     B: hyper::body::Body<Data = Bytes> + Unpin,
-    B::Error: std::fmt::Display,
+    B::Error: std::error::Error + 'static,
 {
     let (parts, mut body) = resp.into_parts();
     let mut kept: Vec<u8> = Vec::new();
+    let mut received = 17 + header_size(&parts.headers) as u64;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| e.to_string())?;
+        let frame = frame.map_err(hyper_failed)?;
         if let Ok(data) = frame.into_data() {
+            received += data.len() as u64;
             let room = KEEP_BODY.saturating_sub(kept.len());
             kept.extend_from_slice(&data[..data.len().min(room)]);
         }
     }
-    Ok((parts.status.as_u16(), parts.headers, Bytes::from(kept)))
+    Ok(Answer {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body: Bytes::from(kept),
+        bytes_sent,
+        bytes_received: received,
+    })
 }
 
 /// Whether a check passes.

@@ -419,3 +419,145 @@ steps = [
         "a POST the server may have acted on is never sent twice"
     );
 }
+
+/// A target that drops every connection once it has read a request: with
+/// `reset`, abortively (RST), else with a plain close (FIN).
+async fn dropping(reset: bool) -> std::net::SocketAddr {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                if reset {
+                    let _ = stream.set_zero_linger();
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Every output says what went wrong: responses by status code, failures by
+/// reason (no response at all, 4xx, 5xx, a failed check by name), per step
+/// and in all, with the bytes sent and received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_went_wrong_is_counted_by_status_and_reason() {
+    let origin = Origin::start(|req| async move {
+        match req.uri.as_str() {
+            "/unavailable" => respond(503, &[], "busy"),
+            "/missing" => respond(404, &[], "no such thing"),
+            "/stalled" => std::future::pending().await,
+            _ => respond(200, &[], "fine"),
+        }
+    })
+    .await;
+    let (closing, resetting) = (dropping(false).await, dropping(true).await);
+    let p = plan(&format!(
+        r#"
+base_url = "http://{}"
+[[scenarios]]
+name = "mixed"
+executor = "constant-vus"
+vus = 2
+duration = "1s"
+flow = "mixed"
+[[flows]]
+name = "mixed"
+steps = [
+  {{ name = "ok", url = "/ok" }},
+  {{ name = "unavailable", url = "/unavailable", checks = {{ status = 200 }} }},
+  {{ name = "missing", url = "/missing" }},
+  {{ name = "closed", url = "http://{closing}/x" }},
+  {{ name = "reset", url = "http://{resetting}/x" }},
+  {{ name = "refused", url = "http://127.0.0.1:1/x" }},
+  {{ name = "stalled", url = "/stalled", timeout = "100ms" }},
+]
+"#,
+        origin.addr
+    ));
+    let report = run(&p, &RunOptions::default(), |_| {}).await.unwrap();
+    let by = |n: &str| report.steps.iter().find(|s| s.step == n).unwrap().clone();
+    let counts = |m: &std::collections::BTreeMap<String, u64>| -> Vec<(String, u64)> {
+        m.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    };
+    let ok = by("ok");
+    assert!(ok.requests > 0);
+    assert_eq!(counts(&ok.statuses), [("200".to_string(), ok.requests)]);
+    assert!(ok.errors.is_empty(), "{:?}", ok.errors);
+    assert!(ok.bytes_sent >= ok.requests * "GET /ok HTTP/1.1\r\n".len() as u64);
+    assert!(ok.bytes_received >= ok.requests * "HTTP/1.1 200 OK\r\n\r\nfine".len() as u64);
+
+    let unavailable = by("unavailable");
+    let n = unavailable.requests;
+    assert_eq!(counts(&unavailable.statuses), [("503".to_string(), n)]);
+    assert_eq!(
+        counts(&unavailable.errors),
+        [
+            (
+                "check failed: status in [200] (mixed/unavailable)".to_string(),
+                n
+            ),
+            ("http 5xx".to_string(), n),
+        ]
+    );
+    let missing = by("missing");
+    assert_eq!(
+        counts(&missing.errors),
+        [("http 4xx".to_string(), missing.requests)]
+    );
+    for (step, reason) in [
+        ("closed", "closed"),
+        ("reset", "reset"),
+        ("refused", "connect refused"),
+        ("stalled", "request timeout"),
+    ] {
+        let s = by(step);
+        assert!(s.requests > 0, "{step}");
+        assert!(s.statuses.is_empty(), "{step}: {:?}", s.statuses);
+        assert_eq!(
+            counts(&s.errors),
+            [(reason.to_string(), s.requests)],
+            "{step}"
+        );
+    }
+    let all = &report.overall;
+    let counted: u64 = all.statuses.values().sum::<u64>()
+        + ["closed", "reset", "connect refused", "request timeout"]
+            .iter()
+            .map(|r| all.errors[*r])
+            .sum::<u64>();
+    assert_eq!(counted, all.requests, "every request is counted once");
+    let per_second: u64 = report
+        .series
+        .iter()
+        .map(|p| p.classes.values().sum::<u64>() + p.errors.values().sum::<u64>())
+        .sum();
+    assert_eq!(per_second, all.requests, "and once in the series");
+
+    let summary = rampart_load::summary::render(&report);
+    for shown in [
+        "503 ×",
+        "404 ×",
+        "connect refused ×",
+        "request timeout ×",
+        "check failed: status in [200] (mixed/unavailable) ×",
+        "data:",
+    ] {
+        assert!(
+            summary.contains(shown),
+            "the summary shows {shown:?}:\n{summary}"
+        );
+    }
+    let html = rampart_load::html::render(&report, "t");
+    assert!(
+        html.contains("What went wrong") && html.contains("reset ×"),
+        "{html}"
+    );
+    let json = serde_json::to_string(&report).unwrap();
+    let back: rampart_load::Report = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.overall.errors, report.overall.errors);
+    assert_eq!(back.schema, "rampart-load/2");
+}

@@ -256,12 +256,12 @@ fn read_report(path: &Path) -> Result<Report, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let report: Report = serde_json::from_str(&text)
         .map_err(|e| format!("{}: line {}: {e}", path.display(), e.line()))?;
-    if report.schema != rampart_load::report::SCHEMA {
+    if !rampart_load::report::READABLE.contains(&report.schema.as_str()) {
         return Err(format!(
-            "{}: schema {:?}, expected {:?}",
+            "{}: schema {:?}, expected one of {:?}",
             path.display(),
             report.schema,
-            rampart_load::report::SCHEMA
+            rampart_load::report::READABLE
         ));
     }
     Ok(report)

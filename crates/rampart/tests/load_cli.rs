@@ -299,16 +299,10 @@ fn report_with_us(samples_ms: &[u64], duration_s: f64) -> Report {
         h.record(*us).unwrap();
     }
     let stats = |scenario: &str, step: &str| Stats {
-        scenario: scenario.into(),
-        step: step.into(),
         requests: samples_ms.len() as u64,
-        failures: 0,
-        checks_passed: 0,
-        checks_failed: 0,
-        cache_hits: 0,
-        cache_reported: 0,
         latency: Latency::from_histogram(&h),
         service: Latency::from_histogram(&h),
+        ..Stats::empty(scenario, step)
     };
     Report {
         schema: SCHEMA.into(),
