@@ -130,6 +130,15 @@ impl Template {
         })
     }
 
+    /// Text taken as it is, with no holes (a value typed on a command
+    /// line, say, where `{{` means itself).
+    pub fn literal(text: &str) -> Self {
+        Self {
+            source: text.to_string(),
+            parts: vec![Part::Literal(text.to_string())],
+        }
+    }
+
     /// Parses `text` written with `{name}` holes (config templates).
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
         Self::parse_with(text, Syntax::Braces)

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::plan::{stage_value, Executor, Plan, Scenario};
 use crate::recorder::{record, Counters, Live, Names, Samples};
 use crate::report::{Generator, Report, SCHEMA};
+use crate::tls::{Tls, TlsOptions};
 use crate::vu::{ScenarioCtx, Transport, Vu};
 
 /// Iterations starting this much after their scheduled time count as late.
@@ -25,6 +26,8 @@ pub struct RunOptions {
     /// those in flight finish, and the report covers what ran, marked
     /// interrupted.
     pub interrupt: Option<Arc<AtomicBool>>,
+    /// How `https://` targets are verified.
+    pub tls: TlsOptions,
 }
 
 /// Why a run could not start.
@@ -53,6 +56,16 @@ fn segment(s: &Scenario, index: u32, count: u32) -> Scenario {
         Executor::ConstantVus { vus, duration } => Executor::ConstantVus {
             vus: share(*vus).max(1),
             duration: *duration,
+        },
+        Executor::SharedIterations {
+            vus,
+            iterations,
+            max_duration,
+        } => Executor::SharedIterations {
+            vus: share(*vus).max(1),
+            iterations: iterations / u64::from(count)
+                + u64::from(u64::from(index) <= iterations % u64::from(count)),
+            max_duration: *max_duration,
         },
         Executor::RampingVus { start_vus, stages } => Executor::RampingVus {
             start_vus: share(*start_vus),
@@ -102,7 +115,7 @@ pub async fn preflight(plan: &Plan, opts: &RunOptions) -> Result<Option<String>,
         .scenarios
         .iter()
         .flat_map(|s| s.steps.iter())
-        .any(|st| !crate::template::render(&st.url, &Default::default()).starts_with("http://"));
+        .any(|st| !crate::vu::is_absolute(&crate::template::render(&st.url, &Default::default())));
     if relative && base.is_none() {
         return Err(RunError::Plan("steps use relative URLs but no base_url is set: add base_url to the scenario file or pass --base-url".into()));
     }
@@ -110,7 +123,14 @@ pub async fn preflight(plan: &Plan, opts: &RunOptions) -> Result<Option<String>,
         let uri: http::Uri = b
             .parse()
             .map_err(|e| RunError::Plan(format!("invalid base URL {b:?}: {e}")))?;
-        let authority = uri.authority().map(|a| a.to_string()).unwrap_or_default();
+        let port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
+        let authority = format!("{}:{port}", uri.host().unwrap_or_default());
         let reachable = tokio::time::timeout(
             Duration::from_secs(3),
             tokio::net::TcpStream::connect(&authority),
@@ -206,11 +226,25 @@ pub async fn run(
     let monitor_stop = Arc::new(AtomicBool::new(false));
     let monitor = tokio::spawn(monitor(Arc::clone(&monitor_stop)));
 
+    let https = base.as_deref().is_some_and(|b| b.starts_with("https://"))
+        || scenarios
+            .iter()
+            .flat_map(|s| s.steps.iter())
+            .any(|st| st.url.source.starts_with("https://"));
+    let tls = |alpn: &[u8]| -> Result<Option<Tls>, RunError> {
+        https
+            .then(|| Tls::new(&opts.tls, alpn).map_err(|e| RunError::Plan(format!("TLS: {e}"))))
+            .transpose()
+    };
+    let (tls_h1, tls_h2) = (tls(b"http/1.1")?, tls(b"h2")?);
+    // Said in the report, where the numbers are read.
+    let insecure_warning = https && opts.tls.insecure;
     let mut tasks = Vec::new();
     for (index, scenario) in scenarios.into_iter().enumerate() {
-        let h2c = scenario.protocol == crate::plan::Protocol::H2c;
-        let transport = match (scenario.pool, h2c) {
-            (Some(n), _) => Transport::pool(n, h2c),
+        let h2 = scenario.protocol == crate::plan::Protocol::H2c;
+        let tls = if h2 { tls_h2.clone() } else { tls_h1.clone() };
+        let transport = match (scenario.pool, h2) {
+            (Some(n), _) => Transport::pool(n, h2, tls.as_ref()),
             (None, true) => Transport::H2PerUser,
             (None, false) => Transport::PerUser,
         };
@@ -231,6 +265,7 @@ pub async fn run(
             base_url: base.clone(),
             samples: Arc::clone(&samples),
             transport,
+            tls,
             next_row: AtomicU64::new(0),
         });
         tasks.push(tokio::spawn(run_scenario(
@@ -250,6 +285,11 @@ pub async fn run(
         .await
         .map_err(|e| RunError::Plan(format!("recorder failed: {e}")))?;
     let mut generator = monitor.await.unwrap_or_default();
+    if insecure_warning {
+        generator
+            .warnings
+            .push("--insecure: the target's TLS certificate was not verified".into());
+    }
     if aborted.load(Ordering::Relaxed) {
         generator
             .warnings
@@ -314,6 +354,20 @@ async fn run_scenario(
     match ctx.scenario.executor.clone() {
         Executor::ConstantVus { vus, .. } => {
             closed(ctx, vus, counters, running, |_, _| true).await;
+        }
+        Executor::SharedIterations {
+            vus, iterations, ..
+        } => {
+            // Each user claims the next iteration as it loops (closed()
+            // asks `running` once per iteration); none is left, it stops.
+            let left = Arc::new(AtomicU64::new(iterations));
+            let claim = move || {
+                running()
+                    && left
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                        .is_ok()
+            };
+            closed(ctx, vus, counters, claim, |_, _| true).await;
         }
         Executor::RampingVus { start_vus, stages } => {
             let max = ctx.scenario.executor.max_users();

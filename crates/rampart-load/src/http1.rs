@@ -7,10 +7,14 @@
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::failure::{Failed, Failure};
+use crate::tls::Tls;
 
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
@@ -32,9 +36,81 @@ pub struct Response {
     pub bytes_received: u64,
 }
 
-/// One keep-alive connection (over TCP, or any byte stream).
+/// A connection's bytes: plain TCP, or TLS over it.
 #[derive(Debug)]
-pub struct Conn<S = TcpStream> {
+pub enum Stream {
+    /// `http://`.
+    Plain(TcpStream),
+    /// `https://`.
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// The TCP connection under it.
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref().0,
+        }
+    }
+
+    /// Connects to `address` (`host:port`), with TLS for `host` when `tls`
+    /// is given.
+    pub async fn connect(address: &str, tls: Option<(&Tls, &str)>) -> Result<Self, Failed> {
+        let stream = TcpStream::connect(address)
+            .await
+            .map_err(|e| Failed::new(Failure::of_connect(&e), format!("connect {address}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        match tls {
+            None => Ok(Stream::Plain(stream)),
+            Some((tls, host)) => Ok(Stream::Tls(Box::new(tls.handshake(host, stream).await?))),
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// One keep-alive connection (over TCP or TLS, or any byte stream).
+#[derive(Debug)]
+pub struct Conn<S = Stream> {
     stream: S,
     buf: BytesMut,
     out: Vec<u8>,
@@ -50,13 +126,9 @@ pub struct Conn<S = TcpStream> {
 }
 
 impl Conn {
-    /// Connects to `authority` (`host:port`).
+    /// Connects to `authority` (`host:port`) over plain TCP.
     pub async fn connect(authority: &str) -> Result<Self, Failed> {
-        let stream = TcpStream::connect(authority).await.map_err(|e| {
-            Failed::new(Failure::of_connect(&e), format!("connect {authority}: {e}"))
-        })?;
-        let _ = stream.set_nodelay(true);
-        Ok(Self::over(stream))
+        Ok(Self::over(Stream::connect(authority, None).await?))
     }
 
     /// Whether another request may be sent on it: the last exchange left
@@ -69,9 +141,11 @@ impl Conn {
         if !self.reusable {
             return false;
         }
-        let mut probe = [0u8; 1];
-        match self.stream.try_read(&mut probe) {
-            // Closed by the server (0) or unsolicited bytes (such as a 408).
+        // A peek: TLS records must stay for the TLS layer to read.
+        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        match socket2::SockRef::from(self.stream.tcp()).peek(&mut probe) {
+            // Closed by the server (0) or unsolicited bytes (such as a 408
+            // or a TLS close_notify).
             Ok(_) => false,
             Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
         }

@@ -20,6 +20,7 @@ pub mod report;
 pub mod summary;
 pub mod template;
 pub mod threshold;
+pub mod tls;
 pub mod vu;
 
 pub use engine::{run, RunError, RunOptions};

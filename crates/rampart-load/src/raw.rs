@@ -51,6 +51,8 @@ pub struct RawScenario {
     pub start_after: Option<Dur>,
     pub vus: Option<u32>,
     pub duration: Option<Dur>,
+    pub iterations: Option<u64>,
+    pub max_duration: Option<Dur>,
     pub start_vus: Option<u32>,
     pub stages: Option<Vec<RawStage>>,
     pub rate: Option<f64>,

@@ -16,10 +16,11 @@ use rand::Rng;
 use tokio::sync::Semaphore;
 
 use crate::failure::{Failed, Failure};
-use crate::http1::Conn;
+use crate::http1::{Conn, Stream};
 use crate::plan::{BodySpec, Check, Feeder, Scenario, Source, Think};
 use crate::recorder::{Sample, Samples};
 use crate::template::render_json;
+use crate::tls::Tls;
 
 /// Bytes of a response body kept for checks and extraction; the rest is read
 /// and counted but not kept, so huge bodies cost no memory.
@@ -30,22 +31,35 @@ const KEEP_BODY: usize = 1 << 20;
 pub enum Transport {
     /// One keep-alive connection per user.
     PerUser,
-    /// One HTTP/2 (h2c) connection per user.
+    /// One HTTP/2 connection per user (h2c, or h2 by ALPN over TLS).
     H2PerUser,
     /// A shared pool of keep-alive connections, at most this many in use.
-    Pool(
-        Box<Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>>,
-        Arc<Semaphore>,
-    ),
+    Pool(Box<PoolClient>, Arc<Semaphore>),
 }
 
+/// hyper's pooled client, for `http://` and `https://`.
+pub type PoolClient = Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
+
 impl Transport {
-    /// A shared pool of `size` connections.
-    pub fn pool(size: u32, h2c: bool) -> Self {
+    /// A shared pool of `size` connections (HTTP/2 only with `h2`), with
+    /// `tls` for `https://` URLs.
+    pub fn pool(size: u32, h2: bool, tls: Option<&Tls>) -> Self {
+        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls.map_or_else(Tls::unused_config, Tls::config))
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(size as usize)
-            .http2_only(h2c)
-            .build_http();
+            .http2_only(h2)
+            .build(connector);
         Transport::Pool(
             Box::new(client),
             Arc::new(Semaphore::new(size.max(1) as usize)),
@@ -53,9 +67,14 @@ impl Transport {
     }
 }
 
+/// Whether a step's URL is absolute (`http://` or `https://`).
+pub fn is_absolute(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
+
 /// The absolute URI of a step: an `http://` URL as it is, a path under the base URL.
 pub fn full_uri(base: Option<&str>, url: &str) -> Result<Uri, String> {
-    let full = if url.starts_with("http://") {
+    let full = if is_absolute(url) {
         url.to_string()
     } else {
         format!("{}{url}", base.unwrap_or(""))
@@ -77,6 +96,8 @@ pub struct ScenarioCtx {
     pub samples: Arc<Samples>,
     /// Connections.
     pub transport: Transport,
+    /// TLS for `https://` URLs (`None`: the plan has none).
+    pub tls: Option<Tls>,
     /// Next feeder row (sequential order).
     pub next_row: AtomicU64,
 }
@@ -86,6 +107,7 @@ pub struct Vu {
     id: u64,
     iteration: u64,
     vars: HashMap<String, String>,
+    /// The open HTTP/1.1 connection: its origin (scheme and authority).
     conn: Option<(String, Conn)>,
     h2: Option<(String, hyper::client::conn::http2::SendRequest<Full<Bytes>>)>,
     /// Whether the step under way is still connecting (so a timeout then
@@ -225,7 +247,33 @@ impl Vu {
         let authority = uri
             .authority()
             .ok_or_else(|| Failed::new(Failure::BadRequest, "URL without host"))?
-            .to_string();
+            .as_str();
+        let https = uri.scheme_str() == Some("https");
+        // Connections are kept per origin: scheme and authority.
+        let origin = if https {
+            format!("https://{authority}")
+        } else {
+            authority.to_string()
+        };
+        let address = match uri.port_u16() {
+            Some(_) => authority.to_string(),
+            None => format!(
+                "{}:{}",
+                uri.host().unwrap_or_default(),
+                if https { 443 } else { 80 }
+            ),
+        };
+        let host = uri.host().unwrap_or_default();
+        let tls = match (https, &ctx.tls) {
+            (false, _) => None,
+            (true, Some(tls)) => Some((tls, host)),
+            (true, None) => {
+                return Err(Failed::new(
+                    Failure::Tls,
+                    "an https:// URL in a run set up without TLS",
+                ))
+            }
+        };
         let mut headers = http::HeaderMap::with_capacity(step.headers.len() + 1);
         for (name, value) in &step.headers {
             let rendered = if value.is_static() {
@@ -241,6 +289,7 @@ impl Vu {
         let body = match &step.body {
             None => Bytes::new(),
             Some(BodySpec::Text(t)) => Bytes::from(crate::template::render(t, &self.vars)),
+            Some(BodySpec::Raw(bytes)) => bytes.clone(),
             Some(BodySpec::Json(v)) => {
                 if !headers.contains_key(CONTENT_TYPE) {
                     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -260,19 +309,10 @@ impl Vu {
                 read(resp, bytes_sent).await
             }
             Transport::H2PerUser => {
-                let reusable =
-                    matches!(&self.h2, Some((a, c)) if *a == authority && !c.is_closed());
+                let reusable = matches!(&self.h2, Some((a, c)) if *a == origin && !c.is_closed());
                 if !reusable {
                     self.connecting = true;
-                    let stream = tokio::net::TcpStream::connect(&authority)
-                        .await
-                        .map_err(|e| {
-                            Failed::new(
-                                Failure::of_connect(&e),
-                                format!("connect {authority}: {e}"),
-                            )
-                        })?;
-                    let _ = stream.set_nodelay(true);
+                    let stream = Stream::connect(&address, tls).await?;
                     let (sender, conn) = hyper::client::conn::http2::handshake(
                         TokioExecutor::new(),
                         hyper_util::rt::TokioIo::new(stream),
@@ -283,7 +323,7 @@ impl Vu {
                     tokio::spawn(async move {
                         let _ = conn.await;
                     });
-                    self.h2 = Some((authority.clone(), sender));
+                    self.h2 = Some((origin, sender));
                 }
                 let (_, sender) = self
                     .h2
@@ -303,11 +343,11 @@ impl Vu {
             }
             Transport::PerUser => {
                 let target = uri.path_and_query().map_or("/", |p| p.as_str());
-                let reusable =
-                    matches!(&self.conn, Some((a, c)) if *a == authority && c.reusable());
+                let reusable = matches!(&self.conn, Some((a, c)) if *a == origin && c.reusable());
                 if !reusable {
                     self.connecting = true;
-                    self.conn = Some((authority.clone(), Conn::connect(&authority).await?));
+                    let stream = Stream::connect(&address, tls).await?;
+                    self.conn = Some((origin, Conn::over(stream)));
                     self.connecting = false;
                 }
                 let (_, conn) = self
@@ -315,16 +355,16 @@ impl Vu {
                     .as_mut()
                     .ok_or_else(|| Failed::new(Failure::Closed, "no connection"))?;
                 let mut sent = conn
-                    .send(&step.method, target, &authority, &headers, &body, KEEP_BODY)
+                    .send(&step.method, target, authority, &headers, &body, KEEP_BODY)
                     .await;
                 if sent.is_err() && conn.may_retry() {
                     // The server closed the kept-alive connection as the
                     // request went out: once more on a new connection.
                     self.connecting = true;
-                    let mut fresh = Conn::connect(&authority).await?;
+                    let mut fresh = Conn::over(Stream::connect(&address, tls).await?);
                     self.connecting = false;
                     sent = fresh
-                        .send(&step.method, target, &authority, &headers, &body, KEEP_BODY)
+                        .send(&step.method, target, authority, &headers, &body, KEEP_BODY)
                         .await;
                     *conn = fresh;
                 }

@@ -5,14 +5,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rampart_load::{compare as cmp, html, report::Report, summary, RunOptions};
 
 /// Arguments of `rampart load`.
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
-    /// The scenario file (TOML); omit it with --url.
-    scenario: Option<PathBuf>,
+    /// A scenario file (TOML), or a URL to load at once, as with oha or hey
+    /// (`rampart load http://127.0.0.1:8080/ -c 50 -z 30s`).
+    target: Option<String>,
     /// Write the JSON report here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -32,25 +34,131 @@ pub struct LoadArgs {
     /// Run shard I of N (`--segment 2/4`): this generator's share of every scenario.
     #[arg(long, value_parser = parse_segment)]
     segment: Option<(u32, u32)>,
-    /// Quick mode: the URL to load.
-    #[arg(long, conflicts_with = "scenario")]
+    /// Quick mode: the URL to load (the same as giving it first).
+    #[arg(long, conflicts_with = "target")]
     url: Option<String>,
-    /// Quick mode: requests per second (open model).
-    #[arg(long, requires = "url")]
+    /// Quick mode: connections, each a user sending its next request when
+    /// the last is answered (closed model) [default: 50].
+    #[arg(short = 'c', long, visible_alias = "vus")]
+    connections: Option<u32>,
+    /// Quick mode: requests in all, shared by the connections; the run ends
+    /// when they are answered.
+    #[arg(short = 'n', long)]
+    requests: Option<u64>,
+    /// Quick mode: requests per second in all, started on schedule whether
+    /// or not answers keep up (open model; latency counts from the
+    /// schedule).
+    #[arg(short = 'q', long)]
     rate: Option<f64>,
-    /// Quick mode: users looping as fast as they can (closed model).
-    #[arg(long, requires = "url")]
-    vus: Option<u32>,
-    /// How long: in quick mode the run (default 10s); with a scenario file,
-    /// the whole profile fitted into this time (stages, ramp-ups and start
-    /// delays shrink or grow in proportion; rates and users stay).
-    #[arg(long)]
+    /// How long: in quick mode the run (default 10s unless -n); with a
+    /// scenario file, the whole profile fitted into this time (stages,
+    /// ramp-ups and start delays shrink or grow in proportion; rates and
+    /// users stay).
+    #[arg(short = 'z', long)]
     duration: Option<String>,
+    /// Quick mode: the method.
+    #[arg(short = 'm', long)]
+    method: Option<String>,
+    /// Quick mode: a request header, `-H "Name: value"` (repeatable).
+    #[arg(short = 'H', long = "header")]
+    headers: Vec<String>,
+    /// Quick mode: the request body.
+    #[arg(short = 'd', long = "body", conflicts_with = "body_file")]
+    body: Option<String>,
+    /// Quick mode: the request body, read from a file.
+    #[arg(short = 'D', long = "body-file")]
+    body_file: Option<PathBuf>,
+    /// Quick mode: each request's deadline [default: 30s].
+    #[arg(long)]
+    timeout: Option<String>,
+    /// Quick mode: HTTP/2 (h2c with prior knowledge on http://, ALPN h2
+    /// on https://).
+    #[arg(long)]
+    http2: bool,
+    /// Do not verify https:// targets' certificates (said in the report).
+    #[arg(long, conflicts_with = "cacert")]
+    insecure: bool,
+    /// Trust the PEM certificates in this file for https:// targets,
+    /// besides the system's.
+    #[arg(long)]
+    cacert: Option<PathBuf>,
     /// Multiply every scenario's users and rates by this factor (2 = twice
     /// the profile's load), to find how much more than planned still meets
     /// the thresholds.
     #[arg(long, value_parser = parse_factor)]
     load_factor: Option<f64>,
+}
+
+impl LoadArgs {
+    /// The quick-mode options given, by flag (each is an error with a
+    /// scenario file).
+    fn quick_flags(&self) -> Vec<&'static str> {
+        [
+            ("-c", self.connections.is_some()),
+            ("-n", self.requests.is_some()),
+            ("-q", self.rate.is_some()),
+            ("-m", self.method.is_some()),
+            ("-H", !self.headers.is_empty()),
+            ("-d", self.body.is_some()),
+            ("-D", self.body_file.is_some()),
+            ("--timeout", self.timeout.is_some()),
+            ("--http2", self.http2),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect()
+    }
+
+    /// The quick run these arguments ask for.
+    fn quick(
+        &self,
+        url: &str,
+        duration: Option<Duration>,
+    ) -> Result<rampart_load::plan::Quick, String> {
+        let method = match &self.method {
+            None => http::Method::GET,
+            Some(m) => http::Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                .map_err(|_| format!("-m {m}: not a method"))?,
+        };
+        let mut headers = Vec::with_capacity(self.headers.len());
+        for h in &self.headers {
+            let (name, value) = h
+                .split_once(':')
+                .ok_or_else(|| format!("-H {h:?}: write it as \"Name: value\""))?;
+            let name = http::HeaderName::from_bytes(name.trim().as_bytes())
+                .map_err(|_| format!("-H {h:?}: {:?} is not a header name", name.trim()))?;
+            let value = http::HeaderValue::from_str(value.trim())
+                .map_err(|_| format!("-H {h:?}: the value is not a header value"))?;
+            headers.push((name, value));
+        }
+        let body = match (&self.body, &self.body_file) {
+            (Some(text), _) => Some(bytes::Bytes::from(text.clone())),
+            (None, Some(path)) => Some(bytes::Bytes::from(
+                std::fs::read(path).map_err(|e| format!("-D {}: {e}", path.display()))?,
+            )),
+            (None, None) => None,
+        };
+        let timeout = match &self.timeout {
+            None => Duration::from_secs(30),
+            Some(t) => match rampart_core::units::parse_duration(t) {
+                Ok(d) if !d.is_zero() => d,
+                Ok(_) => return Err("--timeout: above 0".into()),
+                Err(e) => return Err(format!("--timeout: {e}")),
+            },
+        };
+        Ok(rampart_load::plan::Quick {
+            url: url.to_string(),
+            method,
+            headers,
+            body,
+            connections: self.connections,
+            requests: self.requests,
+            rate: self.rate,
+            duration,
+            timeout,
+            http2: self.http2,
+        })
+    }
 }
 
 /// How progress is shown while a run goes.
@@ -105,24 +213,62 @@ pub fn run(args: LoadArgs) -> ExitCode {
         Some(Ok(_)) => return fail(2, "--duration: at least 1s"),
         Some(Err(e)) => return fail(2, format!("--duration: {e}")),
     };
-    let mut plan = match (&args.scenario, &args.url) {
-        (Some(path), None) => match rampart_load::load(path) {
-            Ok(mut p) => {
-                if let Some(d) = duration {
-                    p.fit_to(d);
-                }
-                p
-            }
-            Err(e) => return fail(2, e),
-        },
-        (None, Some(url)) => {
-            let duration = duration.unwrap_or(std::time::Duration::from_secs(10));
-            match rampart_load::plan::quick(url, args.rate, args.vus, duration) {
+    let url = match (&args.target, &args.url) {
+        (Some(t), None) if rampart_load::vu::is_absolute(t) => Some(t.clone()),
+        (None, Some(u)) => Some(u.clone()),
+        _ => None,
+    };
+    let mut plan = match (&args.target, url) {
+        (_, Some(url)) => {
+            let quick = match args.quick(&url, duration) {
+                Ok(q) => q,
+                Err(e) => return fail(2, e),
+            };
+            match rampart_load::plan::quick(&quick) {
                 Ok(p) => p,
                 Err(e) => return fail(2, e),
             }
         }
-        _ => return fail(2, "give a scenario file, or --url with --rate or --vus"),
+        (Some(path), None) => {
+            let given = args.quick_flags();
+            if !given.is_empty() {
+                return fail(
+                    2,
+                    format!(
+                        "{} apply to a URL (quick mode), not to a scenario file: set them in {path}",
+                        given.join(", ")
+                    ),
+                );
+            }
+            match rampart_load::load(Path::new(path)) {
+                Ok(mut p) => {
+                    if let Some(d) = duration {
+                        p.fit_to(d);
+                    }
+                    p
+                }
+                Err(e) => return fail(2, e),
+            }
+        }
+        (None, None) => {
+            return fail(
+                2,
+                "give a scenario file, or a URL (rampart load http://127.0.0.1:8080/ -c 50 -z 30s)",
+            )
+        }
+    };
+    let tls = match &args.cacert {
+        None => rampart_load::tls::TlsOptions {
+            insecure: args.insecure,
+            ca: Vec::new(),
+        },
+        Some(path) => match rampart_load::tls::TlsOptions::read_ca(path) {
+            Ok(ca) => rampart_load::tls::TlsOptions {
+                insecure: false,
+                ca,
+            },
+            Err(e) => return fail(2, format!("--cacert: {e}")),
+        },
     };
     if let Some(f) = args.load_factor {
         plan.scale_load(f);
@@ -139,6 +285,7 @@ pub fn run(args: LoadArgs) -> ExitCode {
         base_url: args.base_url.clone(),
         segment: args.segment,
         interrupt: Some(Arc::clone(&interrupt)),
+        tls,
     };
     runtime.spawn(stop_on_signal(interrupt));
     let total = plan.duration();

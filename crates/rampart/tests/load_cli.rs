@@ -129,8 +129,8 @@ async fn the_quick_one_liner_runs() {
         "load".into(),
         "--url".into(),
         format!("http://{}/x", origin.addr),
-        "--duration".into(),
-        "1s".into(),
+        "--rate".into(),
+        "0".into(),
     ])
     .await;
     assert_eq!(code, 2, "{text}");

@@ -13,7 +13,7 @@ use rampart_core::FileError;
 
 use crate::raw::RawPlan;
 pub use model::*;
-pub use validate::{check_base_url, quick};
+pub use validate::{check_base_url, quick, Quick, QUICK_CONNECTIONS};
 
 /// A scenario-file error: the same shape as a config error.
 pub type PlanError = FileError;

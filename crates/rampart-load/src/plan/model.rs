@@ -20,6 +20,16 @@ pub enum Executor {
         /// Run time.
         duration: Duration,
     },
+    /// `shared-iterations`: `vus` users share `iterations`, each taking the
+    /// next until none is left, within `max_duration` (closed model).
+    SharedIterations {
+        /// Users.
+        vus: u32,
+        /// Iterations in all.
+        iterations: u64,
+        /// Longest the run may take.
+        max_duration: Duration,
+    },
     /// `ramping-vus`: the number of looping users follows `stages` linearly (closed model).
     RampingVus {
         /// Users at the start.
@@ -66,6 +76,7 @@ impl Executor {
             Executor::ConstantVus { duration, .. }
             | Executor::ConstantArrivalRate { duration, .. }
             | Executor::Users { duration, .. } => *duration,
+            Executor::SharedIterations { max_duration, .. } => *max_duration,
             Executor::RampingVus { stages, .. } | Executor::RampingArrivalRate { stages, .. } => {
                 stages.iter().map(|(d, _)| *d).sum()
             }
@@ -84,6 +95,7 @@ impl Executor {
         match self {
             Executor::ConstantVus { duration, .. }
             | Executor::ConstantArrivalRate { duration, .. } => *duration = total,
+            Executor::SharedIterations { max_duration, .. } => *max_duration = total,
             Executor::RampingVus { stages, .. } | Executor::RampingArrivalRate { stages, .. } => {
                 for (d, _) in stages.iter_mut() {
                     *d = d.mul_f64(factor);
@@ -104,6 +116,12 @@ impl Executor {
         let users = |n: &mut u32| *n = ((f64::from(*n) * factor).ceil() as u32).max(1);
         match self {
             Executor::ConstantVus { vus, .. } => users(vus),
+            Executor::SharedIterations {
+                vus, iterations, ..
+            } => {
+                users(vus);
+                *iterations = (*iterations as f64 * factor).ceil() as u64;
+            }
             Executor::RampingVus { start_vus, stages } => {
                 *start_vus = (f64::from(*start_vus) * factor).ceil() as u32;
                 for (_, target) in stages.iter_mut() {
@@ -142,7 +160,7 @@ impl Executor {
     /// Most connections it may need at once (one per virtual user).
     pub fn max_users(&self) -> u32 {
         match self {
-            Executor::ConstantVus { vus, .. } => *vus,
+            Executor::ConstantVus { vus, .. } | Executor::SharedIterations { vus, .. } => *vus,
             Executor::RampingVus { start_vus, stages } => stages
                 .iter()
                 .map(|(_, t)| t.ceil() as u32)
@@ -214,6 +232,8 @@ impl Check {
 pub enum BodySpec {
     /// Text with templates.
     Text(Template),
+    /// Bytes sent as they are (`-d`, `-D` in quick mode).
+    Raw(bytes::Bytes),
     /// JSON with templates in its strings (sent as `application/json`).
     Json(serde_json::Value),
 }
@@ -288,7 +308,7 @@ pub enum Protocol {
     /// HTTP/1.1 with keep-alive.
     #[default]
     Http1,
-    /// HTTP/2 over cleartext with prior knowledge.
+    /// HTTP/2: over cleartext with prior knowledge, over TLS by ALPN.
     H2c,
 }
 

@@ -71,3 +71,40 @@ fn scale_load_multiplies_users_and_rates_not_times() {
     vus.scale_load(0.1);
     assert!(matches!(vus, Executor::ConstantVus { vus: 1, .. }));
 }
+
+#[test]
+fn shared_iterations_are_read_from_a_scenario_file() {
+    let plan = |executor: &str| {
+        crate::parse(
+            &format!(
+                "base_url = \"http://127.0.0.1:1\"\n[[scenarios]]\nname = \"s\"\nflow = \"f\"\n{executor}\n[[flows]]\nname = \"f\"\nsteps = [{{ name = \"a\", url = \"/\" }}]\n"
+            ),
+            "plan.toml",
+            std::path::Path::new("."),
+        )
+    };
+    let p =
+        plan("executor = \"shared-iterations\"\nvus = 4\niterations = 100\nmax_duration = \"30s\"")
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        p.scenarios[0].executor,
+        Executor::SharedIterations { vus: 4, iterations: 100, max_duration } if max_duration == S(30)
+    ));
+    let mut scaled = p.scenarios[0].executor.clone();
+    scaled.scale_load(2.0);
+    assert!(matches!(
+        scaled,
+        Executor::SharedIterations {
+            vus: 8,
+            iterations: 200,
+            ..
+        }
+    ));
+    for bad in [
+        "executor = \"shared-iterations\"\nvus = 4",
+        "executor = \"shared-iterations\"\niterations = 0",
+        "executor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\niterations = 5",
+    ] {
+        assert!(plan(bad).is_err(), "{bad}");
+    }
+}

@@ -106,7 +106,7 @@ pub(super) fn validate(raw: RawPlan, dir: &Path) -> Result<Plan, Invalid> {
             match &step.body {
                 Some(BodySpec::Text(t)) => vars.extend(t.vars().map(str::to_string)),
                 Some(BodySpec::Json(v)) => json_vars(v, &mut vars).map_err(|e| (at(&s.name), e))?,
-                None => {}
+                Some(BodySpec::Raw(_)) | None => {}
             }
             for v in vars {
                 if !extracted.contains(&v) {
@@ -229,15 +229,12 @@ pub(super) fn validate(raw: RawPlan, dir: &Path) -> Result<Plan, Invalid> {
 
 /// Checks a base URL: `http://host:port` with an optional path prefix.
 pub fn check_base_url(url: &str) -> Result<String, String> {
-    if url.starts_with("https://") {
-        return Err("https is not supported yet: point the load test at an http:// address".into());
-    }
     let parsed: http::Uri = url
         .parse()
         .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
-    if parsed.scheme_str() != Some("http") || parsed.authority().is_none() {
+    if !matches!(parsed.scheme_str(), Some("http" | "https")) || parsed.authority().is_none() {
         return Err(format!(
-            "invalid base URL {url:?}: write it like \"http://127.0.0.1:8080\""
+            "invalid base URL {url:?}: write it like \"http://127.0.0.1:8080\" or \"https://example.com\""
         ));
     }
     Ok(url.trim_end_matches('/').to_string())
@@ -415,10 +412,28 @@ fn executor(s: &raw::RawScenario) -> Result<Executor, Invalid> {
             Err((here, format!("`{what}` must be a positive number")))
         }
     };
+    if kind != "shared-iterations" {
+        unexpected(&[
+            ("iterations", s.iterations.is_some()),
+            ("max_duration", s.max_duration.is_some()),
+        ])?;
+    }
     let exec = match kind {
         "constant-vus" => {
             unexpected(&[("rate", s.rate.is_some()), ("stages", s.stages.is_some()), ("users", s.users.is_some()), ("max_vus", s.max_vus.is_some())])?;
             Executor::ConstantVus { vus: s.vus.ok_or_else(|| need("vus"))?.max(1), duration: s.duration.ok_or_else(|| need("duration"))?.0 }
+        }
+        "shared-iterations" => {
+            unexpected(&[("rate", s.rate.is_some()), ("stages", s.stages.is_some()), ("users", s.users.is_some()), ("duration", s.duration.is_some()), ("max_vus", s.max_vus.is_some())])?;
+            let iterations = s.iterations.ok_or_else(|| need("iterations"))?;
+            if iterations == 0 {
+                return Err((here, "`iterations` must be at least 1".into()));
+            }
+            Executor::SharedIterations {
+                vus: s.vus.unwrap_or(1).max(1),
+                iterations,
+                max_duration: s.max_duration.map_or(Duration::from_secs(600), |d| d.0),
+            }
         }
         "ramping-vus" => {
             unexpected(&[("rate", s.rate.is_some()), ("duration", s.duration.is_some()), ("users", s.users.is_some())])?;
@@ -457,42 +472,107 @@ fn executor(s: &raw::RawScenario) -> Result<Executor, Invalid> {
         other => {
             return Err((
                 here,
-                format!("unknown executor {other:?}: use constant-vus, ramping-vus, constant-arrival-rate, ramping-arrival-rate or users"),
+                format!("unknown executor {other:?}: use constant-vus, shared-iterations, ramping-vus, constant-arrival-rate, ramping-arrival-rate or users"),
             ))
         }
     };
     Ok(exec)
 }
 
-/// A plan for `rampart load --url URL (--rate N | --vus N) --duration D`:
-/// one scenario (`default`) with one GET step (`request`).
-pub fn quick(
-    url: &str,
-    rate: Option<f64>,
-    vus: Option<u32>,
-    duration: Duration,
-) -> Result<Plan, String> {
+/// What `rampart load URL` was told, as oha and hey users type it.
+#[derive(Debug, Clone)]
+pub struct Quick {
+    /// The URL (`http://` or `https://`).
+    pub url: String,
+    /// `-m`.
+    pub method: Method,
+    /// `-H`, in order.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `-d` / `-D`.
+    pub body: Option<bytes::Bytes>,
+    /// `-c`: connections (users); 50 when not given.
+    pub connections: Option<u32>,
+    /// `-n`: requests in all (shared by the connections).
+    pub requests: Option<u64>,
+    /// `-q`: requests per second in all (open model).
+    pub rate: Option<f64>,
+    /// `-z`: how long; 10 s when neither this nor `-n` is given.
+    pub duration: Option<Duration>,
+    /// `--timeout` of each request.
+    pub timeout: Duration,
+    /// `--http2`.
+    pub http2: bool,
+}
+
+/// Connections when `-c` is not given (oha's and hey's default).
+pub const QUICK_CONNECTIONS: u32 = 50;
+
+/// The plan of a quick run: one scenario (`default`) with one step
+/// (`request`). `-n` shares N requests among the connections (at `-q`
+/// per second when given); `-q` alone starts requests at that rate for
+/// `-z`; otherwise `-c` users loop for `-z`.
+pub fn quick(q: &Quick) -> Result<Plan, String> {
+    let url = q.url.as_str();
     let uri: http::Uri = url
         .parse()
         .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+    let scheme = uri.scheme_str().unwrap_or("http");
     let base = check_base_url(&format!(
-        "http://{}",
+        "{scheme}://{}",
         uri.authority()
             .ok_or_else(|| format!("{url:?} has no host"))?
     ))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(format!("{url:?}: only http:// URLs are supported"));
-    }
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let executor = match (rate, vus) {
-        (Some(rate), None) if rate > 0.0 => Executor::ConstantArrivalRate {
-            rate,
-            duration,
-            max_vus: ((rate * 2.0).ceil() as u32).clamp(10, 10_000),
-        },
-        (None, Some(vus)) if vus > 0 => Executor::ConstantVus { vus, duration },
-        _ => return Err("give exactly one of --rate (requests per second, open model) or --vus (users, closed model)".into()),
+    let positive = |v: f64, what: &str| {
+        if v > 0.0 && v.is_finite() {
+            Ok(v)
+        } else {
+            Err(format!("{what} must be a positive number"))
+        }
     };
+    let connections = q.connections.unwrap_or(QUICK_CONNECTIONS).max(1);
+    if q.connections == Some(0) {
+        return Err("-c: at least one connection".into());
+    }
+    let executor = match (q.requests, q.rate, q.duration) {
+        (Some(_), _, Some(_)) => {
+            return Err("give -n (how many requests) or -z (how long), not both".into())
+        }
+        (Some(0), _, _) => return Err("-n: at least one request".into()),
+        (Some(n), None, None) => Executor::SharedIterations {
+            vus: connections.min(u32::try_from(n).unwrap_or(u32::MAX)),
+            iterations: n,
+            max_duration: Duration::from_secs(24 * 3600),
+        },
+        (Some(n), Some(rate), None) => {
+            let rate = positive(rate, "-q")?;
+            // The k-th request starts at k/rate: the run ends half an
+            // interval after the n-th, so exactly n start.
+            Executor::ConstantArrivalRate {
+                rate,
+                duration: Duration::from_secs_f64((n as f64 + 0.5) / rate),
+                max_vus: connections,
+            }
+        }
+        (None, Some(rate), duration) => Executor::ConstantArrivalRate {
+            rate: positive(rate, "-q")?,
+            duration: duration.unwrap_or(Duration::from_secs(10)),
+            max_vus: q
+                .connections
+                .unwrap_or(((rate * 2.0).ceil() as u32).clamp(10, 10_000)),
+        },
+        (None, None, duration) => Executor::ConstantVus {
+            vus: connections,
+            duration: duration.unwrap_or(Duration::from_secs(10)),
+        },
+    };
+    let mut headers: Vec<(HeaderName, Template)> = Vec::with_capacity(q.headers.len());
+    for (name, value) in &q.headers {
+        let text = value
+            .to_str()
+            .map_err(|_| format!("-H {name}: the value is not visible ASCII"))?;
+        headers.push((name.clone(), Template::literal(text)));
+    }
     Ok(Plan {
         base_url: Some(base),
         scenarios: vec![Scenario {
@@ -500,19 +580,23 @@ pub fn quick(
             executor,
             steps: Arc::new(vec![Step {
                 name: "request".into(),
-                method: Method::GET,
-                url: crate::template::parse(path)?,
-                headers: Vec::new(),
-                body: None,
+                method: q.method.clone(),
+                url: Template::literal(path),
+                headers,
+                body: q.body.clone().map(BodySpec::Raw),
                 extract: Vec::new(),
                 checks: Vec::new(),
                 think: None,
-                timeout: Duration::from_secs(30),
+                timeout: q.timeout,
             }]),
             feeder: None,
             start_after: Duration::ZERO,
             pool: None,
-            protocol: Protocol::Http1,
+            protocol: if q.http2 {
+                Protocol::H2c
+            } else {
+                Protocol::Http1
+            },
         }],
         thresholds: Vec::new(),
     })
