@@ -307,6 +307,7 @@ mod tests {
             series: Vec::new(),
             thresholds: Vec::new(),
             generator: Default::default(),
+            run: Default::default(),
         }
     }
 

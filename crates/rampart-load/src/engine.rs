@@ -169,6 +169,7 @@ pub async fn run(
         None => plan.scenarios.clone(),
     };
     let started = Instant::now();
+    let started_at = std::time::SystemTime::now();
     let counters = Arc::new(Counters::default());
     let stop = opts.interrupt.clone().unwrap_or_default();
     let samples = Arc::new(Samples::default());
@@ -313,6 +314,11 @@ pub async fn run(
         series: recorded.series,
         thresholds: Vec::new(),
         generator,
+        run: crate::report::RunInfo {
+            target: base.clone().unwrap_or_default(),
+            started: httpdate::fmt_http_date(started_at),
+            ..Default::default()
+        },
     };
     if report.dropped_iterations > 0 {
         report.generator.warnings.push(format!(
@@ -338,6 +344,7 @@ fn empty_report() -> Report {
         series: Vec::new(),
         thresholds: Vec::new(),
         generator: Generator::default(),
+        run: Default::default(),
     }
 }
 

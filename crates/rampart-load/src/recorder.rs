@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use hdrhistogram::Histogram;
 
 use crate::failure::{status_class, Failure};
-use crate::report::{new_histogram, Latency, SecondPoint, Stats};
+use crate::report::{new_histogram, Latency, SecondPoint, Stats, StepPoint};
 
 /// One finished request.
 #[derive(Debug, Clone, Copy)]
@@ -280,6 +280,19 @@ pub async fn record(
         .collect();
     let mut series: Vec<SecondPoint> = Vec::new();
     let mut second = Acc::new();
+    // Per step within the second, when there is more than one step.
+    let mut step_seconds: Vec<Vec<StepSecond>> = names
+        .iter()
+        .map(|n| {
+            n.steps
+                .iter()
+                .map(|(step, _)| StepSecond::new(&n.scenario, step))
+                .collect()
+        })
+        .collect();
+    if step_seconds.iter().map(Vec::len).sum::<usize>() < 2 {
+        step_seconds.clear();
+    }
     let mut second_index = 0u64;
     let mut tick = tokio::time::interval_at(
         tokio::time::Instant::from_std(started + Duration::from_secs(1)),
@@ -316,9 +329,11 @@ pub async fn record(
                 samples.drain(&mut batch);
                 for s in batch.drain(..) {
                     add_sample(&s, &mut overall, &mut scenarios, &mut steps, &mut second);
+                    add_step_second(&s, &mut step_seconds);
                 }
                 second_index += 1;
-                let point = close_second(&mut second, second_index, counters.busy.load(Ordering::Relaxed));
+                let mut point = close_second(&mut second, second_index, counters.busy.load(Ordering::Relaxed));
+                point.steps = close_step_seconds(&mut step_seconds);
                 let live = Live {
                     elapsed: second_index,
                     rps: point.requests,
@@ -337,6 +352,7 @@ pub async fn record(
                 samples.drain(&mut batch);
                 for s in batch.drain(..) {
                     add_sample(&s, &mut overall, &mut scenarios, &mut steps, &mut second);
+                    add_step_second(&s, &mut step_seconds);
                 }
                 if closed {
                     break;
@@ -346,7 +362,9 @@ pub async fn record(
     }
     if second.requests > 0 {
         second_index += 1;
-        series.push(close_second(&mut second, second_index, 0));
+        let mut point = close_second(&mut second, second_index, 0);
+        point.steps = close_step_seconds(&mut step_seconds);
+        series.push(point);
     }
     snapshot(&overall, &scenarios, &steps, &series)
 }
@@ -366,6 +384,54 @@ fn add_sample(
         a.add(s);
     }
     second.add(s);
+}
+
+/// One step's requests within the current second.
+struct StepSecond {
+    name: String,
+    requests: u64,
+    failures: u64,
+    latency: Histogram<u64>,
+}
+
+impl StepSecond {
+    fn new(scenario: &str, step: &str) -> Self {
+        Self {
+            name: format!("{scenario}/{step}"),
+            requests: 0,
+            failures: 0,
+            // Two significant digits: a per-second chart's precision.
+            latency: Histogram::new_with_bounds(1, 3_600_000_000, 2)
+                .unwrap_or_else(|_| new_histogram()),
+        }
+    }
+}
+
+fn add_step_second(s: &Sample, seconds: &mut [Vec<StepSecond>]) {
+    if let Some(a) = seconds.get_mut(s.scenario).and_then(|v| v.get_mut(s.step)) {
+        a.requests += 1;
+        a.failures += u64::from(s.failed());
+        a.latency.saturating_record(s.latency_us.max(1));
+    }
+}
+
+/// The steps' points of the second that ends, and a fresh second.
+fn close_step_seconds(seconds: &mut [Vec<StepSecond>]) -> Vec<StepPoint> {
+    let mut out = Vec::new();
+    for a in seconds.iter_mut().flatten() {
+        if a.requests > 0 {
+            out.push(StepPoint {
+                step: a.name.clone(),
+                requests: a.requests,
+                failures: a.failures,
+                p95_ms: a.latency.value_at_quantile(0.95) as f64 / 1000.0,
+            });
+        }
+        a.requests = 0;
+        a.failures = 0;
+        a.latency.reset();
+    }
+    out
 }
 
 fn close_second(acc: &mut Acc, t: u64, users: u64) -> SecondPoint {
@@ -392,6 +458,7 @@ fn close_second(acc: &mut Acc, t: u64, users: u64) -> SecondPoint {
             .collect(),
         cache_hits: acc.cache_hits,
         cache_reported: acc.cache_reported,
+        steps: Vec::new(),
     };
     *acc = Acc::new();
     point

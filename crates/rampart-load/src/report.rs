@@ -255,6 +255,22 @@ pub struct SecondPoint {
     /// Responses in that second that reported a cache status.
     #[serde(default)]
     pub cache_reported: u64,
+    /// Each step's part of that second (when the plan has more than one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepPoint>,
+}
+
+/// One step's part of a second.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepPoint {
+    /// `scenario/step`.
+    pub step: String,
+    /// Requests completed.
+    pub requests: u64,
+    /// Of which failed.
+    pub failures: u64,
+    /// Latency 95th percentile, ms.
+    pub p95_ms: f64,
 }
 
 /// A threshold's verdict.
@@ -314,6 +330,26 @@ pub struct Report {
     pub thresholds: Vec<ThresholdResult>,
     /// The generator's view of itself.
     pub generator: Generator,
+    /// What was run, where and when (for a report's header).
+    #[serde(default)]
+    pub run: RunInfo,
+}
+
+/// What was run, where and when.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// The target: the URL, or the scenario's base URL.
+    #[serde(default)]
+    pub target: String,
+    /// When the run started (an HTTP date, UTC).
+    #[serde(default)]
+    pub started: String,
+    /// The command line.
+    #[serde(default)]
+    pub command: String,
+    /// The git commit of the directory it ran in, when it is a repository.
+    #[serde(default)]
+    pub commit: String,
 }
 
 impl Report {
@@ -423,6 +459,16 @@ impl Report {
                         q.users += p.users;
                         q.cache_hits += p.cache_hits;
                         q.cache_reported += p.cache_reported;
+                        for theirs in &p.steps {
+                            match q.steps.iter_mut().find(|m| m.step == theirs.step) {
+                                Some(m) => {
+                                    m.requests += theirs.requests;
+                                    m.failures += theirs.failures;
+                                    m.p95_ms = m.p95_ms.max(theirs.p95_ms);
+                                }
+                                None => q.steps.push(theirs.clone()),
+                            }
+                        }
                         for (mine, theirs) in
                             [(&mut q.classes, &p.classes), (&mut q.errors, &p.errors)]
                         {

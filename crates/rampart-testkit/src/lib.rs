@@ -1,5 +1,6 @@
 //! Test fixtures shared by Rampart's integration tests.
 
+pub mod chromium;
 mod redis;
 pub mod tls;
 

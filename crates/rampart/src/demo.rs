@@ -241,7 +241,7 @@ async fn side_by_side(app: AppKind, args: &DemoArgs, duration: Duration) -> Exit
         table(&scenario, &direct, direct_origin, &through, through_origin)
     );
     eprintln!(
-        "reports: {0}/direct.html, {0}/rampart.html (JSON beside them; compare with `rampart compare`)",
+        "report: {0}/report.html, both runs on the same charts (JSON: {0}/direct.json, {0}/rampart.json)",
         args.out_dir.display()
     );
     gateway.shutdown();
@@ -265,25 +265,23 @@ fn write_reports(
     app: AppKind,
 ) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    for (name, report, title) in [
-        (
-            "direct",
-            direct,
-            format!("{}: straight to the origin", app.name()),
-        ),
-        (
-            "rampart",
-            through,
-            format!("{}: through Rampart", app.name()),
-        ),
-    ] {
+    for (name, report) in [("direct", direct), ("rampart", through)] {
         let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
         let path = dir.join(format!("{name}.json"));
         std::fs::write(&path, json).map_err(|e| format!("{}: {e}", path.display()))?;
-        let path = dir.join(format!("{name}.html"));
-        std::fs::write(&path, rampart_load::html::render(report, &title))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
     }
+    // One page: both runs on the same charts.
+    let threshold = 5.0;
+    let rows = rampart_load::compare::compare(direct, through, threshold, Default::default());
+    let page = rampart_load::html::render_compare(
+        ("origin alone", direct),
+        ("through Rampart", through),
+        &rows,
+        threshold,
+        &format!("{}: the origin alone and through Rampart", app.name()),
+    );
+    let path = dir.join("report.html");
+    std::fs::write(&path, page).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(())
 }
 

@@ -218,6 +218,7 @@ pub fn run(args: LoadArgs) -> ExitCode {
         (None, Some(u)) => Some(u.clone()),
         _ => None,
     };
+    let quick_url = url.clone();
     let mut plan = match (&args.target, url) {
         (_, Some(url)) => {
             let quick = match args.quick(&url, duration) {
@@ -319,10 +320,15 @@ pub fn run(args: LoadArgs) -> ExitCode {
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    let report = match result {
+    let mut report = match result {
         Ok(r) => r,
         Err(e) => return fail(2, e),
     };
+    report.run.command = command_line();
+    report.run.commit = git_commit().unwrap_or_default();
+    if let Some(url) = &quick_url {
+        report.run.target = url.clone();
+    }
     if let Some(code) = write_outputs(
         &report,
         args.out.as_deref(),
@@ -342,6 +348,32 @@ pub fn run(args: LoadArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The command line as typed (arguments with spaces quoted).
+fn command_line() -> String {
+    std::env::args()
+        .map(|a| {
+            if a.is_empty() || a.contains(char::is_whitespace) {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            } else {
+                a
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The short git commit of the directory the run started in, when it is
+/// in a repository (so a report says what code it measured).
+fn git_commit() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let commit = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !commit.is_empty()).then_some(commit)
 }
 
 /// The exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as
@@ -415,7 +447,13 @@ fn read_report(path: &Path) -> Result<Report, String> {
 }
 
 /// Runs `rampart compare`.
-pub fn compare(baseline: &Path, current: &Path, threshold: f64, min_delta: &str) -> ExitCode {
+pub fn compare(
+    baseline: &Path,
+    current: &Path,
+    threshold: f64,
+    min_delta: &str,
+    html_out: Option<&Path>,
+) -> ExitCode {
     let floors = match rampart_core::units::parse_duration(min_delta) {
         Ok(d) => cmp::Floors {
             latency_ms: d.as_secs_f64() * 1000.0,
@@ -428,6 +466,24 @@ pub fn compare(baseline: &Path, current: &Path, threshold: f64, min_delta: &str)
     };
     let rows = cmp::compare(&b, &c, threshold, floors);
     print_out(&cmp::render(&rows, threshold));
+    if let Some(path) = html_out {
+        let name = |p: &Path| {
+            p.file_stem().map_or_else(
+                || p.display().to_string(),
+                |s| s.to_string_lossy().into_owned(),
+            )
+        };
+        let page = html::render_compare(
+            (&format!("baseline ({})", name(baseline)), &b),
+            (&format!("current ({})", name(current)), &c),
+            &rows,
+            threshold,
+            "Rampart load test comparison",
+        );
+        if let Err(e) = std::fs::write(path, page) {
+            return fail(1, format!("cannot write {}: {e}", path.display()));
+        }
+    }
     let worse = rows
         .iter()
         .filter(|r| r.verdict == cmp::Verdict::Worse)

@@ -55,6 +55,9 @@ enum Command {
         /// the percentage (noise below it never fails a gate).
         #[arg(long, default_value = "1ms")]
         min_delta: String,
+        /// Also write an HTML page drawing both runs on the same charts.
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
     /// Work with reports.
     #[command(subcommand)]
@@ -99,7 +102,8 @@ fn main() -> ExitCode {
             current,
             threshold,
             min_delta,
-        } => load::compare(&baseline, &current, threshold, &min_delta),
+            html,
+        } => load::compare(&baseline, &current, threshold, &min_delta, html.as_deref()),
         Command::Report(ReportCommand::Merge { reports, out, html }) => {
             load::merge(&reports, out.as_deref(), html.as_deref())
         }

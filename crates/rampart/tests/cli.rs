@@ -122,9 +122,14 @@ fn demo_runs_the_example_origin_alone_and_through_rampart() {
         origin_requests[1] * 2 < origin_requests[0],
         "through Rampart the origin sees far fewer requests: {origin_requests:?}\n{text}"
     );
-    for f in ["direct.json", "direct.html", "rampart.json", "rampart.html"] {
+    for f in ["direct.json", "rampart.json", "report.html"] {
         assert!(out.join(f).is_file(), "{f} written");
     }
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        page.contains("origin alone") && page.contains("through Rampart"),
+        "one page draws both runs"
+    );
     let _ = std::fs::remove_dir_all(&out);
 
     let (code, text) = rampart(&["demo", "--app", "bakery"]);
@@ -175,7 +180,7 @@ fn demo_runs_every_seed_application() {
                 "{app}: through Rampart the origin sees fewer requests\n{text}"
             );
         }
-        assert!(out.join("rampart.html").is_file(), "{app}");
+        assert!(out.join("report.html").is_file(), "{app}");
         let _ = std::fs::remove_dir_all(&out);
     }
 }

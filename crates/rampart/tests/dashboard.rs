@@ -2,7 +2,6 @@
 //! `chromium`): it loads with no console errors, reads `/metrics` and draws
 //! what the gateway did.
 
-use std::process::Command;
 use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,37 +36,17 @@ async fn the_dashboard_shows_the_gateway_live() {
     let dir = rampart_testkit::TempDir::new("dashboard");
     let url = format!("http://{admin}/");
     let profile = dir.path.join("profile");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--enable-logging=stderr",
-                "--v=0",
-                "--virtual-time-budget=4000",
-                "--dump-dom",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .arg(&url)
-            .output()
+    let page = tokio::task::spawn_blocking(move || {
+        rampart_testkit::chromium::render(&url, &profile, 4000)
     })
     .await
-    .expect("join")
-    .unwrap_or_else(|e| {
-        panic!("chromium: {e}: install Debian's chromium (bash scripts/install-deps.sh test)")
-    });
-    let dom = String::from_utf8_lossy(&out.stdout);
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
-    for error in ["Uncaught", "SyntaxError", "TypeError", "ReferenceError"] {
-        assert!(!log.contains(error), "the page logged an error: {log}");
-    }
+    .expect("join");
+    assert!(
+        page.errors().is_empty(),
+        "the page logged errors: {}",
+        page.log
+    );
+    let dom = &page.dom;
     assert!(dom.contains("updated "), "the page read /metrics: {dom}");
     assert!(!dom.contains("cannot read /metrics"), "{dom}");
     assert!(
