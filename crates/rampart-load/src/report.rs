@@ -490,7 +490,14 @@ impl Report {
                 .extend(r.generator.warnings.iter().cloned());
         }
         out.series.sort_by_key(|p| p.t);
-        out.thresholds.clear();
+        // The shards judged their own parts; the merge is judged anew by
+        // the same thresholds (kept in each report as written).
+        let thresholds: Vec<Threshold> = first
+            .thresholds
+            .iter()
+            .filter_map(|t| Threshold::reparse(&t.threshold))
+            .collect();
+        out.thresholds = out.evaluate(&thresholds);
         out.schema = SCHEMA.into();
         Ok(out)
     }

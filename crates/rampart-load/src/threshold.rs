@@ -77,6 +77,18 @@ pub struct Threshold {
 }
 
 impl Threshold {
+    /// A threshold back from its text in a report (`key: expression`).
+    pub fn reparse(text: &str) -> Option<Self> {
+        let (key, expr) = match text.split_once("}: ") {
+            Some((key, expr)) if key.contains('{') => (format!("{key}}}"), expr),
+            _ => {
+                let (key, expr) = text.split_once(": ")?;
+                (key.to_string(), expr)
+            }
+        };
+        Self::parse(&key, expr, false).ok()
+    }
+
     /// Parses a metric key and one expression.
     pub fn parse(key: &str, expr: &str, abort_on_fail: bool) -> Result<Self, String> {
         let (name, filter) = match key.split_once('{') {

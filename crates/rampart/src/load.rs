@@ -31,9 +31,15 @@ pub struct LoadArgs {
     /// (default: the bar on a terminal, lines elsewhere, as in CI logs).
     #[arg(long, value_enum)]
     progress: Option<Progress>,
-    /// Run shard I of N (`--segment 2/4`): this generator's share of every scenario.
+    /// Run shard I of N (`--segment 2/4`, or `index:1/4` counting from 0
+    /// as a Kubernetes Indexed Job does): this generator's share of every
+    /// scenario.
     #[arg(long, value_parser = parse_segment)]
     segment: Option<(u32, u32)>,
+    /// Run N generator processes here, each its segment, and merge their
+    /// reports exactly into one (uses more than one core).
+    #[arg(long, conflicts_with = "segment", value_parser = clap::value_parser!(u32).range(1..=256))]
+    shards: Option<u32>,
     /// Quick mode: the URL to load (the same as giving it first).
     #[arg(long, conflicts_with = "target")]
     url: Option<String>,
@@ -182,16 +188,25 @@ fn parse_factor(s: &str) -> Result<f64, String> {
     }
 }
 
+/// `I/N` (I from 1), or `index:I/N` (I from 0, as Kubernetes numbers an
+/// Indexed Job's pods in `JOB_COMPLETION_INDEX`).
 fn parse_segment(s: &str) -> Result<(u32, u32), String> {
+    let (zero_based, s) = match s.strip_prefix("index:") {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
     let (i, n) = s
         .split_once('/')
-        .ok_or("write the segment as I/N, like 1/4")?;
+        .ok_or("write the segment as I/N, like 1/4 (or index:0/4 from 0)")?;
     let (i, n): (u32, u32) = (
-        i.parse().map_err(|_| "bad I")?,
-        n.parse().map_err(|_| "bad N")?,
+        i.parse().map_err(|_| format!("bad I {i:?}"))?,
+        n.parse().map_err(|_| format!("bad N {n:?}"))?,
     );
+    let i = if zero_based { i.saturating_add(1) } else { i };
     if n == 0 || i == 0 || i > n {
-        return Err(format!("segment {i}/{n}: I must be between 1 and N"));
+        return Err(format!(
+            "segment {s}: I must be between 1 and N (0 and N-1 with index:)"
+        ));
     }
     Ok((i, n))
 }
@@ -274,6 +289,12 @@ pub fn run(args: LoadArgs) -> ExitCode {
     if let Some(f) = args.load_factor {
         plan.scale_load(f);
     }
+    if let Some(n) = args.shards.filter(|n| *n > 1) {
+        return match run_shards(n, &plan) {
+            Ok(report) => finish(&args, report, quick_url.as_deref()),
+            Err((code, e)) => fail(code, e),
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -320,14 +341,19 @@ pub fn run(args: LoadArgs) -> ExitCode {
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    let mut report = match result {
-        Ok(r) => r,
-        Err(e) => return fail(2, e),
-    };
+    match result {
+        Ok(report) => finish(&args, report, quick_url.as_deref()),
+        Err(e) => fail(2, e),
+    }
+}
+
+/// Names the run in its report, writes the reports, prints the summary and
+/// says how it went.
+fn finish(args: &LoadArgs, mut report: Report, quick_url: Option<&str>) -> ExitCode {
     report.run.command = command_line();
     report.run.commit = git_commit().unwrap_or_default();
-    if let Some(url) = &quick_url {
-        report.run.target = url.clone();
+    if let Some(url) = quick_url {
+        report.run.target = url.to_string();
     }
     if let Some(code) = write_outputs(
         &report,
@@ -348,6 +374,108 @@ pub fn run(args: LoadArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Runs `n` generator processes of this command, each its `--segment`,
+/// and merges their reports exactly; thresholds are judged on the merge.
+/// Ctrl-C reaches every process (one process group): each writes its part,
+/// marked interrupted, and the merge says so.
+fn run_shards(n: u32, plan: &rampart_load::Plan) -> Result<Report, (u8, String)> {
+    let exe = std::env::current_exe().map_err(|e| (1, format!("cannot find myself: {e}")))?;
+    let dir = std::env::temp_dir().join(format!("rampart-shards-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| (1, format!("{}: {e}", dir.display())))?;
+    // The first Ctrl-C is for the shards; this process waits for them.
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let _ = signal_hook_flag(&interrupt);
+    let args = shard_args();
+    let mut children = Vec::with_capacity(n as usize);
+    for i in 1..=n {
+        let out = dir.join(format!("shard-{i}.json"));
+        let child = std::process::Command::new(&exe)
+            .args(&args)
+            .args(["--segment", &format!("{i}/{n}"), "--progress", "none"])
+            .arg("--out")
+            .arg(&out)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| (1, format!("cannot start shard {i}: {e}")))?;
+        children.push((child, out));
+    }
+    // Wait for every shard; a stop asked of this process (SIGTERM from a
+    // supervisor reaches only it) is passed on to them once.
+    let mut statuses = vec![None; children.len()];
+    let mut passed_on = false;
+    while statuses.iter().any(Option::is_none) {
+        for ((child, _), status) in children.iter_mut().zip(statuses.iter_mut()) {
+            if status.is_none() {
+                *status = child.try_wait().map_err(|e| (1, e.to_string()))?;
+            }
+        }
+        if interrupt.load(Ordering::Relaxed) && !passed_on {
+            passed_on = true;
+            for ((child, _), status) in children.iter().zip(&statuses) {
+                if status.is_none() {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-TERM", &child.id().to_string()])
+                        .status();
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut reports = Vec::with_capacity(children.len());
+    let mut failed = None;
+    for (i, ((_, out), status)) in children.into_iter().zip(statuses).enumerate() {
+        let Some(status) = status else { continue };
+        match status.code() {
+            Some(0 | 1) | Some(130) => {}
+            Some(2) => {
+                failed = failed.or(Some((2, format!("shard {} could not run (above)", i + 1))))
+            }
+            _ => failed = failed.or(Some((1, format!("shard {} failed: {status}", i + 1)))),
+        }
+        if let Ok(r) = read_report(&out) {
+            reports.push(r);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(failure) = failed {
+        return Err(failure);
+    }
+    let mut merged = Report::merge(&reports).map_err(|e| (1, e))?;
+    merged.thresholds = merged.evaluate(&plan.thresholds);
+    Ok(merged)
+}
+
+/// This command's arguments for a shard: all but the outputs, progress and
+/// `--shards` (each shard gets its own `--segment` and `--out`).
+fn shard_args() -> Vec<String> {
+    let mut out = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let name = a.split('=').next().unwrap_or_default();
+        match name {
+            "--shards" | "--out" | "--html" | "--progress" => {
+                if !a.contains('=') {
+                    args.next();
+                }
+            }
+            "--quiet" => {}
+            _ => out.push(a),
+        }
+    }
+    out
+}
+
+/// Sets `flag` on the first SIGINT or SIGTERM (instead of ending this
+/// process), so the shards can finish and be merged.
+fn signal_hook_flag(flag: &Arc<AtomicBool>) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let flag = Arc::clone(flag);
+    std::thread::spawn(move || runtime.block_on(stop_on_signal(flag)));
+    Ok(())
 }
 
 /// The command line as typed (arguments with spaces quoted).
@@ -498,8 +626,26 @@ pub fn compare(
 
 /// Runs `rampart report merge`.
 pub fn merge(paths: &[PathBuf], out: Option<&Path>, html_out: Option<&Path>) -> ExitCode {
-    let mut reports = Vec::new();
+    let mut files = Vec::new();
     for p in paths {
+        if p.is_dir() {
+            // A directory of shard reports (a volume the shards wrote to).
+            let mut found: Vec<PathBuf> = match std::fs::read_dir(p) {
+                Ok(entries) => entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|f| f.extension().is_some_and(|x| x == "json"))
+                    .filter(|f| out.is_none_or(|o| o != f.as_path()))
+                    .collect(),
+                Err(e) => return fail(2, format!("{}: {e}", p.display())),
+            };
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut reports = Vec::new();
+    for p in &files {
         match read_report(p) {
             Ok(r) => reports.push(r),
             Err(e) => return fail(2, e),
@@ -518,7 +664,14 @@ pub fn merge(paths: &[PathBuf], out: Option<&Path>, html_out: Option<&Path>) -> 
     if let Some(code) = write_outputs(&merged, out, html_out, "Rampart load test (merged)") {
         return code;
     }
-    ExitCode::SUCCESS
+    if out.is_some() {
+        print_out(summary::render(&merged).trim_end());
+    }
+    if merged.thresholds.iter().any(|t| !t.ok) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 #[allow(clippy::print_stdout)]

@@ -71,8 +71,8 @@ enum Command {
 enum ReportCommand {
     /// Merge shard reports (from `--segment i/n` runs) exactly into one.
     Merge {
-        /// Shard reports.
-        #[arg(required = true, num_args = 2..)]
+        /// Shard reports, or directories of them (every `.json` inside).
+        #[arg(required = true, num_args = 1..)]
         reports: Vec<PathBuf>,
         /// Where to write the merged report (default: standard output).
         #[arg(long)]

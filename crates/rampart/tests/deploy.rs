@@ -328,3 +328,82 @@ fn the_kubernetes_manifests_hold_together() {
         .expect("the token from a Secret")["valueFrom"]["secretKeyRef"];
     assert_eq!(secret["name"], "rampart-admin");
 }
+
+/// The load test Job runs N shards, each its segment from the completion
+/// index, on a scenario that parses; the merge Job reads what they wrote.
+#[test]
+fn the_load_job_runs_every_segment_and_the_merge_reads_them() {
+    let docs: Vec<serde_json::Value> = ["load-job.yaml", "load-merge-job.yaml"]
+        .iter()
+        .flat_map(|f| yaml_documents(&deploy().join("k8s/load").join(f)))
+        .collect();
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("a {kind} named {name}"))
+    };
+    let job = find("Job", "rampart-load");
+    assert_eq!(job["spec"]["completionMode"], "Indexed");
+    let n = job["spec"]["completions"].as_u64().expect("completions");
+    assert_eq!(job["spec"]["parallelism"].as_u64(), Some(n), "all at once");
+    let pod = &job["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    let segment = args
+        .iter()
+        .position(|a| *a == "--segment")
+        .map(|i| args[i + 1])
+        .expect("--segment");
+    assert_eq!(segment, format!("index:$(JOB_COMPLETION_INDEX)/{n}"));
+    assert!(
+        container["env"]
+            .as_array()
+            .is_some_and(|env| env.iter().any(|e| e["name"] == "JOB_COMPLETION_INDEX")),
+        "declared, so $(JOB_COMPLETION_INDEX) expands"
+    );
+    // Every shard's --segment is one the command accepts.
+    for i in 0..n {
+        let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args([
+                "load",
+                "--segment",
+                &segment.replace("$(JOB_COMPLETION_INDEX)", &i.to_string()),
+                "/nonexistent.toml",
+            ])
+            .output()
+            .expect("run rampart");
+        assert!(
+            text(&out).contains("/nonexistent.toml"),
+            "shard {i}: the segment is accepted, the file is what fails: {}",
+            text(&out)
+        );
+    }
+    let scenario = find("ConfigMap", "rampart-load-scenario")["data"]["scenario.toml"]
+        .as_str()
+        .expect("scenario.toml");
+    let plan = rampart_load::parse(scenario, "scenario.toml", std::path::Path::new("."))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!plan.thresholds.is_empty(), "the merge judges thresholds");
+    let claim = |job: &serde_json::Value| {
+        job["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .and_then(|v| v.iter().find(|v| v["name"] == "reports"))
+            .map(|v| v["persistentVolumeClaim"]["claimName"].clone())
+            .expect("a reports volume")
+    };
+    let merge = find("Job", "rampart-load-merge");
+    assert_eq!(claim(job), claim(merge));
+    assert_eq!(
+        claim(job),
+        find("PersistentVolumeClaim", "rampart-load-reports")["metadata"]["name"]
+    );
+    let merge_args = &merge["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert_eq!(merge_args[0], "report");
+    assert_eq!(merge_args[1], "merge");
+    assert_eq!(merge_args[2], "/reports");
+}

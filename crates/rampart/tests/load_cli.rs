@@ -94,9 +94,7 @@ async fn thresholds_decide_the_exit_code_and_reports_are_written() {
     assert_eq!(report.overall.hit_rate(), Some(1.0));
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(
-        page.contains("<svg")
-            && page.contains("Latency over time")
-            && !page.contains("<script")
+        page.contains("<svg") && page.contains("Latency over time") && !page.contains("<script")
     );
 
     let fail = write("fail.toml", &scenario(origin.addr, "p(95) < 1ms"));

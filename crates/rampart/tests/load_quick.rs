@@ -209,3 +209,47 @@ async fn https_targets_are_verified_against_the_system_and_cacert() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--cacert"), "{err}");
 }
+
+/// `--shards N` runs N generator processes, each its segment, and merges
+/// them exactly into one report, judged by the plan's thresholds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_run_as_processes_and_merge_into_one_report() {
+    let origin = Origin::simple(|_| respond(200, &[], "ok")).await;
+    let dir = dir("shards");
+    let out = dir.join("merged.json");
+    let url = format!("http://{}/", origin.addr);
+    let (code, stdout, err) = rampart(&[
+        "load",
+        &url,
+        "-n",
+        "40",
+        "-c",
+        "4",
+        "--shards",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{stdout}{err}");
+    assert_eq!(origin.total(), 40, "each shard sent its half");
+    let report: rampart_load::Report =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(report.shards, 2);
+    assert_eq!(report.overall.requests, 40);
+    assert_eq!(report.overall.latency.count, 40, "histograms merged");
+    assert!(stdout.contains("40 requests"), "{stdout}");
+
+    let scenario = dir.join("plan.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "base_url = \"http://{}\"\n[[scenarios]]\nname = \"s\"\nexecutor = \"shared-iterations\"\nvus = 2\niterations = 20\nflow = \"f\"\n[[flows]]\nname = \"f\"\nsteps = [{{ name = \"home\", url = \"/\" }}]\n[thresholds]\n\"http_reqs\" = [\"count > 30\"]\n",
+            origin.addr
+        ),
+    )
+    .unwrap();
+    let (code, stdout, err) = rampart(&["load", scenario.to_str().unwrap(), "--shards", "2"]).await;
+    assert_eq!(code, 1, "20 requests in all fail count > 30: {stdout}{err}");
+    assert!(stdout.contains("FAIL"), "{stdout}");
+}

@@ -20,7 +20,6 @@ const PALETTE: [&str; 8] = [
 /// At most this many steps get their own lines.
 const MAX_STEP_LINES: usize = 8;
 
-
 const STYLE: &str = r#"
 body { font-family: system-ui, sans-serif; margin: 0 auto; padding: 1.5rem 2rem; color: #222; max-width: 1200px; }
 header { border-bottom: 2px solid #2b7bb9; margin-bottom: 1rem; }
