@@ -8,6 +8,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use std::pin::Pin;
+use std::time::{Duration, Instant};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -15,6 +16,10 @@ use tokio::net::TcpStream;
 
 use crate::failure::{Failed, Failure};
 use crate::tls::Tls;
+
+/// How long after a response a connection is reused without asking the
+/// socket whether the server closed it.
+const FRESH: Duration = Duration::from_millis(20);
 
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
@@ -121,6 +126,8 @@ pub struct Conn<S = Stream> {
     received: bool,
     /// Bytes read off the connection since the current request was sent.
     read: u64,
+    /// When the last response was read whole.
+    answered: Option<Instant>,
     /// Whether the last failed request may be sent again on a new connection.
     retry: bool,
 }
@@ -137,9 +144,17 @@ impl Conn {
     /// unread here); sending on such a connection would fail a request the
     /// target never saw, so the user connects again instead, as browsers
     /// and k6 do.
+    ///
+    /// Asking the socket costs a system call per request, a third of those
+    /// a request makes; a connection answered less than [`FRESH`] ago is
+    /// taken as it is (no server's idle timeout is that short, and a GET
+    /// that meets a close is still sent again once).
     pub fn reusable(&self) -> bool {
         if !self.reusable {
             return false;
+        }
+        if self.answered.is_some_and(|at| at.elapsed() < FRESH) {
+            return true;
         }
         // A peek: TLS records must stay for the TLS layer to read.
         let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
@@ -174,6 +189,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             used: false,
             received: false,
             read: 0,
+            answered: None,
             retry: false,
         }
     }
@@ -227,6 +243,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 bytes_received: self.read,
                 ..r
             });
+        self.answered = response.is_ok().then(Instant::now);
         if response.is_err() {
             self.retry = reused
                 && !self.received
