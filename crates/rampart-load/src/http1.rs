@@ -8,8 +8,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use std::pin::Pin;
-use std::time::{Duration, Instant};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -204,6 +204,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         body: &[u8],
         keep: usize,
     ) -> Result<Response, Failed> {
+        self.send_with(method, target, authority, headers, body, keep, true)
+            .await
+    }
+
+    /// [`Conn::send`], keeping every response header only with
+    /// `all_headers` (else only `Cache-Status` and `X-Cache`: building a
+    /// header map costs more than the rest of reading a small response).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_with(
+        &mut self,
+        method: &Method,
+        target: &str,
+        authority: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+        keep: usize,
+        all_headers: bool,
+    ) -> Result<Response, Failed> {
         self.out.clear();
         self.out.extend_from_slice(method.as_str().as_bytes());
         self.out.push(b' ');
@@ -236,7 +254,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             return Err(Failed::new(Failure::of_io(&e), format!("write: {e}")));
         }
         let response = self
-            .read_response(method == Method::HEAD, keep)
+            .read_response(method == Method::HEAD, keep, all_headers)
             .await
             .map(|r| Response {
                 bytes_sent: self.out.len() as u64,
@@ -266,8 +284,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         Ok(n)
     }
 
-    async fn read_response(&mut self, head_request: bool, keep: usize) -> Result<Response, Failed> {
-        let (status, headers, close) = loop {
+    async fn read_response(
+        &mut self,
+        head_request: bool,
+        keep: usize,
+        all_headers: bool,
+    ) -> Result<Response, Failed> {
+        let (status, head) = loop {
             let parsed = {
                 let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
                 let mut resp = httparse::Response::new(&mut slots);
@@ -275,29 +298,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     Failed::new(Failure::BadResponse, format!("bad response head: {e}"))
                 })? {
                     httparse::Status::Complete(n) => {
-                        let mut headers = HeaderMap::with_capacity(resp.headers.len());
-                        for h in resp.headers.iter() {
-                            if let (Ok(name), Ok(value)) = (
-                                HeaderName::from_bytes(h.name.as_bytes()),
-                                HeaderValue::from_bytes(h.value),
-                            ) {
-                                headers.append(name, value);
-                            }
-                        }
-                        let close = resp.version == Some(0);
-                        Some((n, resp.code.unwrap_or(0), headers, close))
+                        let head = Head::read(resp.headers, resp.version == Some(0), all_headers);
+                        Some((n, resp.code.unwrap_or(0), head))
                     }
                     httparse::Status::Partial => None,
                 }
             };
             match parsed {
-                Some((n, status, headers, close)) => {
+                Some((n, status, head)) => {
                     self.buf.advance(n);
                     // Interim responses (100 Continue, 103 Early Hints) precede the real one.
                     if (100..200).contains(&status) && status != 101 {
                         continue;
                     }
-                    break (status, headers, close);
+                    break (status, head);
                 }
                 None => {
                     if self.buf.len() > MAX_HEAD {
@@ -309,19 +323,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 }
             }
         };
-        let close = close
-            || headers.get_all(CONNECTION).iter().any(|v| {
-                v.to_str()
-                    .is_ok_and(|v| v.to_ascii_lowercase().contains("close"))
-            });
-        let chunked = headers.get_all(TRANSFER_ENCODING).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|v| v.to_ascii_lowercase().contains("chunked"))
-        });
-        let length = headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        let Head {
+            headers,
+            close,
+            chunked,
+            length,
+        } = head;
         let mut kept = Vec::new();
         let mut until_close = false;
         if head_request || status == 204 || status == 304 {
@@ -401,6 +408,57 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 return Err(bad("chunk not followed by CRLF"));
             }
         }
+    }
+}
+
+/// What a response head says about its body and connection, and the
+/// headers kept.
+struct Head {
+    headers: HeaderMap,
+    close: bool,
+    chunked: bool,
+    length: Option<u64>,
+}
+
+impl Head {
+    /// Reads the framing from the parsed fields and keeps the headers
+    /// asked for (`all`, or only the cache status ones).
+    fn read(fields: &[httparse::Header<'_>], http10: bool, all: bool) -> Self {
+        let mut head = Head {
+            headers: HeaderMap::new(),
+            close: http10,
+            chunked: false,
+            length: None,
+        };
+        let has = |value: &[u8], token: &str| {
+            value
+                .windows(token.len())
+                .any(|w| w.eq_ignore_ascii_case(token.as_bytes()))
+        };
+        for h in fields {
+            let name = h.name;
+            if name.eq_ignore_ascii_case(CONNECTION.as_str()) {
+                head.close |= has(h.value, "close");
+            } else if name.eq_ignore_ascii_case(TRANSFER_ENCODING.as_str()) {
+                head.chunked |= has(h.value, "chunked");
+            } else if name.eq_ignore_ascii_case(CONTENT_LENGTH.as_str()) {
+                head.length = std::str::from_utf8(h.value)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+            }
+            let wanted = all
+                || name.eq_ignore_ascii_case("cache-status")
+                || name.eq_ignore_ascii_case("x-cache");
+            if wanted {
+                if let (Ok(name), Ok(value)) = (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_bytes(h.value),
+                ) {
+                    head.headers.append(name, value);
+                }
+            }
+        }
+        head
     }
 }
 

@@ -249,13 +249,20 @@ impl Vu {
             .ok_or_else(|| Failed::new(Failure::BadRequest, "URL without host"))?
             .as_str();
         let https = uri.scheme_str() == Some("https");
-        // Connections are kept per origin: scheme and authority.
-        let origin = if https {
-            format!("https://{authority}")
-        } else {
-            authority.to_string()
+        // Connections are kept per origin: scheme and authority (made into
+        // strings only when a connection is opened).
+        let origin = || {
+            if https {
+                format!("https://{authority}")
+            } else {
+                authority.to_string()
+            }
         };
-        let address = match uri.port_u16() {
+        let same_origin = |kept: &str| match kept.strip_prefix("https://") {
+            Some(rest) => https && rest == authority,
+            None => !https && kept == authority,
+        };
+        let address = || match uri.port_u16() {
             Some(_) => authority.to_string(),
             None => format!(
                 "{}:{}",
@@ -274,7 +281,11 @@ impl Vu {
                 ))
             }
         };
-        let mut headers = http::HeaderMap::with_capacity(step.headers.len() + 1);
+        let mut headers = if step.headers.is_empty() {
+            http::HeaderMap::new()
+        } else {
+            http::HeaderMap::with_capacity(step.headers.len() + 1)
+        };
         for (name, value) in &step.headers {
             let rendered = if value.is_static() {
                 None
@@ -309,10 +320,10 @@ impl Vu {
                 read(resp, bytes_sent).await
             }
             Transport::H2PerUser => {
-                let reusable = matches!(&self.h2, Some((a, c)) if *a == origin && !c.is_closed());
+                let reusable = matches!(&self.h2, Some((a, c)) if same_origin(a) && !c.is_closed());
                 if !reusable {
                     self.connecting = true;
-                    let stream = Stream::connect(&address, tls).await?;
+                    let stream = Stream::connect(&address(), tls).await?;
                     let (sender, conn) = hyper::client::conn::http2::handshake(
                         TokioExecutor::new(),
                         hyper_util::rt::TokioIo::new(stream),
@@ -323,7 +334,7 @@ impl Vu {
                     tokio::spawn(async move {
                         let _ = conn.await;
                     });
-                    self.h2 = Some((origin, sender));
+                    self.h2 = Some((origin(), sender));
                 }
                 let (_, sender) = self
                     .h2
@@ -343,11 +354,19 @@ impl Vu {
             }
             Transport::PerUser => {
                 let target = uri.path_and_query().map_or("/", |p| p.as_str());
-                let reusable = matches!(&self.conn, Some((a, c)) if *a == origin && c.reusable());
+                // Only what the step reads is kept: the body for checks
+                // and extractions, every header for extractions.
+                let keep = if step.checks.is_empty() && step.extract.is_empty() {
+                    0
+                } else {
+                    KEEP_BODY
+                };
+                let all_headers = !step.extract.is_empty();
+                let reusable = matches!(&self.conn, Some((a, c)) if same_origin(a) && c.reusable());
                 if !reusable {
                     self.connecting = true;
-                    let stream = Stream::connect(&address, tls).await?;
-                    self.conn = Some((origin, Conn::over(stream)));
+                    let stream = Stream::connect(&address(), tls).await?;
+                    self.conn = Some((origin(), Conn::over(stream)));
                     self.connecting = false;
                 }
                 let (_, conn) = self
@@ -355,16 +374,32 @@ impl Vu {
                     .as_mut()
                     .ok_or_else(|| Failed::new(Failure::Closed, "no connection"))?;
                 let mut sent = conn
-                    .send(&step.method, target, authority, &headers, &body, KEEP_BODY)
+                    .send_with(
+                        &step.method,
+                        target,
+                        authority,
+                        &headers,
+                        &body,
+                        keep,
+                        all_headers,
+                    )
                     .await;
                 if sent.is_err() && conn.may_retry() {
                     // The server closed the kept-alive connection as the
                     // request went out: once more on a new connection.
                     self.connecting = true;
-                    let mut fresh = Conn::over(Stream::connect(&address, tls).await?);
+                    let mut fresh = Conn::over(Stream::connect(&address(), tls).await?);
                     self.connecting = false;
                     sent = fresh
-                        .send(&step.method, target, authority, &headers, &body, KEEP_BODY)
+                        .send_with(
+                            &step.method,
+                            target,
+                            authority,
+                            &headers,
+                            &body,
+                            keep,
+                            all_headers,
+                        )
                         .await;
                     *conn = fresh;
                 }
