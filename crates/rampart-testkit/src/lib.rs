@@ -253,12 +253,7 @@ pub fn example_config(app: &str, origin: SocketAddr, admin: SocketAddr, token: &
         "{}/../../examples/{app}/rampart.toml",
         env!("CARGO_MANIFEST_DIR")
     );
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .to_string()
-    };
+    let free = || free_addr().to_string();
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{path}: {e}"))
         .replace("${ORIGIN_ADDR:-127.0.0.1:3000}", &origin.to_string())
@@ -425,4 +420,34 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
     }
+}
+
+/// A loopback address no one listens on now (for a server a test starts
+/// as a process).
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+}
+
+/// Runs a program (a test's `env!("CARGO_BIN_EXE_…")`) to its end: its exit
+/// code and what it wrote, stderr then stdout.
+pub fn run_program(program: &str, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Sends SIGTERM to a process a test started.
+pub fn terminate(child: &std::process::Child) {
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok, "the process {} is gone", child.id());
 }

@@ -256,12 +256,7 @@ async fn sighup_reloads_the_config_and_never_kills_the_process() {
     );
     assert_eq!(status(format!("http://{listen}/two")).await, 200);
 
-    let ok = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("run kill")
-        .success();
-    assert!(ok);
+    rampart_testkit::terminate(&child);
     let out = child.wait_with_output().expect("rampart exits");
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{log}");
@@ -329,12 +324,7 @@ where
     })
     .await;
     drive(child.id()).await;
-    let ok = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("run kill")
-        .success();
-    assert!(ok);
+    rampart_testkit::terminate(&child);
     let out = child.wait_with_output().expect("rampart exits");
     String::from_utf8_lossy(&out.stderr)
         .lines()
@@ -343,9 +333,7 @@ where
 }
 
 fn free() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
+    rampart_testkit::free_addr()
 }
 
 /// Every log line of a request, the access line and a warning alike,

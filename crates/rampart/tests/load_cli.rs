@@ -8,13 +8,7 @@ use rampart_load::report::{new_histogram, Latency, Report, Stats, SCHEMA};
 use rampart_testkit::{respond, Origin};
 
 fn rampart(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(args)
-        .output()
-        .expect("run rampart");
-    let text =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    (out.status.code().unwrap_or(-1), text)
+    rampart_testkit::run_program(env!("CARGO_BIN_EXE_rampart"), args)
 }
 
 fn dir() -> PathBuf {

@@ -3,18 +3,10 @@
 //! errors, their charts are drawn, and the numbers a reader looks for are
 //! there.
 
-use std::process::Command;
-
 use rampart_testkit::{respond, Origin, TempDir};
 
 fn rampart(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(args)
-        .output()
-        .expect("run rampart");
-    let text =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    (out.status.code().unwrap_or(-1), text)
+    rampart_testkit::run_program(env!("CARGO_BIN_EXE_rampart"), args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,12 +52,6 @@ async fn collector() -> (Origin, Arc<Mutex<Vec<ExportTraceServiceRequest>>>) {
     (origin, got)
 }
 
-fn free() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-}
-
 #[tokio::test]
 async fn each_request_is_exported_as_a_trace_the_origin_continues() {
     let (collector, exports) = collector().await;
@@ -75,7 +69,7 @@ async fn each_request_is_exported_as_a_trace_the_origin_continues() {
         }
     })
     .await;
-    let (listen, admin) = (free(), free());
+    let (listen, admin) = (rampart_testkit::free_addr(), rampart_testkit::free_addr());
     let dir = std::env::temp_dir().join(format!("rampart-traces-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("traced.toml");
@@ -146,12 +140,7 @@ async fn each_request_is_exported_as_a_trace_the_origin_continues() {
     assert_eq!(origin.count("/slow"), 1, "one fill for both");
 
     // Stopping sends the spans still queued.
-    let ok = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("run kill")
-        .success();
-    assert!(ok);
+    rampart_testkit::terminate(&child);
     // The collector answers on this thread meanwhile.
     let out = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
