@@ -16,9 +16,11 @@
 # compression made on the miss path, metrics).
 #
 # With KEEP=DIR the callgrind files stay in DIR (NAME.KIND.out), to read
-# per function with `callgrind_annotate --inclusive=yes`.
+# per function with `callgrind_annotate --inclusive=yes`. EXTRA_CONF is
+# appended to the gateway's config (say, a [tracing] section, to count what
+# exporting spans costs).
 #
-# Usage: [BASELINE_BIN=PATH] [KEEP=DIR] bench/instructions.sh [REQUESTS]
+# Usage: [BASELINE_BIN=PATH] [KEEP=DIR] [EXTRA_CONF=TOML] bench/instructions.sh [REQUESTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${1:-2000}
@@ -38,6 +40,7 @@ upstream = "origin"
 match = "GET /*"
 upstream = "origin"
 cache = { ttl = "10m" }' > "$WORK/rampart.toml"
+if [ -n "${EXTRA_CONF:-}" ]; then printf '\n%b\n' "$EXTRA_CONF" >> "$WORK/rampart.toml"; fi
 
 # send PATH_PREFIX UNIQUE: exactly REQUESTS GETs on one kept-alive
 # connection (a new URL each when UNIQUE is 1), each response read whole.

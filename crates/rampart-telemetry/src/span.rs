@@ -47,12 +47,16 @@ pub fn begin_request(
         let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
         let _ = span.set_parent(parent);
     }
-    let (method, uri, version) = request;
-    span.set_attribute("http.request.method", method.to_string());
-    span.set_attribute("url.path", uri.path().to_string());
-    span.set_attribute("network.protocol.version", protocol_version(version));
+    // Started first: a span that is not sampled records nothing, so its
+    // attributes are not made at all.
     let cx = span.context();
     let ids = cx.span().span_context().clone();
+    if ids.is_sampled() {
+        let (method, uri, version) = request;
+        span.set_attribute("http.request.method", method.to_string());
+        span.set_attribute("url.path", uri.path().to_string());
+        span.set_attribute("network.protocol.version", protocol_version(version));
+    }
     ids.is_valid().then(|| {
         format!(
             "00-{}-{}-{:02x}",
