@@ -85,7 +85,9 @@ impl Failure {
         let mut connect = false;
         while let Some(c) = cause {
             if let Some(io) = c.downcast_ref::<std::io::Error>() {
-                return if connect || io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return if is_tls(io) {
+                    Failure::Tls
+                } else if connect || io.kind() == std::io::ErrorKind::ConnectionRefused {
                     Failure::of_connect(io)
                 } else {
                     Failure::of_io(io)
