@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # The load generator against a fast target: requests/s Rampart drives versus
-# wrk (and oha/k6 where installed), and 20,000 users' resident memory.
+# wrk over HTTP/1.1 and HTTPS, and versus h2load over HTTP/2 (TLS, ALPN h2),
+# and 20,000 users' resident memory.
 #
-# Setup: nginx answering `return 200` with one worker pinned to core 1; the
+# Setup: nginx answering `return 200` with one worker pinned to core 1 (plain,
+# TLS with an ECDSA P-256 certificate made here, and TLS with HTTP/2); the
 # generator pinned to core 0; 64 keep-alive connections, closed model (each
-# connection sends its next request when the last one answered), DURATION s.
-# Usage: bench/load-generator.sh [DURATION]
+# connection sends its next request when the last one answered), one stream
+# per connection on HTTP/2; DURATION s per run, ROUNDS rounds alternating
+# between the tools; medians of the per-round ratios.
+# Usage: bench/load-generator.sh [DURATION] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10}
+ROUNDS=${2:-3}
 bash scripts/install-deps.sh bench
 cargo build --release --locked -q -p rampart
 BIN=$PWD/target/release/rampart
@@ -17,8 +22,10 @@ WORK=$(mktemp -d /dev/shm/rampart-gen.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$WORK"; }
 trap cleanup EXIT
-PORT=18091
+PORT=18091 TLS_PORT=18093 H2_PORT=18094
 chmod 755 "$WORK"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+  -subj /CN=localhost -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -days 2 2>/dev/null
 cat > "$WORK/nginx.conf" <<CONF
 worker_processes 1;
 worker_rlimit_nofile 30000;
@@ -26,20 +33,45 @@ daemon off;
 pid $WORK/nginx.pid;
 error_log $WORK/error.log;
 events { worker_connections 25000; }
-http { access_log off; keepalive_requests 1000000; server { listen 127.0.0.1:$PORT backlog=4096; location / { return 200 "ok"; } } }
+http {
+  access_log off; keepalive_requests 1000000;
+  ssl_certificate $WORK/cert.pem; ssl_certificate_key $WORK/key.pem;
+  server { listen 127.0.0.1:$PORT backlog=4096; location / { return 200 "ok"; } }
+  server { listen 127.0.0.1:$TLS_PORT ssl backlog=4096; location / { return 200 "ok"; } }
+  server { listen 127.0.0.1:$H2_PORT ssl http2 backlog=4096; location / { return 200 "ok"; } }
+}
 CONF
 taskset -c 1 "$NGINX" -c "$WORK/nginx.conf" -p "$WORK" & PIDS+=($!)
 for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$PORT/" 2>/dev/null && break; sleep 0.1; done
 
-echo "# requests/s against nginx return 200: generator on core 0, 64 connections, ${DURATION}s"
+rampart_rps() { # ARGS... -> req/s of one run
+  taskset -c 0 "$BIN" load --quiet "$@" -c 64 -z "${DURATION}s" --out "$WORK/r.json"
+  python3 -c "import json; r=json.load(open('$WORK/r.json')); print(round(r['overall']['requests']/r['duration_s'],1))"
+}
+wrk_rps() { taskset -c 0 wrk -t1 -c64 -d"${DURATION}"s "$1" | awk '/Requests\/sec/ {print $2}'; }
+h2load_rps() { taskset -c 0 h2load -t1 -c64 -m1 -D "$DURATION" "$1" | awk '/^finished in/ {print $4}'; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+echo "# requests/s against nginx return 200: generator on core 0, 64 connections, ${DURATION}s runs, $ROUNDS rounds"
 taskset -c 0 wrk -t1 -c64 -d2s "http://127.0.0.1:$PORT/" >/dev/null
-wrk_rps=$(taskset -c 0 wrk -t1 -c64 -d"${DURATION}"s "http://127.0.0.1:$PORT/" | awk '/Requests\/sec/ {print $2}')
-taskset -c 0 "$BIN" load --quiet --url "http://127.0.0.1:$PORT/" --vus 64 --duration 2s
-taskset -c 0 "$BIN" load --quiet --url "http://127.0.0.1:$PORT/" --vus 64 --duration "${DURATION}s" --out "$WORK/r.json"
-r_rps=$(python3 -c "import json; r=json.load(open('$WORK/r.json')); print(round(r['overall']['requests']/r['duration_s'],1))")
-printf "%-10s %12s req/s\n" wrk "$wrk_rps" rampart "$r_rps"
+taskset -c 0 "$BIN" load --quiet "http://127.0.0.1:$PORT/" -c 64 -z 2s
+for r in $(seq "$ROUNDS"); do
+  w=$(wrk_rps "http://127.0.0.1:$PORT/"); g=$(rampart_rps "http://127.0.0.1:$PORT/")
+  echo "http1 $w $g" | tee -a "$WORK/rounds"
+  w=$(wrk_rps "https://127.0.0.1:$TLS_PORT/"); g=$(rampart_rps "https://localhost:$TLS_PORT/" --insecure)
+  echo "https $w $g" | tee -a "$WORK/rounds"
+  w=$(h2load_rps "https://127.0.0.1:$H2_PORT/"); g=$(rampart_rps "https://localhost:$H2_PORT/" --insecure --http2)
+  echo "h2 $w $g" | tee -a "$WORK/rounds"
+done
+echo "# protocol, peer, peer req/s (median), rampart req/s (median), median of the rounds' rampart/peer"
+for proto in http1 https h2; do
+  peer=$([ "$proto" = h2 ] && echo h2load || echo wrk)
+  p=$(awk -v k="$proto" '$1 == k { print $2 }' "$WORK/rounds" | median)
+  g=$(awk -v k="$proto" '$1 == k { print $3 }' "$WORK/rounds" | median)
+  ratio=$(awk -v k="$proto" '$1 == k { print $3 / $2 }' "$WORK/rounds" | median)
+  printf "%-6s %-7s %12s %12s %6.3fx\n" "$proto" "$peer" "$p" "$g" "$ratio"
+done
 for tool in oha k6; do command -v $tool >/dev/null && echo "$tool installed: not yet scripted" || echo "$tool: not installed"; done
-awk -v r="$r_rps" -v w="$wrk_rps" 'BEGIN { printf "rampart/wrk = %.2fx\n", r/w }'
 
 echo
 echo "# 20,000 users: 20s ramp, 40s total, 0.5 iterations per user per second (10,000 req/s at full strength), pool of 2,000 connections"

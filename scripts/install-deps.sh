@@ -22,6 +22,7 @@ for group in "${@:-test}"; do
     bench)
       command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
       command -v wrk >/dev/null 2>&1 || need+=(wrk)
+      command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
       command -v varnishd >/dev/null 2>&1 || [ -x /usr/sbin/varnishd ] || need+=(varnish)
       command -v taskset >/dev/null 2>&1 || need+=(util-linux)
       command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
