@@ -259,8 +259,17 @@ pub async fn run(
                     .flatten()
             })
             .collect();
+        let templated = scenario.steps.iter().any(|st| {
+            !st.url.is_static()
+                || st.headers.iter().any(|(_, v)| !v.is_static())
+                || matches!(
+                    st.body,
+                    Some(crate::plan::BodySpec::Text(_) | crate::plan::BodySpec::Json(_))
+                )
+        });
         let ctx = Arc::new(ScenarioCtx {
             static_uris,
+            templated,
             index,
             scenario,
             base_url: base.clone(),

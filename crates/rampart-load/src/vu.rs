@@ -86,6 +86,9 @@ pub fn full_uri(base: Option<&str>, url: &str) -> Result<Uri, String> {
 pub struct ScenarioCtx {
     /// Per step, its URI when the URL has no variables (parsed once).
     pub static_uris: Vec<Option<Uri>>,
+    /// Whether any step's URL, headers or body has a template (else the
+    /// per-iteration variables are not kept up to date).
+    pub templated: bool,
     /// Index in the plan.
     pub index: usize,
     /// The scenario.
@@ -146,7 +149,10 @@ impl Vu {
             self.vars
                 .insert("scenario".into(), ctx.scenario.name.clone());
         }
-        self.vars.insert("iter".into(), self.iteration.to_string());
+        if ctx.templated {
+            // Only a plan with templates reads the counter.
+            self.vars.insert("iter".into(), self.iteration.to_string());
+        }
         if let Some(feeder) = &ctx.scenario.feeder {
             self.feed(feeder, ctx);
         }
@@ -222,7 +228,11 @@ impl Vu {
                 };
                 tokio::time::sleep(pause).await;
             }
-            step_start = Instant::now();
+            step_start = if step.think.is_some() {
+                Instant::now()
+            } else {
+                done
+            };
         }
     }
 
