@@ -29,7 +29,9 @@ pub async fn serve(
     let now = ctx.tiers.now();
     let looked = lookup_span(Tier::Memory);
     let found = looked.in_scope(|| ctx.tiers.lookup(&cache_key, &head.headers));
-    looked.record("rampart.cache.result", found_as_str(&found, now));
+    if !looked.is_disabled() {
+        looked.record("rampart.cache.result", found_as_str(&found, now));
+    }
     drop(looked);
     let (stale, fwd) = match found {
         Lookup::Found(entry) => match entry.state(now) {
@@ -73,13 +75,12 @@ pub async fn serve(
                     .lookup_shared(&cache_key, &head.headers)
                     .instrument(looked.clone())
                     .await;
-                looked.record(
-                    "rampart.cache.result",
-                    match &shared {
-                        Some(entry) => entry_as_str(entry, ctx.tiers.now()),
-                        None => "miss",
-                    },
-                );
+                if !looked.is_disabled() {
+                    let result = shared
+                        .as_ref()
+                        .map_or("miss", |entry| entry.state(ctx.tiers.now()).as_str());
+                    looked.record("rampart.cache.result", result);
+                }
                 if let Some(entry) = shared {
                     if entry.state(ctx.tiers.now()) == EntryState::Fresh {
                         guard.finish(Fill::Stored(Arc::clone(&entry)));
@@ -122,21 +123,13 @@ fn lookup_span(tier: Tier) -> tracing::Span {
     )
 }
 
-/// What a memory lookup found, as its span records it.
+/// What a memory lookup found, as its span records it: the entry's state,
+/// or `miss` / `vary-miss`.
 fn found_as_str(found: &Lookup, now: std::time::SystemTime) -> &'static str {
     match found {
-        Lookup::Found(entry) => entry_as_str(entry, now),
+        Lookup::Found(entry) => entry.state(now).as_str(),
         Lookup::VaryMiss => "vary-miss",
         Lookup::Miss => "miss",
-    }
-}
-
-/// A found entry's state, as a lookup span records it.
-fn entry_as_str(entry: &Entry, now: std::time::SystemTime) -> &'static str {
-    match entry.state(now) {
-        EntryState::Fresh => "fresh",
-        EntryState::StaleWhileRevalidate => "stale-while-revalidate",
-        EntryState::Stale { .. } => "stale",
     }
 }
 
