@@ -38,6 +38,27 @@ pub struct Row {
     pub sampling_noise: bool,
 }
 
+impl Row {
+    /// The unit its values are in: `ms`, `%` or none (req/s).
+    pub fn unit(&self) -> &'static str {
+        match self.metric {
+            "error rate" => "%",
+            "req/s" => "",
+            _ => "ms",
+        }
+    }
+
+    /// Its change as shown: percentage points for the error rate, percent
+    /// for the rest.
+    pub fn change_text(&self) -> String {
+        if self.metric == "error rate" {
+            format!("{:+.2}pp", self.change)
+        } else {
+            format!("{:+.1}%", self.change)
+        }
+    }
+}
+
 /// What a change amounts to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -107,7 +128,7 @@ pub fn compare(baseline: &Report, current: &Report, threshold: f64, floors: Floo
         else {
             continue;
         };
-        let name = format!("{}/{}", b.scenario, b.step);
+        let name = b.label();
         add(
             &mut rows,
             &name,
@@ -240,23 +261,14 @@ pub fn render(rows: &[Row], threshold: f64) -> String {
         "step", "metric", "baseline", "current", "change"
     );
     for r in rows {
-        let unit = match r.metric {
-            "error rate" => "%",
-            "req/s" => "",
-            _ => "ms",
-        };
-        let change = if r.metric == "error rate" {
-            format!("{:+.2}pp", r.change)
-        } else {
-            format!("{:+.1}%", r.change)
-        };
+        let unit = r.unit();
         out.push_str(&format!(
             "{:<32} {:<10} {:>10.2}{unit:<2} {:>10.2}{unit:<2} {:>9}  {}{}\n",
             r.name,
             r.metric,
             r.baseline,
             r.current,
-            change,
+            r.change_text(),
             r.verdict.as_str(),
             if r.sampling_noise {
                 " (within sampling error at 99 %)"

@@ -140,6 +140,15 @@ impl Stats {
         }
     }
 
+    /// How reports name it: `scenario/step`, or `all` for the whole run.
+    pub fn label(&self) -> String {
+        if self.scenario.is_empty() {
+            "all".to_string()
+        } else {
+            format!("{}/{}", self.scenario, self.step)
+        }
+    }
+
     /// Share of failed requests.
     pub fn error_rate(&self) -> f64 {
         if self.requests == 0 {

@@ -39,12 +39,7 @@ pub fn render(report: &Report) -> String {
         "hits"
     );
     for s in report.steps.iter().chain(std::iter::once(&report.overall)) {
-        let name = if s.scenario.is_empty() {
-            "all".to_string()
-        } else {
-            format!("{}/{}", s.scenario, s.step)
-        };
-        row(&mut out, &name, s, report.rps(s));
+        row(&mut out, &s.label(), s, report.rps(s));
     }
     let all = &report.overall;
     if !all.statuses.is_empty() {
@@ -57,9 +52,8 @@ pub fn render(report: &Report) -> String {
         for s in report.steps.iter().filter(|s| !s.errors.is_empty()) {
             let _ = writeln!(
                 out,
-                "  {}/{}: {}; {}",
-                s.scenario,
-                s.step,
+                "  {}: {}; {}",
+                s.label(),
                 counts(&s.statuses_by_count()),
                 counts(&s.errors_by_count())
             );

@@ -10,7 +10,7 @@ use chart::escape;
 pub use chart::{percentile_points, Chart, Series, XAxis};
 
 use crate::compare::{Row, Verdict};
-use crate::report::{human_bytes, Report, Stats};
+use crate::report::{human_bytes, Report, SecondPoint, Stats};
 use crate::summary::counts;
 
 /// Colours of successive lines.
@@ -85,28 +85,23 @@ fn card(value: String, what: &str) -> String {
     )
 }
 
-fn step_name(s: &Stats) -> String {
-    if s.scenario.is_empty() {
-        "all".to_string()
-    } else {
-        format!("{}/{}", s.scenario, s.step)
-    }
-}
-
-/// Seconds on x, one value per whole second (the last, partial second of
-/// a run counts in the totals, not as a point that would look like a drop).
-fn over_time(report: &Report, f: impl Fn(&crate::report::SecondPoint) -> f64) -> Vec<(f64, f64)> {
+/// The run's whole seconds (the last, partial second of a run counts in
+/// the totals, not as a point that would look like a drop).
+fn whole_seconds(report: &Report) -> impl Iterator<Item = &SecondPoint> {
     report
         .series
         .iter()
         .filter(|p| p.t as f64 <= report.duration_s + 0.05)
-        .map(|p| (p.t as f64, f(p)))
-        .collect()
+}
+
+/// Seconds on x, one value per whole second.
+fn over_time(report: &Report, f: impl Fn(&SecondPoint) -> f64) -> Vec<(f64, f64)> {
+    whole_seconds(report).map(|p| (p.t as f64, f(p))).collect()
 }
 
 /// The per-step lines of a per-second figure (none with one step).
 fn step_lines(report: &Report, f: impl Fn(&crate::report::StepPoint) -> f64) -> Vec<Series> {
-    let mut names: Vec<String> = report.steps.iter().map(step_name).collect();
+    let mut names: Vec<String> = report.steps.iter().map(Stats::label).collect();
     names.truncate(MAX_STEP_LINES);
     if names.len() < 2 {
         return Vec::new();
@@ -115,10 +110,7 @@ fn step_lines(report: &Report, f: impl Fn(&crate::report::StepPoint) -> f64) -> 
         .iter()
         .enumerate()
         .map(|(i, name)| {
-            let points = report
-                .series
-                .iter()
-                .filter(|p| p.t as f64 <= report.duration_s + 0.05)
+            let points = whole_seconds(report)
                 .map(|p| {
                     let v = p
                         .steps
@@ -262,7 +254,7 @@ fn percentile_lines(report: &Report) -> Vec<Series> {
             if let Ok(h) = s.latency.histogram() {
                 out.push(
                     Series::new(
-                        step_name(s),
+                        s.label(),
                         PALETTE[(i + 1) % PALETTE.len()],
                         percentile_points(&h),
                     )
@@ -324,7 +316,7 @@ fn steps_table(report: &Report) -> String {
         let _ = write!(
             rows,
             "<tr><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.2}%</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{}</td></tr>",
-            escape(&step_name(s)),
+            escape(&s.label()),
             s.requests,
             report.rps(s),
             s.error_rate() * 100.0,
@@ -338,7 +330,7 @@ fn steps_table(report: &Report) -> String {
         let _ = write!(
             wrong,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&step_name(s)),
+            escape(&s.label()),
             escape(&counts(&s.statuses_by_count())),
             escape(&counts(&s.errors_by_count())),
             human_bytes(s.bytes_sent),
@@ -487,16 +479,7 @@ pub fn render_compare(
     }
     let mut table = String::new();
     for r in rows {
-        let unit = match r.metric {
-            "error rate" => "%",
-            "req/s" => "",
-            _ => " ms",
-        };
-        let change = if r.metric == "error rate" {
-            format!("{:+.2} pp", r.change)
-        } else {
-            format!("{:+.1} %", r.change)
-        };
+        let unit = r.unit();
         let class = match r.verdict {
             Verdict::Worse => "worse",
             Verdict::Better => "better",
@@ -504,12 +487,12 @@ pub fn render_compare(
         };
         let _ = write!(
             table,
-            "<tr><td>{}</td><td>{}</td><td>{:.2}{unit}</td><td>{:.2}{unit}</td><td>{}</td><td class=\"{class}\">{}{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{:.2} {unit}</td><td>{:.2} {unit}</td><td>{}</td><td class=\"{class}\">{}{}</td></tr>",
             escape(&r.name),
             r.metric,
             r.baseline,
             r.current,
-            change,
+            r.change_text(),
             r.verdict.as_str(),
             if r.sampling_noise { " (sampling error)" } else { "" }
         );
