@@ -19,7 +19,7 @@ use crate::tls::Tls;
 
 /// How long after a response a connection is reused without asking the
 /// socket whether the server closed it.
-const FRESH: Duration = Duration::from_millis(20);
+pub const FRESH: Duration = Duration::from_millis(20);
 
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
@@ -473,6 +473,27 @@ fn closed(what: &str) -> Failed {
 fn keep_some(kept: &mut Vec<u8>, data: &[u8], keep: usize) {
     let room = keep.saturating_sub(kept.len());
     kept.extend_from_slice(&data[..data.len().min(room)]);
+}
+
+/// The size of a request as HTTP/1.1 writes it (HTTP/2 compresses
+/// headers, so this is an upper bound there).
+pub fn request_size(
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+    body: usize,
+) -> u64 {
+    let target = uri.path_and_query().map_or(1, |p| p.as_str().len());
+    let head = method.as_str().len() + target + 12 + head_size(headers) + 2;
+    (head + body) as u64
+}
+
+/// Header fields' size as HTTP/1.1 writes them.
+pub fn head_size(headers: &http::HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum()
 }
 
 #[cfg(test)]

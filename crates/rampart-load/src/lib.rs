@@ -13,6 +13,7 @@ pub mod engine;
 pub mod failure;
 pub mod html;
 pub mod http1;
+pub mod http2;
 pub mod plan;
 pub mod raw;
 pub mod recorder;

@@ -16,7 +16,8 @@ use rand::Rng;
 use tokio::sync::Semaphore;
 
 use crate::failure::{Failed, Failure};
-use crate::http1::{Conn, Stream};
+use crate::http1::{head_size, request_size, Conn, Stream};
+use crate::http2::H2Conn;
 use crate::plan::{BodySpec, Check, Feeder, Scenario, Source, Think};
 use crate::recorder::{Sample, Samples};
 use crate::template::render_json;
@@ -112,7 +113,8 @@ pub struct Vu {
     vars: HashMap<String, String>,
     /// The open HTTP/1.1 connection: its origin (scheme and authority).
     conn: Option<(String, Conn)>,
-    h2: Option<(String, hyper::client::conn::http2::SendRequest<Full<Bytes>>)>,
+    /// The open HTTP/2 connection: its origin.
+    h2: Option<(String, H2Conn)>,
     /// Whether the step under way is still connecting (so a timeout then
     /// is a connect timeout).
     connecting: bool,
@@ -319,6 +321,13 @@ impl Vu {
             }
         };
         let bytes_sent = request_size(&step.method, &uri, &headers, body.len());
+        // Only what the step reads is kept: the body for checks and
+        // extractions.
+        let keep = if step.checks.is_empty() && step.extract.is_empty() {
+            0
+        } else {
+            KEEP_BODY
+        };
         match &ctx.transport {
             Transport::Pool(client, slots) => {
                 let _slot = slots
@@ -330,47 +339,47 @@ impl Vu {
                 read(resp, bytes_sent).await
             }
             Transport::H2PerUser => {
-                let reusable = matches!(&self.h2, Some((a, c)) if same_origin(a) && !c.is_closed());
+                let reusable = match &mut self.h2 {
+                    Some((a, c)) => same_origin(a) && c.reusable(),
+                    None => false,
+                };
                 if !reusable {
                     self.connecting = true;
                     let stream = Stream::connect(&address(), tls).await?;
-                    let (sender, conn) = hyper::client::conn::http2::handshake(
-                        TokioExecutor::new(),
-                        hyper_util::rt::TokioIo::new(stream),
-                    )
-                    .await
-                    .map_err(hyper_failed)?;
+                    self.h2 = Some((origin(), H2Conn::handshake(stream).await?));
                     self.connecting = false;
-                    tokio::spawn(async move {
-                        let _ = conn.await;
-                    });
-                    self.h2 = Some((origin(), sender));
                 }
-                let (_, sender) = self
+                let (_, conn) = self
                     .h2
                     .as_mut()
                     .ok_or_else(|| Failed::new(Failure::Closed, "no connection"))?;
-                let req = request(step, uri, headers, body)?;
-                let sent = async {
-                    sender.ready().await.map_err(hyper_failed)?;
-                    let resp = sender.send_request(req).await.map_err(hyper_failed)?;
-                    read(resp, bytes_sent).await
-                };
-                let result = sent.await;
-                if result.is_err() {
-                    self.h2 = None;
+                let mut sent = conn.send(&step.method, &uri, &headers, &body, keep).await;
+                if sent.is_err() && conn.may_retry() {
+                    // The request never reached the server (a GOAWAY, a
+                    // refused stream): once more on a new connection.
+                    self.connecting = true;
+                    let stream = Stream::connect(&address(), tls).await?;
+                    *conn = H2Conn::handshake(stream).await?;
+                    self.connecting = false;
+                    sent = conn.send(&step.method, &uri, &headers, &body, keep).await;
                 }
-                result
+                match sent {
+                    Ok(r) => Ok(Answer {
+                        status: r.status,
+                        headers: r.headers,
+                        body: r.body,
+                        bytes_sent,
+                        bytes_received: r.bytes_received,
+                    }),
+                    Err(e) => {
+                        self.h2 = None;
+                        Err(e)
+                    }
+                }
             }
             Transport::PerUser => {
                 let target = uri.path_and_query().map_or("/", |p| p.as_str());
-                // Only what the step reads is kept: the body for checks
-                // and extractions, every header for extractions.
-                let keep = if step.checks.is_empty() && step.extract.is_empty() {
-                    0
-                } else {
-                    KEEP_BODY
-                };
+                // Every header only for extractions.
                 let all_headers = !step.extract.is_empty();
                 let reusable = matches!(&self.conn, Some((a, c)) if same_origin(a) && c.reusable());
                 if !reusable {
@@ -464,23 +473,6 @@ fn hyper_failed<E: std::error::Error + 'static>(e: E) -> Failed {
     Failed::new(Failure::of_hyper(&e), e.to_string())
 }
 
-/// The size of a request as HTTP/1.1 writes it (hyper's clients do not
-/// count what they send; HTTP/2 compresses headers, so this is an upper
-/// bound there).
-fn request_size(method: &http::Method, uri: &Uri, headers: &http::HeaderMap, body: usize) -> u64 {
-    let target = uri.path_and_query().map_or(1, |p| p.as_str().len());
-    let head = method.as_str().len() + target + 12 + header_size(headers) + 2;
-    (head + body) as u64
-}
-
-/// Header fields' size as HTTP/1.1 writes them.
-fn header_size(headers: &http::HeaderMap) -> usize {
-    headers
-        .iter()
-        .map(|(n, v)| n.as_str().len() + v.len() + 4)
-        .sum()
-}
-
 async fn read<B>(resp: http::Response<B>, bytes_sent: u64) -> Result<Answer, Failed>
 where
     B: hyper::body::Body<Data = Bytes> + Unpin,
@@ -488,7 +480,7 @@ where
 {
     let (parts, mut body) = resp.into_parts();
     let mut kept: Vec<u8> = Vec::new();
-    let mut received = 17 + header_size(&parts.headers) as u64;
+    let mut received = 17 + head_size(&parts.headers) as u64;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(hyper_failed)?;
         if let Ok(data) = frame.into_data() {

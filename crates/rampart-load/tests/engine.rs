@@ -1,6 +1,7 @@
 //! The engine against an in-process target with known, injected latency.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -311,6 +312,90 @@ steps = [{{ name = "get", url = "/x", checks = {{ status = 200 }} }}]
     assert!(report.overall.requests > 50, "{}", report.overall.requests);
     assert_eq!(report.overall.failures, 0);
     assert_eq!(report.overall.checks_failed, 0);
+}
+
+/// An HTTP/2-only origin that answers how many body bytes each request
+/// carried and refuses every stream after a connection's third with
+/// `REFUSED_STREAM` (as a server at its `max_requests` or draining does),
+/// unread.
+async fn h2_origin_ending_connections() -> (std::net::SocketAddr, Arc<AtomicUsize>, Arc<AtomicUsize>)
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (connections, requests) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (c, r) = (connections.clone(), requests.clone());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            let r = r.clone();
+            tokio::spawn(async move {
+                let Ok(mut conn) = h2::server::handshake(tcp).await else {
+                    return;
+                };
+                let mut accepted = 0;
+                while let Some(Ok((req, mut respond))) = conn.accept().await {
+                    accepted += 1;
+                    if accepted > 3 {
+                        respond.send_reset(h2::Reason::REFUSED_STREAM);
+                        continue;
+                    }
+                    let r = r.clone();
+                    tokio::spawn(async move {
+                        let mut body = req.into_body();
+                        let mut len = 0;
+                        while let Some(Ok(data)) = body.data().await {
+                            len += data.len();
+                            let _ = body.flow_control().release_capacity(data.len());
+                        }
+                        r.fetch_add(1, Ordering::SeqCst);
+                        let Ok(mut out) = respond.send_response(http::Response::new(()), false)
+                        else {
+                            return;
+                        };
+                        let _ = out.send_data(bytes::Bytes::from(format!("got {len} bytes")), true);
+                    });
+                }
+            });
+        }
+    });
+    (addr, connections, requests)
+}
+
+/// HTTP/2 users send bodies, read them for checks, and send a request the
+/// server refused unread once more on a new connection: none is lost or
+/// counted as failed, and each is answered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_users_carry_on_when_the_server_ends_a_connection() {
+    let (addr, connections, requests) = h2_origin_ending_connections().await;
+    let p = plan(&format!(
+        r#"
+base_url = "http://{addr}"
+[[scenarios]]
+name = "h2"
+executor = "shared-iterations"
+vus = 2
+iterations = 60
+max_duration = "30s"
+protocol = "h2c"
+flow = "one"
+[[flows]]
+name = "one"
+steps = [{{ name = "post", method = "POST", url = "/x", body = "hello", checks = {{ status = 200, body_contains = "got 5 bytes" }} }}]
+"#
+    ));
+    let report = run(&p, &RunOptions::default(), |_| {}).await.unwrap();
+    let o = &report.overall;
+    assert_eq!(o.requests, 60);
+    assert_eq!(o.failures, 0, "{:?}", o.errors);
+    assert_eq!(o.checks_failed, 0);
+    assert_eq!(requests.load(Ordering::SeqCst), 60);
+    // Three requests a connection: at least 20 connections.
+    assert!(
+        connections.load(Ordering::SeqCst) >= 20,
+        "{}",
+        connections.load(Ordering::SeqCst)
+    );
+    assert!(o.bytes_received >= 60 * 11, "{}", o.bytes_received);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
