@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The load generator against a fast target: requests/s Rampart drives versus
-# wrk over HTTP/1.1 and HTTPS, and versus h2load over HTTP/2 (TLS, ALPN h2),
-# and 20,000 users' resident memory.
+# wrk over HTTP/1.1 and HTTPS and versus h2load over HTTP/2 (TLS, ALPN h2),
+# with oha and k6 beside them on all three, and 20,000 users' resident
+# memory.
 #
 # Setup: nginx answering `return 200` with one worker pinned to core 1 (plain,
 # TLS with an ECDSA P-256 certificate made here, and TLS with HTTP/2); the
@@ -15,6 +16,7 @@ cd "$(dirname "$0")/.."
 DURATION=${1:-10}
 ROUNDS=${2:-3}
 bash scripts/install-deps.sh bench
+export PATH="${RAMPART_BENCH_TOOLS:-$HOME/.cache/rampart-bench}/bin:$PATH"
 cargo build --release --locked -q -p rampart
 BIN=$PWD/target/release/rampart
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
@@ -50,28 +52,51 @@ rampart_rps() { # ARGS... -> req/s of one run
 }
 wrk_rps() { taskset -c 0 wrk -t1 -c64 -d"${DURATION}"s "$1" | awk '/Requests\/sec/ {print $2}'; }
 h2load_rps() { taskset -c 0 h2load -t1 -c64 -m1 -D "$DURATION" "$1" | awk '/^finished in/ {print $4}'; }
+oha_rps() { # URL [FLAGS...]
+  local url=$1; shift
+  taskset -c 0 oha --no-tui -c 64 -z "${DURATION}s" --output-format json "$@" "$url" \
+    | python3 -c "import json, sys; print(round(json.load(sys.stdin)['summary']['requestsPerSec'], 1))"
+}
+cat > "$WORK/k6.js" <<'JS'
+import http from 'k6/http';
+export const options = { vus: 64, duration: __ENV.DURATION, insecureSkipTLSVerify: true };
+export default function () { http.get(__ENV.URL); }
+JS
+k6_rps() { # URL (k6 speaks HTTP/2 wherever TLS offers it)
+  taskset -c 0 k6 run --quiet --no-usage-report --no-color -e URL="$1" -e DURATION="${DURATION}s" \
+    --summary-export "$WORK/k6.json" "$WORK/k6.js" >/dev/null 2>&1
+  python3 -c "import json; print(round(json.load(open('$WORK/k6.json'))['metrics']['http_reqs']['rate'], 1))"
+}
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "# requests/s against nginx return 200: generator on core 0, 64 connections, ${DURATION}s runs, $ROUNDS rounds"
+echo "# round lines: protocol, tool, req/s, rampart req/s in the same round"
 taskset -c 0 wrk -t1 -c64 -d2s "http://127.0.0.1:$PORT/" >/dev/null
 taskset -c 0 "$BIN" load --quiet "http://127.0.0.1:$PORT/" -c 64 -z 2s
 for r in $(seq "$ROUNDS"); do
-  w=$(wrk_rps "http://127.0.0.1:$PORT/"); g=$(rampart_rps "http://127.0.0.1:$PORT/")
-  echo "http1 $w $g" | tee -a "$WORK/rounds"
-  w=$(wrk_rps "https://127.0.0.1:$TLS_PORT/"); g=$(rampart_rps "https://localhost:$TLS_PORT/" --insecure)
-  echo "https $w $g" | tee -a "$WORK/rounds"
-  w=$(h2load_rps "https://127.0.0.1:$H2_PORT/"); g=$(rampart_rps "https://localhost:$H2_PORT/" --insecure --http2)
-  echo "h2 $w $g" | tee -a "$WORK/rounds"
+  for proto in http1 https h2; do
+    case $proto in
+      http1) url="http://127.0.0.1:$PORT/"; flags=(); peer=wrk ;;
+      https) url="https://localhost:$TLS_PORT/"; flags=(--insecure); peer=wrk ;;
+      h2) url="https://localhost:$H2_PORT/"; flags=(--insecure --http2); peer=h2load ;;
+    esac
+    g=$(rampart_rps "$url" "${flags[@]}")
+    ip=${url/localhost/127.0.0.1}
+    p=$("${peer}_rps" "$ip")
+    o=$(oha_rps "$ip" "${flags[@]}")
+    k=$(k6_rps "$ip")
+    for pair in "$peer $p" "oha $o" "k6 $k"; do echo "$proto $pair $g" | tee -a "$WORK/rounds"; done
+  done
 done
-echo "# protocol, peer, peer req/s (median), rampart req/s (median), median of the rounds' rampart/peer"
+echo "# protocol, tool, tool req/s (median), rampart req/s (median), median of the rounds' rampart/tool"
 for proto in http1 https h2; do
-  peer=$([ "$proto" = h2 ] && echo h2load || echo wrk)
-  p=$(awk -v k="$proto" '$1 == k { print $2 }' "$WORK/rounds" | median)
-  g=$(awk -v k="$proto" '$1 == k { print $3 }' "$WORK/rounds" | median)
-  ratio=$(awk -v k="$proto" '$1 == k { print $3 / $2 }' "$WORK/rounds" | median)
-  printf "%-6s %-7s %12s %12s %6.3fx\n" "$proto" "$peer" "$p" "$g" "$ratio"
+  for tool in $([ "$proto" = h2 ] && echo h2load || echo wrk) oha k6; do
+    p=$(awk -v k="$proto" -v t="$tool" '$1 == k && $2 == t { print $3 }' "$WORK/rounds" | median)
+    g=$(awk -v k="$proto" -v t="$tool" '$1 == k && $2 == t { print $4 }' "$WORK/rounds" | median)
+    ratio=$(awk -v k="$proto" -v t="$tool" '$1 == k && $2 == t { print $4 / $3 }' "$WORK/rounds" | median)
+    printf "%-6s %-7s %12s %12s %6.3fx\n" "$proto" "$tool" "$p" "$g" "$ratio"
+  done
 done
-for tool in oha k6; do command -v $tool >/dev/null && echo "$tool installed: not yet scripted" || echo "$tool: not installed"; done
 
 echo
 echo "# 20,000 users: 20s ramp, 40s total, 0.5 iterations per user per second (10,000 req/s at full strength), pool of 2,000 connections"

