@@ -19,32 +19,41 @@ impl Upstream {
             healthy_after: cfg.healthy_after,
             unhealthy_after: cfg.unhealthy_after,
         };
-        let checks = self.targets.iter().map(|t| async move {
-            let uri = format!("{}://{}{}", self.scheme, t.authority, cfg.path);
-            let mut req = Request::new(empty());
-            *req.uri_mut() = match uri.parse() {
-                Ok(u) => u,
-                Err(_) => return (t, false),
-            };
-            req.headers_mut().insert(
-                http::header::USER_AGENT,
-                http::HeaderValue::from_static("rampart-health-check"),
-            );
-            let passed = match tokio::time::timeout(cfg.timeout, self.client.request(req)).await {
-                Ok(Ok(resp)) => {
-                    let ok = resp.status().is_success() || resp.status().is_redirection();
-                    // Read the body so that the connection can be reused.
-                    let _ = tokio::time::timeout(
-                        cfg.timeout,
-                        http_body_util::BodyExt::collect(resp.into_body()),
-                    )
-                    .await;
-                    ok
-                }
-                _ => false,
-            };
-            (t, passed)
-        });
+        let checks = self
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(index, t)| async move {
+                let uri = cfg.path.as_str();
+                let mut req = Request::new(empty());
+                *req.uri_mut() = match uri.parse() {
+                    Ok(u) => u,
+                    Err(_) => return (t, false),
+                };
+                req.headers_mut().insert(
+                    http::header::USER_AGENT,
+                    http::HeaderValue::from_static("rampart-health-check"),
+                );
+                let passed = match tokio::time::timeout(
+                    cfg.timeout,
+                    self.pool.send(index, &self.scheme, &t.authority, req),
+                )
+                .await
+                {
+                    Ok(Ok(resp)) => {
+                        let ok = resp.status().is_success() || resp.status().is_redirection();
+                        // Read the body so that the connection can be reused.
+                        let _ = tokio::time::timeout(
+                            cfg.timeout,
+                            http_body_util::BodyExt::collect(resp.into_body()),
+                        )
+                        .await;
+                        ok
+                    }
+                    _ => false,
+                };
+                (t, passed)
+            });
         for (t, passed) in futures_util::future::join_all(checks).await {
             let change = t
                 .health

@@ -5,6 +5,7 @@
 
 mod balance;
 mod health;
+mod pool;
 mod quickack;
 mod target;
 pub mod tls;
@@ -14,21 +15,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::uri::{Authority, InvalidUri, Scheme};
-use http::{Method, Request, Response, StatusCode, Uri};
+use http::{Method, Request, Response, StatusCode};
 use http_body::Body as _;
-use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
+use hyper_rustls::FixedServerNameResolver;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use prometheus_client::metrics::counter::Counter;
 use rampart_config::{Balance, HealthConfig, HostHeader, UpstreamConfig};
 use rampart_guard::breaker::{Breaker, Settings, State};
 use rampart_guard::health::Health;
 use rustls_pki_types::ServerName;
 
+use self::pool::SendError;
 use self::quickack::QuickAckConnector;
 use self::target::{Pending, Target};
-use crate::body::{boxed, empty, guarded, Body, BodyProgress, ClientBodyError};
+use crate::body::{empty, guarded, Body, BodyProgress, ClientBodyError};
 use crate::metrics::Metrics;
 use crate::outcome::{RetryReason, UpstreamOutcome};
 use rampart_telemetry::span::{self, STAGE_TARGET};
@@ -131,7 +131,7 @@ pub struct Upstream {
     pub name: String,
     targets: Vec<Target>,
     next: AtomicUsize,
-    client: Client<HttpsConnector<QuickAckConnector>, Body>,
+    pool: pool::Pool,
     scheme: Scheme,
     balance: Balance,
     retry: bool,
@@ -192,12 +192,13 @@ impl Upstream {
         let connector = builder
             .enable_all_versions()
             .wrap_connector(QuickAckConnector(http));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(cfg.idle_timeout)
-            .pool_max_idle_per_host(cfg.max_idle_per_target)
-            .http2_only(cfg.h2c)
-            .build(connector);
+        let pool = pool::Pool::new(
+            connector,
+            cfg.h2c,
+            cfg.targets.len(),
+            cfg.idle_timeout,
+            cfg.max_idle_per_target,
+        );
         let settings = cfg.circuit.map(|c| Settings {
             failures: c.failures,
             failure_rate: c.failure_rate,
@@ -230,7 +231,7 @@ impl Upstream {
             name: cfg.name.clone(),
             targets,
             next: AtomicUsize::new(0),
-            client,
+            pool,
             balance: cfg.balance,
             retry: cfg.retry,
             health: cfg.health.clone(),
@@ -365,17 +366,6 @@ impl Upstream {
                 req.headers_mut().insert(http::header::HOST, v.clone());
             }
         }
-        let mut parts = req.uri().clone().into_parts();
-        parts.scheme = Some(self.scheme.clone());
-        parts.authority = Some(target.clone());
-        if parts.path_and_query.is_none() {
-            parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
-        }
-        *req.uri_mut() = Uri::from_parts(parts).map_err(|e| UpstreamError::Failed {
-            target: target.to_string(),
-            detail: e.to_string(),
-            closed: false,
-        })?;
         let progress = req.extensions().get::<BodyProgress>().cloned();
         let call = tracing::debug_span!(
             target: STAGE_TARGET,
@@ -387,7 +377,8 @@ impl Upstream {
         );
         span::propagate(&call, req.headers_mut());
         let sent = Instant::now();
-        let called = tokio::time::timeout(timeout, self.client.request(req));
+        let called =
+            tokio::time::timeout(timeout, self.pool.send(index, &self.scheme, target, req));
         let result = match called.instrument(call.clone()).await {
             Err(_) if progress.is_some_and(|p| !p.finished()) => {
                 // The client was still uploading: its stall, not the target's.
@@ -402,11 +393,11 @@ impl Upstream {
                 });
                 Ok(resp)
             }
-            Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect {
+            Ok(Err(SendError::Connect(e))) => Err(UpstreamError::Connect {
                 target: target.to_string(),
-                detail: error_chain(&e),
+                detail: error_chain(&*e),
             }),
-            Ok(Err(e)) if find_cause::<ClientBodyError>(&e).is_some() => {
+            Ok(Err(SendError::Http(e))) if find_cause::<ClientBodyError>(&e).is_some() => {
                 let fault = find_cause::<ClientBodyError>(&e).copied();
                 // Nothing is known of the target: its probe slot goes back.
                 drop(pending);
@@ -414,7 +405,7 @@ impl Upstream {
                     fault.unwrap_or(ClientBodyError::Broken),
                 ));
             }
-            Ok(Err(e)) => Err(UpstreamError::Failed {
+            Ok(Err(SendError::Http(e))) => Err(UpstreamError::Failed {
                 target: target.to_string(),
                 detail: error_chain(&e),
                 closed: closed_before_response(&e),
@@ -425,7 +416,7 @@ impl Upstream {
             Err(e) => span::record_error(&call, e.outcome().as_str()),
         }
         let in_flight = pending.record(matches!(&result, Ok(r) if !r.status().is_server_error()));
-        result.map(|r| r.map(|b| guarded(boxed(b), in_flight)))
+        result.map(|r| r.map(|b| guarded(b, in_flight)))
     }
 }
 
