@@ -377,8 +377,10 @@ impl Upstream {
         );
         span::propagate(&call, req.headers_mut());
         let sent = Instant::now();
-        let called =
-            tokio::time::timeout(timeout, self.pool.send(index, &self.scheme, target, req));
+        let called = tokio::time::timeout(
+            timeout,
+            Box::pin(self.pool.send(index, &self.scheme, target, req)),
+        );
         let result = match called.instrument(call.clone()).await {
             Err(_) if progress.is_some_and(|p| !p.finished()) => {
                 // The client was still uploading: its stall, not the target's.

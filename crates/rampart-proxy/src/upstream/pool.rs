@@ -151,7 +151,9 @@ impl Pool {
                 None => break,
             }
         }
-        match self.connect(scheme, authority).await? {
+        // Boxed: connecting is rare, and its state would otherwise grow
+        // every request's future (moved on every hit too).
+        match Box::pin(self.connect(scheme, authority)).await? {
             Taken::H2(sender) => {
                 if let Some(slot) = self.shared.targets.get(index) {
                     lock(slot).h2 = Some(sender.clone());
