@@ -488,6 +488,12 @@ pub fn request_size(
     (head + body) as u64
 }
 
+/// A response head's size as HTTP/1.1 writes it: the status line
+/// (`HTTP/1.1 200 OK\r\n`, 17 bytes) and the fields.
+pub fn response_head_size(headers: &http::HeaderMap) -> u64 {
+    17 + head_size(headers) as u64
+}
+
 /// Header fields' size as HTTP/1.1 writes them.
 pub fn head_size(headers: &http::HeaderMap) -> usize {
     headers

@@ -17,7 +17,7 @@ use h2::client::{Connection, SendRequest};
 use http::{HeaderMap, Method, Request, Uri};
 
 use crate::failure::{Failed, Failure};
-use crate::http1::{head_size, Response, Stream, FRESH};
+use crate::http1::{response_head_size, Response, Stream, FRESH};
 
 /// A stream's receive window: 2 MiB, as hyper's client opens them (a body
 /// up to that size needs no window update).
@@ -179,9 +179,8 @@ async fn exchange(
         })?
         .into_parts();
     let mut kept: Vec<u8> = Vec::new();
-    // As HTTP/1.1 would write the head (HPACK makes it smaller): the
-    // status line and the fields.
-    let mut received = 17 + head_size(&parts.headers) as u64;
+    // As HTTP/1.1 would write the head (HPACK makes it smaller).
+    let mut received = response_head_size(&parts.headers);
     while let Some(data) = incoming.data().await {
         let data = data.map_err(|e| failed(&e))?;
         received += data.len() as u64;

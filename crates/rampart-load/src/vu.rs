@@ -16,7 +16,7 @@ use rand::Rng;
 use tokio::sync::Semaphore;
 
 use crate::failure::{Failed, Failure};
-use crate::http1::{head_size, request_size, Conn, Stream};
+use crate::http1::{request_size, response_head_size, Conn, Stream};
 use crate::http2::H2Conn;
 use crate::plan::{BodySpec, Check, Feeder, Scenario, Source, Think};
 use crate::recorder::{Sample, Samples};
@@ -480,7 +480,7 @@ where
 {
     let (parts, mut body) = resp.into_parts();
     let mut kept: Vec<u8> = Vec::new();
-    let mut received = 17 + head_size(&parts.headers) as u64;
+    let mut received = response_head_size(&parts.headers);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(hyper_failed)?;
         if let Ok(data) = frame.into_data() {
