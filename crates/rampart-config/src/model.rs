@@ -244,17 +244,14 @@ pub struct CompressionConfig {
 impl CompressionConfig {
     /// Whether a `Content-Type` value is compressible.
     pub fn compressible(&self, content_type: &str) -> bool {
-        let essence = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        // Media types are case-insensitive (RFC 9110 §8.3.1); compared
+        // without lowercasing a copy, as this runs on every response.
+        let essence = content_type.split(';').next().unwrap_or("").trim();
         self.types.iter().any(|t| match t.strip_suffix("/*") {
             Some(prefix) => essence
                 .split_once('/')
-                .is_some_and(|(top, _)| top == prefix),
-            None => *t == essence,
+                .is_some_and(|(top, _)| top.eq_ignore_ascii_case(prefix)),
+            None => t.eq_ignore_ascii_case(essence),
         })
     }
 }

@@ -157,6 +157,9 @@ fn compressible_types() {
     assert!(c.compression.compressible("text/html; charset=utf-8"));
     assert!(c.compression.compressible("application/json"));
     assert!(!c.compression.compressible("image/png"));
+    // Media types are case-insensitive.
+    assert!(c.compression.compressible("Text/HTML; Charset=UTF-8"));
+    assert!(c.compression.compressible("APPLICATION/JSON"));
     assert_eq!(c.compression.min_size, 1024);
 }
 

@@ -65,12 +65,11 @@ pub fn eligible(
     {
         return false;
     }
-    if headers
-        .get_all(CACHE_CONTROL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.to_ascii_lowercase().contains("no-transform"))
-    {
+    if headers.get_all(CACHE_CONTROL).iter().any(|v| {
+        v.as_bytes()
+            .windows(12)
+            .any(|w| w.eq_ignore_ascii_case(b"no-transform"))
+    }) {
         return false;
     }
     let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
@@ -78,8 +77,9 @@ pub fn eligible(
     };
     if ct
         .trim_start()
-        .to_ascii_lowercase()
-        .starts_with("text/event-stream")
+        .as_bytes()
+        .get(..17)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"text/event-stream"))
         || !cfg.compressible(ct)
     {
         return false;
@@ -155,4 +155,36 @@ pub fn stream(
         .map_ok(Frame::data)
         .map_err(Into::into);
     StreamBody::new(frames).boxed_unsync()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_never_compressed_whatever_its_case() {
+        let cfg = CompressionConfig {
+            enabled: true,
+            min_size: 1024,
+            types: vec!["text/*".into(), "application/json".into()],
+            algorithms: vec![Encoding::Gzip],
+        };
+        let eligible_with = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (name, value) in pairs {
+                h.append(*name, HeaderValue::from_static(value));
+            }
+            eligible(&cfg, StatusCode::OK, &h, Some(4096))
+        };
+        assert!(eligible_with(&[("content-type", "Text/HTML")]));
+        assert!(!eligible_with(&[
+            ("content-type", "text/html"),
+            ("cache-control", "public, No-Transform")
+        ]));
+        assert!(!eligible_with(&[(
+            "content-type",
+            " Text/Event-Stream; charset=utf-8"
+        )]));
+        assert!(!eligible_with(&[("content-type", "image/png")]));
+    }
 }

@@ -135,19 +135,38 @@ pub fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 /// names (except `Host`, which identifies the target and is never hop-by-hop).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the names: most messages carry none of these (any
-    // field named by `Connection` needs `Connection` itself).
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+    // field named by `Connection` needs `Connection` itself), and removing
+    // by name hashes each, so only those present are removed.
+    let mut present = 0u8;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
         return;
     }
-    let listed: Vec<HeaderName> = connection_tokens(headers)
-        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
-        .filter(|name| name != HOST)
-        .collect();
-    for name in listed {
-        headers.remove(name);
+    // HOP_BY_HOP[0] is `Connection`: the fields it names (beyond `close`
+    // and the fixed ones, which most name) go too.
+    if present & 1 != 0 {
+        let listed: Vec<HeaderName> = connection_tokens(headers)
+            .filter(|t| {
+                !t.eq_ignore_ascii_case("close")
+                    && !HOP_BY_HOP
+                        .iter()
+                        .any(|h| t.eq_ignore_ascii_case(h.as_str()))
+            })
+            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+            .filter(|name| name != HOST)
+            .collect();
+        for name in listed {
+            headers.remove(name);
+        }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
 }
 
@@ -205,31 +224,45 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
 pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, scheme: &str, trusted: bool) {
     let peer = canonical(peer);
     let host = headers.get(HOST).cloned();
-    let append = |existing: Option<&HeaderValue>, add: &str| -> Option<HeaderValue> {
-        match existing.and_then(|v| v.to_str().ok()) {
-            Some(prev) if trusted && !prev.is_empty() => {
-                HeaderValue::from_str(&format!("{prev}, {add}")).ok()
-            }
-            _ => HeaderValue::from_str(add).ok(),
+    // The peer's address, written once: `X-Forwarded-For` takes it as it
+    // is, `Forwarded` as a token (IPv6 quoted and bracketed).
+    let mut ip = String::with_capacity(40);
+    push_ip(&mut ip, peer);
+    let mut element = String::with_capacity(64);
+    element.push_str("for=");
+    match peer {
+        IpAddr::V4(_) => element.push_str(&ip),
+        IpAddr::V6(_) => {
+            element.push_str("\"[");
+            element.push_str(&ip);
+            element.push_str("]\"");
         }
-    };
-    let xff = append(join(headers, &X_FORWARDED_FOR).as_ref(), &peer.to_string());
-    let for_token = match peer {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
-    };
-    let mut element = format!("for={for_token};proto={scheme}");
+    }
+    element.push_str(";proto=");
+    element.push_str(scheme);
     if let Some(h) = host.as_ref().and_then(|h| h.to_str().ok()) {
-        if h.chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        if h.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b".-:[]".contains(&c))
         {
             element.push_str(";host=");
             element.push_str(h);
         } else {
-            element.push_str(&format!(";host=\"{}\"", h.replace('"', "")));
+            element.push_str(";host=\"");
+            element.extend(h.chars().filter(|&c| c != '"'));
+            element.push('"');
         }
     }
-    let forwarded = append(join(headers, &FORWARDED).as_ref(), &element);
+    // An untrusted peer's values are replaced, so they are not even read.
+    let append = |name: &HeaderName, add: String| -> Option<HeaderValue> {
+        match trusted.then(|| join(headers, name)).flatten() {
+            Some(prev) if !prev.is_empty() => {
+                HeaderValue::try_from(format!("{}, {add}", prev.to_str().ok()?)).ok()
+            }
+            _ => HeaderValue::try_from(add).ok(),
+        }
+    };
+    let xff = append(&X_FORWARDED_FOR, ip);
+    let forwarded = append(&FORWARDED, element);
     if let Some(v) = xff {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
@@ -254,6 +287,31 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, scheme: &str, truste
     }
 }
 
+/// Writes an address as `Display` does (IPv4 digit by digit: formatting
+/// machinery costs more than the rest of the forwarding headers).
+fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
 fn join(headers: &HeaderMap, name: &HeaderName) -> Option<HeaderValue> {
     let parts: Vec<&str> = headers
         .get_all(name)
@@ -273,6 +331,24 @@ mod tests {
 
     fn nets(list: &[&str]) -> Vec<IpNet> {
         list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for text in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.0.100.9",
+            "192.168.1.10",
+            "1.20.3.199",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+        ] {
+            let ip: IpAddr = text.parse().unwrap();
+            let mut out = String::new();
+            push_ip(&mut out, ip);
+            assert_eq!(out, ip.to_string());
+        }
     }
 
     #[test]
