@@ -2,8 +2,6 @@
 //! (RFC 9211), the metric label and the access log, so no string is invented
 //! twice.
 
-use std::fmt::Write;
-
 /// Why a response was not served from, or stored in, the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NoCacheReason {
@@ -220,22 +218,29 @@ impl CacheStatus {
         }
     }
 
-    /// The `Cache-Status` header value, with `name` as the cache's name.
+    /// The `Cache-Status` header value, with `name` as the cache's name
+    /// (written on every response: no formatting machinery).
     pub fn header_value(&self, name: &str) -> String {
         let mut out = String::with_capacity(48);
         out.push_str(name);
         match self {
             CacheStatus::Hit { ttl, tier } => {
-                let _ = write!(out, "; hit; ttl={ttl}");
+                out.push_str("; hit; ttl=");
+                out.push_str(itoa::Buffer::new().format(*ttl));
                 if *tier == Tier::Shared {
                     out.push_str("; detail=l2");
                 }
             }
             CacheStatus::Stale { ttl, reason } => {
-                let _ = write!(out, "; hit; ttl={ttl}; detail={}", reason.as_str());
+                out.push_str("; hit; ttl=");
+                out.push_str(itoa::Buffer::new().format(*ttl));
+                out.push_str("; detail=");
+                out.push_str(reason.as_str());
             }
             CacheStatus::Collapsed { fwd_status } => {
-                let _ = write!(out, "; fwd=uri-miss; fwd-status={fwd_status}; collapsed");
+                out.push_str("; fwd=uri-miss; fwd-status=");
+                out.push_str(itoa::Buffer::new().format(*fwd_status));
+                out.push_str("; collapsed");
             }
             CacheStatus::Forward {
                 fwd,
@@ -243,15 +248,18 @@ impl CacheStatus {
                 stored,
                 reason,
             } => {
-                let _ = write!(out, "; fwd={}", fwd.as_str());
+                out.push_str("; fwd=");
+                out.push_str(fwd.as_str());
                 if let Some(s) = fwd_status {
-                    let _ = write!(out, "; fwd-status={s}");
+                    out.push_str("; fwd-status=");
+                    out.push_str(itoa::Buffer::new().format(*s));
                 }
                 if *stored {
                     out.push_str("; stored");
                 }
                 if let Some(r) = reason {
-                    let _ = write!(out, "; detail={}", r.as_str());
+                    out.push_str("; detail=");
+                    out.push_str(r.as_str());
                 }
             }
         }

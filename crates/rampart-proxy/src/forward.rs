@@ -24,10 +24,17 @@ use crate::outcome::UpstreamOutcome;
 use crate::request::RequestHead;
 use crate::upstream::{PoolError, Upstream, UpstreamError};
 
+/// Fields a forwarded request may gain: `X-Forwarded-For`, `-Proto`,
+/// `-Host`, `Forwarded`, `X-Request-Id`, `traceparent`, `tracestate`.
+const FORWARDING_FIELDS: usize = 7;
+
 /// The request for a client's request: same method, path, query and body;
 /// hop-by-hop headers removed, forwarding headers set.
 pub fn forwarded(head: &RequestHead, body: Body) -> Request<Body> {
     let mut headers = head.headers.clone();
+    // Room for what is added below (four forwarding fields, the request
+    // id and trace context): one growth instead of several.
+    headers.reserve(FORWARDING_FIELDS);
     remove_hop_by_hop(&mut headers);
     set_forwarded(&mut headers, head.peer, head.scheme(), head.trusted);
     head.identity.apply(&mut headers);
@@ -44,6 +51,7 @@ pub fn forwarded(head: &RequestHead, body: Body) -> Request<Body> {
 /// Rampart compresses.
 pub fn for_cache(head: &RequestHead, stale: Option<&Entry>, identity: bool) -> Request<Body> {
     let mut headers = head.headers.clone();
+    headers.reserve(FORWARDING_FIELDS);
     remove_hop_by_hop(&mut headers);
     for name in [
         IF_NONE_MATCH,
