@@ -249,11 +249,10 @@ impl Pool {
             return resp.map(crate::body::boxed);
         }
         resp.map(|body| {
-            Pooled {
+            crate::body::boxed(Pooled {
                 body,
                 back: Some(back),
-            }
-            .map_err_boxed()
+            })
         })
     }
 }
@@ -365,12 +364,6 @@ fn sweep(shared: Weak<Shared>, every: Duration) {
 struct Pooled {
     body: Incoming,
     back: Option<Back>,
-}
-
-impl Pooled {
-    fn map_err_boxed(self) -> Body {
-        crate::body::boxed(self)
-    }
 }
 
 impl http_body::Body for Pooled {
