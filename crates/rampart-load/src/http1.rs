@@ -26,7 +26,7 @@ const MAX_HEAD: usize = 64 * 1024;
 /// Most header fields in a response head.
 const MAX_HEADERS: usize = 128;
 
-/// A response as the virtual user sees it.
+/// A response as the virtual user sees it (over any transport).
 #[derive(Debug)]
 pub struct Response {
     /// Status code.
@@ -39,6 +39,19 @@ pub struct Response {
     pub bytes_sent: u64,
     /// Bytes of the response read off the connection (head and body).
     pub bytes_received: u64,
+}
+
+impl Response {
+    /// No response at all (the request failed).
+    pub fn none() -> Self {
+        Self {
+            status: 0,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            bytes_sent: 0,
+            bytes_received: 0,
+        }
+    }
 }
 
 /// A connection's bytes: plain TCP, or TLS over it.

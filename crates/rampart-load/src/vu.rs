@@ -16,7 +16,7 @@ use rand::Rng;
 use tokio::sync::Semaphore;
 
 use crate::failure::{Failed, Failure};
-use crate::http1::{request_size, response_head_size, Conn, Stream};
+use crate::http1::{request_size, response_head_size, Conn, Response, Stream};
 use crate::http2::H2Conn;
 use crate::plan::{BodySpec, Check, Feeder, Scenario, Source, Think};
 use crate::recorder::{Sample, Samples};
@@ -120,15 +120,6 @@ pub struct Vu {
     connecting: bool,
 }
 
-/// A whole response as a step sees it.
-struct Answer {
-    status: u16,
-    headers: http::HeaderMap,
-    body: Bytes,
-    bytes_sent: u64,
-    bytes_received: u64,
-}
-
 impl Vu {
     /// A user with its number.
     pub fn new(id: u64) -> Self {
@@ -178,7 +169,7 @@ impl Vu {
                 Ok(Ok(answer)) => (answer, None),
                 Ok(Err(failed)) => {
                     self.conn = None;
-                    (Answer::none(), Some(failed.failure))
+                    (Response::none(), Some(failed.failure))
                 }
                 Err(_) => {
                     self.conn = None;
@@ -187,7 +178,7 @@ impl Vu {
                     } else {
                         Failure::RequestTimeout
                     };
-                    (Answer::none(), Some(failure))
+                    (Response::none(), Some(failure))
                 }
             };
             let (status, headers, body) = (answer.status, &answer.headers, &answer.body);
@@ -255,7 +246,7 @@ impl Vu {
         ctx: &ScenarioCtx,
         step: &crate::plan::Step,
         uri: Uri,
-    ) -> Result<Answer, Failed> {
+    ) -> Result<Response, Failed> {
         let authority = uri
             .authority()
             .ok_or_else(|| Failed::new(Failure::BadRequest, "URL without host"))?
@@ -353,24 +344,22 @@ impl Vu {
                     .h2
                     .as_mut()
                     .ok_or_else(|| Failed::new(Failure::Closed, "no connection"))?;
-                let mut sent = conn.send(&step.method, &uri, &headers, &body, keep).await;
-                if sent.is_err() && conn.may_retry() {
+                let mut retried = false;
+                let sent = loop {
+                    let sent = conn.send(&step.method, &uri, &headers, &body, keep).await;
+                    if sent.is_ok() || retried || !conn.may_retry() {
+                        break sent;
+                    }
                     // The request never reached the server (a GOAWAY, a
                     // refused stream): once more on a new connection.
+                    retried = true;
                     self.connecting = true;
-                    let stream = Stream::connect(&address(), tls).await?;
-                    *conn = H2Conn::handshake(stream).await?;
+                    *conn = H2Conn::handshake(Stream::connect(&address(), tls).await?).await?;
                     self.connecting = false;
-                    sent = conn.send(&step.method, &uri, &headers, &body, keep).await;
-                }
+                };
                 match sent {
-                    Ok(r) => Ok(Answer {
-                        status: r.status,
-                        headers: r.headers,
-                        body: r.body,
-                        bytes_sent,
-                        bytes_received: r.bytes_received,
-                    }),
+                    // HTTP/2 counts no request bytes of its own.
+                    Ok(r) => Ok(Response { bytes_sent, ..r }),
                     Err(e) => {
                         self.h2 = None;
                         Err(e)
@@ -392,24 +381,9 @@ impl Vu {
                     .conn
                     .as_mut()
                     .ok_or_else(|| Failed::new(Failure::Closed, "no connection"))?;
-                let mut sent = conn
-                    .send_with(
-                        &step.method,
-                        target,
-                        authority,
-                        &headers,
-                        &body,
-                        keep,
-                        all_headers,
-                    )
-                    .await;
-                if sent.is_err() && conn.may_retry() {
-                    // The server closed the kept-alive connection as the
-                    // request went out: once more on a new connection.
-                    self.connecting = true;
-                    let mut fresh = Conn::over(Stream::connect(&address(), tls).await?);
-                    self.connecting = false;
-                    sent = fresh
+                let mut retried = false;
+                let sent = loop {
+                    let sent = conn
                         .send_with(
                             &step.method,
                             target,
@@ -420,35 +394,21 @@ impl Vu {
                             all_headers,
                         )
                         .await;
-                    *conn = fresh;
-                }
-                match sent {
-                    Ok(r) => Ok(Answer {
-                        status: r.status,
-                        headers: r.headers,
-                        body: r.body,
-                        bytes_sent: r.bytes_sent,
-                        bytes_received: r.bytes_received,
-                    }),
-                    Err(e) => {
-                        self.conn = None;
-                        Err(e)
+                    if sent.is_ok() || retried || !conn.may_retry() {
+                        break sent;
                     }
+                    // The server closed the kept-alive connection as the
+                    // request went out: once more on a new connection.
+                    retried = true;
+                    self.connecting = true;
+                    *conn = Conn::over(Stream::connect(&address(), tls).await?);
+                    self.connecting = false;
+                };
+                if sent.is_err() {
+                    self.conn = None;
                 }
+                sent
             }
-        }
-    }
-}
-
-impl Answer {
-    /// No response at all.
-    fn none() -> Self {
-        Self {
-            status: 0,
-            headers: http::HeaderMap::new(),
-            body: Bytes::new(),
-            bytes_sent: 0,
-            bytes_received: 0,
         }
     }
 }
@@ -473,7 +433,7 @@ fn hyper_failed<E: std::error::Error + 'static>(e: E) -> Failed {
     Failed::new(Failure::of_hyper(&e), e.to_string())
 }
 
-async fn read<B>(resp: http::Response<B>, bytes_sent: u64) -> Result<Answer, Failed>
+async fn read<B>(resp: http::Response<B>, bytes_sent: u64) -> Result<Response, Failed>
 where
     B: hyper::body::Body<Data = Bytes> + Unpin,
     B::Error: std::error::Error + 'static,
@@ -489,7 +449,7 @@ where
             kept.extend_from_slice(&data[..data.len().min(room)]);
         }
     }
-    Ok(Answer {
+    Ok(Response {
         status: parts.status.as_u16(),
         headers: parts.headers,
         body: Bytes::from(kept),
