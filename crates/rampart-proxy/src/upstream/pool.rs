@@ -152,7 +152,7 @@ impl Pool {
             }
         }
         // Boxed: connecting is rare, and its state would otherwise grow
-        // every request's future (moved on every hit too).
+        // every upstream request's future.
         match Box::pin(self.connect(scheme, authority)).await? {
             Taken::H2(sender) => {
                 if let Some(slot) = self.shared.targets.get(index) {
@@ -174,22 +174,14 @@ impl Pool {
     /// one.
     fn take(&self, index: usize) -> Option<Taken> {
         let mut kept = lock(self.shared.targets.get(index)?);
+        kept.expire(Instant::now(), self.shared.idle_timeout);
         if let Some(h2) = &kept.h2 {
-            if !h2.is_closed() {
-                return Some(Taken::H2(h2.clone()));
-            }
-            kept.h2 = None;
+            return Some(Taken::H2(h2.clone()));
         }
-        while let Some((sender, at)) = kept.h1.pop_back() {
-            if sender.is_closed() {
-                continue;
+        while let Some((sender, _)) = kept.h1.pop_back() {
+            if !sender.is_closed() {
+                return Some(Taken::H1(sender));
             }
-            if at.elapsed() >= self.shared.idle_timeout {
-                // The rest are older still.
-                kept.h1.clear();
-                return None;
-            }
-            return Some(Taken::H1(sender));
         }
         None
     }
