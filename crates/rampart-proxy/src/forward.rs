@@ -31,18 +31,7 @@ const FORWARDING_FIELDS: usize = 7;
 /// The request for a client's request: same method, path, query and body;
 /// hop-by-hop headers removed, forwarding headers set.
 pub fn forwarded(head: &RequestHead, body: Body) -> Request<Body> {
-    let mut headers = head.headers.clone();
-    // Room for what is added below (four forwarding fields, the request
-    // id and trace context): one growth instead of several.
-    headers.reserve(FORWARDING_FIELDS);
-    remove_hop_by_hop(&mut headers);
-    set_forwarded(&mut headers, head.peer, head.scheme(), head.trusted);
-    head.identity.apply(&mut headers);
-    let mut req = Request::new(body);
-    *req.method_mut() = head.method.clone();
-    *req.uri_mut() = head.path_and_query();
-    *req.headers_mut() = headers;
-    req
+    upstream_request(head, head.method.clone(), body, |_| {})
 }
 
 /// The request Rampart sends to fill the cache: always a GET, without the
@@ -50,35 +39,50 @@ pub fn forwarded(head: &RequestHead, body: Body) -> Request<Body> {
 /// with the validators of the `stale` entry, asking for identity when
 /// Rampart compresses.
 pub fn for_cache(head: &RequestHead, stale: Option<&Entry>, identity: bool) -> Request<Body> {
+    upstream_request(head, Method::GET, empty(), |headers| {
+        for name in [
+            IF_NONE_MATCH,
+            IF_MODIFIED_SINCE,
+            IF_MATCH,
+            IF_UNMODIFIED_SINCE,
+            IF_RANGE,
+            RANGE,
+            CONTENT_LENGTH,
+        ] {
+            headers.remove(name);
+        }
+        if let Some(stale) = stale {
+            if let Some(etag) = stale.headers.get(ETAG) {
+                headers.insert(IF_NONE_MATCH, etag.clone());
+            }
+            if let Some(lm) = stale.headers.get(LAST_MODIFIED) {
+                headers.insert(IF_MODIFIED_SINCE, lm.clone());
+            }
+        }
+        if identity {
+            headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        }
+    })
+}
+
+/// A request upstream for `head`: the client's headers without hop-by-hop
+/// fields, changed by `edit`, then given the forwarding fields and the
+/// request's id and trace context.
+fn upstream_request(
+    head: &RequestHead,
+    method: Method,
+    body: Body,
+    edit: impl FnOnce(&mut http::HeaderMap),
+) -> Request<Body> {
     let mut headers = head.headers.clone();
+    // Room for what is added below: one growth instead of several.
     headers.reserve(FORWARDING_FIELDS);
     remove_hop_by_hop(&mut headers);
-    for name in [
-        IF_NONE_MATCH,
-        IF_MODIFIED_SINCE,
-        IF_MATCH,
-        IF_UNMODIFIED_SINCE,
-        IF_RANGE,
-        RANGE,
-        CONTENT_LENGTH,
-    ] {
-        headers.remove(name);
-    }
-    if let Some(stale) = stale {
-        if let Some(etag) = stale.headers.get(ETAG) {
-            headers.insert(IF_NONE_MATCH, etag.clone());
-        }
-        if let Some(lm) = stale.headers.get(LAST_MODIFIED) {
-            headers.insert(IF_MODIFIED_SINCE, lm.clone());
-        }
-    }
-    if identity {
-        headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
-    }
+    edit(&mut headers);
     set_forwarded(&mut headers, head.peer, head.scheme(), head.trusted);
     head.identity.apply(&mut headers);
-    let mut req = Request::new(empty());
-    *req.method_mut() = Method::GET;
+    let mut req = Request::new(body);
+    *req.method_mut() = method;
     *req.uri_mut() = head.path_and_query();
     *req.headers_mut() = headers;
     req
