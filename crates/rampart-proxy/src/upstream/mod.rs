@@ -4,11 +4,13 @@
 //! where that is safe.
 
 mod balance;
+mod h1;
 mod health;
 mod pool;
 mod quickack;
 mod target;
 pub mod tls;
+mod wire;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -399,8 +401,8 @@ impl Upstream {
                 target: target.to_string(),
                 detail: error_chain(&*e),
             }),
-            Ok(Err(SendError::Http(e))) if find_cause::<ClientBodyError>(&e).is_some() => {
-                let fault = find_cause::<ClientBodyError>(&e).copied();
+            Ok(Err(e)) if e.client_body().is_some() => {
+                let fault = e.client_body();
                 // Nothing is known of the target: its probe slot goes back.
                 drop(pending);
                 return Err(UpstreamError::ClientBody(
@@ -411,6 +413,11 @@ impl Upstream {
                 target: target.to_string(),
                 detail: error_chain(&e),
                 closed: closed_before_response(&e),
+            }),
+            Ok(Err(SendError::H1(e))) => Err(UpstreamError::Failed {
+                target: target.to_string(),
+                detail: error_chain(&e),
+                closed: matches!(e, h1::Error::Closed(_)),
             }),
         };
         match &result {

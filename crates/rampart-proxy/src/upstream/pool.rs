@@ -1,40 +1,39 @@
 //! An upstream's connections: kept-alive HTTP/1.1 connections in a free list
 //! per target, and one shared HTTP/2 connection per target (h2c, or h2 by
-//! ALPN), over `hyper::client::conn`.
+//! ALPN).
 //!
 //! A request takes the most recently used connection off its target's list
-//! under a mutex, and its response body puts the connection back when it
-//! ends. hyper-util's pooled client does the same with more bookkeeping per
-//! request: its checkout, a task spawned per response to wait for the
-//! connection to be idle again, and the pooled handle's drop cost 6,500 of
-//! a pass-through's 71,000 instructions.
+//! under a mutex and drives the exchange in its own task ([`super::h1`]);
+//! the response body puts the connection back when it ends. hyper-util's
+//! pooled client did the same with more bookkeeping per request (its
+//! checkout, a task spawned per response to wait for the connection to be
+//! idle again, and the pooled handle's drop: 6,500 of a pass-through's
+//! 71,000 instructions) and a connection task of its own per connection.
+//! Upgrades (WebSocket) go over hyper's client connection on a connection
+//! of their own, which is never put back.
 //!
 //! Connections idle for longer than `idle_timeout` are closed (looked at
 //! whenever the list is touched, and by a sweep every `idle_timeout` while
 //! any is kept); at most `max_idle` are kept per target, the oldest closed
-//! first.
+//! first. A kept connection the target closed is found so as it is taken.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::header::HOST;
+use http::header::{HOST, UPGRADE};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri, Version};
-use http_body::{Body as _, Frame, SizeHint};
-use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::Connection;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tower_service::Service;
 
+use super::h1::{self, Conn};
 use super::quickack::QuickAckConnector;
-use crate::body::{Body, BoxError};
+use crate::body::{Body, BoxError, ClientBodyError};
 
 /// What opens connections: TCP (quick ACKs), TLS for `https`.
 pub type Connector = HttpsConnector<QuickAckConnector>;
@@ -44,8 +43,24 @@ pub type Connector = HttpsConnector<QuickAckConnector>;
 pub enum SendError {
     /// No connection could be made.
     Connect(BoxError),
-    /// The exchange failed on a connection.
+    /// The exchange failed on an HTTP/2 connection, or an upgrade's.
     Http(hyper::Error),
+    /// The exchange failed on an HTTP/1.1 connection.
+    H1(h1::Error),
+}
+
+impl SendError {
+    /// The client's body fault behind the failure, when that is what
+    /// failed.
+    pub fn client_body(&self) -> Option<ClientBodyError> {
+        match self {
+            SendError::Http(e) => super::find_cause::<ClientBodyError>(e).copied(),
+            SendError::H1(h1::Error::Body(e)) => {
+                super::find_cause::<ClientBodyError>(&**e).copied()
+            }
+            _ => None,
+        }
+    }
 }
 
 /// One upstream's connections, per target.
@@ -68,7 +83,7 @@ struct Shared {
 #[derive(Default)]
 struct Kept {
     /// HTTP/1.1 connections and when each was put back, oldest first.
-    h1: VecDeque<(http1::SendRequest<Body>, Instant)>,
+    h1: VecDeque<(Box<Conn>, Instant)>,
     /// The HTTP/2 connection, shared by every request.
     h2: Option<http2::SendRequest<Body>>,
 }
@@ -80,7 +95,7 @@ impl Kept {
         while self
             .h1
             .front()
-            .is_some_and(|(s, at)| now.duration_since(*at) >= timeout || s.is_closed())
+            .is_some_and(|(_, at)| now.duration_since(*at) >= timeout)
         {
             self.h1.pop_front();
         }
@@ -92,7 +107,7 @@ impl Kept {
 
 /// A connection taken for one request.
 enum Taken {
-    H1(http1::SendRequest<Body>),
+    H1(Box<Conn>),
     H2(http2::SendRequest<Body>),
 }
 
@@ -119,7 +134,7 @@ impl Pool {
 
     /// Sends `req` to target `index` at `scheme://authority`; `req`'s URI
     /// needs a path (and query). A request that never left on a reused
-    /// connection (the target closed it as it was taken) goes on another.
+    /// connection (the target had closed it) goes on another.
     pub async fn send(
         &self,
         index: usize,
@@ -127,28 +142,17 @@ impl Pool {
         authority: &Authority,
         mut req: Request<Body>,
     ) -> Result<Response<Body>, SendError> {
-        loop {
-            let taken = self.take(index);
+        let upgrade = req.headers().contains_key(UPGRADE);
+        while let Some(taken) = self.take(index, !upgrade) {
             match taken {
-                Some(Taken::H2(sender)) => {
-                    return send_h2(sender, scheme, authority, req).await;
-                }
-                Some(Taken::H1(mut sender)) => {
-                    // Put back as its last response ended, it may still be
-                    // finishing that exchange.
-                    if sender.ready().await.is_err() {
-                        continue;
-                    }
+                Taken::H2(sender) => return send_h2(sender, scheme, authority, req).await,
+                Taken::H1(conn) => {
                     prepare_h1(&mut req, authority);
-                    match sender.try_send_request(req).await {
-                        Ok(resp) => return Ok(self.pooled(index, sender, resp)),
-                        Err(mut e) => match e.take_message() {
-                            Some(unsent) => req = unsent,
-                            None => return Err(SendError::Http(e.into_error())),
-                        },
+                    match h1::exchange(conn, &mut req, true, self.home(index)).await {
+                        Err(h1::Error::Unsent) => continue,
+                        sent => return sent.map_err(SendError::H1),
                     }
                 }
-                None => break,
             }
         }
         // Boxed: connecting is rare, and its state would otherwise grow
@@ -160,30 +164,38 @@ impl Pool {
                 }
                 send_h2(sender, scheme, authority, req).await
             }
-            Taken::H1(mut sender) => {
+            Taken::H1(conn) if upgrade => {
                 prepare_h1(&mut req, authority);
-                match sender.try_send_request(req).await {
-                    Ok(resp) => Ok(self.pooled(index, sender, resp)),
-                    Err(e) => Err(SendError::Http(e.into_error())),
-                }
+                Box::pin(upgrade_h1(conn, req)).await
+            }
+            Taken::H1(conn) => {
+                prepare_h1(&mut req, authority);
+                h1::exchange(conn, &mut req, false, self.home(index))
+                    .await
+                    .map_err(SendError::H1)
             }
         }
     }
 
+    /// Where target `index`'s connections go back to when their exchange
+    /// ends clean.
+    fn home(&self, index: usize) -> impl FnOnce(Box<Conn>) + Send + Unpin + 'static {
+        let shared = self.shared.clone();
+        move |conn| shared.put(index, conn)
+    }
+
     /// The target's HTTP/2 connection, or its most recently used HTTP/1.1
-    /// one.
-    fn take(&self, index: usize) -> Option<Taken> {
+    /// one (only when `h1`).
+    fn take(&self, index: usize, h1: bool) -> Option<Taken> {
         let mut kept = lock(self.shared.targets.get(index)?);
         kept.expire(Instant::now(), self.shared.idle_timeout);
         if let Some(h2) = &kept.h2 {
             return Some(Taken::H2(h2.clone()));
         }
-        while let Some((sender, _)) = kept.h1.pop_back() {
-            if !sender.is_closed() {
-                return Some(Taken::H1(sender));
-            }
+        if !h1 {
+            return None;
         }
-        None
+        kept.h1.pop_back().map(|(conn, _)| Taken::H1(conn))
     }
 
     /// Opens a connection: HTTP/2 when the upstream is h2c or TLS chose it.
@@ -209,44 +221,26 @@ impl Pool {
             tokio::spawn(conn);
             Ok(Taken::H2(sender))
         } else {
-            let (sender, conn) = http1::handshake(io).await.map_err(SendError::Http)?;
-            tokio::spawn(conn.with_upgrades());
-            Ok(Taken::H1(sender))
+            Ok(Taken::H1(Conn::new(TokioIo::new(io))))
         }
     }
+}
 
-    /// The response, its body putting the connection back when it ends.
-    fn pooled(
-        &self,
-        index: usize,
-        sender: http1::SendRequest<Body>,
-        resp: Response<Incoming>,
-    ) -> Response<Body> {
-        let back = Back {
-            shared: self.shared.clone(),
-            index,
-            sender,
-        };
-        if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
-            // The connection is the client's now: held until hyper hands
-            // it over, never put back.
-            let mut sender = back.sender;
-            tokio::spawn(async move {
-                let _ = sender.ready().await;
-            });
-            return resp.map(crate::body::boxed);
-        }
-        if resp.body().is_end_stream() {
-            back.put();
-            return resp.map(crate::body::boxed);
-        }
-        resp.map(|body| {
-            crate::body::boxed(Pooled {
-                body,
-                back: Some(back),
-            })
-        })
+/// An upgrade request (WebSocket) over hyper's client connection, on a
+/// connection of its own: on `101` the connection is the client's, and it
+/// is never put back.
+async fn upgrade_h1(conn: Box<Conn>, req: Request<Body>) -> Result<Response<Body>, SendError> {
+    let io = conn.into_io().into_inner();
+    let (mut sender, connection) = http1::handshake(io).await.map_err(SendError::Http)?;
+    tokio::spawn(connection.with_upgrades());
+    let resp = sender.send_request(req).await.map_err(SendError::Http)?;
+    if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+        // Held until hyper hands the connection over.
+        tokio::spawn(async move {
+            let _ = sender.ready().await;
+        });
     }
+    Ok(resp.map(crate::body::boxed))
 }
 
 /// A request over HTTP/2, its URI absolute.
@@ -293,40 +287,26 @@ fn lock(slot: &Mutex<Kept>) -> std::sync::MutexGuard<'_, Kept> {
     slot.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// An HTTP/1.1 connection to put back once its response has ended.
-struct Back {
-    shared: Arc<Shared>,
-    index: usize,
-    sender: http1::SendRequest<Body>,
-}
-
-impl Back {
-    fn put(self) {
-        let Back {
-            shared,
-            index,
-            sender,
-        } = self;
-        if sender.is_closed() {
-            return;
-        }
-        let Some(slot) = shared.targets.get(index) else {
+impl Shared {
+    /// Puts target `index`'s connection back after a clean exchange.
+    fn put(self: Arc<Self>, index: usize, conn: Box<Conn>) {
+        let Some(slot) = self.targets.get(index) else {
             return;
         };
         let now = Instant::now();
         {
             let mut kept = lock(slot);
-            kept.expire(now, shared.idle_timeout);
-            if shared.max_idle == 0 {
+            kept.expire(now, self.idle_timeout);
+            if self.max_idle == 0 {
                 return;
             }
-            if kept.h1.len() >= shared.max_idle {
+            if kept.h1.len() >= self.max_idle {
                 kept.h1.pop_front();
             }
-            kept.h1.push_back((sender, now));
+            kept.h1.push_back((conn, now));
         }
-        if !shared.sweeping.swap(true, Ordering::Relaxed) {
-            sweep(Arc::downgrade(&shared), shared.idle_timeout);
+        if !self.sweeping.swap(true, Ordering::Relaxed) {
+            sweep(Arc::downgrade(&self), self.idle_timeout);
         }
     }
 }
@@ -350,41 +330,4 @@ fn sweep(shared: Weak<Shared>, every: Duration) {
             }
         }
     });
-}
-
-/// A response body that puts its connection back when it ends.
-struct Pooled {
-    body: Incoming,
-    back: Option<Back>,
-}
-
-impl http_body::Body for Pooled {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
-        match &frame {
-            Some(Ok(_)) if !self.body.is_end_stream() => {}
-            // The end, or an error (the connection is not put back).
-            Some(Err(_)) => self.back = None,
-            _ => {
-                if let Some(back) = self.back.take() {
-                    back.put();
-                }
-            }
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
 }
