@@ -401,8 +401,8 @@ impl Upstream {
                 target: target.to_string(),
                 detail: error_chain(&*e),
             }),
-            Ok(Err(e)) if e.client_body().is_some() => {
-                let fault = e.client_body();
+            Ok(Err(e)) if client_fault(&e).is_some() => {
+                let fault = client_fault(&e);
                 // Nothing is known of the target: its probe slot goes back.
                 drop(pending);
                 return Err(UpstreamError::ClientBody(
@@ -456,6 +456,16 @@ fn find_cause<'e, E: std::error::Error + 'static>(
         cause = c.source();
     }
     None
+}
+
+/// The client's body fault behind a failed exchange, when that is what
+/// failed.
+fn client_fault(e: &SendError) -> Option<ClientBodyError> {
+    match e {
+        SendError::Http(e) => find_cause::<ClientBodyError>(e).copied(),
+        SendError::H1(h1::Error::Body(e)) => find_cause::<ClientBodyError>(&**e).copied(),
+        _ => None,
+    }
 }
 
 /// Whether the connection closed before any of the response arrived.

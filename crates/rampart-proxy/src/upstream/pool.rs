@@ -33,7 +33,7 @@ use tower_service::Service;
 
 use super::h1::{self, Conn};
 use super::quickack::QuickAckConnector;
-use crate::body::{Body, BoxError, ClientBodyError};
+use crate::body::{Body, BoxError};
 
 /// What opens connections: TCP (quick ACKs), TLS for `https`.
 pub type Connector = HttpsConnector<QuickAckConnector>;
@@ -47,20 +47,6 @@ pub enum SendError {
     Http(hyper::Error),
     /// The exchange failed on an HTTP/1.1 connection.
     H1(h1::Error),
-}
-
-impl SendError {
-    /// The client's body fault behind the failure, when that is what
-    /// failed.
-    pub fn client_body(&self) -> Option<ClientBodyError> {
-        match self {
-            SendError::Http(e) => super::find_cause::<ClientBodyError>(e).copied(),
-            SendError::H1(h1::Error::Body(e)) => {
-                super::find_cause::<ClientBodyError>(&**e).copied()
-            }
-            _ => None,
-        }
-    }
 }
 
 /// One upstream's connections, per target.
