@@ -15,7 +15,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use http::{HeaderMap, Request, Response, StatusCode, Version};
 use http_body::{Body as _, Frame, SizeHint};
 use hyper_util::rt::TokioIo;
@@ -265,10 +265,9 @@ fn poll_head(
             return Poll::Ready(Err(Error::Io(e)));
         }
         while !conn.buf.is_empty() {
-            let Some(head) = wire::parse_head(&conn.buf, req.method())? else {
+            let Some(head) = wire::parse_head(&mut conn.buf, req.method())? else {
                 break;
             };
-            conn.buf.advance(head.len);
             if head.is_interim() {
                 continue;
             }

@@ -11,7 +11,7 @@
 //! [`MAX_HEADERS`] fields.
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use http_body::SizeHint;
 
@@ -70,8 +70,6 @@ pub enum Framing {
 /// A parsed response head.
 #[derive(Debug)]
 pub struct Head {
-    /// Bytes of the buffer the head took.
-    pub len: usize,
     /// The status code.
     pub status: StatusCode,
     /// The fields, as sent.
@@ -90,12 +88,19 @@ impl Head {
     }
 }
 
-/// Parses the response head at the start of `buf`, the answer to a
-/// `method` request; `None` while it is incomplete.
-pub fn parse_head(buf: &[u8], method: &Method) -> Result<Option<Head>, Malformed> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut slots);
-    let len = match resp.parse(buf).map_err(Malformed::Head)? {
+/// Takes the response head off the start of `buf`, the answer to a
+/// `method` request; `None` (and `buf` untouched) while it is incomplete.
+///
+/// Field values are slices of the head's bytes, not copies (as hyper's
+/// are): whoever keeps them longer than the response (the cache) copies
+/// them.
+pub fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, Malformed> {
+    let mut slots = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)
+        .map_err(Malformed::Head)?
+    {
         httparse::Status::Complete(len) => len,
         httparse::Status::Partial if buf.len() > MAX_HEAD => return Err(Malformed::HeadTooLarge),
         httparse::Status::Partial => return Ok(None),
@@ -105,23 +110,34 @@ pub fn parse_head(buf: &[u8], method: &Method) -> Result<Option<Head>, Malformed
     }
     let status = StatusCode::from_u16(resp.code.unwrap_or(0))
         .map_err(|_| Malformed::Head(httparse::Error::Status))?;
-    let mut keep_alive = resp.version == Some(1);
+    let http10 = resp.version == Some(0);
+    let mut keep_alive = !http10;
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut coded = false;
-    let mut headers = HeaderMap::with_capacity(resp.headers.len());
-    for field in resp.headers.iter() {
-        let name = HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| Malformed::Field)?;
-        if name == CONTENT_LENGTH {
-            for part in field.value.split(|&b| b == b',') {
+    // Where each field's name and value lie in the head.
+    let start = buf.as_ptr() as usize;
+    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    let count = resp.headers.len();
+    for (field, span) in resp.headers.iter().zip(spans.iter_mut()) {
+        let (name, value) = (field.name.as_bytes(), field.value);
+        let at = |s: &[u8]| (s.as_ptr() as usize - start) as u32;
+        *span = (
+            at(name),
+            at(name) + name.len() as u32,
+            at(value),
+            at(value) + value.len() as u32,
+        );
+        if name.eq_ignore_ascii_case(b"content-length") {
+            for part in value.split(|&b| b == b',') {
                 let n = content_length(part).ok_or(Malformed::ContentLength)?;
                 if length.is_some_and(|l| l != n) {
                     return Err(Malformed::ContentLength);
                 }
                 length = Some(n);
             }
-        } else if name == TRANSFER_ENCODING {
-            for coding in tokens(field.value) {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            for coding in tokens(value) {
                 // Only `chunked`, once and last, is understood.
                 if chunked || !coding.eq_ignore_ascii_case(b"chunked") {
                     return Err(Malformed::TransferEncoding);
@@ -129,20 +145,27 @@ pub fn parse_head(buf: &[u8], method: &Method) -> Result<Option<Head>, Malformed
                 chunked = true;
             }
             coded = true;
-        } else if name == CONNECTION {
-            for token in tokens(field.value) {
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in tokens(value) {
                 if token.eq_ignore_ascii_case(b"close") {
                     keep_alive = false;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && resp.version == Some(0) {
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && http10 {
                     keep_alive = true;
                 }
             }
         }
-        let value = HeaderValue::from_bytes(field.value).map_err(|_| Malformed::Field)?;
-        headers.append(name, value);
     }
     if coded && (!chunked || length.is_some()) {
         return Err(Malformed::TransferEncoding);
+    }
+    let head = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(count);
+    for &(ns, ne, vs, ve) in &spans[..count] {
+        let name = HeaderName::from_bytes(&head[ns as usize..ne as usize])
+            .map_err(|_| Malformed::Field)?;
+        let value = HeaderValue::from_maybe_shared(head.slice(vs as usize..ve as usize))
+            .map_err(|_| Malformed::Field)?;
+        headers.append(name, value);
     }
     let bodiless = *method == Method::HEAD
         || status.is_informational()
@@ -158,7 +181,6 @@ pub fn parse_head(buf: &[u8], method: &Method) -> Result<Option<Head>, Malformed
         }
     };
     Ok(Some(Head {
-        len,
         status,
         headers,
         framing,
@@ -462,7 +484,7 @@ mod tests {
     use super::*;
 
     fn head(raw: &str) -> Result<Option<Head>, Malformed> {
-        parse_head(raw.as_bytes(), &Method::GET)
+        parse_head(&mut BytesMut::from(raw), &Method::GET)
     }
 
     fn framing(raw: &str) -> Result<(Framing, bool), Malformed> {
@@ -508,10 +530,8 @@ mod tests {
             Ok((Framing::Empty, true)),
             "a 304's length describes the stored body"
         );
-        let to_head = parse_head(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 90\r\n\r\n",
-            &Method::HEAD,
-        );
+        let mut buf = BytesMut::from("HTTP/1.1 200 OK\r\nContent-Length: 90\r\n\r\n");
+        let to_head = parse_head(&mut buf, &Method::HEAD);
         assert_eq!(to_head.unwrap().unwrap().framing, Framing::Empty);
     }
 
@@ -539,10 +559,16 @@ mod tests {
     fn heads_arrive_in_pieces_and_are_bounded() {
         let raw = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         for cut in 0..raw.len() - 2 {
-            assert!(head(&raw[..cut]).unwrap().is_none(), "cut at {cut}");
+            let mut buf = BytesMut::from(&raw[..cut]);
+            assert!(
+                parse_head(&mut buf, &Method::GET).unwrap().is_none(),
+                "cut at {cut}"
+            );
+            assert_eq!(buf.len(), cut, "an incomplete head stays");
         }
-        let parsed = head(raw).unwrap().unwrap();
-        assert_eq!(parsed.len, raw.len() - 2);
+        let mut buf = BytesMut::from(raw);
+        let parsed = parse_head(&mut buf, &Method::GET).unwrap().unwrap();
+        assert_eq!(&buf[..], b"ok", "the head is taken, the body left");
         assert_eq!(parsed.headers["content-length"], "2");
         let huge = format!("HTTP/1.1 200 OK\r\nX: {}", "a".repeat(MAX_HEAD));
         assert_eq!(head(&huge).unwrap_err(), Malformed::HeadTooLarge);
