@@ -155,6 +155,18 @@ fn main() {
     .enumerate()
     {
         write(&seeds, "http1_response", &format!("seed-{i}"), text);
+        write(&seeds, "upstream_response", &format!("seed-{i}"), text);
+    }
+    for (i, text) in [
+        &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n3\r\nabc\r\n0\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\nConnection: close\r\n\r\nabc",
+        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 90\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5 ;a=b\r\nhello\r\n0\r\nA: 1\r\nB: 2\r\n\r\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        write(&seeds, "upstream_response", &format!("strict-{i}"), text);
     }
     eprintln!("seeds written to {}", seeds.display());
 }

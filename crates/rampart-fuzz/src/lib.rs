@@ -15,8 +15,10 @@ use rampart_cache::{Entry, Freshness};
 use rampart_config::CachePolicy;
 
 mod http1;
+mod upstream;
 
 pub use http1::http1_response;
+pub use upstream::upstream_response;
 
 /// A fuzz target: arbitrary bytes in, a panic for a bug.
 pub type Target = fn(&[u8]);
@@ -33,6 +35,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("vary", vary),
     ("l2_codec", l2_codec),
     ("http1_response", http1_response),
+    ("upstream_response", upstream_response),
     ("scenario", scenario),
 ];
 

@@ -10,7 +10,7 @@ mod pool;
 mod quickack;
 mod target;
 pub mod tls;
-mod wire;
+pub mod wire;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

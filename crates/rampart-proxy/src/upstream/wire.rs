@@ -459,7 +459,7 @@ fn chunk_size(line: &[u8]) -> Result<u64, Malformed> {
 fn trailers(state: &mut Reading, buf: &mut BytesMut) -> Result<Decoded, Malformed> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let (len, map) = match httparse::parse_headers(buf, &mut slots) {
-        Ok(httparse::Status::Complete((len, fields))) => {
+        Ok(httparse::Status::Complete((len, fields))) if len <= MAX_HEAD => {
             let mut map = HeaderMap::with_capacity(fields.len());
             for f in fields.iter() {
                 let name = HeaderName::from_bytes(f.name.as_bytes());
