@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use bytes::BytesMut;
 use http::header::{ACCEPT_ENCODING, AGE, CONTENT_ENCODING, CONTENT_LENGTH, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue, Response};
 use rampart_cache::encoding::negotiate;
@@ -120,14 +121,25 @@ pub async fn store(
 
 /// The headers to store: end-to-end only, without what is recomputed per
 /// answer, without `Set-Cookie` (a route that stores such responses strips
-/// it) and `Surrogate-Control` (meant for Rampart alone). Each value is
-/// copied into its own allocation, since values parsed by hyper are slices
-/// of the connection's read buffer and would keep all of it alive for as
-/// long as the entry is stored.
+/// it) and `Surrogate-Control` (meant for Rampart alone). The values are
+/// copied, all into one allocation the entry owns, since values parsed off
+/// a connection are slices of its read buffer and would keep all of it
+/// alive for as long as the entry is stored.
 pub fn stored_headers(origin: &HeaderMap, policy: &CachePolicy) -> HeaderMap {
+    let mut all = BytesMut::with_capacity(origin.values().map(HeaderValue::len).sum());
+    for value in origin.values() {
+        all.extend_from_slice(value.as_bytes());
+    }
+    let all = all.freeze();
     let mut headers = HeaderMap::with_capacity(origin.len());
+    let mut at = 0;
     for (name, value) in origin {
-        let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        let end = at + value.len();
+        let mut copy = all
+            .get(at..end)
+            .and_then(|_| HeaderValue::from_maybe_shared(all.slice(at..end)).ok())
+            .unwrap_or_else(|| value.clone());
+        at = end;
         copy.set_sensitive(value.is_sensitive());
         headers.append(name.clone(), copy);
     }
@@ -159,4 +171,39 @@ fn vary_names(headers: &HeaderMap) -> Vec<HeaderName> {
         }
     }
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn stored_values_never_keep_a_read_buffer_alive() {
+        // Values parsed off a connection are slices of its read buffer.
+        let buffer =
+            Bytes::from(b"text/html; charset=utf-8\"v1\"max-age=60keep-alive".repeat(1000));
+        let mut origin = HeaderMap::new();
+        for (name, at, len) in [
+            ("content-type", 0, 24),
+            ("etag", 24, 4),
+            ("cache-control", 28, 10),
+            ("connection", 38, 10),
+        ] {
+            let value = HeaderValue::from_maybe_shared(buffer.slice(at..at + len)).unwrap();
+            origin.append(name, value);
+        }
+        let stored = stored_headers(&origin, &CachePolicy::ttl(Duration::from_secs(60)));
+        assert_eq!(stored["content-type"], "text/html; charset=utf-8");
+        assert_eq!(stored["etag"], "\"v1\"");
+        assert_eq!(stored["cache-control"], "max-age=60");
+        assert!(!stored.contains_key("connection"), "hop-by-hop");
+        let inside = buffer.as_ptr_range();
+        for value in stored.values() {
+            assert!(
+                !inside.contains(&value.as_bytes().as_ptr()),
+                "{value:?} still points into the read buffer"
+            );
+        }
+    }
 }
