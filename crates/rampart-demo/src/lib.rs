@@ -20,7 +20,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use crate::app::{App, EventSink};
@@ -186,8 +185,9 @@ pub async fn start(
             next.run(req)
         },
     ));
-    let listener = TcpListener::bind(listen)
-        .await
+    // The backlog a real app server has, so that the users' first burst of
+    // connections is not dropped at the origin.
+    let listener = rampart_edge::listener::bind(listen)
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let task = tokio::spawn(async move {

@@ -31,6 +31,28 @@ pub struct ConnLimits {
     pub shutdown_timeout: Duration,
 }
 
+/// Pending connections a listening socket may hold: asked for as many as
+/// the system allows (Linux caps it at `net.core.somaxconn`, 4096 on current
+/// kernels), as Envoy and Go servers do. The runtime's own bind asks for
+/// 128, and a burst of more new connections than that (a thousand users
+/// arriving at once) overflows it: the kernel drops the extra SYNs and
+/// those clients wait a whole second to send them again.
+const BACKLOG: u32 = 65_535;
+
+/// Listens on `addr` with the largest backlog the system allows.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // As the runtime's bind does: a restarted server may bind its port
+    // while the old one's connections linger in TIME_WAIT.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 fn builder(limits: &ConnLimits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -185,5 +207,38 @@ pub async fn serve<H, F, B>(
         .is_err()
     {
         tracing::warn!("shutdown timeout reached with requests still open");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A burst of new connections larger than the runtime's default backlog
+    /// (128) all complete while nobody accepts: none of their SYNs is
+    /// dropped (a dropped SYN is sent again only after a second, then three,
+    /// and never while the queue stays full).
+    #[tokio::test]
+    async fn a_burst_of_connections_waits_in_the_backlog() {
+        let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(128);
+        let burst = 600.min(somaxconn);
+        assert!(
+            burst > 128,
+            "net.core.somaxconn is {somaxconn}: raise it (sysctl -w net.core.somaxconn=4096)"
+        );
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connects = (0..burst).map(|_| tokio::net::TcpStream::connect(addr));
+        let all = tokio::time::timeout(
+            Duration::from_secs(10),
+            futures_util::future::join_all(connects),
+        )
+        .await
+        .expect("every connection of the burst completes without an accept");
+        assert!(all.iter().all(Result::is_ok));
+        drop(listener);
     }
 }

@@ -54,7 +54,7 @@ impl Socket {
     /// Binds `addr`, which the config's `key` asked for.
     pub(crate) async fn bind(key: &'static str, addr: SocketAddr) -> Result<Self, BindError> {
         let bind_error = |source| BindError { key, addr, source };
-        let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+        let listener = rampart_edge::listener::bind(addr).map_err(bind_error)?;
         let local = listener.local_addr().map_err(bind_error)?;
         Ok(Self {
             configured: addr,

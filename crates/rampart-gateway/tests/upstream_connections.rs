@@ -98,3 +98,47 @@ async fn upstream_connections_are_reused_capped_and_closed_when_idle() {
     assert_eq!(client.get(&url, &[]).await.status, 200);
     assert_eq!(seen.accepted.load(Ordering::SeqCst), 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_connection_the_target_closes_is_let_go_of() {
+    // The target answers once, then closes its side (as a server's idle
+    // timeout does) and waits for the proxy to close its own.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let released = Arc::new(AtomicUsize::new(0));
+    let r = released.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let r = r.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = tcp.read(&mut buf).await;
+                let _ = tcp
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                let _ = tcp.shutdown().await;
+                while let Ok(n) = tcp.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                r.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    let text = config_text(addr, "[[routes]]\nmatch = \"/*\"\nupstream = \"app\"\n").replace(
+        "timeout = \"5s\"",
+        "timeout = \"5s\"\nidle_timeout = \"10m\"",
+    );
+    let gw = gateway(&text, Arc::new(SystemClock)).await;
+    let got = TestClient::new()
+        .get(&format!("http://{}/page", gw.addr), &[])
+        .await;
+    assert_eq!(got.status, 200);
+    // Long before its idle timeout, the proxy closes the connection too
+    // (no socket left half-closed in its pool).
+    eventually("the proxy closes a connection its target closed", || {
+        released.load(Ordering::SeqCst) == 1
+    })
+    .await;
+}

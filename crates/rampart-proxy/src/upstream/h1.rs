@@ -92,7 +92,7 @@ impl Conn {
     /// asked for) while it was idle: one look, without waiting. The
     /// runtime remembers the socket's readiness, so an idle, quiet
     /// connection costs no system call here.
-    fn closed_while_idle(&mut self) -> bool {
+    pub fn closed_while_idle(&mut self) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
         self.buf.reserve(READ_ROOM);
         !matches!(

@@ -15,7 +15,8 @@
 //! Connections idle for longer than `idle_timeout` are closed (looked at
 //! whenever the list is touched, and by a sweep every `idle_timeout` while
 //! any is kept); at most `max_idle` are kept per target, the oldest closed
-//! first. A kept connection the target closed is found so as it is taken.
+//! first. A kept connection the target has closed is noticed as it is
+//! taken, and by the sweep.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -297,10 +298,13 @@ impl Shared {
     }
 }
 
-/// Closes idle connections past their time every `every`, for as long as
-/// the pool lives.
+/// Closes idle connections past their time, and those the target has
+/// closed, every `every` (at least every second), for as long as the pool
+/// lives.
 fn sweep(shared: Weak<Shared>, every: Duration) {
-    let every = every.max(Duration::from_millis(100));
+    // At least every second: connections the target closed are let go of
+    // soon, whatever the idle timeout.
+    let every = every.clamp(Duration::from_millis(100), Duration::from_secs(1));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -312,7 +316,9 @@ fn sweep(shared: Weak<Shared>, every: Duration) {
             };
             let now = Instant::now();
             for slot in &shared.targets {
-                lock(slot).expire(now, shared.idle_timeout);
+                let mut kept = lock(slot);
+                kept.expire(now, shared.idle_timeout);
+                kept.h1.retain_mut(|(conn, _)| !conn.closed_while_idle());
             }
         }
     });
