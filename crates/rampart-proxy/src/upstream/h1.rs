@@ -94,11 +94,7 @@ impl Conn {
     /// connection costs no system call here.
     pub fn closed_while_idle(&mut self) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
-        self.buf.reserve(READ_ROOM);
-        !matches!(
-            poll_read_buf(Pin::new(&mut self.io), &mut cx, &mut self.buf),
-            Poll::Pending
-        )
+        !matches!(self.poll_fill(&mut cx, READ_ROOM), Poll::Pending)
     }
 
     /// Reads more bytes into the buffer, keeping `room` bytes free.
@@ -112,9 +108,8 @@ impl Conn {
 
 /// How far the request has been sent.
 struct Progress {
+    /// The body's framing; `Length` counts the bytes it still allows.
     sending: Sending,
-    /// Body bytes the `Content-Length` still allows.
-    left: u64,
     /// Bytes of `out` already written.
     written: usize,
     body_done: bool,
@@ -129,14 +124,11 @@ impl Progress {
     fn data(&mut self, out: &mut Vec<u8>, data: &[u8]) -> Result<(), Error> {
         match self.sending {
             Sending::Chunked => wire::write_chunk(out, data),
-            Sending::Length(_) | Sending::Nothing => {
-                let n = data.len() as u64;
-                if n > self.left {
-                    return Err(Error::BodyLength);
-                }
-                self.left -= n;
+            Sending::Length(left) if data.len() as u64 <= left => {
+                self.sending = Sending::Length(left - data.len() as u64);
                 out.extend_from_slice(data);
             }
+            Sending::Length(_) | Sending::Nothing => return Err(Error::BodyLength),
         }
         Ok(())
     }
@@ -145,8 +137,8 @@ impl Progress {
         self.body_done = true;
         match self.sending {
             Sending::Chunked => wire::write_last_chunk(out, self.trailers.as_ref()),
-            _ if self.left != 0 => return Err(Error::BodyLength),
-            _ => {}
+            Sending::Length(left) if left != 0 => return Err(Error::BodyLength),
+            Sending::Length(_) | Sending::Nothing => {}
         }
         Ok(())
     }
@@ -182,10 +174,6 @@ where
     );
     let mut progress = Progress {
         sending,
-        left: match sending {
-            Sending::Length(n) => n,
-            _ => 0,
-        },
         written: 0,
         body_done: sending == Sending::Nothing,
         trailers: None,
@@ -200,9 +188,7 @@ where
     *resp.headers_mut() = head.headers;
     let reading = Reading::new(head.framing);
     if reading == Reading::Done {
-        if keep && conn.buf.is_empty() {
-            home(conn);
-        }
+        release(conn, keep, home);
         return Ok(resp);
     }
     *resp.body_mut() = crate::body::boxed(Streamed {
@@ -300,15 +286,19 @@ struct Streamed<F> {
     home: Option<F>,
 }
 
+/// The response has ended: the connection goes `home` if the exchange left
+/// it clean (`keep`) and nothing more arrived.
+fn release<F: FnOnce(Box<Conn>)>(conn: Box<Conn>, keep: bool, home: F) {
+    if keep && conn.buf.is_empty() {
+        home(conn);
+    }
+}
+
 impl<F: FnOnce(Box<Conn>)> Streamed<F> {
-    /// The body has ended: the connection goes home if it is clean.
+    /// The body has ended.
     fn finish(&mut self) {
-        let conn = self.conn.take();
-        let home = self.home.take();
-        if let (Some(conn), Some(home), true) = (conn, home, self.keep) {
-            if conn.buf.is_empty() {
-                home(conn);
-            }
+        if let (Some(conn), Some(home)) = (self.conn.take(), self.home.take()) {
+            release(conn, self.keep, home);
         }
     }
 }
