@@ -133,13 +133,11 @@ impl Pool {
         while let Some(taken) = self.take(index, !upgrade) {
             match taken {
                 Taken::H2(sender) => return send_h2(sender, scheme, authority, req).await,
-                Taken::H1(conn) => {
-                    prepare_h1(&mut req, authority);
-                    match h1::exchange(conn, &mut req, true, self.home(index)).await {
-                        Err(h1::Error::Unsent) => continue,
-                        sent => return sent.map_err(SendError::H1),
-                    }
-                }
+                Taken::H1(conn) => match self.send_h1(index, authority, conn, &mut req, true).await
+                {
+                    Err(h1::Error::Unsent) => continue,
+                    sent => return sent.map_err(SendError::H1),
+                },
             }
         }
         // Boxed: connecting is rare, and its state would otherwise grow
@@ -155,20 +153,27 @@ impl Pool {
                 prepare_h1(&mut req, authority);
                 Box::pin(upgrade_h1(conn, req)).await
             }
-            Taken::H1(conn) => {
-                prepare_h1(&mut req, authority);
-                h1::exchange(conn, &mut req, false, self.home(index))
-                    .await
-                    .map_err(SendError::H1)
-            }
+            Taken::H1(conn) => self
+                .send_h1(index, authority, conn, &mut req, false)
+                .await
+                .map_err(SendError::H1),
         }
     }
 
-    /// Where target `index`'s connections go back to when their exchange
-    /// ends clean.
-    fn home(&self, index: usize) -> impl FnOnce(Box<Conn>) + Send + Unpin + 'static {
+    /// `req` over an HTTP/1.1 connection to target `index` (`reused`: it
+    /// served an earlier request), which goes back to the target's list
+    /// when the exchange ends clean.
+    async fn send_h1(
+        &self,
+        index: usize,
+        authority: &Authority,
+        conn: Box<Conn>,
+        req: &mut Request<Body>,
+        reused: bool,
+    ) -> Result<Response<Body>, h1::Error> {
+        prepare_h1(req, authority);
         let shared = self.shared.clone();
-        move |conn| shared.put(index, conn)
+        h1::exchange(conn, req, reused, move |conn| shared.put(index, conn)).await
     }
 
     /// The target's HTTP/2 connection, or its most recently used HTTP/1.1
