@@ -10,6 +10,9 @@
 #   hit   the same cached 1 KiB URL (stored by one request first)
 #   miss  a new 1 KiB URL every request (fetched, stored, answered)
 #   pass  an uncached route, 1 KiB
+#   l2    the same cached 1 KiB URL from a gateway whose memory tier is off
+#         (`memory = "0"`), so every request is read from a redis-server of
+#         the script's own and decoded (stored by one request first)
 # The instructions of a run with no requests (start and stop) are taken
 # away, and the rest divided by the requests: instructions per request,
 # everything the gateway process executes for it (hyper, tokio, the cache,
@@ -31,9 +34,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${1:-2000}
 source bench/lib.sh
-bench_start callgrind
+bench_start callgrind test
 command -v valgrind >/dev/null 2>&1 || { echo "instructions.sh needs valgrind (apt-get install valgrind)" >&2; exit 1; }
-ORIGIN=18181 RAMPART=18183 ADMIN=18184
+ORIGIN=18181 RAMPART=18183 ADMIN=18184 REDIS=18185
 mkdir -p "$WORK/www/pass"
 head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$WORK/www/1k"
 cp "$WORK/www/1k" "$WORK/www/pass/1k"
@@ -47,6 +50,10 @@ match = "GET /*"
 upstream = "origin"
 cache = { ttl = "10m" }' > "$WORK/rampart.toml"
 if [ -n "${EXTRA_CONF:-}" ]; then printf '\n%b\n' "$EXTRA_CONF" >> "$WORK/rampart.toml"; fi
+# The same gateway with its memory tier off and the script's Redis as L2.
+{ cat "$WORK/rampart.toml"; printf '\n[cache]\nmemory = "0"\nredis = "redis://127.0.0.1:%s"\nredis_timeout = "5s"\n' "$REDIS"; } > "$WORK/rampart-l2.toml"
+taskset -c 1 redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >/dev/null & PIDS+=($!)
+for _ in $(seq 50); do redis-cli -p "$REDIS" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 # send PATH_PREFIX UNIQUE: exactly REQUESTS GETs on one kept-alive
 # connection (a new URL each when UNIQUE is 1), each response read whole.
@@ -68,15 +75,22 @@ NO_REP_STRINGS=glibc.cpu.x86_rep_movsb_threshold=18446744073709551615:glibc.cpu.
 
 # instructions BIN KIND: total instructions of one run of BIN serving KIND.
 instructions() {
-  local bin=$1 kind=$2 out="$WORK/callgrind.$RANDOM"
+  local bin=$1 kind=$2 out="$WORK/callgrind.$RANDOM" conf=$WORK/rampart.toml
+  case "$kind" in idle-l2|l2) conf=$WORK/rampart-l2.toml ;; esac
   RUST_LOG=warn GLIBC_TUNABLES=$NO_REP_STRINGS taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$out" -q \
-    "$bin" serve --config "$WORK/rampart.toml" &
+    "$bin" serve --config "$conf" &
   local pid=$!
   for _ in $(seq 300); do curl -fsS -o /dev/null "http://127.0.0.1:$ADMIN/healthz" 2>/dev/null && break; sleep 0.2; done
   case "$kind" in
-    idle) ;;
+    idle|idle-l2) ;;
     hit)
       curl -fsS -o /dev/null "http://127.0.0.1:$RAMPART/1k"
+      send /1k 0 ;;
+    l2)
+      # Stored by one request; L2 stores in the background, so wait for it.
+      redis-cli -p "$REDIS" flushall >/dev/null
+      curl -fsS -o /dev/null "http://127.0.0.1:$RAMPART/1k"
+      for _ in $(seq 100); do [ -n "$(redis-cli -p "$REDIS" --scan --pattern '*:c:*')" ] && break; sleep 0.1; done
       send /1k 0 ;;
     miss) send /1k 1 ;;
     pass) send /pass/1k 0 ;;
@@ -89,11 +103,13 @@ instructions() {
 # Per kind, (run - idle run) / requests. The hit run's one priming miss is
 # left in: spread over the requests it adds a few hundred instructions.
 report_for() {
-  local name=$1 bin=$2 idle total
+  local name=$1 bin=$2 idle idle_l2 total i
   idle=$(instructions "$bin" idle "$name")
-  for kind in hit miss pass; do
+  idle_l2=$(instructions "$bin" idle-l2 "$name")
+  for kind in hit miss pass l2; do
     total=$(instructions "$bin" "$kind" "$name")
-    awk -v n="$name" -v k="$kind" -v t="$total" -v i="$idle" -v r="$REQUESTS" \
+    if [ "$kind" = l2 ]; then i=$idle_l2; else i=$idle; fi
+    awk -v n="$name" -v k="$kind" -v t="$total" -v i="$i" -v r="$REQUESTS" \
       'BEGIN { printf "%-9s %-5s %12.0f instructions per request\n", n, k, (t - i) / r }'
   done
 }

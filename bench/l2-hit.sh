@@ -13,7 +13,9 @@
 # the run). Setup as bench/cache-hit.sh: proxies on core 0;
 # wrk, the origin (nginx static files) and redis-server on core 1; 1 KiB and
 # 16 KiB bodies; medians of ROUNDS rounds.
-# Usage: bench/l2-hit.sh [DURATION] [CONNS] [ROUNDS]
+# BASELINE_BIN=PATH adds another build's L2 node (memory off too), to
+# compare two builds in one run.
+# Usage: [BASELINE_BIN=PATH] bench/l2-hit.sh [DURATION] [CONNS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10}
@@ -23,7 +25,8 @@ KEYS=${KEYS:-2000}
 source bench/lib.sh
 bench_start bench test
 
-ORIGIN=18101 NGINX_PROXY=18102 L1=18103 L1_ADMIN=18104 L2=18105 L2_ADMIN=18106 REDIS=18107
+ORIGIN=18101 NGINX_PROXY=18102 L1=18103 L1_ADMIN=18104 L2=18105 L2_ADMIN=18106 REDIS=18107 BASE=18108 BASE_ADMIN=18109
+BASELINE_BIN=${BASELINE_BIN:-}
 mkdir -p "$WORK/www/c" "$WORK/www/pass"
 for size in 1k:1024 16k:16384; do
   head -c "${size#*:}" /dev/urandom | base64 -w0 | head -c "${size#*:}" > "$WORK/www/c/${size%%:*}"
@@ -50,6 +53,7 @@ CONF
 }
 rampart_conf "$L1" "$L1_ADMIN" "$(tiered 256MiB)" > "$WORK/l1.toml"
 rampart_conf "$L2" "$L2_ADMIN" "$(tiered 0)" > "$WORK/l2.toml"
+rampart_conf "$BASE" "$BASE_ADMIN" "$(tiered 0)" > "$WORK/baseline.toml"
 
 taskset -c 1 redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >/dev/null & PIDS+=($!)
 for _ in $(seq 50); do redis-cli -p "$REDIS" ping >/dev/null 2>&1 && break; sleep 0.1; done
@@ -57,6 +61,9 @@ taskset -c 1 "$NGINX" -c "$WORK/origin.conf" -p "$WORK" & PIDS+=($!)
 taskset -c 0 "$NGINX" -c "$WORK/proxy.conf" -p "$WORK" & PIDS+=($!)
 RUST_LOG=warn taskset -c 0 "$BIN" serve --config "$WORK/l1.toml" & PIDS+=($!)
 RUST_LOG=warn taskset -c 0 "$BIN" serve --config "$WORK/l2.toml" & PIDS+=($!)
+if [ -n "$BASELINE_BIN" ]; then
+  RUST_LOG=warn taskset -c 0 "$BASELINE_BIN" serve --config "$WORK/baseline.toml" & PIDS+=($!)
+fi
 
 CASES=""
 for s in 1k 16k; do
@@ -70,6 +77,7 @@ end
 LUA
   done
   CASES+=" nginx-hit-$s:$NGINX_PROXY:/c/$s:c-$s rampart-l1-$s:$L1:/c/$s:c-$s rampart-l2-$s:$L2:/c/$s:c-$s rampart-pass-$s:$L1:/pass/$s:pass-$s"
+  if [ -n "$BASELINE_BIN" ]; then CASES+=" baseline-l2-$s:$BASE:/c/$s:c-$s"; fi
 done
 for c in $CASES; do
   IFS=: read -r _ port path _ <<<"$c"
@@ -113,3 +121,11 @@ for s in 1k 16k; do
     printf "%s: L2 hit = %.2fx nginx proxy_cache hit, %.2fx rampart L1 hit, %.2fx uncached pass-through; L2 adds %d us p50 over L1, pass-through %d us\n", s, b/n, b/a, b/p, b50-a50, p50-a50
   }'
 done
+if [ -n "$BASELINE_BIN" ]; then
+  for s in 1k 16k; do
+    read -r b _ b99 < <(report "rampart-l2-$s"); read -r o _ o99 < <(report "baseline-l2-$s")
+    awk -v s="$s" -v b="$b" -v o="$o" -v b99="$b99" -v o99="$o99" 'BEGIN {
+      printf "%s: L2 hit of this build = %.2fx the baseline build'"'"'s req/s, p99 %d us against %d us\n", s, b/o, b99, o99
+    }'
+  done
+fi

@@ -83,13 +83,7 @@ impl Redis {
 /// The entry stored in L2 for `cache_key`, if any (and if Redis answers).
 pub async fn get(redis: &Redis, cache_key: &str) -> Option<Entry> {
     let key = redis.entry_key(cache_key);
-    let value: Option<Vec<u8>> = redis
-        .run(Op::L2Get, |mut c| async move {
-            redis::cmd("GET").arg(&key).query_async(&mut c).await
-        })
-        .await
-        .flatten();
-    codec::decode(value?.into())
+    codec::decode(redis.get(Op::L2Get, key).await.flatten()?)
 }
 
 /// Stores an entry in L2 in the background, with its tags, to expire at its

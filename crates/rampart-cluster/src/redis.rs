@@ -13,12 +13,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use rampart_config::RedisConfig;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::reads::Reads;
 use sha2::{Digest, Sha256};
 
 /// What a Redis call is for (the `op` label of its error metric).
@@ -75,6 +78,9 @@ pub struct Redis {
     last_warning: Mutex<Option<Instant>>,
     errors: Vec<Counter>,
     client: redis::Client,
+    /// `GET`s on a pipelined connection of their own, when Redis is reached
+    /// over TCP or a Unix socket.
+    reads: Option<Reads>,
     /// After a failure, calls before this instant are skipped (counted as
     /// failed) rather than each waiting out the deadline.
     retry_at: Mutex<Option<Instant>>,
@@ -141,6 +147,7 @@ impl Redis {
                 .iter()
                 .map(|op| errors.get_or_create(&OpLabels { op: op.as_str() }).clone())
                 .collect(),
+            reads: Reads::new(client.get_connection_info(), cfg.timeout),
             client,
         })
     }
@@ -187,6 +194,48 @@ impl Redis {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
+        self.guarded(op, || call(self.conn.clone())).await
+    }
+
+    /// The value at `key` (`Some(None)` when there is none), read on the
+    /// pipelined connection of [`crate::reads`], or through the general
+    /// client when too many reads are queued there or Redis is reached over
+    /// TLS. Within the deadline and counted under `op`, as [`Redis::run`].
+    pub async fn get(&self, op: Op, key: String) -> Option<Option<Bytes>> {
+        let key = match &self.reads {
+            Some(reads) => {
+                let read = self
+                    .guarded(op, || async {
+                        match reads.get(key).await {
+                            Ok(Ok(value)) => Ok(Ok(value)),
+                            Ok(Err(e)) => Err(e),
+                            Err(busy) => Ok(Err(busy)),
+                        }
+                    })
+                    .await;
+                match read {
+                    Some(Ok(value)) => return Some(value),
+                    Some(Err(busy)) => busy,
+                    None => return None,
+                }
+            }
+            None => key,
+        };
+        let value: Option<Option<Vec<u8>>> = self
+            .run(op, |mut c| async move {
+                redis::cmd("GET").arg(&key).query_async(&mut c).await
+            })
+            .await;
+        value.map(|v| v.map(Bytes::from))
+    }
+
+    /// Runs `call` with the Redis deadline and the failure bookkeeping.
+    async fn guarded<T, E, F, Fut>(&self, op: Op, call: F) -> Option<T>
+    where
+        E: std::fmt::Display,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         let skip = self
             .retry_at
             .lock()
@@ -196,7 +245,7 @@ impl Redis {
             self.errors[op as usize].inc();
             return None;
         }
-        let outcome = tokio::time::timeout(self.timeout, call(self.conn.clone())).await;
+        let outcome = tokio::time::timeout(self.timeout, call()).await;
         let error = match outcome {
             Ok(Ok(value)) => {
                 *self.retry_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
