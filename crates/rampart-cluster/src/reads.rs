@@ -3,10 +3,12 @@
 //! An L2 hit is one `GET`. Through the general client ([`crate::redis`])
 //! its reply is parsed into a generic value, copied out of it and handed
 //! back through the client's machinery. This module keeps one lean
-//! connection for `GET`s: callers queue their key on a bounded channel, one
-//! task writes whatever keys are queued, reads every reply that has arrived
-//! in one go, and hands each caller its value as bytes of the value's exact
-//! size (which the entry decoder then slices without copying). A caller
+//! connection for `GET`s: callers queue their key on a bounded channel, and
+//! one task writes the keys queued in a scheduler tick together (it lets
+//! the tasks ready at that moment run first), reads every reply that has
+//! arrived in one go, and hands each caller its value as bytes of the
+//! value's exact size (which the entry decoder then slices without
+//! copying). A caller
 //! that finds [`MAX_QUEUED`] keys already waiting gets its key back and
 //! uses the general client instead; at most [`MAX_IN_FLIGHT`] `GET`s
 //! are sent and unanswered at once.
@@ -212,13 +214,23 @@ async fn run(setup: Setup, mut rx: mpsc::Receiver<Ask>) {
         };
         let mut drive = Drive::new(conn, setup.deadline);
         drive.ask(first);
-        if std::future::poll_fn(|cx| drive.poll(cx, &mut rx))
-            .await
-            .is_ok()
-        {
-            return;
+        loop {
+            match std::future::poll_fn(|cx| drive.poll(cx, &mut rx)).await {
+                Ok(Flow::Yield) => tokio::task::yield_now().await,
+                Ok(Flow::Closed) => return,
+                Err(()) => break,
+            }
         }
     }
+}
+
+/// Why driving a connection paused.
+enum Flow {
+    /// Keys were queued: let the other ready tasks queue theirs first, so
+    /// that one write carries them all.
+    Yield,
+    /// The [`Reads`] is gone and every caller answered.
+    Closed,
 }
 
 /// Answers `first` and every key queued now with `error`.
@@ -307,6 +319,7 @@ struct Drive {
     /// started waiting.
     progress: Instant,
     stall: Pin<Box<tokio::time::Sleep>>,
+    yielded: bool,
 }
 
 impl Drive {
@@ -321,6 +334,7 @@ impl Drive {
             deadline,
             progress: now,
             stall: Box::pin(tokio::time::sleep_until(now + deadline)),
+            yielded: false,
         }
     }
 
@@ -336,9 +350,13 @@ impl Drive {
     /// be done now. Ready(Ok) when the [`Reads`] is gone and every caller
     /// answered; Ready(Err) when the connection failed (every waiting
     /// caller has been told).
-    fn poll(&mut self, cx: &mut Context<'_>, rx: &mut mpsc::Receiver<Ask>) -> Poll<Result<(), ()>> {
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        rx: &mut mpsc::Receiver<Ask>,
+    ) -> Poll<Result<Flow, ()>> {
         match self.step(cx, rx) {
-            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+            Poll::Ready(Ok(flow)) => Poll::Ready(Ok(flow)),
             Poll::Ready(Err(e)) => {
                 for w in self.waiting.drain(..) {
                     let _ = w.send(Err(e.clone()));
@@ -353,7 +371,7 @@ impl Drive {
         &mut self,
         cx: &mut Context<'_>,
         rx: &mut mpsc::Receiver<Ask>,
-    ) -> Poll<Result<(), ReadError>> {
+    ) -> Poll<Result<Flow, ReadError>> {
         loop {
             let mut progressed = false;
             let mut closed = false;
@@ -369,6 +387,14 @@ impl Drive {
                     }
                     Poll::Pending => break,
                 }
+            }
+            // Keys just queued are written after the tasks ready now have
+            // run and queued theirs: one write then carries many `GET`s
+            // (half the system calls per read under load) and Redis reads
+            // them in one go.
+            if !self.yielded && self.written < self.out.len() {
+                self.yielded = true;
+                return Poll::Ready(Ok(Flow::Yield));
             }
             while self.written < self.out.len() {
                 match self.stream.poll_write(cx, &self.out[self.written..]) {
@@ -389,6 +415,7 @@ impl Drive {
             if self.written == self.out.len() {
                 self.out.clear();
                 self.written = 0;
+                self.yielded = false;
             }
             // Read even with nobody waiting, so that a connection Redis
             // closes while idle is let go of at once, not found out by the
@@ -425,7 +452,7 @@ impl Drive {
                 Poll::Pending => {}
             }
             if closed && self.waiting.is_empty() {
-                return Poll::Ready(Ok(()));
+                return Poll::Ready(Ok(Flow::Closed));
             }
             if progressed {
                 continue;
