@@ -388,11 +388,12 @@ impl Drive {
                     Poll::Pending => break,
                 }
             }
-            // Keys just queued are written after the tasks ready now have
-            // run and queued theirs: one write then carries many `GET`s
-            // (half the system calls per read under load) and Redis reads
-            // them in one go.
-            if !self.yielded && self.written < self.out.len() {
+            // Under load (more than one `GET` unanswered), keys just queued
+            // are written after the tasks ready now have run and queued
+            // theirs: one write then carries many `GET`s (half the system
+            // calls per read) and Redis reads them in one go. A lone `GET`
+            // goes at once.
+            if !self.yielded && self.written < self.out.len() && self.waiting.len() > 1 {
                 self.yielded = true;
                 return Poll::Ready(Ok(Flow::Yield));
             }
