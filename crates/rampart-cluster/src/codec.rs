@@ -140,11 +140,15 @@ pub fn decode(bytes: Bytes) -> Option<Entry> {
     } else {
         (Duration::ZERO, false)
     };
-    let mut headers = HeaderMap::new();
-    for _ in 0..r.count(8)? {
+    // Sized once (growing it as fields are added cost a rehash or two per
+    // entry), and refused past what a header map holds rather than letting
+    // it panic on a damaged or hostile value.
+    let fields = r.count(8)?;
+    let mut headers = HeaderMap::try_with_capacity(fields).ok()?;
+    for _ in 0..fields {
         let name = HeaderName::from_bytes(&r.bytes()?).ok()?;
         let value = HeaderValue::from_maybe_shared(r.bytes()?).ok()?;
-        headers.append(name, value);
+        headers.try_append(name, value).ok()?;
     }
     let mut vary = Vec::new();
     for _ in 0..r.count(5)? {
@@ -256,5 +260,27 @@ mod tests {
         longer.push(0);
         assert!(decode(Bytes::from(longer)).is_none());
         assert!(decode(Bytes::from_static(b"not an entry at all")).is_none());
+    }
+
+    #[test]
+    fn more_fields_than_a_header_map_holds_are_refused_not_a_panic() {
+        // An entry as a damaged or hostile Redis could hold it: 40,000
+        // header fields of distinct names, past the 32,768 a header map
+        // can take.
+        let mut e = sample();
+        e.headers = HeaderMap::new();
+        let mut bytes = encode(&e).to_vec();
+        let at = 4 + 2 + 8 + 4 + 5 * 8 + 1;
+        assert_eq!(&bytes[at..at + 4], &0u32.to_be_bytes());
+        let fields = 40_000u32;
+        let mut many = fields.to_be_bytes().to_vec();
+        for i in 0..fields {
+            for part in [format!("x-f{i}").into_bytes(), b"v".to_vec()] {
+                many.extend_from_slice(&(part.len() as u32).to_be_bytes());
+                many.extend_from_slice(&part);
+            }
+        }
+        bytes.splice(at..at + 4, many);
+        assert!(decode(Bytes::from(bytes)).is_none());
     }
 }
