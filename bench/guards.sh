@@ -46,7 +46,7 @@ limit = { rate = 1000000000, per = "1s", scope = "cluster" }
 CONF
 )" > "$WORK/rampart.toml"
 
-taskset -c 1 redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >/dev/null & PIDS+=($!)
+start_redis "$REDIS"
 taskset -c 1 "$NGINX" -c "$WORK/origin.conf" -p "$WORK" & PIDS+=($!)
 taskset -c 0 "$NGINX" -c "$WORK/proxy.conf" -p "$WORK" & PIDS+=($!)
 RUST_LOG=warn taskset -c 0 "$BIN" serve --config "$WORK/rampart.toml" & PIDS+=($!)

@@ -52,8 +52,7 @@ cache = { ttl = "10m" }' > "$WORK/rampart.toml"
 if [ -n "${EXTRA_CONF:-}" ]; then printf '\n%b\n' "$EXTRA_CONF" >> "$WORK/rampart.toml"; fi
 # The same gateway with its memory tier off and the script's Redis as L2.
 { cat "$WORK/rampart.toml"; printf '\n[cache]\nmemory = "0"\nredis = "redis://127.0.0.1:%s"\nredis_timeout = "5s"\n' "$REDIS"; } > "$WORK/rampart-l2.toml"
-taskset -c 1 redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >/dev/null & PIDS+=($!)
-for _ in $(seq 50); do redis-cli -p "$REDIS" ping >/dev/null 2>&1 && break; sleep 0.1; done
+start_redis "$REDIS"
 
 # send PATH_PREFIX UNIQUE: exactly REQUESTS GETs on one kept-alive
 # connection (a new URL each when UNIQUE is 1), each response read whole.

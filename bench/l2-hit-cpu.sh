@@ -37,8 +37,7 @@ cache = { ttl = \"10m\" }"
 rampart_conf "$NODE" "$NODE_ADMIN" "$L2_ONLY" > "$WORK/node.toml"
 rampart_conf "$BASE" "$BASE_ADMIN" "$L2_ONLY" > "$WORK/baseline.toml"
 
-taskset -c 1 redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >/dev/null & PIDS+=($!)
-for _ in $(seq 50); do redis-cli -p "$REDIS" ping >/dev/null 2>&1 && break; sleep 0.1; done
+start_redis "$REDIS"
 taskset -c 1 "$NGINX" -c "$WORK/origin.conf" -p "$WORK" & PIDS+=($!)
 RUST_LOG=warn taskset -c 0 "$BIN" serve --config "$WORK/node.toml" & PIDS+=($!)
 NODES="rampart:$NODE:$!"
@@ -47,15 +46,7 @@ if [ -n "$BASELINE_BIN" ]; then
   RUST_LOG=warn taskset -c 0 "$BASELINE_BIN" serve --config "$WORK/baseline.toml" & PIDS+=($!)
   NODES+=" baseline:$BASE:$!"
 fi
-for s in 1k 16k; do
-  cat > "$WORK/c-$s.lua" <<LUA
-n = 0
-request = function()
-  n = (n + 1) % $KEYS
-  return wrk.format(nil, "/c/$s?k=" .. n)
-end
-LUA
-done
+for s in 1k 16k; do key_walk "c-$s" "/c/$s" "$KEYS"; done
 for n in $NODES; do
   IFS=: read -r _ port _ <<<"$n"
   for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$port/c/1k" 2>/dev/null && break; sleep 0.1; done

@@ -55,8 +55,7 @@ rampart_conf "$L1" "$L1_ADMIN" "$(tiered 256MiB)" > "$WORK/l1.toml"
 rampart_conf "$L2" "$L2_ADMIN" "$(tiered 0)" > "$WORK/l2.toml"
 rampart_conf "$BASE" "$BASE_ADMIN" "$(tiered 0)" > "$WORK/baseline.toml"
 
-taskset -c 1 redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >/dev/null & PIDS+=($!)
-for _ in $(seq 50); do redis-cli -p "$REDIS" ping >/dev/null 2>&1 && break; sleep 0.1; done
+start_redis "$REDIS"
 taskset -c 1 "$NGINX" -c "$WORK/origin.conf" -p "$WORK" & PIDS+=($!)
 taskset -c 0 "$NGINX" -c "$WORK/proxy.conf" -p "$WORK" & PIDS+=($!)
 RUST_LOG=warn taskset -c 0 "$BIN" serve --config "$WORK/l1.toml" & PIDS+=($!)
@@ -67,15 +66,7 @@ fi
 
 CASES=""
 for s in 1k 16k; do
-  for d in c pass; do
-    cat > "$WORK/$d-$s.lua" <<LUA
-n = 0
-request = function()
-  n = (n + 1) % $KEYS
-  return wrk.format(nil, "/$d/$s?k=" .. n)
-end
-LUA
-  done
+  for d in c pass; do key_walk "$d-$s" "/$d/$s" "$KEYS"; done
   CASES+=" nginx-hit-$s:$NGINX_PROXY:/c/$s:c-$s rampart-l1-$s:$L1:/c/$s:c-$s rampart-l2-$s:$L2:/c/$s:c-$s rampart-pass-$s:$L1:/pass/$s:pass-$s"
   if [ -n "$BASELINE_BIN" ]; then CASES+=" baseline-l2-$s:$BASE:/c/$s:c-$s"; fi
 done

@@ -96,3 +96,22 @@ name = "origin"
 targets = ["127.0.0.1:$ORIGIN"]
 CONF
 }
+
+# start_redis PORT: a redis-server of the script's own on core 1, keeping
+# nothing on disk, waited for until it answers.
+start_redis() {
+  taskset -c 1 redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >/dev/null & PIDS+=($!)
+  for _ in $(seq 50); do redis-cli -p "$1" ping >/dev/null 2>&1 && break; sleep 0.1; done
+}
+
+# key_walk NAME PATH KEYS: $WORK/NAME.lua, a wrk script whose requests walk
+# over KEYS URLs (PATH?k=0 … PATH?k=KEYS-1), so that they rarely meet on one.
+key_walk() {
+  cat > "$WORK/$1.lua" <<LUA
+n = 0
+request = function()
+  n = (n + 1) % $3
+  return wrk.format(nil, "$2?k=" .. n)
+end
+LUA
+}
