@@ -97,7 +97,6 @@ enum Target {
 }
 
 /// What the connection's task needs.
-#[derive(Debug)]
 struct Setup {
     target: Target,
     /// `AUTH` and `SELECT` as sent on a new connection, and how many
@@ -106,6 +105,16 @@ struct Setup {
     hello_replies: usize,
     /// Connecting, and waiting for awaited replies, may take this long.
     deadline: Duration,
+}
+
+impl std::fmt::Debug for Setup {
+    // Not the greeting: it holds the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Setup")
+            .field("target", &self.target)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `GET`s on a pipelined connection of their own.

@@ -274,3 +274,16 @@ async fn reads_past_the_bound_are_given_back_not_queued() {
     drop(reads);
     server.await.unwrap();
 }
+
+#[tokio::test]
+async fn the_password_is_not_in_debug_output() {
+    let (_listener, reads) = setup("user:hunter2secret@", "", Duration::from_secs(1)).await;
+    let shown = format!("{reads:?}");
+    // Neither as text nor as the list of its bytes.
+    let as_bytes = format!("{:?}", b"hunter2secret");
+    let as_bytes = as_bytes.trim_matches(['[', ']']);
+    assert!(
+        !shown.contains("hunter2secret") && !shown.contains(as_bytes),
+        "{shown}"
+    );
+}
