@@ -1,5 +1,6 @@
 //! The connection to the shared Redis tier (`[cache] redis`): one multiplexed
-//! connection manager that reconnects by itself, and a wrapper that gives
+//! connection manager that reconnects by itself (L2 entries are read on a
+//! connection of their own, [`crate::reads`]), and a wrapper that gives
 //! every call its own short deadline. A call that fails or times out yields
 //! `None` and the request goes on without Redis: Redis trouble degrades
 //! (local counting, L1 only), it never fails a request. After a failure,
@@ -20,9 +21,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use rampart_config::RedisConfig;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use sha2::{Digest, Sha256};
 
 use crate::reads::Reads;
-use sha2::{Digest, Sha256};
 
 /// What a Redis call is for (the `op` label of its error metric).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
