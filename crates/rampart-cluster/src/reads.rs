@@ -31,7 +31,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use redis::ConnectionAddr;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::{mpsc, oneshot};
@@ -91,9 +90,23 @@ struct Ask {
 
 /// Where to connect.
 #[derive(Debug, Clone)]
-enum Target {
+pub enum Target {
+    /// A host and port.
     Tcp(String, u16),
+    /// A Unix socket.
     Unix(PathBuf),
+}
+
+/// Who to be on a new connection: `AUTH` (with the user when given) when
+/// there is a password, `SELECT` when the database is not 0.
+#[derive(Clone, Copy, Default)]
+pub struct Login<'a> {
+    /// The ACL user.
+    pub username: Option<&'a str>,
+    /// The password.
+    pub password: Option<&'a str>,
+    /// The database number.
+    pub db: i64,
 }
 
 /// What the connection's task needs.
@@ -137,27 +150,21 @@ fn command(out: &mut Vec<u8>, args: &[&[u8]]) {
 }
 
 impl Reads {
-    /// Reads from the Redis `info` names, when it is reached over TCP or a
-    /// Unix socket (not TLS); `deadline` bounds connecting and waiting.
-    pub fn new(info: &redis::ConnectionInfo, deadline: Duration) -> Option<Self> {
-        let target = match info.addr() {
-            ConnectionAddr::Tcp(host, port) => Target::Tcp(host.clone(), *port),
-            ConnectionAddr::Unix(path) => Target::Unix(path.clone()),
-            _ => return None,
-        };
-        let settings = info.redis_settings();
+    /// Reads from the Redis at `target`, logged in as `login`; `deadline`
+    /// bounds connecting and waiting.
+    pub fn new(target: Target, login: Login<'_>, deadline: Duration) -> Self {
         let (mut hello, mut hello_replies) = (Vec::new(), 0);
-        if let Some(password) = settings.password() {
+        if let Some(password) = login.password {
             let mut args: Vec<&[u8]> = vec![b"AUTH"];
-            if let Some(user) = settings.username() {
+            if let Some(user) = login.username {
                 args.push(user.as_bytes());
             }
             args.push(password.as_bytes());
             command(&mut hello, &args);
             hello_replies += 1;
         }
-        if settings.db() != 0 {
-            let db = settings.db().to_string();
+        if login.db != 0 {
+            let db = login.db.to_string();
             command(&mut hello, &[b"SELECT", db.as_bytes()]);
             hello_replies += 1;
         }
@@ -168,11 +175,11 @@ impl Reads {
             hello_replies,
             deadline,
         };
-        Some(Self {
+        Self {
             tx,
             pending_start: Mutex::new(Some((setup, rx))),
             started: AtomicBool::new(false),
-        })
+        }
     }
 
     /// The value at `key`, `None` when there is none; `Err` gives the key

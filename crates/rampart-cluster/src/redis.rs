@@ -23,7 +23,7 @@ use rampart_config::RedisConfig;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sha2::{Digest, Sha256};
 
-use crate::reads::Reads;
+use crate::reads::{Login, Reads, Target};
 
 /// What a Redis call is for (the `op` label of its error metric).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +87,23 @@ pub struct Redis {
     retry_at: Mutex<Option<Instant>>,
 }
 
+/// The connection for L2 reads ([`crate::reads`]) to the Redis `info`
+/// names, when it is reached over TCP or a Unix socket (not TLS).
+pub fn read_connection(info: &redis::ConnectionInfo, deadline: Duration) -> Option<Reads> {
+    let target = match info.addr() {
+        redis::ConnectionAddr::Tcp(host, port) => Target::Tcp(host.clone(), *port),
+        redis::ConnectionAddr::Unix(path) => Target::Unix(path.clone()),
+        _ => return None,
+    };
+    let settings = info.redis_settings();
+    let login = Login {
+        username: settings.username(),
+        password: settings.password(),
+        db: settings.db(),
+    };
+    Some(Reads::new(target, login, deadline))
+}
+
 /// How long calls are skipped after a failure before one tries again.
 const RETRY_AFTER: Duration = Duration::from_millis(250);
 
@@ -148,7 +165,7 @@ impl Redis {
                 .iter()
                 .map(|op| errors.get_or_create(&OpLabels { op: op.as_str() }).clone())
                 .collect(),
-            reads: Reads::new(client.get_connection_info(), cfg.timeout),
+            reads: read_connection(client.get_connection_info(), cfg.timeout),
             client,
         })
     }

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use rampart_cluster::reads::{ReadError, Reads, MAX_IN_FLIGHT, MAX_QUEUED};
+use rampart_cluster::redis::read_connection;
 use redis::IntoConnectionInfo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -17,7 +18,7 @@ async fn setup(userinfo: &str, path: &str, deadline: Duration) -> (TcpListener, 
     let info = url.as_str().into_connection_info().unwrap();
     (
         listener,
-        Reads::new(&info, deadline).expect("TCP is read directly"),
+        read_connection(&info, deadline).expect("TCP is read directly"),
     )
 }
 
