@@ -139,7 +139,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // by name hashes each, so only those present are removed.
     let mut present = 0u8;
     for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+        if let Some(i) = hop_by_hop_index(name) {
             present |= 1 << i;
         }
     }
@@ -180,6 +180,22 @@ static HOP_BY_HOP: [HeaderName; 7] = [
     TRANSFER_ENCODING,
     UPGRADE,
 ];
+
+/// Where `name` is in [`HOP_BY_HOP`]. Every response and request asks this
+/// of each of its names, so it matches the name's text (a length, then
+/// bytes) instead of comparing it with each of the seven in turn.
+fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
+    match name.as_str() {
+        "connection" => Some(0),
+        "keep-alive" => Some(1),
+        "proxy-connection" => Some(2),
+        "te" => Some(3),
+        "trailer" => Some(4),
+        "transfer-encoding" => Some(5),
+        "upgrade" => Some(6),
+        _ => None,
+    }
+}
 
 /// Whether `ip` is one of the trusted proxies.
 pub fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
@@ -348,6 +364,16 @@ mod tests {
             let mut out = String::new();
             push_ip(&mut out, ip);
             assert_eq!(out, ip.to_string());
+        }
+    }
+
+    #[test]
+    fn each_hop_by_hop_name_is_found_at_its_place_and_no_other_name_is() {
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_by_hop_index(name), Some(i), "{name}");
+        }
+        for other in ["host", "content-length", "x-connection", "tee", "upgrades"] {
+            assert_eq!(hop_by_hop_index(&HeaderName::from_static(other)), None);
         }
     }
 

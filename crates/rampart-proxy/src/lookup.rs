@@ -93,7 +93,16 @@ pub async fn serve(
                     stale = Some(entry);
                 }
             }
-            fill(ctx, head, FillJob::new(&cache_key, stale, fwd, Some(guard))).await
+            // Boxed (here and below): every request's future, moved
+            // several times, is then the size of a hit's path, not of a
+            // fill's (7.6 KiB before, 3.2 KiB after; a hit 3 % fewer
+            // instructions, docs/benchmarks.md).
+            Box::pin(fill(
+                ctx,
+                head,
+                FillJob::new(&cache_key, stale, fwd, Some(guard)),
+            ))
+            .await
         }
         Join::Follower(rx) => match wait(rx, ctx.tiers.settings.coalesce_timeout)
             .instrument(tracing::debug_span!(target: STAGE_TARGET, "coalesced wait"))
@@ -107,7 +116,7 @@ pub async fn serve(
             }
             // Not stored, abandoned, another variant, or waited too long:
             // go to the origin without holding anyone else up.
-            _ => fill(ctx, head, FillJob::new(&cache_key, stale, fwd, None)).await,
+            _ => Box::pin(fill(ctx, head, FillJob::new(&cache_key, stale, fwd, None))).await,
         },
     }
 }

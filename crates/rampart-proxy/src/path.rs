@@ -307,7 +307,9 @@ async fn stages(
             &head,
             requested,
         );
-        return upgraded.await;
+        // Boxed: every request's future (moved several times) would
+        // otherwise be the size of this rare one's.
+        return Box::pin(upgraded).await;
     }
     // 5. Cache lookup for GET/HEAD on a cached route, before any upstream
     //    work; misses coalesce so one origin request stands for many.
