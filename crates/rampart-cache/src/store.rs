@@ -3,6 +3,7 @@
 //! entry a tag covers without scanning.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,12 +20,19 @@ use crate::key::{primary_of, EXTRA_SEPARATOR};
 pub struct Variants {
     /// Newest first; at most `max_variants`.
     pub entries: Vec<Arc<Entry>>,
+    /// The key they are stored under (the table holds only its [`Slot`]).
+    key: String,
     generation: u64,
     tags: Vec<String>,
     weight: u32,
 }
 
 impl Variants {
+    /// The key they are stored under.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
     /// The tags of every variant.
     pub fn tags(&self) -> &[String] {
         &self.tags
@@ -128,20 +136,60 @@ fn url_tag(primary: &str) -> String {
     format!("{URL_TAG}{primary}")
 }
 
+/// A key's place in the table: the key hashed once, with this process's
+/// random SipHash key (as the standard library's maps hash theirs). The
+/// table takes the slot as its hash ([`SlotHasher`]), so growing it or
+/// clearing the tombstones removals leave never hashes a key again: that
+/// rehashed every key of a segment inside one request's insert, and made
+/// misses' p99 rise with the cache's size (docs/benchmarks.md, "A miss's
+/// p99 and the key table"). Two keys may share a slot; the key is kept
+/// with its variants and compared on every read, so one never answers for
+/// the other (the later simply replaces the earlier, as an eviction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Slot(u64);
+
+/// Hashes a [`Slot`] to itself: it already is a keyed hash.
+#[derive(Debug, Default)]
+struct SlotHasher(u64);
+
+impl Hasher for SlotHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only a `Slot` (one u64) is ever hashed here.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+}
+
+/// Builds [`SlotHasher`]s.
+#[derive(Debug, Clone, Default)]
+struct BuildSlotHasher;
+
+impl BuildHasher for BuildSlotHasher {
+    type Hasher = SlotHasher;
+
+    fn build_hasher(&self) -> SlotHasher {
+        SlotHasher::default()
+    }
+}
+
 struct HorizonExpiry;
 
-impl Expiry<String, Arc<Variants>> for HorizonExpiry {
-    fn expire_after_create(
-        &self,
-        _: &String,
-        value: &Arc<Variants>,
-        _: Instant,
-    ) -> Option<Duration> {
+impl Expiry<Slot, Arc<Variants>> for HorizonExpiry {
+    fn expire_after_create(&self, _: &Slot, value: &Arc<Variants>, _: Instant) -> Option<Duration> {
         Some(horizon(value))
     }
     fn expire_after_update(
         &self,
-        _: &String,
+        _: &Slot,
         value: &Arc<Variants>,
         _: Instant,
         _: Option<Duration>,
@@ -168,7 +216,12 @@ fn horizon(value: &Variants) -> Duration {
 /// least valuable entries are evicted (TinyLFU) past the budget. Entries
 /// also leave once their last stale window has passed.
 pub struct MemoryCache {
-    cache: moka::sync::Cache<String, Arc<Variants>>,
+    cache: moka::sync::Cache<Slot, Arc<Variants>, BuildSlotHasher>,
+    /// The random key slots are hashed with.
+    slots: RandomState,
+    /// How a key becomes its slot (always hashing with `slots`, but for
+    /// tests that make keys collide).
+    slot_of: fn(&RandomState, &str) -> u64,
     index: Arc<TagIndex>,
     generation: AtomicU64,
     max_variants: usize,
@@ -190,28 +243,39 @@ impl MemoryCache {
         let listener_index = Arc::clone(&index);
         let cache = moka::sync::Cache::builder()
             .max_capacity(budget)
-            .weigher(|_: &String, v: &Arc<Variants>| v.weight)
+            .weigher(|_: &Slot, v: &Arc<Variants>| v.weight)
             .expire_after(HorizonExpiry)
-            .eviction_listener(move |key: Arc<String>, value: Arc<Variants>, cause| {
+            .eviction_listener(move |_: Arc<Slot>, value: Arc<Variants>, cause| {
                 // A replacement manages the index itself (see `insert`).
                 if cause != RemovalCause::Replaced {
                     for tag in &value.tags {
-                        listener_index.remove(tag, &key, value.generation);
+                        listener_index.remove(tag, &value.key, value.generation);
                     }
                 }
             })
-            .build();
+            .build_with_hasher(BuildSlotHasher);
         Self {
             cache,
+            slots: RandomState::new(),
+            slot_of: |slots, key| slots.hash_one(key),
             index,
             generation: AtomicU64::new(1),
             max_variants: max_variants.max(1),
         }
     }
 
+    fn slot(&self, key: &str) -> Slot {
+        Slot((self.slot_of)(&self.slots, key))
+    }
+
+    /// The variants stored under `key`.
+    fn get(&self, key: &str) -> Option<Arc<Variants>> {
+        self.cache.get(&self.slot(key)).filter(|v| v.key == key)
+    }
+
     /// Finds the variant of `key` that matches the request headers.
     pub fn lookup(&self, key: &str, request: &HeaderMap) -> Lookup {
-        match self.cache.get(key) {
+        match self.get(key) {
             None => Lookup::Miss,
             Some(v) => v
                 .entries
@@ -229,7 +293,11 @@ impl MemoryCache {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
         let mut entries: Vec<Arc<Entry>> = Vec::with_capacity(2);
         entries.push(Arc::clone(&entry));
-        let existing = self.cache.get(key);
+        let slot = self.slot(key);
+        let (existing, displaced) = match self.cache.get(&slot) {
+            Some(v) if v.key == key => (Some(v), None),
+            other => (None, other),
+        };
         if let Some(existing) = &existing {
             entries.extend(
                 existing
@@ -260,9 +328,16 @@ impl MemoryCache {
                 self.index.remove(tag, key, old.generation);
             }
         }
+        // Another key in the same slot goes, as if evicted.
+        if let Some(other) = &displaced {
+            for tag in &other.tags {
+                self.index.remove(tag, &other.key, other.generation);
+            }
+        }
         self.cache.insert(
-            key.to_string(),
+            slot,
             Arc::new(Variants {
+                key: key.to_string(),
                 entries,
                 generation,
                 tags,
@@ -290,12 +365,15 @@ impl MemoryCache {
         };
         let result = self
             .cache
-            .entry(key.to_string())
+            .entry(self.slot(key))
             .and_compute_with(|current| {
                 let Some(current) = current else {
                     return Op::Nop;
                 };
                 let variants = current.into_value();
+                if variants.key != key {
+                    return Op::Nop;
+                }
                 let Some(pos) = variants.entries.iter().position(same_body) else {
                     return Op::Nop;
                 };
@@ -310,6 +388,7 @@ impl MemoryCache {
                 let weight: u64 = entries.iter().map(|e| e.weight(key.len())).sum();
                 // Same tags and generation: the index already points here.
                 Op::Put(Arc::new(Variants {
+                    key: variants.key.clone(),
                     entries,
                     generation: variants.generation,
                     tags: variants.tags.clone(),
@@ -321,7 +400,15 @@ impl MemoryCache {
 
     /// Removes one key. Returns whether it was present.
     pub fn purge_key(&self, key: &str) -> bool {
-        self.cache.remove(key).is_some()
+        use moka::ops::compute::{CompResult, Op};
+        let result = self
+            .cache
+            .entry(self.slot(key))
+            .and_compute_with(|current| match current {
+                Some(c) if c.value().key == key => Op::Remove,
+                _ => Op::Nop,
+            });
+        matches!(result, CompResult::Removed(_))
     }
 
     /// Removes a URL: its plain key and every key that extends it with extra
@@ -345,11 +432,11 @@ impl MemoryCache {
     /// `matches`, by a scan of all keys (for purges by path or prefix, which
     /// the tag index cannot answer). Returns how many went.
     pub fn purge_matching(&self, matches: impl Fn(&str) -> bool) -> usize {
-        let doomed: Vec<Arc<String>> = self
+        let doomed: Vec<String> = self
             .cache
             .iter()
-            .map(|(k, _)| k)
-            .filter(|k| matches(primary_of(k)))
+            .filter(|(_, v)| matches(primary_of(&v.key)))
+            .map(|(_, v)| v.key.clone())
             .collect();
         doomed.iter().filter(|k| self.purge_key(k)).count()
     }
@@ -385,7 +472,7 @@ impl MemoryCache {
         keys.sort();
         keys.dedup();
         keys.into_iter()
-            .filter_map(|k| self.cache.get(&k).map(|v| (k, v)))
+            .filter_map(|k| self.get(&k).map(|v| (k, v)))
             .collect()
     }
 
@@ -424,14 +511,15 @@ impl MemoryCache {
         match tag {
             Some(t) => {
                 for key in self.index.keys(t) {
-                    if let Some(v) = self.cache.get(&key) {
+                    if let Some(v) = self.get(&key) {
                         consider(&key, v);
                     }
                 }
             }
             None => {
-                for (key, v) in self.cache.iter() {
-                    consider(&key, v);
+                for (_, v) in self.cache.iter() {
+                    let held = Arc::clone(&v);
+                    consider(&held.key, v);
                 }
             }
         }
@@ -498,6 +586,36 @@ mod tests {
         c.insert("k", entry("en2", &[], Some("en")));
         assert!(matches!(c.lookup("k", &lang("en")), Lookup::Found(e) if e.body == "en2"));
         assert!(matches!(c.lookup("k", &lang("fr")), Lookup::Found(_)));
+    }
+
+    #[test]
+    fn keys_that_share_a_slot_never_answer_for_each_other() {
+        let mut c = MemoryCache::new(1 << 20, 4);
+        c.slot_of = |_, _| 7;
+        let none = HeaderMap::new();
+        c.insert("http://h/a", entry("a", &["ta"], None));
+        assert!(matches!(c.lookup("http://h/a", &none), Lookup::Found(e) if e.body == "a"));
+        assert!(matches!(c.lookup("http://h/b", &none), Lookup::Miss));
+        assert!(!c.purge_key("http://h/b"));
+        let stored = c.insert("http://h/a", entry("a2", &["ta"], None));
+        assert!(!c.add_encodings(
+            "http://h/b",
+            &stored,
+            vec![(rampart_config::Encoding::Gzip, Bytes::from_static(b"z"))]
+        ));
+        // The second key takes the slot: the first is gone, as if evicted,
+        // and its tag no longer reaches anything.
+        c.insert("http://h/b", entry("b", &["tb"], None));
+        assert!(matches!(c.lookup("http://h/a", &none), Lookup::Miss));
+        assert!(matches!(c.lookup("http://h/b", &none), Lookup::Found(e) if e.body == "b"));
+        assert_eq!(c.purge_tag("ta"), 0);
+        assert!(!c.purge_key("http://h/a"));
+        assert_eq!(c.purge_matching(|url| url.ends_with("/a")), 0);
+        let listed = c.page(|_| true, None, None, 10);
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].0, "http://h/b");
+        assert_eq!(c.purge_tag("tb"), 1);
+        assert!(matches!(c.lookup("http://h/b", &none), Lookup::Miss));
     }
 
     #[test]
