@@ -77,17 +77,7 @@ cache = { ttl = "10m" }'
 rampart_conf "$RAMPART" "$ADMIN" "$ROUTES" > "$WORK/rampart.toml"
 rampart_conf "$BASE" "$BASE_ADMIN" "$ROUTES" > "$WORK/baseline.toml"
 
-cat > "$WORK/unique.lua" <<'LUA'
--- Every request a distinct URL, so every request is a cache miss: the run's
--- own prefix keeps a later round from asking for what an earlier one stored.
-math.randomseed(os.time())
-run = tostring(os.time()) .. "-" .. tostring(math.random(1000000000))
-counter = 0
-request = function()
-  counter = counter + 1
-  return wrk.format("GET", "/1k?run=" .. run .. "&miss=" .. counter)
-end
-LUA
+unique_urls unique /1k
 
 taskset -c 1 "$NGINX" -c "$WORK/origin.conf" -p "$WORK" & PIDS+=($!)
 proxy nginx taskset -c 0 "$NGINX" -c "$WORK/proxy.conf" -p "$WORK"

@@ -115,3 +115,18 @@ request = function()
 end
 LUA
 }
+
+# unique_urls NAME PATH: $WORK/NAME.lua, a wrk script whose every request
+# is a new URL (PATH?run=…&miss=N), so every request is a cache miss: each
+# wrk run's own prefix keeps it from asking for what an earlier run stored.
+unique_urls() {
+  cat > "$WORK/$1.lua" <<LUA
+math.randomseed(os.time())
+run = tostring(os.time()) .. "-" .. tostring(math.random(1000000000))
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", "$2?run=" .. run .. "&miss=" .. counter)
+end
+LUA
+}

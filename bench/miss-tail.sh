@@ -31,16 +31,7 @@ memory = \"$MEMORY\"
 match = \"GET /*\"
 upstream = \"origin\"
 cache = { ttl = \"10m\" }" > "$WORK/rampart.toml"
-cat > "$WORK/unique.lua" <<'LUA'
--- Every request a distinct URL; the run's own prefix keeps each run's URLs new.
-math.randomseed(os.time())
-run = tostring(os.time()) .. "-" .. tostring(math.random(1000000000))
-counter = 0
-request = function()
-  counter = counter + 1
-  return wrk.format("GET", "/1k?run=" .. run .. "&miss=" .. counter)
-end
-LUA
+unique_urls unique /1k
 taskset -c 1 "$NGINX" -c "$WORK/origin.conf" -p "$WORK" & PIDS+=($!)
 
 # rounds NAME PORT: the rounds against a proxy already listening on PORT.
