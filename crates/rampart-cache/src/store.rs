@@ -28,11 +28,6 @@ pub struct Variants {
 }
 
 impl Variants {
-    /// The key they are stored under.
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-
     /// The tags of every variant.
     pub fn tags(&self) -> &[String] {
         &self.tags
@@ -136,15 +131,15 @@ fn url_tag(primary: &str) -> String {
     format!("{URL_TAG}{primary}")
 }
 
-/// A key's place in the table: the key hashed once, with this process's
-/// random SipHash key (as the standard library's maps hash theirs). The
-/// table takes the slot as its hash ([`SlotHasher`]), so growing it or
-/// clearing the tombstones removals leave never hashes a key again: that
-/// rehashed every key of a segment inside one request's insert, and made
-/// misses' p99 rise with the cache's size (docs/benchmarks.md, "A miss's
-/// p99 and the key table"). Two keys may share a slot; the key is kept
-/// with its variants and compared on every read, so one never answers for
-/// the other (the later simply replaces the earlier, as an eviction).
+/// A key's place in the table: the key hashed once, with a random SipHash
+/// key picked when the cache is made (as the standard library's maps hash
+/// theirs). The table takes the slot as its hash ([`SlotHasher`]), so
+/// growing it or clearing the tombstones removals leave never hashes a key
+/// again: that rehashed every key of a segment inside one request's insert,
+/// and made misses' p99 rise with the cache's size (docs/benchmarks.md, "A
+/// miss's p99 and the key table"). Two keys may share a slot; the key is
+/// kept with its variants and compared on every read, so one never answers
+/// for the other (the later simply replaces the earlier, as an eviction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Slot(u64);
 

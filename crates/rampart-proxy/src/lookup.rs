@@ -95,8 +95,8 @@ pub async fn serve(
             }
             // Boxed (here and below): every request's future, moved
             // several times, is then the size of a hit's path, not of a
-            // fill's (this function's own: 3,088 bytes before, 904 after; a hit 3 %
-            // fewer instructions, docs/benchmarks.md).
+            // fill's (this function's own: 3,088 bytes before, 904 after;
+            // a hit 3 % fewer instructions, docs/benchmarks.md).
             Box::pin(fill(
                 ctx,
                 head,
