@@ -324,7 +324,11 @@ async fn stages(
     // 6. Straight to the upstream, the body streaming both ways.
     let (body, progress) = from_client(body, state.server.max_body_size);
     let mut req = crate::forward::forwarded(&head, body);
-    req.extensions_mut().insert(progress);
+    // Only a body still to come can stall the upload (a GET's is done
+    // already): the extension costs three allocations.
+    if !progress.finished() {
+        req.extensions_mut().insert(progress);
+    }
     let response = state.upstreams.send(&route.config, req).await?;
     // 7. An unsafe method the origin accepted invalidates what was stored for
     //    its URL and for the Location / Content-Location it names (RFC 9111 §4.4).
