@@ -1,17 +1,16 @@
 //! The shared tier's reads (`GET`) on a connection of their own, pipelined.
 //!
-//! An L2 hit is one `GET`. Through the general client ([`crate::redis`])
-//! its reply is parsed into a generic value, copied out of it and handed
-//! back through the client's machinery. This module keeps one lean
-//! connection for `GET`s: callers queue their key on a bounded channel, and
-//! one task writes the keys queued in a scheduler tick together (it lets
-//! the tasks ready at that moment run first), reads every reply that has
-//! arrived in one go, and hands each caller its value as bytes of the
-//! value's exact size (which the entry decoder then slices without
-//! copying). A caller
+//! An L2 hit is one `GET`. Through the general Redis client its reply is
+//! parsed into a generic value, copied out of it and handed back through
+//! the client's machinery. This module keeps one lean connection for
+//! `GET`s: callers queue their key on a bounded channel, and one task
+//! writes the keys queued in a scheduler tick together (it lets the tasks
+//! ready at that moment run first), reads every reply that has arrived in
+//! one go, and hands each caller its value as bytes of the value's exact
+//! size (which the entry decoder then slices without copying). A caller
 //! that finds [`MAX_QUEUED`] keys already waiting gets its key back and
-//! uses the general client instead; at most [`MAX_IN_FLIGHT`] `GET`s
-//! are sent and unanswered at once.
+//! uses the general client instead; at most [`MAX_IN_FLIGHT`] `GET`s are
+//! sent and unanswered at once.
 //!
 //! It speaks to Redis over TCP or a Unix socket, with the URL's user,
 //! password and database. A reply that is not a bulk string, nil or an
@@ -363,9 +362,10 @@ impl Drive {
     }
 
     /// Takes queued keys, writes, reads and answers until nothing more can
-    /// be done now. Ready(Ok) when the [`Reads`] is gone and every caller
-    /// answered; Ready(Err) when the connection failed (every waiting
-    /// caller has been told).
+    /// be done now. Ready(Ok(Yield)) when keys under load should wait a
+    /// tick before they are written; Ready(Ok(Closed)) when the [`Reads`]
+    /// is gone and every caller answered; Ready(Err) when the connection
+    /// failed (every waiting caller has been told).
     fn poll(
         &mut self,
         cx: &mut Context<'_>,
