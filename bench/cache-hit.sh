@@ -58,8 +58,8 @@ FLOOR_BIN=$PWD/target/release/examples/listener-floor
 ORIGIN=18081 NGINX_CACHE=18082 RAMPART=18083 ADMIN=18084 VARNISH=18085 FLOOR=18086 BASE=18087 BASE_ADMIN=18088 NGINX_PASS=18089
 BASELINE_BIN=${BASELINE_BIN:-}
 mkdir -p "$WORK/www/pass"
-head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$WORK/www/1k"
-head -c 16384 /dev/urandom | base64 -w0 | head -c 16384 > "$WORK/www/16k"
+random_body "$WORK/www/1k" 1024
+random_body "$WORK/www/16k" 16384
 cp "$WORK/www/1k" "$WORK/www/pass/1k"
 
 write_origin_conf "$ORIGIN"

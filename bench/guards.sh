@@ -17,7 +17,7 @@ bench_start bench test
 
 ORIGIN=18091 NGINX_PLAIN=18092 NGINX_LIMIT=18093 RAMPART=18094 ADMIN=18095 REDIS=18096
 mkdir -p "$WORK/www/plain" "$WORK/www/limited" "$WORK/www/cluster"
-head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$WORK/1k"
+random_body "$WORK/1k" 1024
 for d in plain limited cluster; do cp "$WORK/1k" "$WORK/www/$d/1k"; done
 
 write_origin_conf "$ORIGIN"

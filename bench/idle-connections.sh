@@ -17,7 +17,7 @@ CONNS=${1:-10000}
 source bench/lib.sh
 bench_start bench
 ORIGIN=18191 RAMPART=18192 ADMIN=18193
-head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$WORK/www/1k"
+random_body "$WORK/www/1k" 1024
 write_origin_conf "$ORIGIN"
 taskset -c 1 "$NGINX" -c "$WORK/origin.conf" -p "$WORK" & PIDS+=($!)
 rampart_conf "$RAMPART" "$ADMIN" '[[routes]]

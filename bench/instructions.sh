@@ -38,7 +38,7 @@ bench_start callgrind test
 command -v valgrind >/dev/null 2>&1 || { echo "instructions.sh needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 ORIGIN=18181 RAMPART=18183 ADMIN=18184 REDIS=18185
 mkdir -p "$WORK/www/pass"
-head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$WORK/www/1k"
+random_body "$WORK/www/1k" 1024
 cp "$WORK/www/1k" "$WORK/www/pass/1k"
 write_origin_conf "$ORIGIN"
 taskset -c 1 "$NGINX" -c "$WORK/origin.conf" -p "$WORK" & PIDS+=($!)

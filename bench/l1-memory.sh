@@ -30,7 +30,7 @@ if [ -z "${E2E_ONLY:-}" ]; then
 fi
 
 ORIGIN=18121 RAMPART=18122 ADMIN=18123
-head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$WORK/www/1k"
+random_body "$WORK/www/1k" 1024
 write_origin_conf "$ORIGIN"
 taskset -c 1 "$NGINX" -c "$WORK/origin.conf" -p "$WORK" & PIDS+=($!)
 cat > "$WORK/unique.lua" <<'LUA'

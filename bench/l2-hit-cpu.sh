@@ -24,7 +24,7 @@ command -v perf >/dev/null 2>&1 || { echo "l2-hit-cpu.sh needs perf (apt-get ins
 ORIGIN=18121 REDIS=18122 NODE=18123 NODE_ADMIN=18124 BASE=18125 BASE_ADMIN=18126
 mkdir -p "$WORK/www/c"
 for size in 1k:1024 16k:16384; do
-  head -c "${size#*:}" /dev/urandom | base64 -w0 | head -c "${size#*:}" > "$WORK/www/c/${size%%:*}"
+  random_body "$WORK/www/c/${size%%:*}" "${size#*:}"
 done
 write_origin_conf "$ORIGIN"
 L2_ONLY="[cache]

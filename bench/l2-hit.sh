@@ -29,7 +29,7 @@ ORIGIN=18101 NGINX_PROXY=18102 L1=18103 L1_ADMIN=18104 L2=18105 L2_ADMIN=18106 R
 BASELINE_BIN=${BASELINE_BIN:-}
 mkdir -p "$WORK/www/c" "$WORK/www/pass"
 for size in 1k:1024 16k:16384; do
-  head -c "${size#*:}" /dev/urandom | base64 -w0 | head -c "${size#*:}" > "$WORK/www/c/${size%%:*}"
+  random_body "$WORK/www/c/${size%%:*}" "${size#*:}"
   cp "$WORK/www/c/${size%%:*}" "$WORK/www/pass/"
 done
 

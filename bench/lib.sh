@@ -130,3 +130,9 @@ request = function()
 end
 LUA
 }
+
+# random_body PATH BYTES: a file of BYTES printable random bytes (base64 of
+# random data), the body every proxy benchmark serves.
+random_body() {
+  head -c "$2" /dev/urandom | base64 -w0 | head -c "$2" > "$1"
+}

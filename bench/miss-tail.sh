@@ -22,7 +22,7 @@ source bench/lib.sh
 bench_start bench
 ORIGIN=18381 NGINX_CACHE=18382 RAMPART=18383 ADMIN=18384
 mkdir -p "$WORK/www" "$WORK/logs"
-head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$WORK/www/1k"
+random_body "$WORK/www/1k" 1024
 write_origin_conf "$ORIGIN"
 write_proxy_conf "" "$NGINX_CACHE"
 rampart_conf "$RAMPART" "$ADMIN" "[cache]

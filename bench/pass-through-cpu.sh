@@ -22,7 +22,7 @@ bench_start bench
 command -v perf >/dev/null 2>&1 || { echo "pass-through-cpu.sh needs perf (apt-get install linux-perf)" >&2; exit 1; }
 ORIGIN=18181 NGINX_PASS=18189 RAMPART=18183 ADMIN=18184 BASE=18185 BASE_ADMIN=18186
 mkdir -p "$WORK/www/pass"
-head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$WORK/www/pass/1k"
+random_body "$WORK/www/pass/1k" 1024
 write_origin_conf "$ORIGIN"
 write_proxy_conf "server { listen 127.0.0.1:$NGINX_PASS; location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 ROUTES='[[routes]]

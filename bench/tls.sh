@@ -14,7 +14,7 @@ ROUNDS=${1:-3} DURATION=${2:-8} CONNS=${3:-64}
 source bench/lib.sh
 bench_start bench
 ORIGIN=18281 NGX=18283 RAMPART=18285 ADMIN=18286
-head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$WORK/www/1k"
+random_body "$WORK/www/1k" 1024
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
   -subj /CN=bench.test -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -days 2 2>/dev/null
 write_origin_conf "$ORIGIN"
