@@ -159,10 +159,9 @@ async fn flows_extract_feed_and_check() {
         _ => respond(404, &[], ""),
     })
     .await;
-    let dir = std::env::temp_dir().join(format!("rampart-load-feed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = rampart_testkit::TempDir::new("load-feed");
     std::fs::write(
-        dir.join("users.csv"),
+        dir.path.join("users.csv"),
         "email\na@example.com\nb@example.com\n",
     )
     .unwrap();
@@ -197,7 +196,7 @@ checks = {{ status = 200, body_contains = "profile" }}
 "#,
         origin.addr
     );
-    let p = parse(&text, "flow.toml", &dir).unwrap_or_else(|e| panic!("{e}"));
+    let p = parse(&text, "flow.toml", &dir.path).unwrap_or_else(|e| panic!("{e}"));
     let report = run(&p, &RunOptions::default(), |_| {}).await.unwrap();
     let profile = report.steps.iter().find(|s| s.step == "profile").unwrap();
     assert!(profile.requests > 10);

@@ -1,5 +1,6 @@
 //! The `rampart` binary as a user runs it.
 
+use rampart_testkit::TempDir;
 use std::process::Command;
 
 fn rampart(args: &[&str]) -> (i32, String) {
@@ -18,10 +19,9 @@ fn rampart_with(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
-fn write(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("rampart-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
+/// Writes `text` to `name` in `dir`: its path.
+fn write(dir: &TempDir, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.path.join(name);
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -68,8 +68,9 @@ fn bad_configs_exit_2_naming_file_line_and_field() {
         ),
         ("syntax.toml", "[server\nlisten = 1\n", ":1:8:", "server:", "unclosed table"),
     ];
+    let dir = TempDir::new("cli");
     for (name, text, line, field, message) in cases {
-        let path = write(name, text);
+        let path = write(&dir, name, text);
         let (code, out) = rampart(&["check", "--config", path.to_str().unwrap()]);
         assert_eq!(code, 2, "{name}: {out}");
         assert!(out.contains(&format!("{name}{line}")), "{name}: {out}");
@@ -205,7 +206,8 @@ async fn sighup_reloads_the_config_and_never_kills_the_process() {
             origin.addr
         )
     };
-    let path = write("sighup.toml", &config("/one"));
+    let dir = TempDir::new("cli");
+    let path = write(&dir, "sighup.toml", &config("/one"));
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args(["serve", "--config"])
         .arg(&path)
@@ -268,11 +270,10 @@ async fn sighup_reloads_the_config_and_never_kills_the_process() {
 /// fails `check` and `serve` with exit 2 naming the file.
 #[test]
 fn bad_certificates_exit_2_naming_the_file() {
-    let dir = std::env::temp_dir().join(format!("rampart-cli-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("cli-tls");
     let ca = rampart_testkit::tls::TestCa::new("CLI CA");
-    let a = ca.leaf(&dir, "a", &["a.test"], 2099);
-    let b = ca.leaf(&dir, "b", &["b.test"], 2099);
+    let a = ca.leaf(&dir.path, "a", &["a.test"], 2099);
+    let b = ca.leaf(&dir.path, "b", &["b.test"], 2099);
     let text = |cert: &std::path::Path, key: &std::path::Path| {
         format!(
             "[server]\nlisten = \"127.0.0.1:0\"\n[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n\
@@ -282,12 +283,12 @@ fn bad_certificates_exit_2_naming_the_file() {
             key.display()
         )
     };
-    let good = write("tls-good.toml", &text(&a.cert, &a.key));
+    let good = write(&dir, "tls-good.toml", &text(&a.cert, &a.key));
     let (code, out) = rampart(&["check", "--config", good.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("valid for"), "{out}");
 
-    let bad = write("tls-bad.toml", &text(&a.cert, &b.key));
+    let bad = write(&dir, "tls-bad.toml", &text(&a.cert, &b.key));
     for command in ["check", "serve"] {
         let (code, out) = rampart(&[command, "--config", bad.to_str().unwrap()]);
         assert_eq!(code, 2, "{command}: {out}");
@@ -295,7 +296,6 @@ fn bad_certificates_exit_2_naming_the_file() {
         assert!(out.contains(&b.key.display().to_string()), "{out}");
         assert!(out.contains("does not belong"), "{out}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Runs `rampart serve` on `config`, makes the requests `drive` makes,
@@ -305,7 +305,8 @@ where
     F: FnOnce(u32) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let path = write(name, config);
+    let dir = TempDir::new("cli");
+    let path = write(&dir, name, config);
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args(["serve", "--config"])
         .arg(&path)
@@ -453,7 +454,9 @@ async fn the_access_log_can_be_sampled() {
 fn an_address_in_use_names_the_key_that_asked_for_it() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port();
+    let dir = TempDir::new("cli");
     let path = write(
+        &dir,
         "addr-in-use.toml",
         &format!(
             "[server]\nlisten = \"127.0.0.1:0\"\n\n[admin]\nlisten = \"127.0.0.1:{port}\"\n\

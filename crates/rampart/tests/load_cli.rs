@@ -5,20 +5,15 @@ use std::process::Command;
 use std::time::Duration;
 
 use rampart_load::report::{new_histogram, Latency, Report, Stats, SCHEMA};
-use rampart_testkit::{respond, Origin};
+use rampart_testkit::{respond, Origin, TempDir};
 
 fn rampart(args: &[&str]) -> (i32, String) {
     rampart_testkit::run_program(env!("CARGO_BIN_EXE_rampart"), args)
 }
 
-fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rampart-load-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn write(name: &str, text: &str) -> PathBuf {
-    let p = dir().join(name);
+/// Writes `text` to `name` in `dir`: its path.
+fn write(dir: &TempDir, name: &str, text: &str) -> PathBuf {
+    let p = dir.path.join(name);
     std::fs::write(&p, text).unwrap();
     p
 }
@@ -63,10 +58,11 @@ async fn cli(args: Vec<String>) -> (i32, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thresholds_decide_the_exit_code_and_reports_are_written() {
+    let dir = TempDir::new("load-cli");
     let origin = slow_origin().await;
-    let pass = write("pass.toml", &scenario(origin.addr, "p(95) < 500ms"));
-    let out = dir().join("pass.json");
-    let html = dir().join("pass.html");
+    let pass = write(&dir, "pass.toml", &scenario(origin.addr, "p(95) < 500ms"));
+    let out = dir.path.join("pass.json");
+    let html = dir.path.join("pass.html");
     let (code, text) = cli(vec![
         "load".into(),
         pass.display().to_string(),
@@ -91,7 +87,7 @@ async fn thresholds_decide_the_exit_code_and_reports_are_written() {
         page.contains("<svg") && page.contains("Latency over time") && !page.contains("<script")
     );
 
-    let fail = write("fail.toml", &scenario(origin.addr, "p(95) < 1ms"));
+    let fail = write(&dir, "fail.toml", &scenario(origin.addr, "p(95) < 1ms"));
     let (code, text) = cli(vec![
         "load".into(),
         fail.display().to_string(),
@@ -183,10 +179,11 @@ async fn the_summary_goes_to_stdout_and_progress_lines_to_stderr() {
 /// the exit code (130) is not a failed threshold's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_mid_run_leaves_an_interrupted_report() {
+    let dir = TempDir::new("load-cli");
     let origin = slow_origin().await;
     let (json, html) = (
-        dir().join("interrupted.json"),
-        dir().join("interrupted.html"),
+        dir.path.join("interrupted.json"),
+        dir.path.join("interrupted.html"),
     );
     let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args(["load", "--url", &format!("http://{}/x", origin.addr)])
@@ -229,6 +226,7 @@ async fn sigint_mid_run_leaves_an_interrupted_report() {
 
 #[test]
 fn bad_scenarios_and_unreachable_targets_exit_2_with_file_line_and_field() {
+    let dir = TempDir::new("load-cli");
     let cases = [
         ("exec.toml", "[[scenarios]]\nname = \"a\"\nexecutor = \"constant-vu\"\nflow = \"f\"\n", ":3:", "scenarios[1].executor", "unknown executor"),
         ("field.toml", "[[scenarios]]\nname = \"a\"\nexecutor = \"constant-vus\"\nflow = \"f\"\nvus = 1\nduraton = \"1s\"\n", ":6:", "duraton", "unknown field"),
@@ -255,7 +253,7 @@ fn bad_scenarios_and_unreachable_targets_exit_2_with_file_line_and_field() {
         ),
     ];
     for (name, text, line, field, message) in cases {
-        let path = write(name, text);
+        let path = write(&dir, name, text);
         let (code, out) = rampart(&[
             "load",
             path.to_str().unwrap(),
@@ -267,7 +265,7 @@ fn bad_scenarios_and_unreachable_targets_exit_2_with_file_line_and_field() {
         assert!(out.contains(field), "{name}: {out}");
         assert!(out.contains(message), "{name}: {out}");
     }
-    let ok = write("unreachable.toml", "[[scenarios]]\nname = \"a\"\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\nflow = \"f\"\n[[flows]]\nname = \"f\"\nsteps = [{ name = \"s\", url = \"/\" }]\n");
+    let ok = write(&dir, "unreachable.toml", "[[scenarios]]\nname = \"a\"\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\nflow = \"f\"\n[[flows]]\nname = \"f\"\nsteps = [{ name = \"s\", url = \"/\" }]\n");
     let (code, out) = rampart(&[
         "load",
         ok.to_str().unwrap(),
@@ -313,28 +311,29 @@ fn report_with_us(samples_ms: &[u64], duration_s: f64) -> Report {
     }
 }
 
-fn save(name: &str, r: &Report) -> String {
-    let p = dir().join(name);
+fn save(dir: &TempDir, name: &str, r: &Report) -> String {
+    let p = dir.path.join(name);
     std::fs::write(&p, serde_json::to_string(r).unwrap()).unwrap();
     p.display().to_string()
 }
 
 #[test]
 fn compare_gates_on_direction_aware_regressions() {
+    let dir = TempDir::new("load-cli");
     let base: Vec<u64> = (1..=100).collect();
     let worse: Vec<u64> = base.iter().map(|v| v * 11 / 10).collect(); // every latency 10 % up
     let close: Vec<u64> = base.iter().map(|v| v * 102 / 100).collect();
-    let b = save("base.json", &report_with(&base, 10.0));
-    let w = save("worse.json", &report_with(&worse, 10.0));
-    let c = save("close.json", &report_with(&close, 10.0));
+    let b = save(&dir, "base.json", &report_with(&base, 10.0));
+    let w = save(&dir, "worse.json", &report_with(&worse, 10.0));
+    let c = save(&dir, "close.json", &report_with(&close, 10.0));
     let (code, out) = rampart(&["compare", &b, &w, "--threshold", "5"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("p95") && out.contains("WORSE"), "{out}");
     let (code, out) = rampart(&["compare", &b, &c, "--threshold", "5"]);
     assert_eq!(code, 0, "{out}");
     // Throughput down is worse; up is not.
-    let slower = save("slower.json", &report_with(&base, 12.0));
-    let faster = save("faster.json", &report_with(&base, 8.0));
+    let slower = save(&dir, "slower.json", &report_with(&base, 12.0));
+    let faster = save(&dir, "faster.json", &report_with(&base, 8.0));
     assert_eq!(rampart(&["compare", &b, &slower, "--threshold", "5"]).0, 1);
     let (code, out) = rampart(&["compare", &b, &faster, "--threshold", "5"]);
     assert_eq!(code, 0, "{out}");
@@ -346,8 +345,17 @@ fn compare_gates_on_direction_aware_regressions() {
 /// with a 0.1 ms one; a real slowdown fails either way.
 #[test]
 fn compare_does_not_cry_wolf_under_the_floor() {
-    let b = save("floor-base.json", &report_with_us(&[2_130; 100], 10.0));
-    let c = save("floor-noise.json", &report_with_us(&[2_290; 100], 10.0));
+    let dir = TempDir::new("load-cli");
+    let b = save(
+        &dir,
+        "floor-base.json",
+        &report_with_us(&[2_130; 100], 10.0),
+    );
+    let c = save(
+        &dir,
+        "floor-noise.json",
+        &report_with_us(&[2_290; 100], 10.0),
+    );
     let (code, out) = rampart(&["compare", &b, &c, "--threshold", "5"]);
     assert_eq!(code, 0, "{out}");
     assert!(
@@ -364,7 +372,11 @@ fn compare_does_not_cry_wolf_under_the_floor() {
         "100us",
     ]);
     assert_eq!(code, 1, "{out}");
-    let slow = save("floor-slow.json", &report_with_us(&[4_260; 100], 10.0));
+    let slow = save(
+        &dir,
+        "floor-slow.json",
+        &report_with_us(&[4_260; 100], 10.0),
+    );
     let (code, out) = rampart(&["compare", &b, &slow, "--threshold", "5"]);
     assert_eq!(code, 1, "a 2x slowdown is a regression: {out}");
     let (code, out) = rampart(&["compare", &b, &c, "--min-delta", "soon"]);
@@ -373,12 +385,13 @@ fn compare_does_not_cry_wolf_under_the_floor() {
 
 #[test]
 fn merged_shards_equal_one_run_over_the_same_samples() {
+    let dir = TempDir::new("load-cli");
     let samples: Vec<u64> = (0..2000u64).map(|i| (i * 7919) % 997 + 1).collect();
     let (a, b) = samples.split_at(700);
     let whole = report_with(&samples, 10.0);
-    let sa = save("shard-a.json", &report_with(a, 10.0));
-    let sb = save("shard-b.json", &report_with(b, 10.0));
-    let merged_path = dir().join("merged.json");
+    let sa = save(&dir, "shard-a.json", &report_with(a, 10.0));
+    let sb = save(&dir, "shard-b.json", &report_with(b, 10.0));
+    let merged_path = dir.path.join("merged.json");
     let (code, out) = rampart(&[
         "report",
         "merge",
@@ -409,11 +422,12 @@ fn merged_shards_equal_one_run_over_the_same_samples() {
 /// for 1 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_profile_fits_a_shorter_run_at_a_multiple_of_its_load() {
+    let dir = TempDir::new("load-cli");
     let origin = slow_origin().await;
     let text =
         scenario(origin.addr, "p(95) < 500ms").replace("duration = \"1s\"", "duration = \"1m\"");
-    let path = write("fit.toml", &text);
-    let out = dir().join("fit.json");
+    let path = write(&dir, "fit.toml", &text);
+    let out = dir.path.join("fit.json");
     let (code, text) = cli(vec![
         "load".into(),
         path.display().to_string(),

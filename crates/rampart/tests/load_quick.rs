@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use http_body_util::BodyExt;
 use rampart_testkit::tls::{https_origin, TestCa};
-use rampart_testkit::{respond, Origin};
+use rampart_testkit::{respond, Origin, TempDir};
 
 /// Runs `rampart ARGS` off the test's runtime (the origins run on it).
 async fn rampart(args: &[&str]) -> (i32, String, String) {
@@ -25,12 +25,6 @@ async fn rampart(args: &[&str]) -> (i32, String, String) {
     })
     .await
     .unwrap()
-}
-
-fn dir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("rampart-load-quick-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,7 +88,8 @@ async fn a_url_with_oha_flags_sends_what_they_say() {
 
     // -D reads the body from a file; -z bounds the run by time.
     seen.lock().unwrap().clear();
-    let body = dir("body").join("body.json");
+    let dir = TempDir::new("load-quick");
+    let body = dir.path.join("body.json");
     std::fs::write(&body, "from a file").unwrap();
     let (code, out, err) = rampart(&[
         "load",
@@ -135,7 +130,8 @@ async fn a_url_with_oha_flags_sends_what_they_say() {
         assert_eq!(code, 2, "{bad:?}: {err}");
         assert!(err.contains(says), "{bad:?}: {err}");
     }
-    let scenario = dir("scenario").join("plan.toml");
+    let dir = TempDir::new("load-quick");
+    let scenario = dir.path.join("plan.toml");
     std::fs::write(&scenario, "").unwrap();
     let (code, _, err) = rampart(&["load", scenario.to_str().unwrap(), "-c", "5"]).await;
     assert_eq!(code, 2, "{err}");
@@ -144,10 +140,10 @@ async fn a_url_with_oha_flags_sends_what_they_say() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_targets_are_verified_against_the_system_and_cacert() {
-    let dir = dir("tls");
+    let dir = TempDir::new("load-quick");
     let ca = TestCa::new("Rampart load test CA");
-    let ca_file = ca.write(&dir, "ca");
-    let leaf = ca.leaf(&dir, "site", &["localhost"], 2099);
+    let ca_file = ca.write(&dir.path, "ca");
+    let leaf = ca.leaf(&dir.path, "site", &["localhost"], 2099);
     let (addr, seen) = https_origin(&leaf, &["h2", "http/1.1"], None).await;
     let url = format!("https://localhost:{}/", addr.port());
 
@@ -215,8 +211,8 @@ async fn https_targets_are_verified_against_the_system_and_cacert() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shards_run_as_processes_and_merge_into_one_report() {
     let origin = Origin::simple(|_| respond(200, &[], "ok")).await;
-    let dir = dir("shards");
-    let out = dir.join("merged.json");
+    let dir = TempDir::new("load-quick");
+    let out = dir.path.join("merged.json");
     let url = format!("http://{}/", origin.addr);
     let (code, stdout, err) = rampart(&[
         "load",
@@ -240,7 +236,7 @@ async fn shards_run_as_processes_and_merge_into_one_report() {
     assert_eq!(report.overall.latency.count, 40, "histograms merged");
     assert!(stdout.contains("40 requests"), "{stdout}");
 
-    let scenario = dir.join("plan.toml");
+    let scenario = dir.path.join("plan.toml");
     std::fs::write(
         &scenario,
         format!(

@@ -70,9 +70,8 @@ async fn each_request_is_exported_as_a_trace_the_origin_continues() {
     })
     .await;
     let (listen, admin) = (rampart_testkit::free_addr(), rampart_testkit::free_addr());
-    let dir = std::env::temp_dir().join(format!("rampart-traces-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("traced.toml");
+    let dir = rampart_testkit::TempDir::new("traces");
+    let path = dir.path.join("traced.toml");
     std::fs::write(
         &path,
         format!(
