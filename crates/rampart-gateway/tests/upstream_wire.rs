@@ -321,3 +321,49 @@ async fn an_answer_before_the_upload_ends_reaches_the_client() {
     );
     drop(tx);
 }
+
+/// Trailer fields travel end to end with the `Trailer` field that announces
+/// them (RFC 9110 §6.6.2: it is not hop-by-hop): an HTTP/1.1 client that
+/// accepts trailers says so to the origin (`TE: trailers`, named in
+/// `Connection`) and gets the origin's, and an uploaded body's trailers
+/// reach the origin announced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announced_trailers_travel_both_ways() {
+    let target = Target::start(|request| match path(request) {
+        "/trailers" => vec![b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-checksum\r\n\r\n4\r\nwiki\r\n0\r\nx-checksum: 42\r\n\r\n".to_vec()],
+        other => vec![ok(other)],
+    })
+    .await;
+    let gw = gateway_for(&target, PASS).await;
+
+    let raw = raw_request(
+        gw.addr,
+        b"GET /trailers HTTP/1.1\r\nhost: x\r\nte: trailers\r\nconnection: close\r\n\r\n",
+    )
+    .await
+    .to_ascii_lowercase();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a response");
+    assert!(head.contains("\r\ntrailer: x-checksum\r\n"), "{raw}");
+    assert!(body.ends_with("0\r\nx-checksum: 42\r\n\r\n"), "{raw}");
+    let seen = target.requests();
+    let asked = seen
+        .iter()
+        .find(|r| path(r) == "/trailers")
+        .expect("forwarded");
+    assert!(asked.contains("\r\nte: trailers\r\n"), "{asked}");
+    assert!(asked.contains("\r\nconnection: te\r\n"), "{asked}");
+
+    let raw = raw_request(
+        gw.addr,
+        b"POST /upload HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\ntrailer: x-sum\r\nconnection: close\r\n\r\n3\r\nabc\r\n0\r\nx-sum: 9\r\n\r\n",
+    )
+    .await;
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    let seen = target.requests();
+    let upload = seen
+        .iter()
+        .find(|r| path(r) == "/upload")
+        .expect("forwarded");
+    assert!(upload.contains("\r\ntrailer: x-sum\r\n"), "{upload}");
+    assert!(upload.ends_with("0\r\nx-sum: 9\r\n\r\n"), "{upload:?}");
+}

@@ -18,7 +18,7 @@ use rampart_guard::admission::{Admission, Settings};
 
 use crate::body::{empty, guarded, Body, ClientBodyError};
 use crate::error::GatewayError;
-use crate::headers::{remove_hop_by_hop, set_forwarded, BadHead};
+use crate::headers::{remove_hop_by_hop_upstream, set_forwarded, BadHead};
 use crate::metrics::Metrics;
 use crate::outcome::UpstreamOutcome;
 use crate::request::RequestHead;
@@ -77,7 +77,7 @@ fn upstream_request(
     let mut headers = head.headers.clone();
     // Room for what is added below: one growth instead of several.
     headers.reserve(FORWARDING_FIELDS);
-    remove_hop_by_hop(&mut headers);
+    remove_hop_by_hop_upstream(&mut headers);
     edit(&mut headers);
     set_forwarded(&mut headers, head.peer, head.scheme(), head.trusted);
     head.identity.apply(&mut headers);

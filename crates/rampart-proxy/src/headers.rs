@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use http::header::{CONNECTION, FORWARDED, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::header::{CONNECTION, FORWARDED, HOST, TE, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use rampart_config::IpNet;
 
@@ -107,7 +107,7 @@ pub fn prepare_request(
     if !host.to_str().is_ok_and(valid_host) {
         return Err(BadHead::InvalidHost);
     }
-    remove_hop_by_hop(headers);
+    remove_hop_by_hop_upstream(headers);
     if !headers.contains_key(HOST) {
         headers.insert(HOST, host);
     }
@@ -134,6 +134,18 @@ pub fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 /// Removes hop-by-hop headers, including those the `Connection` header
 /// names (except `Host`, which identifies the target and is never hop-by-hop).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    remove(headers, false);
+}
+
+/// [`remove_hop_by_hop`] for a request going upstream, which keeps one
+/// hop-by-hop value: `TE: trailers` when the client sent it, since Rampart
+/// carries trailer fields end to end and some origins (gRPC's) send them
+/// only when asked.
+pub fn remove_hop_by_hop_upstream(headers: &mut HeaderMap) {
+    remove(headers, true);
+}
+
+fn remove(headers: &mut HeaderMap, keep_te_trailers: bool) {
     // One pass over the names: most messages carry none of these (any
     // field named by `Connection` needs `Connection` itself), and removing
     // by name hashes each, so only those present are removed.
@@ -146,6 +158,17 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     if present == 0 {
         return;
     }
+    let te_trailers = keep_te_trailers
+        && present & (1 << TE_INDEX) != 0
+        && headers
+            .get_all(TE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| {
+                // `trailers` takes no weight (RFC 9110 §10.1.4).
+                t.trim().eq_ignore_ascii_case("trailers")
+            });
     // HOP_BY_HOP[0] is `Connection`: the fields it names (beyond `close`
     // and the fixed ones, which most name) go too.
     if present & 1 != 0 {
@@ -168,31 +191,37 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
+    if te_trailers {
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+    }
 }
 
-/// The fields that are hop-by-hop whatever `Connection` says.
-static HOP_BY_HOP: [HeaderName; 7] = [
+/// The fields that are hop-by-hop whatever `Connection` says (RFC 9110
+/// §7.6.1, and the older `Keep-Alive` and `Proxy-Connection`). `Trailer` is
+/// not one: it announces the trailer fields, which travel end to end.
+static HOP_BY_HOP: [HeaderName; 6] = [
     CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
     TE,
-    TRAILER,
     TRANSFER_ENCODING,
     UPGRADE,
 ];
 
+/// Where `TE` is in [`HOP_BY_HOP`].
+const TE_INDEX: usize = 3;
+
 /// Where `name` is in [`HOP_BY_HOP`]. Every response and request asks this
 /// of each of its names, so it matches the name's text (a length, then
-/// bytes) instead of comparing it with each of the seven in turn.
+/// bytes) instead of comparing it with each of the six in turn.
 fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
     match name.as_str() {
         "connection" => Some(0),
         "keep-alive" => Some(1),
         "proxy-connection" => Some(2),
-        "te" => Some(3),
-        "trailer" => Some(4),
-        "transfer-encoding" => Some(5),
-        "upgrade" => Some(6),
+        "te" => Some(TE_INDEX),
+        "transfer-encoding" => Some(4),
+        "upgrade" => Some(5),
         _ => None,
     }
 }
@@ -372,7 +401,14 @@ mod tests {
         for (i, name) in HOP_BY_HOP.iter().enumerate() {
             assert_eq!(hop_by_hop_index(name), Some(i), "{name}");
         }
-        for other in ["host", "content-length", "x-connection", "tee", "upgrades"] {
+        for other in [
+            "host",
+            "content-length",
+            "x-connection",
+            "tee",
+            "upgrades",
+            "trailer",
+        ] {
             assert_eq!(hop_by_hop_index(&HeaderName::from_static(other)), None);
         }
     }
@@ -388,6 +424,31 @@ mod tests {
         remove_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn only_te_trailers_goes_upstream_and_trailer_always_stays() {
+        let sent = |te: &str, upstream: bool| {
+            let mut h = HeaderMap::new();
+            h.insert(CONNECTION, HeaderValue::from_static("te"));
+            h.insert(TE, HeaderValue::from_str(te).unwrap());
+            h.insert("trailer", HeaderValue::from_static("x-sum"));
+            if upstream {
+                remove_hop_by_hop_upstream(&mut h);
+            } else {
+                remove_hop_by_hop(&mut h);
+            }
+            let te = h.get(TE).map(|v| v.to_str().unwrap().to_string());
+            assert_eq!(h["trailer"], "x-sum");
+            te
+        };
+        assert_eq!(sent("trailers", true).as_deref(), Some("trailers"));
+        assert_eq!(
+            sent("gzip;q=0.5, Trailers", true).as_deref(),
+            Some("trailers")
+        );
+        assert_eq!(sent("gzip, deflate", true), None);
+        assert_eq!(sent("trailers", false), None);
     }
 
     #[test]

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
-use http::header::{ACCEPT_ENCODING, AGE, CONTENT_ENCODING, CONTENT_LENGTH, SET_COOKIE, VARY};
+use http::header::{
+    ACCEPT_ENCODING, AGE, CONTENT_ENCODING, CONTENT_LENGTH, SET_COOKIE, TRAILER, VARY,
+};
 use http::{HeaderMap, HeaderName, HeaderValue, Response};
 use rampart_cache::encoding::negotiate;
 use rampart_cache::freshness::{split_list, SURROGATE_CONTROL};
@@ -120,7 +122,8 @@ pub async fn store(
 }
 
 /// The headers to store: end-to-end only, without what is recomputed per
-/// answer, without `Set-Cookie` (a route that stores such responses strips
+/// answer, without `Trailer` (a stored body keeps no trailer fields to
+/// announce), without `Set-Cookie` (a route that stores such responses strips
 /// it) and `Surrogate-Control` (meant for Rampart alone). The values are
 /// copied, all into one allocation the entry owns, since values parsed off
 /// a connection are slices of its read buffer and would keep all of it
@@ -146,6 +149,7 @@ pub fn stored_headers(origin: &HeaderMap, policy: &CachePolicy) -> HeaderMap {
     remove_hop_by_hop(&mut headers);
     headers.remove(AGE);
     headers.remove(CONTENT_LENGTH);
+    headers.remove(TRAILER);
     headers.remove(&SURROGATE_CONTROL);
     if policy.set_cookie == SetCookiePolicy::Strip {
         headers.remove(SET_COOKIE);
@@ -189,6 +193,7 @@ mod tests {
             ("etag", 24, 4),
             ("cache-control", 28, 10),
             ("connection", 38, 10),
+            ("trailer", 0, 4),
         ] {
             let value = HeaderValue::from_maybe_shared(buffer.slice(at..at + len)).unwrap();
             origin.append(name, value);
@@ -198,6 +203,10 @@ mod tests {
         assert_eq!(stored["etag"], "\"v1\"");
         assert_eq!(stored["cache-control"], "max-age=60");
         assert!(!stored.contains_key("connection"), "hop-by-hop");
+        assert!(
+            !stored.contains_key("trailer"),
+            "a stored body has no trailers"
+        );
         let inside = buffer.as_ptr_range();
         for value in stored.values() {
             assert!(

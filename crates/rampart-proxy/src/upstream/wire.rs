@@ -11,7 +11,7 @@
 //! [`MAX_HEADERS`] fields.
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, TE, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use http_body::SizeHint;
 
@@ -236,6 +236,7 @@ pub fn write_head(
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut declared = None;
+    let mut te = false;
     for (name, value) in headers {
         if name == CONTENT_LENGTH {
             declared = content_length(value.as_bytes());
@@ -244,7 +245,12 @@ pub fn write_head(
         if name == TRANSFER_ENCODING {
             continue;
         }
+        te |= name == TE;
         write_field(out, name, value);
+    }
+    if te {
+        // A sender of `TE` names it in `Connection` (RFC 9110 §10.1.4).
+        out.extend_from_slice(b"connection: te\r\n");
     }
     let sending = match (declared, empty, hint.exact()) {
         (Some(n), _, _) => Sending::Length(n),
