@@ -125,6 +125,9 @@ pub struct Upstreams {
     weights: [u32; 4],
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
+    /// Whether responses carry which target answered
+    /// ([`crate::upstream::Upstreamed`]): only the access log reads it.
+    annotate: bool,
 }
 
 impl std::fmt::Debug for Upstreams {
@@ -185,6 +188,7 @@ impl Upstreams {
             weights: config.priority_weights,
             metrics: Arc::clone(metrics),
             clock,
+            annotate: config.log.access,
         })
     }
 
@@ -250,7 +254,8 @@ impl Upstreams {
         };
         let timeout = deadline.saturating_duration_since(Instant::now());
         let started = Instant::now();
-        let result = upstream.send(req, timeout, self.clock.since_epoch()).await;
+        let now = self.clock.since_epoch();
+        let result = upstream.send(req, timeout, now, self.annotate).await;
         let outcome = match &result {
             Ok(r) => UpstreamOutcome::of_status(r.status()),
             Err(e) => e.outcome(),

@@ -36,7 +36,7 @@ impl Upstream {
                 );
                 let passed = match tokio::time::timeout(
                     cfg.timeout,
-                    self.pool.send(index, &self.scheme, &t.authority, req),
+                    self.pool.send(index, &self.scheme, &t.authority, &mut req),
                 )
                 .await
                 {

@@ -30,7 +30,7 @@ use rustls_pki_types::ServerName;
 use self::pool::SendError;
 use self::quickack::QuickAckConnector;
 use self::target::{Pending, Target};
-use crate::body::{empty, guarded, Body, BodyProgress, ClientBodyError};
+use crate::body::{guarded, Body, BodyProgress, ClientBodyError};
 use crate::metrics::Metrics;
 use crate::outcome::{RetryReason, UpstreamOutcome};
 use rampart_telemetry::span::{self, STAGE_TARGET};
@@ -118,7 +118,7 @@ impl UpstreamError {
 }
 
 /// Which target answered and how long its response head took: on every
-/// response an upstream gave, for the access log.
+/// response an upstream gave when the access log is on (it alone reads it).
 #[derive(Debug, Clone)]
 pub struct Upstreamed {
     /// The target, `host:port`.
@@ -296,7 +296,8 @@ impl Upstream {
     /// needs only a path and query. Fails with [`UpstreamError::Timeout`]
     /// when the response headers do not arrive within `timeout`. `now` is the
     /// breakers' clock. A 5xx, a connect error or a timeout counts as a
-    /// failure for the target's breaker; anything else as a success.
+    /// failure for the target's breaker; anything else as a success. With
+    /// `annotate`, the response carries [`Upstreamed`].
     ///
     /// An idempotent request without a body is sent once more (when
     /// `retry` is on and time is left): to another target after a connect
@@ -306,30 +307,28 @@ impl Upstream {
     /// on it.
     pub async fn send(
         &self,
-        req: Request<Body>,
+        mut req: Request<Body>,
         timeout: Duration,
         now: Duration,
+        annotate: bool,
     ) -> Result<Response<Body>, UpstreamError> {
         let deadline = Instant::now() + timeout;
-        let replay =
-            (self.retry && idempotent(req.method()) && req.body().is_end_stream()).then(|| {
-                (
-                    req.method().clone(),
-                    req.uri().clone(),
-                    req.headers().clone(),
-                )
-            });
+        // Only a request without a body can be sent again; the one sent is
+        // kept for that (Rampart's HTTP/1.1 exchange only borrows it).
+        let replay = self.retry && idempotent(req.method()) && req.body().is_end_stream();
         let (first, pending) = self.pick(now, None)?;
-        let result = self.exchange(first, pending, req, timeout).await;
+        let result = self
+            .exchange(first, pending, &mut req, timeout, annotate)
+            .await;
         let reason = match &result {
             Err(UpstreamError::Connect { .. }) => RetryReason::ConnectError,
             Ok(r) if r.status() == StatusCode::SERVICE_UNAVAILABLE => RetryReason::Unavailable,
             Err(UpstreamError::Failed { closed: true, .. }) => RetryReason::Closed,
             _ => return result,
         };
-        let Some((method, uri, headers)) = replay else {
+        if !replay {
             return result;
-        };
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return result;
@@ -342,19 +341,17 @@ impl Upstream {
         };
         drop(result);
         self.retries[reason as usize].inc();
-        let mut again = Request::new(empty());
-        *again.method_mut() = method;
-        *again.uri_mut() = uri;
-        *again.headers_mut() = headers;
-        self.exchange(second, pending, again, left).await
+        self.exchange(second, pending, &mut req, left, annotate)
+            .await
     }
 
     async fn exchange(
         &self,
         index: usize,
         pending: Pending<'_>,
-        mut req: Request<Body>,
+        req: &mut Request<Body>,
         timeout: Duration,
+        annotate: bool,
     ) -> Result<Response<Body>, UpstreamError> {
         let target = &self.targets[index].authority;
         match &self.host_header {
@@ -391,10 +388,12 @@ impl Upstream {
             }
             Err(_) => Err(UpstreamError::Timeout(timeout)),
             Ok(Ok(mut resp)) => {
-                resp.extensions_mut().insert(Upstreamed {
-                    target: target.clone(),
-                    elapsed: sent.elapsed(),
-                });
+                if annotate {
+                    resp.extensions_mut().insert(Upstreamed {
+                        target: target.clone(),
+                        elapsed: sent.elapsed(),
+                    });
+                }
                 Ok(resp)
             }
             Ok(Err(SendError::Connect(e))) => Err(UpstreamError::Connect {

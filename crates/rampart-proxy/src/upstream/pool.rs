@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use http::header::{HOST, UPGRADE};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri, Version};
+use http_body::Body as _;
 use hyper::client::conn::{http1, http2};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::Connection;
@@ -34,7 +35,8 @@ use tower_service::Service;
 
 use super::h1::{self, Conn};
 use super::quickack::QuickAckConnector;
-use crate::body::{Body, BoxError};
+
+use crate::body::{empty, Body, BoxError};
 
 /// What opens connections: TCP (quick ACKs), TLS for `https`.
 pub type Connector = HttpsConnector<QuickAckConnector>;
@@ -127,14 +129,13 @@ impl Pool {
         index: usize,
         scheme: &Scheme,
         authority: &Authority,
-        mut req: Request<Body>,
+        req: &mut Request<Body>,
     ) -> Result<Response<Body>, SendError> {
         let upgrade = req.headers().contains_key(UPGRADE);
         while let Some(taken) = self.take(index, !upgrade) {
             match taken {
-                Taken::H2(sender) => return send_h2(sender, scheme, authority, req).await,
-                Taken::H1(conn) => match self.send_h1(index, authority, conn, &mut req, true).await
-                {
+                Taken::H2(sender) => return send_h2(sender, scheme, authority, handed(req)).await,
+                Taken::H1(conn) => match self.send_h1(index, authority, conn, req, true).await {
                     Err(h1::Error::Unsent) => continue,
                     sent => return sent.map_err(SendError::H1),
                 },
@@ -147,14 +148,14 @@ impl Pool {
                 if let Some(slot) = self.shared.targets.get(index) {
                     lock(slot).h2 = Some(sender.clone());
                 }
-                send_h2(sender, scheme, authority, req).await
+                send_h2(sender, scheme, authority, handed(req)).await
             }
             Taken::H1(conn) if upgrade => {
-                prepare_h1(&mut req, authority);
-                Box::pin(upgrade_h1(conn, req)).await
+                prepare_h1(req, authority);
+                Box::pin(upgrade_h1(conn, handed(req))).await
             }
             Taken::H1(conn) => self
-                .send_h1(index, authority, conn, &mut req, false)
+                .send_h1(index, authority, conn, req, false)
                 .await
                 .map_err(SendError::H1),
         }
@@ -216,6 +217,22 @@ impl Pool {
             Ok(Taken::H1(Conn::new(TokioIo::new(io))))
         }
     }
+}
+
+/// The request for one of hyper's clients, which consume it: a request
+/// without a body leaves a copy of its head in `req`, so that it can be sent
+/// again (one with a body cannot be). Rampart's own HTTP/1.1 exchange
+/// borrows the request instead, and copies nothing.
+fn handed(req: &mut Request<Body>) -> Request<Body> {
+    let mut copy = Request::new(empty());
+    if !req.body().is_end_stream() {
+        return std::mem::replace(req, copy);
+    }
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    std::mem::replace(req, copy)
 }
 
 /// An upgrade request (WebSocket) over hyper's client connection, on a

@@ -6,6 +6,15 @@
 //! after every read that returns makes the kernel send the ACK it is
 //! holding at once, so such an origin answers without the stall. Elsewhere
 //! it is a no-op.
+//!
+//! It is needed after the read that ends a response too, though nothing
+//! more is awaited: bytes such an origin writes after a response (a second
+//! response nobody asked for) would otherwise wait for the ACK that the
+//! next request on the connection carries, and then be read as that
+//! request's answer. Acknowledged at once, they arrive while the connection
+//! is idle, and the pool's idle check drops it (measured: arming only while
+//! a response is incomplete saved one system call per request and let
+//! `bytes_after_a_response_never_answer_another_request` fail every time).
 
 use std::future::Future;
 use std::pin::Pin;
