@@ -66,16 +66,20 @@ pub fn serve_entry(
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static(c.as_str()));
         weaken_etag(&mut headers);
     }
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     headers.insert(AGE, age);
     set_cache_status(&mut headers, status);
     if entry.status == StatusCode::OK && chosen.is_none() {
         headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     }
-    *response.headers_mut() = headers;
-    if head.method != Method::HEAD {
+    if head.method == Method::HEAD {
+        // No body to count: the length is the one a GET would get.
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    } else {
+        // hyper writes a whole body's `Content-Length` itself, over HTTP/1.1
+        // and HTTP/2 alike, without a header value made for it.
         *response.body_mut() = full(body);
     }
+    *response.headers_mut() = headers;
     response
 }
 
