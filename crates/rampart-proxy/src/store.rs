@@ -63,8 +63,11 @@ pub async fn store(
         }
     };
 
-    let mut headers = stored_headers(&parts.headers, ctx.policy);
     let tags = crate::tags::collect(&ctx.route.config, head, &parts.headers);
+    // The client whose request filled the entry still gets its cookies
+    // (stored entries never carry them).
+    let cookies: Vec<HeaderValue> = parts.headers.get_all(SET_COOKIE).iter().cloned().collect();
+    let mut headers = storable_headers(parts.headers, ctx.policy);
     if !ctx.tiers.settings.expose_tags {
         crate::tags::strip(&mut headers);
     }
@@ -113,10 +116,8 @@ pub async fn store(
     job.finish(Fill::Stored(Arc::clone(&entry)));
     let cache = job.forwarded(status, true, None);
     let mut answer = ctx.answer(&job.key, &entry, head, &cache).await;
-    // The client whose request filled the entry still gets its cookies
-    // (stored entries never carry them).
-    for cookie in parts.headers.get_all(SET_COOKIE) {
-        answer.headers_mut().append(SET_COOKIE, cookie.clone());
+    for cookie in cookies {
+        answer.headers_mut().append(SET_COOKIE, cookie);
     }
     Ok((answer, cache))
 }
@@ -129,22 +130,28 @@ pub async fn store(
 /// a connection are slices of its read buffer and would keep all of it
 /// alive for as long as the entry is stored.
 pub fn stored_headers(origin: &HeaderMap, policy: &CachePolicy) -> HeaderMap {
-    let mut all = BytesMut::with_capacity(origin.values().map(HeaderValue::len).sum());
-    for value in origin.values() {
+    storable_headers(origin.clone(), policy)
+}
+
+/// [`stored_headers`] made from the response's own map: the values are
+/// replaced in place, so no name is hashed again.
+fn storable_headers(mut headers: HeaderMap, policy: &CachePolicy) -> HeaderMap {
+    let mut all = BytesMut::with_capacity(headers.values().map(HeaderValue::len).sum());
+    for value in headers.values() {
         all.extend_from_slice(value.as_bytes());
     }
     let all = all.freeze();
-    let mut headers = HeaderMap::with_capacity(origin.len());
     let mut at = 0;
-    for (name, value) in origin {
+    for value in headers.values_mut() {
         let end = at + value.len();
-        let mut copy = all
+        if let Some(mut copy) = all
             .get(at..end)
             .and_then(|_| HeaderValue::from_maybe_shared(all.slice(at..end)).ok())
-            .unwrap_or_else(|| value.clone());
+        {
+            copy.set_sensitive(value.is_sensitive());
+            *value = copy;
+        }
         at = end;
-        copy.set_sensitive(value.is_sensitive());
-        headers.append(name.clone(), copy);
     }
     remove_hop_by_hop(&mut headers);
     headers.remove(AGE);
