@@ -121,10 +121,11 @@ pub fn prepare_request(
     Ok(())
 }
 
-/// The tokens of every `Connection` field, trimmed.
-pub fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+/// The comma-separated tokens of every `name` field (`Connection`, `TE`),
+/// trimmed.
+pub fn list_tokens(headers: &HeaderMap, name: HeaderName) -> impl Iterator<Item = &str> {
     headers
-        .get_all(CONNECTION)
+        .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
@@ -160,19 +161,12 @@ fn remove(headers: &mut HeaderMap, keep_te_trailers: bool) {
     }
     let te_trailers = keep_te_trailers
         && present & (1 << TE_INDEX) != 0
-        && headers
-            .get_all(TE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| {
-                // `trailers` takes no weight (RFC 9110 §10.1.4).
-                t.trim().eq_ignore_ascii_case("trailers")
-            });
+        // `trailers` takes no weight (RFC 9110 §10.1.4).
+        && list_tokens(headers, TE).any(|t| t.eq_ignore_ascii_case("trailers"));
     // HOP_BY_HOP[0] is `Connection`: the fields it names (beyond `close`
     // and the fixed ones, which most name) go too.
     if present & 1 != 0 {
-        let listed: Vec<HeaderName> = connection_tokens(headers)
+        let listed: Vec<HeaderName> = list_tokens(headers, CONNECTION)
             .filter(|t| {
                 !t.eq_ignore_ascii_case("close")
                     && !HOP_BY_HOP

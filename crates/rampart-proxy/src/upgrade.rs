@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::body::{empty, Body};
 use crate::error::GatewayError;
 use crate::forward::Upstreams;
-use crate::headers::{connection_tokens, remove_hop_by_hop};
+use crate::headers::{list_tokens, remove_hop_by_hop};
 use crate::metrics::Metrics;
 use crate::request::RequestHead;
 use crate::router::Route;
@@ -40,7 +40,7 @@ pub fn requested<B>(req: &mut Request<B>) -> Option<Requested> {
     if req.version() != http::Version::HTTP_11 {
         return None;
     }
-    let asks = connection_tokens(req.headers()).any(|t| t.eq_ignore_ascii_case("upgrade"));
+    let asks = list_tokens(req.headers(), CONNECTION).any(|t| t.eq_ignore_ascii_case("upgrade"));
     let protocol = req.headers().get(UPGRADE)?.clone();
     asks.then(|| Requested {
         protocol,

@@ -35,7 +35,6 @@ use tower_service::Service;
 
 use super::h1::{self, Conn};
 use super::quickack::QuickAckConnector;
-
 use crate::body::{empty, Body, BoxError};
 
 /// What opens connections: TCP (quick ACKs), TLS for `https`.
