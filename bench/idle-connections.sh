@@ -6,7 +6,10 @@
 # with a cached 1 KiB URL. A client opens CONNS connections, sends one GET
 # (a hit) on each and keeps them all open and idle; the gateway's resident
 # memory (VmRSS) is read before, with all of them open, and after they are
-# closed (polled until it stops falling, at most 10 s). Then 10 s of hits
+# closed (polled until it stops falling, at most 10 s). "open" is read as
+# soon as the last connection has had its hit; "idle" once the gateway has
+# parked them all (its rampart_idle_connections gauge; a build without it is
+# read at once, at most 20 s). Then 10 s of hits
 # (wrk, 64 connections, proxy on core 0 and wrk on core 1) give each
 # build's hit rate, so an allocator is picked on both.
 #
@@ -54,7 +57,7 @@ print("closed", flush=True)
 PY
 
 echo "# $CONNS idle keep-alive connections, one 1 KiB hit each; RSS in KiB"
-printf '%-10s %10s %12s %14s %12s %14s %10s\n' build before open per_conn_B closed kept_per_conn hits_rps
+printf '%-10s %10s %10s %12s %10s %12s %10s %12s %10s\n' build before open per_conn_B idle idle_per_B closed kept_per_B hits_rps
 for pair in ${BINS:-rampart=$BIN}; do
   name=${pair%%=*} bin=${pair#*=}
   RUST_LOG=warn taskset -c 0 "$bin" serve --config "$WORK/rampart.toml" & pid=$!
@@ -64,6 +67,12 @@ for pair in ${BINS:-rampart=$BIN}; do
   coproc HOLD { taskset -c 1 python3 "$WORK/hold.py" "$RAMPART" "$CONNS"; }
   read -r _ <&"${HOLD[0]}"
   open=$(rss_kib "$pid")
+  for _ in $(seq 200); do
+    parked=$(curl -fsS "http://127.0.0.1:$ADMIN/metrics" | awk '/^rampart_idle_connections\{listener="public"/ {print int($2)}')
+    [ -z "$parked" ] || [ "$parked" -ge "$CONNS" ] && break
+    sleep 0.1
+  done
+  idle=$(rss_kib "$pid")
   echo >&"${HOLD[1]}"
   read -r _ <&"${HOLD[0]}"
   wait "$HOLD_PID" 2>/dev/null || true
@@ -77,7 +86,8 @@ for pair in ${BINS:-rampart=$BIN}; do
     closed=$now
   done
   read -r rps _ <<<"$(wrk_run "$RAMPART" /1k 64 10)"
-  printf '%-10s %10d %12d %14.0f %12d %14.0f %10s\n' "$name" "$before" "$open" \
-    "$(( (open - before) * 1024 / CONNS ))" "$closed" "$(( (closed - before) * 1024 / CONNS ))" "$rps"
+  printf '%-10s %10d %10d %12d %10d %12d %10d %12d %10s\n' "$name" "$before" "$open" \
+    "$(( (open - before) * 1024 / CONNS ))" "$idle" "$(( (idle - before) * 1024 / CONNS ))" \
+    "$closed" "$(( (closed - before) * 1024 / CONNS ))" "$rps"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 done

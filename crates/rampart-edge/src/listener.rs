@@ -10,13 +10,12 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+
+use crate::connection::{self, Protocols};
 
 /// Protocol limits applied to every connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,22 +52,6 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(BACKLOG)
 }
 
-fn builder(limits: &ConnLimits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_size.max(8192))
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
-        .max_concurrent_streams(256);
-    builder
-}
-
 /// The TLS settings of a listener, replaced on reload (certificates are
 /// read again); each new connection takes the settings current then.
 pub type TlsSwap = Arc<arc_swap::ArcSwap<rustls::ServerConfig>>;
@@ -94,6 +77,17 @@ pub struct Stops {
     pub shutdown: CancellationToken,
 }
 
+/// A listener's connection gauges.
+#[derive(Debug, Clone, Default)]
+pub struct ConnGauges {
+    /// Connections open.
+    pub open: Gauge,
+    /// Open HTTP/1.1 connections parked: idle for more than
+    /// [`PARK_AFTER`](crate::connection::PARK_AFTER), waiting for their
+    /// next request without buffers.
+    pub idle: Gauge,
+}
+
 /// Counts a connection open until dropped, however its task ends.
 struct Open(Gauge);
 
@@ -110,24 +104,23 @@ impl Drop for Open {
     }
 }
 
-/// Serves `listener` with `handler` until `stops` say so, counting its open
-/// connections in `open`. The listener is shared: a reload starts a new
+/// Serves `listener` with `handler` until `stops` say so, counting its
+/// connections in `gauges`. The listener is shared: a reload starts a new
 /// loop with new limits on the same socket before the old one stops
 /// accepting, so no connection is refused in between.
 pub async fn serve<H, F, B>(
     listener: Arc<TcpListener>,
     limits: ConnLimits,
     stops: Stops,
-    (tls, open): (Option<TlsSwap>, Gauge),
+    (tls, gauges): (Option<TlsSwap>, ConnGauges),
     handler: H,
 ) where
-    H: Fn(Request<Incoming>, Conn) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<Incoming>, Conn) -> F + Clone + Unpin + Send + Sync + 'static,
     F: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let builder = builder(&limits);
-    let graceful = GracefulShutdown::new();
+    let protocols = Arc::new(Protocols::new(&limits));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let stop = stops.accepting.clone();
     let shutdown = stops.shutdown.clone();
@@ -157,31 +150,34 @@ pub async fn serve<H, F, B>(
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
+        let protocols = Arc::clone(&protocols);
+        let shutdown = shutdown.clone();
         let tls = tls.as_ref().map(|t| t.load_full());
-        let handshake_timeout = limits.header_read_timeout;
-        let open = Open::new(open.clone());
+        let open = Open::new(gauges.open.clone());
+        let idle = gauges.idle.clone();
         tokio::spawn(async move {
             let conn = Conn {
                 peer,
                 tls: tls.is_some(),
             };
-            let service = hyper::service::service_fn(move |req| handler(req, conn));
             match tls {
                 None => {
-                    let conn =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    let _ = watcher.watch(conn.into_owned()).await;
+                    connection::serve(stream, &protocols, (handler, conn), &shutdown, &idle).await;
                 }
                 Some(settings) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(settings);
                     // The handshake counts against the time to send a head.
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    let handshake = acceptor.accept(stream);
+                    match tokio::time::timeout(protocols.header_read_timeout(), handshake).await {
                         Ok(Ok(stream)) => {
-                            let conn = builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), service);
-                            let _ = watcher.watch(conn.into_owned()).await;
+                            connection::serve(
+                                stream,
+                                &protocols,
+                                (handler, conn),
+                                &shutdown,
+                                &idle,
+                            )
+                            .await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -193,16 +189,19 @@ pub async fn serve<H, F, B>(
         });
     }
     drop(listener);
+    // Every connection's task gives its slot back when it ends.
+    let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
     if !shutdown.is_cancelled() {
-        // Replaced by a reload: wait for the open connections to end (every
-        // slot back) or for the shutdown, whichever comes first.
-        let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
+        // Replaced by a reload: wait for the open connections to end or for
+        // the shutdown, whichever comes first.
         tokio::select! {
             _ = slots.acquire_many(all) => return,
             _ = shutdown.cancelled() => {}
         }
     }
-    if tokio::time::timeout(limits.shutdown_timeout, graceful.shutdown())
+    // Shutting down: every connection finishes the response it is sending
+    // and closes.
+    if tokio::time::timeout(limits.shutdown_timeout, slots.acquire_many(all))
         .await
         .is_err()
     {

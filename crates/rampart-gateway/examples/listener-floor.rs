@@ -68,7 +68,7 @@ fn main() -> ExitCode {
                 shutdown: CancellationToken::new(),
             },
             // Counted as Rampart's listeners count theirs: the same work.
-            (None, prometheus_client::metrics::gauge::Gauge::default()),
+            (None, rampart_edge::ConnGauges::default()),
             move |req, _peer| {
                 let files = Arc::clone(&files);
                 async move {

@@ -25,7 +25,7 @@ use rampart_admin::{Admin, Reload, ReloadFuture, Reloaded};
 use rampart_cluster::Fanout;
 use rampart_config::{Config, ConfigError};
 use rampart_edge::tls::{Tls, TlsError};
-use rampart_edge::TlsSwap;
+use rampart_edge::{ConnGauges, TlsSwap};
 use rampart_proxy::{BuildError, State};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -88,6 +88,7 @@ pub(crate) struct ReloadMetrics {
     reloads: Family<ResultLabels, Counter>,
     generation: Gauge,
     connections: Family<ConnLabels, Gauge>,
+    idle: Family<ConnLabels, Gauge>,
 }
 
 impl ReloadMetrics {
@@ -96,11 +97,17 @@ impl ReloadMetrics {
             reloads: Family::default(),
             generation: Gauge::default(),
             connections: Family::default(),
+            idle: Family::default(),
         };
         registry.register(
             "open_connections",
             "Client connections open now, by listener (public, admin, redirect) and protocol (http, https)",
             metrics.connections.clone(),
+        );
+        registry.register(
+            "idle_connections",
+            "Open HTTP/1.1 client connections idle for over a second, waiting for their next request with their buffers released, by listener and protocol",
+            metrics.idle.clone(),
         );
         registry.register(
             "config_reloads",
@@ -119,12 +126,14 @@ impl ReloadMetrics {
         self.reloads.get_or_create(&ResultLabels { result }).inc();
     }
 
-    /// The open-connection gauge of one listener.
-    fn open(&self, listener: &'static str, tls: bool) -> Gauge {
+    /// The connection gauges of one listener.
+    fn connections(&self, listener: &'static str, tls: bool) -> ConnGauges {
         let protocol = if tls { "https" } else { "http" };
-        self.connections
-            .get_or_create(&ConnLabels { listener, protocol })
-            .clone()
+        let labels = ConnLabels { listener, protocol };
+        ConnGauges {
+            open: self.connections.get_or_create(&labels).clone(),
+            idle: self.idle.get_or_create(&labels).clone(),
+        }
     }
 }
 
@@ -437,12 +446,12 @@ impl Gateway {
     ) -> Serving {
         let stop = CancellationToken::new();
         let state = Arc::clone(&self.state);
-        let open = self.metrics.open("public", tls.is_some());
+        let gauges = self.metrics.connections("public", tls.is_some());
         self.tracker.spawn(rampart_edge::serve(
             Arc::clone(&socket.listener),
             limits,
             self.stops(&stop),
-            (tls, open),
+            (tls, gauges),
             move |req, conn: rampart_edge::Conn| {
                 // Boxed: the connection keeps a slot of the future's size
                 // for as long as it is open, idle or not (5 KiB unboxed).
@@ -468,7 +477,7 @@ impl Gateway {
             Arc::clone(&socket.listener),
             limits,
             self.stops(&stop),
-            (None, self.metrics.open("admin", false)),
+            (None, self.metrics.connections("admin", false)),
             move |req, _conn| {
                 let admin = admin.load_full();
                 async move {
@@ -504,7 +513,7 @@ impl Gateway {
             Arc::clone(&socket.listener),
             limits,
             self.stops(&stop),
-            (None, self.metrics.open("redirect", false)),
+            (None, self.metrics.connections("redirect", false)),
             move |req, _conn| async move {
                 Ok::<_, std::convert::Infallible>(rampart_proxy::redirect::to_https(
                     &req, https_port,

@@ -358,6 +358,25 @@ async fn slow_request_heads_are_cut_off() {
     assert_eq!(origin.total(), 0);
 }
 
+/// A client that connects and never sends a byte holds a connection slot
+/// and its memory: it is cut off after `header_read_timeout` like one that
+/// stops halfway through its head.
+#[tokio::test]
+async fn silent_connections_are_cut_off() {
+    let origin = Origin::simple(|_| respond(200, &[], "ok")).await;
+    let text = config_text(origin.addr, PASS)
+        .replace("[server]\n", "[server]\nheader_read_timeout = \"300ms\"\n");
+    let gw = gateway(&text, Arc::new(SystemClock)).await;
+    let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await;
+    assert!(
+        read.is_ok(),
+        "the gateway kept the connection of a client that never sent a byte"
+    );
+    assert!(buf.is_empty(), "{}", String::from_utf8_lossy(&buf));
+}
+
 #[tokio::test]
 async fn oversized_request_heads_are_refused() {
     let origin = Origin::simple(|_| respond(200, &[], "ok")).await;

@@ -1,0 +1,489 @@
+//! One accepted connection, from its first byte to its close.
+//!
+//! - **Nothing is held before the first byte.** A new connection waits for
+//!   its client to send something without a buffer, and is closed when
+//!   nothing comes within `header_read_timeout`, like a client that stops
+//!   halfway through a head.
+//! - **Which protocol** is decided by the first bytes: HTTP/2's connection
+//!   preface (h2c with prior knowledge, or h2 over TLS) or else HTTP/1.1.
+//! - **An idle HTTP/1.1 connection is parked.** hyper keeps two 8 KiB
+//!   buffers for every connection as long as it serves it, idle or not, and
+//!   has no setting to release them. So once a connection has been idle
+//!   for [`PARK_AFTER`] (between one and two periods), its hyper connection
+//!   is taken apart and dropped, buffers and all; the socket waits for its
+//!   next bytes alone, and a new hyper connection serves them. nginx does
+//!   the same with a keep-alive connection's buffers.
+//! - **Shutdown**: a busy connection finishes the response it is sending
+//!   and closes (HTTP/2: `GOAWAY`, then its open streams finish); an idle or
+//!   parked one closes at once.
+//!
+//! When a connection is idle is known from three signals, all cheap to keep
+//! on every request ([`Activity`]): the service saw the request start, its
+//! response body was dropped (hyper drops it once the last byte is
+//! encoded), and every byte written since was flushed to the socket. A
+//! request with a body keeps its connection from parking until a request
+//! without one has been answered: hyper may still be reading the body, and
+//! taking the connection apart then would serve the body's bytes as a
+//! request.
+
+use std::convert::Infallible;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::listener::{Conn, ConnLimits};
+
+/// How long an HTTP/1.1 connection is idle before it is parked: it is
+/// checked once per period and parked at the first check that finds it
+/// idle since the check before, so after one to two periods. Short enough
+/// that ten thousand idle clients do not hold 160 MiB of buffers; long
+/// enough that a client sending requests back to back never waits for a
+/// new hyper connection.
+pub const PARK_AFTER: Duration = Duration::from_secs(1);
+
+/// HTTP/2's connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The protocol settings every connection of a listener is served with.
+pub(crate) struct Protocols {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+    header_read_timeout: Duration,
+}
+
+impl Protocols {
+    pub(crate) fn new(limits: &ConnLimits) -> Self {
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_size.max(8192))
+            .keep_alive(true);
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
+            .max_concurrent_streams(256);
+        Self {
+            http1,
+            http2,
+            header_read_timeout: limits.header_read_timeout,
+        }
+    }
+
+    /// The time a client has to send a request head, and to finish its TLS
+    /// handshake.
+    pub(crate) fn header_read_timeout(&self) -> Duration {
+        self.header_read_timeout
+    }
+}
+
+/// A stream whose readiness to read can be awaited without reading (and so
+/// without a buffer).
+pub(crate) trait Readiness: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_;
+}
+
+impl Readiness for TcpStream {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
+        TcpStream::readable(self)
+    }
+}
+
+impl Readiness for tokio_rustls::server::TlsStream<TcpStream> {
+    /// The socket's readiness. After a read that found nothing, rustls holds
+    /// no decrypted bytes: only the socket can bring more.
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
+        self.get_ref().0.readable()
+    }
+}
+
+/// What tells an HTTP/1.1 connection is idle (see the module's docs).
+#[derive(Debug, Default)]
+struct Activity {
+    /// Requests started on the connection.
+    started: AtomicU32,
+    /// A request is being answered, or the last one had a body.
+    busy: AtomicBool,
+    /// Bytes were written since the last completed flush.
+    unflushed: AtomicBool,
+}
+
+impl Activity {
+    fn idle(&self) -> bool {
+        !self.busy.load(Relaxed) && !self.unflushed.load(Relaxed)
+    }
+
+    /// A request starts: the connection is busy until its response body is
+    /// dropped, and after that too when the request has a body.
+    fn start(self: &Arc<Self>, request: &Request<Incoming>) -> Answered {
+        self.started
+            .store(self.started.load(Relaxed).wrapping_add(1), Relaxed);
+        self.busy.store(true, Relaxed);
+        Answered(request.body().is_end_stream().then(|| Arc::clone(self)))
+    }
+}
+
+/// Marks its connection idle when dropped: held by a response body.
+struct Answered(Option<Arc<Activity>>);
+
+impl Drop for Answered {
+    fn drop(&mut self) {
+        if let Some(activity) = &self.0 {
+            activity.busy.store(false, Relaxed);
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that marks its connection idle when hyper drops it.
+    struct Answer<B> {
+        #[pin]
+        body: B,
+        answered: Answered,
+    }
+}
+
+impl<B: Body> Body for Answer<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The socket as hyper sees it: bytes read ahead of hyper come first, and
+/// writes are watched for whether they were flushed.
+struct Watched<S> {
+    stream: S,
+    unread: Bytes,
+    activity: Arc<Activity>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.unread.is_empty() {
+            return Pin::new(&mut this.stream).poll_read(cx, buf);
+        }
+        let n = this.unread.len().min(buf.remaining());
+        buf.put_slice(&this.unread[..n]);
+        this.unread.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.activity.unflushed.store(true, Relaxed);
+        Pin::new(&mut this.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.activity.unflushed.store(true, Relaxed);
+        Pin::new(&mut this.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let flushed = Pin::new(&mut this.stream).poll_flush(cx);
+        if matches!(flushed, Poll::Ready(Ok(()))) {
+            this.activity.unflushed.store(false, Relaxed);
+        }
+        flushed
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// Serves one connection until it closes or `shutdown` is done with it.
+/// `waiting` counts it while it is parked.
+pub(crate) async fn serve<S, H, F, B>(
+    stream: S,
+    protocols: &Protocols,
+    (handler, conn): (H, Conn),
+    shutdown: &CancellationToken,
+    waiting: &Gauge,
+) where
+    S: Readiness,
+    H: Fn(Request<Incoming>, Conn) -> F + Unpin + Send + Sync + 'static,
+    F: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let activity = Arc::new(Activity::default());
+    let mut io = Watched {
+        stream,
+        unread: Bytes::new(),
+        activity: Arc::clone(&activity),
+    };
+    let first = tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => return,
+        first = tokio::time::timeout(protocols.header_read_timeout, preface(&mut io)) => first,
+    };
+    match first {
+        Ok(Ok(true)) => {
+            let service = hyper::service::service_fn(move |req| {
+                let answer = handler(req, conn);
+                async move {
+                    answer.await.map(|r| {
+                        r.map(|body| Answer {
+                            body,
+                            answered: Answered(None),
+                        })
+                    })
+                }
+            });
+            serve_http2(io, protocols, service, shutdown).await;
+        }
+        Ok(Ok(false)) => {
+            let watching = Arc::clone(&activity);
+            let service = hyper::service::service_fn(move |req| {
+                let done = watching.start(&req);
+                let answer = handler(req, conn);
+                async move {
+                    answer.await.map(|r| {
+                        r.map(|body| Answer {
+                            body,
+                            answered: done,
+                        })
+                    })
+                }
+            });
+            serve_http1(io, protocols, service, &activity, (shutdown, waiting)).await;
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %conn.peer, error = %e, "connection closed before a request")
+        }
+        Err(_) => tracing::debug!(peer = %conn.peer, "no request within header_read_timeout"),
+    }
+}
+
+/// Reads the connection's first bytes, as many as it takes to tell
+/// HTTP/2's preface from anything else, and leaves them to be read again.
+/// True for HTTP/2.
+async fn preface<S: AsyncRead + Unpin>(io: &mut Watched<S>) -> io::Result<bool> {
+    use tokio::io::AsyncReadExt;
+    let mut seen = [0u8; H2_PREFACE.len()];
+    let mut filled = 0;
+    while filled < seen.len() {
+        let n = io.stream.read(&mut seen[filled..]).await?;
+        if n == 0 {
+            if filled == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            break;
+        }
+        let matched = seen[filled..filled + n] == H2_PREFACE[filled..filled + n];
+        filled += n;
+        if !matched {
+            break;
+        }
+    }
+    io.unread = Bytes::copy_from_slice(&seen[..filled]);
+    Ok(filled == H2_PREFACE.len() && seen == *H2_PREFACE)
+}
+
+async fn serve_http2<S, Svc, B>(
+    io: Watched<S>,
+    protocols: &Protocols,
+    service: Svc,
+    shutdown: &CancellationToken,
+) where
+    S: Readiness,
+    Svc: hyper::service::HttpService<Incoming, ResBody = B> + Send + 'static,
+    Svc::Future: Send + 'static,
+    Svc::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut conn = pin!(protocols.http2.serve_connection(TokioIo::new(io), service));
+    let ended = tokio::select! {
+        ended = conn.as_mut() => ended,
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!(error = %e, "HTTP/2 connection ended");
+    }
+}
+
+async fn serve_http1<S, Svc, B>(
+    mut io: Watched<S>,
+    protocols: &Protocols,
+    mut service: Svc,
+    activity: &Activity,
+    (shutdown, waiting): (&CancellationToken, &Gauge),
+) where
+    S: Readiness,
+    Svc: hyper::service::HttpService<Incoming, ResBody = B> + Unpin,
+    Svc::Future: Send + 'static,
+    Svc::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    loop {
+        // Boxed: while parked, the task keeps only the socket.
+        let mut conn = Box::new(
+            protocols
+                .http1
+                .serve_connection(TokioIo::new(io), service)
+                .with_upgrades(),
+        );
+        if !idle_after(&mut *conn, activity, shutdown).await {
+            return;
+        }
+        let Some(parts) = conn.into_parts() else {
+            return;
+        };
+        io = parts.io.into_inner();
+        service = parts.service;
+        if !parts.read_buf.is_empty() {
+            // Part of a next request was read: serve it at once, and park
+            // only after it is answered (a client sending a head a byte at
+            // a time gets no fresh header_read_timeout each period).
+            let mut unread = BytesMut::from(parts.read_buf);
+            unread.extend_from_slice(&io.unread);
+            io.unread = unread.freeze();
+            activity.busy.store(true, Relaxed);
+            continue;
+        }
+        // Parked until the client sends more, within what is left of
+        // header_read_timeout (the connection has been idle a period).
+        let wait = protocols.header_read_timeout.saturating_sub(PARK_AFTER);
+        waiting.inc();
+        let woken = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => false,
+            ready = tokio::time::timeout(wait, io.stream.readable()) => matches!(ready, Ok(Ok(()))),
+        };
+        waiting.dec();
+        if !woken {
+            return;
+        }
+    }
+}
+
+/// Drives a hyper HTTP/1.1 connection until it ends (false) or has been
+/// idle for [`PARK_AFTER`] (true).
+///
+/// What runs on every poll is kept to two loads besides hyper's own work:
+/// the shutdown token's flag and whether the check is due. The check's
+/// timer wakes the connection once a period, which is also when an idle
+/// connection notices a shutdown (a busy one notices it at its next poll).
+async fn idle_after<C>(conn: &mut C, activity: &Activity, shutdown: &CancellationToken) -> bool
+where
+    C: Future<Output = hyper::Result<()>> + Unpin + Graceful,
+{
+    let mut check = pin!(tokio::time::sleep(PARK_AFTER));
+    let mut armed = false;
+    let mut stopping = false;
+    let mut seen = activity.started.load(Relaxed);
+    let mut was_idle = false;
+    poll_fn(|cx| loop {
+        if let Poll::Ready(ended) = Pin::new(&mut *conn).poll(cx) {
+            if let Err(e) = ended {
+                tracing::debug!(error = %e, "connection ended");
+            }
+            return Poll::Ready(false);
+        }
+        if stopping {
+            return Poll::Pending;
+        }
+        if shutdown.is_cancelled() {
+            stopping = true;
+            conn.graceful();
+            continue;
+        }
+        // Polled once after each reset, so that the timer wakes this task.
+        let due = if armed {
+            check.is_elapsed()
+        } else {
+            armed = true;
+            check.as_mut().poll(cx).is_ready()
+        };
+        if !due {
+            return Poll::Pending;
+        }
+        let started = activity.started.load(Relaxed);
+        let idle = activity.idle();
+        if idle && was_idle && started == seen {
+            return Poll::Ready(true);
+        }
+        (seen, was_idle) = (started, idle);
+        check
+            .as_mut()
+            .reset(tokio::time::Instant::now() + PARK_AFTER);
+        armed = false;
+    })
+    .await
+}
+
+/// A connection that can be asked to finish what it is doing and close.
+trait Graceful {
+    fn graceful(&mut self);
+}
+
+impl<I, S, B> Graceful for http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    B: Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn graceful(&mut self) {
+        Pin::new(self).graceful_shutdown();
+    }
+}

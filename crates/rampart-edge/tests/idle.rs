@@ -1,0 +1,200 @@
+//! Idle HTTP/1.1 connections are parked (their buffers released) and still
+//! behave as kept-alive connections: the next request is served, the idle
+//! timeout holds, a head sent slowly is still cut off, and shutdown closes
+//! them.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use rampart_edge::{Conn, ConnGauges, ConnLimits, Stops};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+struct Listening {
+    addr: SocketAddr,
+    gauges: ConnGauges,
+    stops: Stops,
+    served: tokio::task::JoinHandle<()>,
+}
+
+async fn listen(header_read_timeout: Duration) -> Listening {
+    let listener = rampart_edge::listener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let gauges = ConnGauges::default();
+    let stops = Stops {
+        accepting: CancellationToken::new(),
+        shutdown: CancellationToken::new(),
+    };
+    let limits = ConnLimits {
+        max_header_size: 16 * 1024,
+        header_read_timeout,
+        max_connections: 64,
+        shutdown_timeout: Duration::from_secs(5),
+    };
+    let served = tokio::spawn(rampart_edge::serve(
+        Arc::new(listener),
+        limits,
+        stops.clone(),
+        (None, gauges.clone()),
+        |req: Request<Incoming>, _conn: Conn| async move {
+            let body = Bytes::from(format!("path {}", req.uri().path()));
+            Ok::<_, Infallible>(Response::new(Full::new(body)))
+        },
+    ));
+    Listening {
+        addr,
+        gauges,
+        stops,
+        served,
+    }
+}
+
+/// Sends a GET for `path` and reads its whole response.
+async fn get(stream: &mut TcpStream, path: &str) -> String {
+    send_rest(stream, &format!("GET {path}"), path).await
+}
+
+/// Sends the rest of a GET's head, from `rest` on, and reads its whole
+/// response, which names `path`.
+async fn send_rest(stream: &mut TcpStream, rest: &str, path: &str) -> String {
+    stream
+        .write_all(format!("{rest} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let want = format!("path {path}");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.ends_with(want.as_bytes()) {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("a response within 10 s")
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed mid-response: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(got).unwrap()
+}
+
+async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "not within 10 s: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Reads until the server closes; what it sent, and when it closed.
+async fn until_closed(stream: &mut TcpStream) -> (Vec<u8>, Instant) {
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut rest))
+        .await
+        .expect("closed within 20 s")
+        .unwrap();
+    (rest, Instant::now())
+}
+
+#[tokio::test]
+async fn a_parked_connection_serves_its_next_request() {
+    let l = listen(Duration::from_secs(30)).await;
+    let mut stream = TcpStream::connect(l.addr).await.unwrap();
+    assert!(get(&mut stream, "/first").await.starts_with("HTTP/1.1 200"));
+    eventually("the idle connection is parked", || l.gauges.idle.get() == 1).await;
+    assert_eq!(l.gauges.open.get(), 1);
+    let second = get(&mut stream, "/second").await;
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+    assert_eq!(l.gauges.idle.get(), 0, "busy again");
+    eventually("parked again once idle", || l.gauges.idle.get() == 1).await;
+    drop(stream);
+    eventually("closed by its client", || l.gauges.open.get() == 0).await;
+    assert_eq!(l.gauges.idle.get(), 0);
+}
+
+/// Parked or not, an idle connection is closed `header_read_timeout` after
+/// its last response, and not before.
+#[tokio::test]
+async fn a_parked_connection_keeps_the_idle_timeout() {
+    let timeout = Duration::from_secs(4);
+    let l = listen(timeout).await;
+    let mut stream = TcpStream::connect(l.addr).await.unwrap();
+    get(&mut stream, "/once").await;
+    let answered = Instant::now();
+    eventually("the idle connection is parked", || l.gauges.idle.get() == 1).await;
+    let (rest, closed) = until_closed(&mut stream).await;
+    assert!(rest.is_empty());
+    let idle = closed - answered;
+    assert!(
+        idle >= timeout - Duration::from_millis(100),
+        "closed after {idle:?}"
+    );
+    eventually("counted closed", || l.gauges.open.get() == 0).await;
+    assert_eq!(l.gauges.idle.get(), 0);
+}
+
+/// A head begun after a response and never finished is cut off even when
+/// its connection is taken apart for parking meanwhile.
+#[tokio::test]
+async fn a_head_sent_across_a_park_is_still_cut_off() {
+    let l = listen(Duration::from_secs(3)).await;
+    let mut stream = TcpStream::connect(l.addr).await.unwrap();
+    get(&mut stream, "/first").await;
+    stream
+        .write_all(b"GET /never HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+    let (rest, _) = until_closed(&mut stream).await;
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(!rest.contains("path /never"), "{rest}");
+    assert_eq!(l.gauges.idle.get(), 0);
+}
+
+/// A head that arrives in pieces, the last after the connection was
+/// parked, is served whole.
+#[tokio::test]
+async fn a_request_after_a_park_may_arrive_in_pieces() {
+    let l = listen(Duration::from_secs(30)).await;
+    let mut stream = TcpStream::connect(l.addr).await.unwrap();
+    get(&mut stream, "/first").await;
+    eventually("the idle connection is parked", || l.gauges.idle.get() == 1).await;
+    stream.write_all(b"GET /pie").await.unwrap();
+    eventually("woken by the first piece", || l.gauges.idle.get() == 0).await;
+    let got = send_rest(&mut stream, "ces", "/pieces").await;
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(got.ends_with("path /pieces"), "{got}");
+}
+
+#[tokio::test]
+async fn shutdown_closes_parked_connections_at_once() {
+    let l = listen(Duration::from_secs(30)).await;
+    let mut stream = TcpStream::connect(l.addr).await.unwrap();
+    get(&mut stream, "/first").await;
+    eventually("the idle connection is parked", || l.gauges.idle.get() == 1).await;
+    l.stops.shutdown.cancel();
+    let (rest, _) = until_closed(&mut stream).await;
+    assert!(rest.is_empty());
+    tokio::time::timeout(Duration::from_secs(5), l.served)
+        .await
+        .expect("the listener stops without waiting for the idle timeout")
+        .unwrap();
+}
+
+/// A client that connects and sends nothing holds no request slot for
+/// long: it is closed after `header_read_timeout`.
+#[tokio::test]
+async fn a_silent_connection_is_closed() {
+    let l = listen(Duration::from_millis(300)).await;
+    let mut stream = TcpStream::connect(l.addr).await.unwrap();
+    let (rest, _) = until_closed(&mut stream).await;
+    assert!(rest.is_empty());
+    eventually("counted closed", || l.gauges.open.get() == 0).await;
+}
