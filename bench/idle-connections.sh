@@ -6,10 +6,11 @@
 # with a cached 1 KiB URL. A client opens CONNS connections, sends one GET
 # (a hit) on each and keeps them all open and idle; the gateway's resident
 # memory (VmRSS) is read before, with all of them open, and after they are
-# closed (polled until it stops falling, at most 10 s). "open" is read as
-# soon as the last connection has had its hit; "idle" once the gateway has
-# parked them all (its rampart_idle_connections gauge; a build without it is
-# read at once, at most 20 s). Then 10 s of hits
+# closed. "open" is read as soon as the last connection has had its hit;
+# "idle" once the gateway has parked them all (its rampart_idle_connections
+# gauge, at most 20 s; a build without it at once) and its resident size
+# stopped falling; "closed" once that size stopped falling after the
+# clients closed them. Then 10 s of hits
 # (wrk, 64 connections, proxy on core 0 and wrk on core 1) give each
 # build's hit rate, so an allocator is picked on both.
 #
@@ -30,6 +31,20 @@ cache = { ttl = "10m" }' | sed 's/^\[server\]$/[server]\nmax_connections = 20000
 ulimit -n 20000
 
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+# settled PID: its resident size once it has not fallen for 6 s (freed
+# memory is given back up to 5 s after the connections released it),
+# polled every half second, at most 40 s.
+settled() {
+  local low now still=0
+  low=$(rss_kib "$1")
+  for _ in $(seq 80); do
+    sleep 0.5
+    now=$(rss_kib "$1")
+    if [ "$now" -lt "$low" ]; then low=$now still=0; else still=$((still + 1)); fi
+    [ "$still" -ge 12 ] && break
+  done
+  echo "$low"
+}
 
 # hold CONNS: opens the connections, one hit each, then waits for a line
 # on stdin before closing them all.
@@ -72,19 +87,11 @@ for pair in ${BINS:-rampart=$BIN}; do
     [ -z "$parked" ] || [ "$parked" -ge "$CONNS" ] && break
     sleep 0.1
   done
-  idle=$(rss_kib "$pid")
+  idle=$(settled "$pid")
   echo >&"${HOLD[1]}"
   read -r _ <&"${HOLD[0]}"
   wait "$HOLD_PID" 2>/dev/null || true
-  # Closed connections are freed as the gateway notices them: poll until
-  # the resident size stops falling.
-  closed=$(rss_kib "$pid")
-  for _ in $(seq 20); do
-    sleep 0.5
-    now=$(rss_kib "$pid")
-    [ "$now" -ge "$closed" ] && break
-    closed=$now
-  done
+  closed=$(settled "$pid")
   read -r rps _ <<<"$(wrk_run "$RAMPART" /1k 64 10)"
   printf '%-10s %10d %10d %12d %10d %12d %10d %12d %10s\n' "$name" "$before" "$open" \
     "$(( (open - before) * 1024 / CONNS ))" "$idle" "$(( (idle - before) * 1024 / CONNS ))" \

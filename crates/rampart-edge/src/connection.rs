@@ -282,7 +282,9 @@ pub(crate) async fn serve<S, H, F, B>(
                     })
                 }
             });
-            serve_http2(io, protocols, service, shutdown).await;
+            // Boxed: HTTP/2's state would otherwise size every
+            // connection's task.
+            Box::pin(serve_http2(io, protocols, service, shutdown)).await;
         }
         Ok(Ok(false)) => {
             let watching = Arc::clone(&activity);
@@ -387,21 +389,26 @@ async fn serve_http1<S, Svc, B>(
         let Some(parts) = conn.into_parts() else {
             return;
         };
+        // Taken apart at once: an empty read buffer still holds hyper's
+        // allocation.
+        let read = parts.read_buf;
         io = parts.io.into_inner();
         service = parts.service;
-        if !parts.read_buf.is_empty() {
+        if !read.is_empty() {
             // Part of a next request was read: serve it at once, and park
             // only after it is answered (a client sending a head a byte at
             // a time gets no fresh header_read_timeout each period).
-            let mut unread = BytesMut::from(parts.read_buf);
+            let mut unread = BytesMut::from(read);
             unread.extend_from_slice(&io.unread);
             io.unread = unread.freeze();
             activity.busy.store(true, Relaxed);
             continue;
         }
+        drop(read);
         // Parked until the client sends more, within what is left of
         // header_read_timeout (the connection has been idle a period).
         let wait = protocols.header_read_timeout.saturating_sub(PARK_AFTER);
+        crate::memory::released();
         waiting.inc();
         let woken = tokio::select! {
             biased;

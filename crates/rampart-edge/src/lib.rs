@@ -8,6 +8,7 @@
 
 pub mod connection;
 pub mod listener;
+pub mod memory;
 pub mod tls;
 
 pub use listener::{serve, Conn, ConnGauges, ConnLimits, Stops, TlsSwap};

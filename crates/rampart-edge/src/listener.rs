@@ -14,8 +14,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::connection::{self, Protocols};
+use crate::memory;
 
 /// Protocol limits applied to every connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +123,7 @@ pub async fn serve<H, F, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let protocols = Arc::new(Protocols::new(&limits));
+    let _giving_back = AbortOnDropHandle::new(tokio::spawn(memory::give_back()));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let stop = stops.accepting.clone();
     let shutdown = stops.shutdown.clone();
@@ -165,27 +168,36 @@ pub async fn serve<H, F, B>(
                     connection::serve(stream, &protocols, (handler, conn), &shutdown, &idle).await;
                 }
                 Some(settings) => {
-                    let acceptor = tokio_rustls::TlsAcceptor::from(settings);
-                    // The handshake counts against the time to send a head.
-                    let handshake = acceptor.accept(stream);
-                    match tokio::time::timeout(protocols.header_read_timeout(), handshake).await {
-                        Ok(Ok(stream)) => {
-                            connection::serve(
-                                stream,
-                                &protocols,
-                                (handler, conn),
-                                &shutdown,
-                                &idle,
-                            )
-                            .await;
+                    // Boxed: a TLS connection's state (rustls's) would
+                    // otherwise size every connection's task.
+                    Box::pin(async move {
+                        let acceptor = tokio_rustls::TlsAcceptor::from(settings);
+                        // The handshake counts against the time to send a head.
+                        let handshake = acceptor.accept(stream);
+                        match tokio::time::timeout(protocols.header_read_timeout(), handshake).await
+                        {
+                            Ok(Ok(stream)) => {
+                                connection::serve(
+                                    stream,
+                                    &protocols,
+                                    (handler, conn),
+                                    &shutdown,
+                                    &idle,
+                                )
+                                .await;
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            }
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                         }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
+                    })
+                    .await;
                 }
             }
             drop(permit);
             drop(open);
+            memory::released();
         });
     }
     drop(listener);
