@@ -386,7 +386,8 @@ async fn serve_http1<S, Svc, B>(
         if !idle_after(&mut *conn, activity, shutdown).await {
             return;
         }
-        let Some(parts) = conn.into_parts() else {
+        // The box is freed here, not at the end of the loop's body.
+        let Some(parts) = ({ conn }).into_parts() else {
             return;
         };
         // Taken apart at once: an empty read buffer still holds hyper's
