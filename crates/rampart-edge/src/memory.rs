@@ -8,19 +8,27 @@
 //! the process still held it. `malloc_trim` hands back every whole free page
 //! of every arena.
 //!
-//! It walks and locks each arena in turn, so it runs only after many
-//! connections released their buffers ([`TRIM_AFTER`]), at most once per
-//! [`CHECK_EVERY`], on a blocking thread.
+//! It walks and locks each arena in turn and makes a system call for each
+//! free stretch of pages (37 ms after ten thousand connections went idle,
+//! 7 ms after they closed, measured on 2 cores), so it runs only when it
+//! has something to give back: when at least [`TRIM_AFTER`] connections
+//! released their buffers (parked or closed) and the allocator's free
+//! space grew by [`TRIM_GROWTH`] over its lowest since the last trim. A server whose
+//! connections come and go steadily reuses what they free, its free space
+//! does not grow, and it never trims. Checked every [`CHECK_EVERY`].
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
-/// How many connections must have released their buffers (parked or
-/// closed) since the last trim for the next one to run: a thousand
-/// connections' buffers are up to 16 MiB.
+/// How many connections must have released their buffers since the last
+/// trim for the next one to run.
 pub const TRIM_AFTER: usize = 1_000;
 
-/// How often the count is looked at.
+/// How much the allocator's free space must have grown since the last trim
+/// for the next one to run: about a thousand connections' buffers.
+pub const TRIM_GROWTH: usize = 16 << 20;
+
+/// How often the counts are looked at.
 pub const CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// Connections that released their buffers since the last look.
@@ -31,27 +39,37 @@ pub(crate) fn released() {
     RELEASED.fetch_add(1, Relaxed);
 }
 
-/// Whether enough was released since the last trim to trim again.
-fn due(released: usize) -> bool {
-    released >= TRIM_AFTER
+/// Whether to trim: enough connections released their buffers, and the
+/// allocator holds that much more free space than at its lowest since the
+/// last trim.
+fn due(released: usize, free: usize, lowest: usize) -> bool {
+    released >= TRIM_AFTER && free >= lowest.saturating_add(TRIM_GROWTH)
 }
 
-/// Looks at the count every [`CHECK_EVERY`] and trims when it is due; runs
-/// until dropped.
+/// Looks at the counts every [`CHECK_EVERY`] and trims when it is due;
+/// runs until dropped.
 pub(crate) async fn give_back() {
     let mut every = tokio::time::interval(CHECK_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pending = 0;
+    let mut lowest = free_bytes();
     loop {
         every.tick().await;
-        pending += RELEASED.swap(0, Relaxed);
-        if !due(pending) {
+        let released = RELEASED.swap(0, Relaxed);
+        if released == 0 {
             continue;
         }
-        pending = 0;
+        pending += released;
+        let free = free_bytes();
+        lowest = lowest.min(free);
+        if !due(pending, free, lowest) {
+            continue;
+        }
+        // Trimmed pages stay counted as free: from here, only more counts.
+        (pending, lowest) = (0, free);
         let started = std::time::Instant::now();
         let gave = tokio::task::spawn_blocking(trim).await.unwrap_or(false);
-        tracing::debug!(gave, took = ?started.elapsed(), "freed memory given back");
+        tracing::debug!(gave, free, took = ?started.elapsed(), "freed memory given back");
     }
 }
 
@@ -64,6 +82,14 @@ fn trim() -> bool {
     unsafe { libc::malloc_trim(0) == 1 }
 }
 
+/// The allocator's free space in its arenas (`mallinfo2`'s `fordblks`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn free_bytes() -> usize {
+    // SAFETY: mallinfo2 takes nothing and returns a plain struct by value.
+    unsafe { libc::mallinfo2() }.fordblks
+}
+
 /// Other allocators (musl, jemalloc's own decay) give memory back
 /// themselves or have no such call.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
@@ -71,14 +97,25 @@ fn trim() -> bool {
     false
 }
 
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn free_bytes() -> usize {
+    0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn trims_only_after_many_connections_released_their_buffers() {
-        assert!(!due(0));
-        assert!(!due(TRIM_AFTER - 1));
-        assert!(due(TRIM_AFTER));
+    fn trims_only_when_many_connections_freed_memory_that_stayed_free() {
+        let mib = 1 << 20;
+        // A thousand connections parked and 20 MiB more is free: trim.
+        assert!(due(TRIM_AFTER, 30 * mib, 10 * mib));
+        // Fewer connections: their buffers are not worth a trim.
+        assert!(!due(TRIM_AFTER - 1, 30 * mib, 10 * mib));
+        // Connections came and went, but what they freed was used again.
+        assert!(!due(50 * TRIM_AFTER, 12 * mib, 10 * mib));
+        // Used since the last trim, and not yet freed again.
+        assert!(!due(TRIM_AFTER, 10 * mib, 10 * mib));
     }
 }
