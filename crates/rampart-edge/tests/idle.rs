@@ -1,7 +1,7 @@
 //! Idle HTTP/1.1 connections are parked (their buffers released) and still
 //! behave as kept-alive connections: the next request is served, the idle
-//! timeout holds, a head sent slowly is still cut off, and shutdown closes
-//! them.
+//! timeout holds, a head sent slowly is still cut off, the rest of an
+//! upload is never read as a request, and shutdown closes them.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use rampart_edge::connection::PARK_AFTER;
 use rampart_edge::{Conn, ConnGauges, ConnLimits, Stops};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -45,6 +46,10 @@ async fn listen(header_read_timeout: Duration) -> Listening {
         (None, gauges.clone()),
         |req: Request<Incoming>, _conn: Conn| async move {
             let body = Bytes::from(format!("path {}", req.uri().path()));
+            // An upload is answered at once and read on meanwhile.
+            if req.method() == http::Method::POST {
+                tokio::spawn(http_body_util::BodyExt::collect(req.into_body()));
+            }
             Ok::<_, Infallible>(Response::new(Full::new(body)))
         },
     ));
@@ -197,4 +202,37 @@ async fn a_silent_connection_is_closed() {
     let (rest, _) = until_closed(&mut stream).await;
     assert!(rest.is_empty());
     eventually("counted closed", || l.gauges.open.get() == 0).await;
+}
+
+/// An upload answered before its body ended keeps its connection from
+/// parking while the client pauses: taken apart then, the rest of the body
+/// would be read as a request of its own.
+#[tokio::test]
+async fn the_rest_of_a_body_is_never_read_as_a_request() {
+    let l = listen(Duration::from_secs(30)).await;
+    let mut stream = TcpStream::connect(l.addr).await.unwrap();
+    let smuggled = "GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n";
+    stream
+        .write_all(
+            format!(
+                "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\nfirst half;",
+                "first half;".len() + smuggled.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.ends_with(b"path /upload") {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    // The client pauses longer than two idle checks before the rest.
+    tokio::time::sleep(PARK_AFTER * 2 + Duration::from_millis(500)).await;
+    assert_eq!(l.gauges.idle.get(), 0, "parked in the middle of a body");
+    stream.write_all(smuggled.as_bytes()).await.unwrap();
+    let after = get(&mut stream, "/after").await;
+    assert!(!after.contains("/smuggled"), "{after}");
 }
