@@ -266,3 +266,40 @@ fn bad_or_mismatched_files_are_refused_naming_the_file() {
     assert_eq!(certs.len(), 1);
     assert!(certs[0].subject.contains("a.test"), "{}", certs[0].subject);
 }
+
+/// An idle TLS connection is parked like a plain one (its hyper buffers
+/// released, rustls's session kept) and serves its next request.
+#[tokio::test]
+async fn an_idle_tls_connection_is_parked_and_serves_its_next_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = TempDir::new("tls-idle");
+    let ca = TestCa::new("Rampart Test CA");
+    let leaf = ca.leaf(&dir.path, "site", &["site.test"], 2099);
+    let origin = origin().await;
+    let gw = start_file(&dir.path, &config(&origin, &tls_table(&leaf, &[], ""))).await;
+    let connector = tokio_rustls::TlsConnector::from(tls::client(&[ca.der()], &["http/1.1"]));
+    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("site.test").unwrap();
+    let mut stream = connector.connect(name, tcp).await.expect("handshake");
+    let mut ask = async |path: &str| {
+        let head = format!("GET {path} HTTP/1.1\r\nHost: site.test\r\n\r\n");
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&got).contains(&format!("{path} proto=https")) {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    assert!(ask("/first").await.starts_with("HTTP/1.1 200"));
+    let scraper = TestClient::new();
+    let parked = r#"rampart_idle_connections{listener="public",protocol="https"} 1"#;
+    rampart_testkit::eventually_async("the idle TLS connection is parked", || async {
+        scraper.metrics(&gw).await.contains(parked)
+    })
+    .await;
+    let second = ask("/second").await;
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+}
