@@ -14,7 +14,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::AbortOnDropHandle;
 
 use crate::connection::{self, Protocols};
 use crate::memory;
@@ -123,7 +122,6 @@ pub async fn serve<H, F, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let protocols = Arc::new(Protocols::new(&limits));
-    let _giving_back = AbortOnDropHandle::new(tokio::spawn(memory::give_back()));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let stop = stops.accepting.clone();
     let shutdown = stops.shutdown.clone();

@@ -47,8 +47,9 @@ fn due(released: usize, free: usize, lowest: usize) -> bool {
 }
 
 /// Looks at the counts every [`CHECK_EVERY`] and trims when it is due;
-/// runs until dropped.
-pub(crate) async fn give_back() {
+/// runs until dropped. One per process (the gateway starts it): the counts
+/// are the process's.
+pub async fn give_back() {
     let mut every = tokio::time::interval(CHECK_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pending = 0;

@@ -196,6 +196,13 @@ pub async fn start_from(
         live: tokio::sync::Mutex::new(None),
     });
     gateway.begin(config.clone(), sockets, tls).await;
+    let stop = gateway.stop.clone();
+    gateway.tracker.spawn(async move {
+        tokio::select! {
+            () = rampart_edge::memory::give_back() => {}
+            () = stop.cancelled() => {}
+        }
+    });
     if let Some(path) = &gateway.path {
         watch::spawn(&gateway, path.clone());
     }
