@@ -29,6 +29,7 @@
 use std::convert::Infallible;
 use std::future::{poll_fn, Future};
 use std::io;
+use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
@@ -46,8 +47,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::listener::{Conn, ConnLimits};
-
 /// How long an HTTP/1.1 connection is idle before it is parked: it is
 /// checked once per period and parked at the first check that finds it
 /// idle since the check before, so after one to two periods. Short enough
@@ -59,6 +58,15 @@ pub const PARK_AFTER: Duration = Duration::from_secs(1);
 /// HTTP/2's connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+/// The connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct Conn {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
 /// The protocol settings every connection of a listener is served with.
 pub(crate) struct Protocols {
     http1: http1::Builder,
@@ -67,22 +75,23 @@ pub(crate) struct Protocols {
 }
 
 impl Protocols {
-    pub(crate) fn new(limits: &ConnLimits) -> Self {
+    /// Limits on a request head's size and the time to send it.
+    pub(crate) fn new(max_header_size: usize, header_read_timeout: Duration) -> Self {
         let mut http1 = http1::Builder::new();
         http1
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .max_buf_size(limits.max_header_size.max(8192))
+            .header_read_timeout(header_read_timeout)
+            .max_buf_size(max_header_size.max(8192))
             .keep_alive(true);
         let mut http2 = http2::Builder::new(TokioExecutor::new());
         http2
             .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
+            .max_header_list_size(u32::try_from(max_header_size).unwrap_or(u32::MAX))
             .max_concurrent_streams(256);
         Self {
             http1,
             http2,
-            header_read_timeout: limits.header_read_timeout,
+            header_read_timeout,
         }
     }
 

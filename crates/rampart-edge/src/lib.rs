@@ -11,4 +11,5 @@ pub mod listener;
 pub mod memory;
 pub mod tls;
 
-pub use listener::{serve, Conn, ConnGauges, ConnLimits, Stops, TlsSwap};
+pub use connection::Conn;
+pub use listener::{serve, ConnGauges, ConnLimits, Stops, TlsSwap};

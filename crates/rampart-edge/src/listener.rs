@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::connection::{self, Protocols};
+use crate::connection::{self, Conn, Protocols};
 use crate::memory;
 
 /// Protocol limits applied to every connection.
@@ -56,15 +56,6 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// The TLS settings of a listener, replaced on reload (certificates are
 /// read again); each new connection takes the settings current then.
 pub type TlsSwap = Arc<arc_swap::ArcSwap<rustls::ServerConfig>>;
-
-/// The connection a request came on.
-#[derive(Debug, Clone, Copy)]
-pub struct Conn {
-    /// The client's address.
-    pub peer: SocketAddr,
-    /// Whether the connection is TLS.
-    pub tls: bool,
-}
 
 /// When a serve loop stops.
 #[derive(Debug, Clone)]
@@ -121,7 +112,10 @@ pub async fn serve<H, F, B>(
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let protocols = Arc::new(Protocols::new(&limits));
+    let protocols = Arc::new(Protocols::new(
+        limits.max_header_size,
+        limits.header_read_timeout,
+    ));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let stop = stops.accepting.clone();
     let shutdown = stops.shutdown.clone();
