@@ -14,11 +14,12 @@
 //!   next bytes alone, and a new hyper connection serves them. nginx does
 //!   the same with a keep-alive connection's buffers.
 //! - **Shutdown**: a busy connection finishes the response it is sending
-//!   and closes (HTTP/2: `GOAWAY`, then its open streams finish); an idle or
-//!   parked one closes at once.
+//!   and closes (HTTP/2: `GOAWAY`, then its open streams finish); a parked
+//!   one closes at once, an idle one not yet parked at its next idle check
+//!   (within [`PARK_AFTER`]).
 //!
 //! When a connection is idle is known from three signals, all cheap to keep
-//! on every request ([`Activity`]): the service saw the request start, its
+//! on every request (`Activity`): the service saw the request start, its
 //! response body was dropped (hyper drops it once the last byte is
 //! encoded), and every byte written since was flushed to the socket. A
 //! request with a body keeps its connection from parking until a request
