@@ -210,6 +210,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         let n = this.unread.len().min(buf.remaining());
         buf.put_slice(&this.unread[..n]);
         this.unread.advance(n);
+        if this.unread.is_empty() {
+            // An empty view still holds its allocation.
+            this.unread = Bytes::new();
+        }
         Poll::Ready(Ok(()))
     }
 }

@@ -13,9 +13,10 @@
 //! 7 ms after they closed, measured on 2 cores), so it runs only when it
 //! has something to give back: when at least [`TRIM_AFTER`] connections
 //! released their buffers (parked or closed) and the allocator's free
-//! space grew by [`TRIM_GROWTH`] over its lowest since the last trim. A server whose
-//! connections come and go steadily reuses what they free, its free space
-//! does not grow, and it never trims. Checked every [`CHECK_EVERY`].
+//! space grew by [`TRIM_GROWTH`] over its lowest since the last trim. A
+//! server whose connections come and go steadily reuses what they free,
+//! its free space does not grow, and it never trims. Checked every
+//! [`CHECK_EVERY`].
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
@@ -24,8 +25,9 @@ use std::time::Duration;
 /// trim for the next one to run.
 pub const TRIM_AFTER: usize = 1_000;
 
-/// How much the allocator's free space must have grown since the last trim
-/// for the next one to run: about a thousand connections' buffers.
+/// How much the allocator's free space must have grown over its lowest
+/// since the last trim for the next one to run: about a thousand
+/// connections' buffers.
 pub const TRIM_GROWTH: usize = 16 << 20;
 
 /// How often the counts are looked at.
