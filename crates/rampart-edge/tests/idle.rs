@@ -99,6 +99,15 @@ async fn eventually(what: &str, condition: impl Fn() -> bool) {
     }
 }
 
+/// A connection that had one request answered and was then parked.
+async fn parked(l: &Listening) -> TcpStream {
+    let mut stream = TcpStream::connect(l.addr).await.unwrap();
+    let first = get(&mut stream, "/first").await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    eventually("the idle connection is parked", || l.gauges.idle.get() == 1).await;
+    stream
+}
+
 /// Reads until the server closes; what it sent, and when it closed.
 async fn until_closed(stream: &mut TcpStream) -> (Vec<u8>, Instant) {
     let mut rest = Vec::new();
@@ -112,9 +121,7 @@ async fn until_closed(stream: &mut TcpStream) -> (Vec<u8>, Instant) {
 #[tokio::test]
 async fn a_parked_connection_serves_its_next_request() {
     let l = listen(Duration::from_secs(30)).await;
-    let mut stream = TcpStream::connect(l.addr).await.unwrap();
-    assert!(get(&mut stream, "/first").await.starts_with("HTTP/1.1 200"));
-    eventually("the idle connection is parked", || l.gauges.idle.get() == 1).await;
+    let mut stream = parked(&l).await;
     assert_eq!(l.gauges.open.get(), 1);
     let second = get(&mut stream, "/second").await;
     assert!(second.starts_with("HTTP/1.1 200"), "{second}");
@@ -168,9 +175,7 @@ async fn a_head_sent_across_a_park_is_still_cut_off() {
 #[tokio::test]
 async fn a_request_after_a_park_may_arrive_in_pieces() {
     let l = listen(Duration::from_secs(30)).await;
-    let mut stream = TcpStream::connect(l.addr).await.unwrap();
-    get(&mut stream, "/first").await;
-    eventually("the idle connection is parked", || l.gauges.idle.get() == 1).await;
+    let mut stream = parked(&l).await;
     stream.write_all(b"GET /pie").await.unwrap();
     eventually("woken by the first piece", || l.gauges.idle.get() == 0).await;
     let got = send_rest(&mut stream, "ces", "/pieces").await;
@@ -181,9 +186,7 @@ async fn a_request_after_a_park_may_arrive_in_pieces() {
 #[tokio::test]
 async fn shutdown_closes_parked_connections_at_once() {
     let l = listen(Duration::from_secs(30)).await;
-    let mut stream = TcpStream::connect(l.addr).await.unwrap();
-    get(&mut stream, "/first").await;
-    eventually("the idle connection is parked", || l.gauges.idle.get() == 1).await;
+    let mut stream = parked(&l).await;
     l.stops.shutdown.cancel();
     let (rest, _) = until_closed(&mut stream).await;
     assert!(rest.is_empty());

@@ -338,12 +338,18 @@ async fn a_slow_origin_gets_504_within_the_route_deadline() {
     assert!(got.text().contains("upstream-timeout"));
 }
 
-#[tokio::test]
-async fn slow_request_heads_are_cut_off() {
+/// A gateway giving clients 300 ms to send a head, and its origin.
+async fn impatient() -> (Origin, rampart_gateway::Running) {
     let origin = Origin::simple(|_| respond(200, &[], "ok")).await;
     let text = config_text(origin.addr, PASS)
         .replace("[server]\n", "[server]\nheader_read_timeout = \"300ms\"\n");
     let gw = gateway(&text, Arc::new(SystemClock)).await;
+    (origin, gw)
+}
+
+#[tokio::test]
+async fn slow_request_heads_are_cut_off() {
+    let (origin, gw) = impatient().await;
     let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     stream
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
@@ -363,10 +369,7 @@ async fn slow_request_heads_are_cut_off() {
 /// stops halfway through its head.
 #[tokio::test]
 async fn silent_connections_are_cut_off() {
-    let origin = Origin::simple(|_| respond(200, &[], "ok")).await;
-    let text = config_text(origin.addr, PASS)
-        .replace("[server]\n", "[server]\nheader_read_timeout = \"300ms\"\n");
-    let gw = gateway(&text, Arc::new(SystemClock)).await;
+    let (_origin, gw) = impatient().await;
     let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     let mut buf = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await;

@@ -85,6 +85,33 @@ async fn start_file(dir: &Path, text: &str) -> rampart_gateway::Running {
         .expect("gateway starts")
 }
 
+/// A gateway serving `site.test` over TLS with a certificate of a CA made
+/// in the test, in front of [`origin`].
+struct Site {
+    dir: TempDir,
+    ca: TestCa,
+    leaf: tls::Leaf,
+    origin: Origin,
+    gw: rampart_gateway::Running,
+}
+
+impl Site {
+    async fn start(name: &str) -> Self {
+        let dir = TempDir::new(name);
+        let ca = TestCa::new("Rampart Test CA");
+        let leaf = ca.leaf(&dir.path, "site", &["site.test"], 2099);
+        let origin = origin().await;
+        let gw = start_file(&dir.path, &config(&origin, &tls_table(&leaf, &[], ""))).await;
+        Self {
+            dir,
+            ca,
+            leaf,
+            origin,
+            gw,
+        }
+    }
+}
+
 #[tokio::test]
 async fn h1_and_h2_over_tls_by_alpn_with_cache_hits_and_hsts() {
     let dir = TempDir::new("alpn");
@@ -176,11 +203,13 @@ async fn sni_selects_the_certificate_and_unknown_names_get_the_default() {
 
 #[tokio::test]
 async fn a_reload_reads_renewed_certificates() {
-    let dir = TempDir::new("renew");
-    let ca = TestCa::new("Rampart Test CA");
-    let old = ca.leaf(&dir.path, "site", &["site.test"], 2099);
-    let origin = origin().await;
-    let gw = start_file(&dir.path, &config(&origin, &tls_table(&old, &[], ""))).await;
+    let Site {
+        dir,
+        ca,
+        leaf: old,
+        origin: _origin,
+        gw,
+    } = Site::start("renew").await;
     let client = tls::client(&[ca.der()], &["http/1.1"]);
     let before = tls::get(&client, gw.addr, "site.test", "/").await;
     assert_eq!(before.peer_cert, Some(old.der.clone()));
@@ -272,11 +301,13 @@ fn bad_or_mismatched_files_are_refused_naming_the_file() {
 #[tokio::test]
 async fn an_idle_tls_connection_is_parked_and_serves_its_next_request() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let dir = TempDir::new("tls-idle");
-    let ca = TestCa::new("Rampart Test CA");
-    let leaf = ca.leaf(&dir.path, "site", &["site.test"], 2099);
-    let origin = origin().await;
-    let gw = start_file(&dir.path, &config(&origin, &tls_table(&leaf, &[], ""))).await;
+    let Site {
+        dir: _dir,
+        ca,
+        leaf: _,
+        origin: _origin,
+        gw,
+    } = Site::start("tls-idle").await;
     let connector = tokio_rustls::TlsConnector::from(tls::client(&[ca.der()], &["http/1.1"]));
     let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     let name = rustls_pki_types::ServerName::try_from("site.test").unwrap();
