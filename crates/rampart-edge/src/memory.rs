@@ -18,7 +18,7 @@
 //! its free space does not grow, and it never trims. Checked every
 //! [`CHECK_EVERY`].
 
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 /// How many connections must have released their buffers since the last
@@ -48,10 +48,27 @@ fn due(released: usize, free: usize, lowest: usize) -> bool {
     released >= TRIM_AFTER && free >= lowest.saturating_add(TRIM_GROWTH)
 }
 
+/// Whether a [`give_back`] loop runs in this process.
+static LOOKING: AtomicBool = AtomicBool::new(false);
+
+/// Clears [`LOOKING`] when its loop ends, however it ends.
+struct Looking;
+
+impl Drop for Looking {
+    fn drop(&mut self) {
+        LOOKING.store(false, Relaxed);
+    }
+}
+
 /// Looks at the counts every [`CHECK_EVERY`] and trims when it is due;
-/// runs until dropped. One per process (the gateway starts it): the counts
-/// are the process's.
+/// runs until dropped. One per process: the counts are the process's, so
+/// a second call while one runs (two gateways in one process) returns at
+/// once.
 pub async fn give_back() {
+    if LOOKING.swap(true, Relaxed) {
+        return;
+    }
+    let _looking = Looking;
     let mut every = tokio::time::interval(CHECK_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pending = 0;

@@ -196,6 +196,7 @@ pub async fn start_from(
         live: tokio::sync::Mutex::new(None),
     });
     gateway.begin(config.clone(), sockets, tls).await;
+    // Freed connection memory given back (one loop per process).
     let stop = gateway.stop.clone();
     gateway.tracker.spawn(async move {
         tokio::select! {
