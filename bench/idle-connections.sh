@@ -21,13 +21,8 @@ CONNS=${1:-10000}
 source bench/lib.sh
 bench_start bench
 ORIGIN=18191 RAMPART=18192 ADMIN=18193
-random_body "$WORK/www/1k" 1024
-write_origin_conf "$ORIGIN"
-taskset -c 1 "$NGINX" -c "$WORK/origin.conf" -p "$WORK" & PIDS+=($!)
-rampart_conf "$RAMPART" "$ADMIN" '[[routes]]
-match = "GET /*"
-upstream = "origin"
-cache = { ttl = "10m" }' | sed 's/^\[server\]$/[server]\nmax_connections = 20000/' > "$WORK/rampart.toml"
+cached_1k_setup
+sed -i 's/^\[server\]$/[server]\nmax_connections = 20000/' "$WORK/rampart.toml"
 ulimit -n 20000
 
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }

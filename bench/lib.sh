@@ -136,3 +136,16 @@ LUA
 random_body() {
   head -c "$2" /dev/urandom | base64 -w0 | head -c "$2" > "$1"
 }
+
+# cached_1k_setup: an nginx origin on $ORIGIN (core 1) serving a random
+# 1 KiB /1k, and $WORK/rampart.toml: a gateway on $RAMPART (admin $ADMIN)
+# caching every GET for 10 minutes.
+cached_1k_setup() {
+  random_body "$WORK/www/1k" 1024
+  write_origin_conf "$ORIGIN"
+  taskset -c 1 "$NGINX" -c "$WORK/origin.conf" -p "$WORK" & PIDS+=($!)
+  rampart_conf "$RAMPART" "$ADMIN" '[[routes]]
+match = "GET /*"
+upstream = "origin"
+cache = { ttl = "10m" }' > "$WORK/rampart.toml"
+}

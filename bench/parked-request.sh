@@ -21,13 +21,7 @@ GAP=${2:-2.6}
 source bench/lib.sh
 bench_start bench
 ORIGIN=18291 RAMPART=18292 ADMIN=18293
-random_body "$WORK/www/1k" 1024
-write_origin_conf "$ORIGIN"
-taskset -c 1 "$NGINX" -c "$WORK/origin.conf" -p "$WORK" & PIDS+=($!)
-rampart_conf "$RAMPART" "$ADMIN" '[[routes]]
-match = "GET /*"
-upstream = "origin"
-cache = { ttl = "10m" }' > "$WORK/rampart.toml"
+cached_1k_setup
 
 # client N GAP: one connection, N hits of /1k, GAP seconds after each.
 cat > "$WORK/client.py" <<'PY'
