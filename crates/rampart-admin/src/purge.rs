@@ -1,9 +1,8 @@
 //! The purge and event API, and cache statistics.
 
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use rampart_cache::{Purge, PurgeSource};
-use rampart_proxy::body::Body;
+use rampart_proxy::body::{Body, Incoming};
 use rampart_proxy::invalidate::EventError;
 use serde_json::json;
 
@@ -12,7 +11,7 @@ use crate::auth::{bearer_ok, signature_ok};
 use crate::reply::{json_response, problem, read_body, unauthorized};
 
 /// `POST /admin/purge`.
-pub(crate) async fn purge(admin: &Admin, req: Request<Incoming>) -> Response<Body> {
+pub(crate) async fn purge<B: Incoming>(admin: &Admin, req: Request<B>) -> Response<Body> {
     let body = match read_body(req).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -40,7 +39,11 @@ pub(crate) async fn purge(admin: &Admin, req: Request<Incoming>) -> Response<Bod
 /// `POST /admin/events/{name}`: bearer token, or `X-Rampart-Signature`
 /// (HMAC-SHA256 of the body with `webhook_secret`, hex, optionally
 /// prefixed `sha256=`).
-pub(crate) async fn event(admin: &Admin, name: String, req: Request<Incoming>) -> Response<Body> {
+pub(crate) async fn event<B: Incoming>(
+    admin: &Admin,
+    name: String,
+    req: Request<B>,
+) -> Response<Body> {
     let bearer = bearer_ok(req.headers(), admin.token.as_deref());
     let signature = req
         .headers()

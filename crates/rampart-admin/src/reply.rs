@@ -3,9 +3,8 @@
 
 use http::header::CONTENT_TYPE;
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use rampart_core::Problem;
-use rampart_proxy::body::{full, Body};
+use rampart_proxy::body::{full, Body, Incoming};
 use rampart_proxy::error::problem_response;
 
 /// A problem+json answer.
@@ -35,7 +34,9 @@ pub(crate) fn unauthorized() -> Response<Body> {
 const MAX_ADMIN_BODY: usize = 1 << 20;
 
 /// Reads an admin request's body, at most [`MAX_ADMIN_BODY`].
-pub(crate) async fn read_body(req: Request<Incoming>) -> Result<bytes::Bytes, Response<Body>> {
+pub(crate) async fn read_body<B: Incoming>(
+    req: Request<B>,
+) -> Result<bytes::Bytes, Response<Body>> {
     use http_body_util::BodyExt;
     match http_body_util::Limited::new(req.into_body(), MAX_ADMIN_BODY)
         .collect()

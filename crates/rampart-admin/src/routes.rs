@@ -4,8 +4,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
-use rampart_proxy::body::Body;
+use rampart_proxy::body::{Body, Incoming};
 use serde_json::json;
 
 use crate::admin::Admin;
@@ -14,9 +13,9 @@ use crate::reply::{json_response, problem, unauthorized};
 use crate::{dashboard, inspect, metrics, probes, purge, reload};
 
 /// Handles one admin request.
-pub async fn handle(
+pub async fn handle<B: Incoming>(
     admin: Arc<Admin>,
-    req: Request<Incoming>,
+    req: Request<B>,
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path();
     let response = match (req.method(), path) {

@@ -18,28 +18,22 @@
 //!   one closes at once, an idle one not yet parked at its next idle check
 //!   (within [`PARK_AFTER`]).
 //!
-//! When a connection is idle is known from three signals, all cheap to keep
-//! on every request (`Activity`): the service saw the request start, its
-//! response body was dropped (hyper drops it once the last byte is
-//! encoded), and every byte written since was flushed to the socket. A
-//! request with a body keeps its connection from parking until a request
-//! without one has been answered: hyper may still be reading the body, and
-//! taking the connection apart then would serve the body's bytes as a
-//! request.
+//! When a connection is idle is known from signals kept on every request
+//! (see [`crate::activity`]).
 
 use std::convert::Infallible;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{Request, Response};
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -47,6 +41,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
+
+use crate::activity::{Activity, Answer, Answered, RequestBody};
 
 /// How long an HTTP/1.1 connection is idle before it is parked: it is
 /// checked once per period and parked at the first check that finds it
@@ -120,72 +116,6 @@ impl Readiness for tokio_rustls::server::TlsStream<TcpStream> {
     /// no decrypted bytes: only the socket can bring more.
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
         self.get_ref().0.readable()
-    }
-}
-
-/// What tells an HTTP/1.1 connection is idle (see the module's docs).
-#[derive(Debug, Default)]
-struct Activity {
-    /// Requests started on the connection.
-    started: AtomicU32,
-    /// A request is being answered, or the last one had a body.
-    busy: AtomicBool,
-    /// Bytes were written since the last completed flush.
-    unflushed: AtomicBool,
-}
-
-impl Activity {
-    fn idle(&self) -> bool {
-        !self.busy.load(Relaxed) && !self.unflushed.load(Relaxed)
-    }
-
-    /// A request starts: the connection is busy until its response body is
-    /// dropped, and after that too when the request has a body.
-    fn start(self: &Arc<Self>, request: &Request<Incoming>) -> Answered {
-        self.started
-            .store(self.started.load(Relaxed).wrapping_add(1), Relaxed);
-        self.busy.store(true, Relaxed);
-        Answered(request.body().is_end_stream().then(|| Arc::clone(self)))
-    }
-}
-
-/// Marks its connection idle when dropped: held by a response body.
-struct Answered(Option<Arc<Activity>>);
-
-impl Drop for Answered {
-    fn drop(&mut self) {
-        if let Some(activity) = &self.0 {
-            activity.busy.store(false, Relaxed);
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A response body that marks its connection idle when hyper drops it.
-    struct Answer<B> {
-        #[pin]
-        body: B,
-        answered: Answered,
-    }
-}
-
-impl<B: Body> Body for Answer<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        self.project().body.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 
@@ -267,7 +197,7 @@ pub(crate) async fn serve<S, H, F, B>(
     waiting: &Gauge,
 ) where
     S: Readiness,
-    H: Fn(Request<Incoming>, Conn) -> F + Unpin + Send + Sync + 'static,
+    H: Fn(Request<RequestBody>, Conn) -> F + Unpin + Send + Sync + 'static,
     F: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -285,8 +215,8 @@ pub(crate) async fn serve<S, H, F, B>(
     };
     match first {
         Ok(Ok(true)) => {
-            let service = hyper::service::service_fn(move |req| {
-                let answer = handler(req, conn);
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let answer = handler(req.map(RequestBody::unwatched), conn);
                 async move {
                     answer.await.map(|r| {
                         r.map(|body| Answer {
@@ -303,7 +233,7 @@ pub(crate) async fn serve<S, H, F, B>(
         Ok(Ok(false)) => {
             let watching = Arc::clone(&activity);
             let service = hyper::service::service_fn(move |req| {
-                let done = watching.start(&req);
+                let (req, done) = watching.start(req);
                 let answer = handler(req, conn);
                 async move {
                     answer.await.map(|r| {
@@ -416,7 +346,7 @@ async fn serve_http1<S, Svc, B>(
             let mut unread = BytesMut::from(read);
             unread.extend_from_slice(&io.unread);
             io.unread = unread.freeze();
-            activity.busy.store(true, Relaxed);
+            activity.answering.store(true, Relaxed);
             continue;
         }
         drop(read);

@@ -6,10 +6,12 @@
 //! flight drained. What to do with a request is the handler's business
 //! (the proxy's request path, the admin API).
 
+mod activity;
 pub mod connection;
 pub mod listener;
 pub mod memory;
 pub mod tls;
 
+pub use activity::RequestBody;
 pub use connection::Conn;
 pub use listener::{serve, ConnGauges, ConnLimits, Stops, TlsSwap};

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
-use hyper::body::Incoming;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::activity::RequestBody;
 use crate::connection::{self, Conn, Protocols};
 use crate::memory;
 
@@ -107,7 +107,7 @@ pub async fn serve<H, F, B>(
     (tls, gauges): (Option<TlsSwap>, ConnGauges),
     handler: H,
 ) where
-    H: Fn(Request<Incoming>, Conn) -> F + Clone + Unpin + Send + Sync + 'static,
+    H: Fn(Request<RequestBody>, Conn) -> F + Clone + Unpin + Send + Sync + 'static,
     F: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,

@@ -1,7 +1,8 @@
 //! Idle HTTP/1.1 connections are parked (their buffers released) and still
 //! behave as kept-alive connections: the next request is served, the idle
-//! timeout holds, a head sent slowly is still cut off, the rest of an
-//! upload is never read as a request, and shutdown closes them.
+//! timeout holds, a head sent slowly is still cut off, a connection whose
+//! last request was an upload is parked once the upload was read, the rest
+//! of an upload is never read as a request, and shutdown closes them.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -11,9 +12,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use rampart_edge::connection::PARK_AFTER;
-use rampart_edge::{Conn, ConnGauges, ConnLimits, Stops};
+use rampart_edge::{Conn, ConnGauges, ConnLimits, RequestBody, Stops};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -44,7 +44,7 @@ async fn listen(header_read_timeout: Duration) -> Listening {
         limits,
         stops.clone(),
         (None, gauges.clone()),
-        |req: Request<Incoming>, _conn: Conn| async move {
+        |req: Request<RequestBody>, _conn: Conn| async move {
             let body = Bytes::from(format!("path {}", req.uri().path()));
             // An upload is answered at once and read on meanwhile.
             if req.method() == http::Method::POST {
@@ -238,4 +238,44 @@ async fn the_rest_of_a_body_is_never_read_as_a_request() {
     stream.write_all(smuggled.as_bytes()).await.unwrap();
     let after = get(&mut stream, "/after").await;
     assert!(!after.contains("/smuggled"), "{after}");
+}
+
+/// Sends `head` and `body`, and reads the response to a POST for `path`.
+async fn upload(stream: &mut TcpStream, head: &str, body: &str, path: &str) {
+    stream
+        .write_all(format!("POST {path} HTTP/1.1\r\nHost: t\r\n{head}\r\n{body}").as_bytes())
+        .await
+        .unwrap();
+    let want = format!("path {path}");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.ends_with(want.as_bytes()) {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// A connection whose last request carried a body, of a declared length
+/// or chunked, is parked once the body was read to its end, and serves its
+/// next request.
+#[tokio::test]
+async fn a_connection_whose_last_request_was_an_upload_is_parked() {
+    let l = listen(Duration::from_secs(30)).await;
+    let mut stream = TcpStream::connect(l.addr).await.unwrap();
+    upload(&mut stream, "Content-Length: 5\r\n", "hello", "/sized").await;
+    eventually("parked after a sized upload", || l.gauges.idle.get() == 1).await;
+    let after = get(&mut stream, "/after-sized").await;
+    assert!(after.starts_with("HTTP/1.1 200"), "{after}");
+    let chunked = "5\r\nhello\r\n0\r\n\r\n";
+    upload(
+        &mut stream,
+        "Transfer-Encoding: chunked\r\n",
+        chunked,
+        "/chunked",
+    )
+    .await;
+    eventually("parked after a chunked upload", || l.gauges.idle.get() == 1).await;
+    let after = get(&mut stream, "/after-chunked").await;
+    assert!(after.starts_with("HTTP/1.1 200"), "{after}");
 }

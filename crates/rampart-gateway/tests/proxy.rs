@@ -212,6 +212,55 @@ async fn uploads_stream_to_the_origin() {
     assert_eq!(got.text(), format!("received {}", 16 * 64 * 1024));
 }
 
+/// A keep-alive connection whose last request was an upload passed to the
+/// origin is parked once the upload was read (its buffers released), and
+/// serves its next request: for a body of a declared length, which the
+/// origin's connection stops reading at its last byte, and a chunked one.
+#[tokio::test]
+async fn a_connection_idle_after_an_upload_is_parked() {
+    let origin = Origin::start(|req| async move {
+        let body = req.body.collect().await.map(|b| b.to_bytes().len());
+        respond(200, &[], format!("received {}", body.unwrap_or(0)))
+    })
+    .await;
+    let gw = gateway(&config_text(origin.addr, PASS), Arc::new(SystemClock)).await;
+    let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let scraper = TestClient::new();
+    let parked = r#"rampart_idle_connections{listener="public",protocol="http"} 1"#;
+    let uploads = [
+        ("Content-Length: 5", "hello"),
+        ("Transfer-Encoding: chunked", "5\r\nhello\r\n0\r\n\r\n"),
+    ];
+    for (framing, body) in uploads {
+        let head = format!("POST /up HTTP/1.1\r\nHost: x\r\n{framing}\r\n\r\n");
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(body.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.ends_with(b"received 5") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        eventually_async(&format!("parked after an upload ({framing})"), || async {
+            scraper.metrics(&gw).await.contains(parked)
+        })
+        .await;
+    }
+    stream
+        .write_all(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(b"received 0") {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got.starts_with(b"HTTP/1.1 200"));
+}
+
 #[tokio::test]
 async fn downloads_stream_to_the_client() {
     let (release_tx, release_rx) = oneshot::channel::<()>();

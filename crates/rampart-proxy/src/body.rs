@@ -69,14 +69,25 @@ impl BodyProgress {
     }
 }
 
+/// A request's body as a listener hands it in: hyper's own, or the edge's
+/// wrapper of it, which tells its connection when it was read to its end.
+pub trait Incoming:
+    http_body::Body<Data = Bytes, Error: std::fmt::Display + Into<BoxError>> + Send + Unpin + 'static
+{
+}
+
+impl<B> Incoming for B where
+    B: http_body::Body<Data = Bytes, Error: std::fmt::Display + Into<BoxError>>
+        + Send
+        + Unpin
+        + 'static
+{
+}
+
 /// A client's request body, at most `limit` bytes, and its progress; its
 /// failures are [`ClientBodyError`]s, so whoever sends it upstream can tell
 /// them from the upstream's.
-pub fn from_client<B>(body: B, limit: u64) -> (Body, BodyProgress)
-where
-    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: std::fmt::Display,
-{
+pub fn from_client<B: Incoming>(body: B, limit: u64) -> (Body, BodyProgress) {
     let progress = BodyProgress::default();
     if body.is_end_stream() {
         progress.0.store(true, Ordering::Relaxed);

@@ -10,7 +10,6 @@ use std::time::Instant;
 use futures_util::FutureExt;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, COOKIE, HOST, REFERER, USER_AGENT};
 use http::{HeaderValue, Method, Request, Response, Version};
-use hyper::body::Incoming;
 use rampart_cache::{CacheStatus, Forward, NoCacheReason};
 use rampart_cluster::Redis;
 use rampart_config::{AuthorizationPolicy, CookiePolicy, ServerConfig};
@@ -18,7 +17,7 @@ use rampart_core::Clock;
 use tracing::Instrument;
 
 use crate::access::{logged_body, AccessLine};
-use crate::body::{from_client, Body};
+use crate::body::{from_client, Body, Incoming};
 use crate::cache_ctx::CacheCtx;
 use crate::error::{GatewayError, RATELIMIT, RATELIMIT_POLICY};
 use crate::forward::Upstreams;
@@ -46,9 +45,9 @@ struct Outcome {
 }
 
 /// Handles one request end to end: never fails, errors become problem+json.
-pub async fn handle(
+pub async fn handle<B: Incoming>(
     state: Arc<State>,
-    req: Request<Incoming>,
+    req: Request<B>,
     peer: SocketAddr,
     tls: bool,
 ) -> Result<Response<Body>, std::convert::Infallible> {
@@ -137,7 +136,7 @@ pub async fn handle(
 /// spans are exported, the server span of the trace (continued from the
 /// caller's `traceparent` or begun here), whose ids then become the
 /// request's trace.
-fn request_span(req: &Request<Incoming>, identity: &mut Identity) -> tracing::Span {
+fn request_span<B>(req: &Request<B>, identity: &mut Identity) -> tracing::Span {
     if !span::exporting() {
         return tracing::info_span!(
             target: span::REQUEST_TARGET,
@@ -177,7 +176,7 @@ struct Logged {
 }
 
 impl Logged {
-    fn of(req: &Request<Incoming>, client: IpAddr, tls: bool, started: Instant) -> Self {
+    fn of<B>(req: &Request<B>, client: IpAddr, tls: bool, started: Instant) -> Self {
         let text = |name| {
             req.headers()
                 .get(name)
@@ -263,9 +262,9 @@ struct Arrival<'a> {
 }
 
 /// The stages, in order.
-async fn stages(
+async fn stages<B: Incoming>(
     state: &State,
-    mut req: Request<Incoming>,
+    mut req: Request<B>,
     arrival: Arrival<'_>,
     client: IpAddr,
     outcome: &mut Outcome,
@@ -352,7 +351,7 @@ async fn stages(
 }
 
 /// Stage 1: refuses what Rampart will not take before reading anything.
-fn check_limits(req: &Request<Incoming>, max_body_size: u64) -> Result<(), GatewayError> {
+fn check_limits<B>(req: &Request<B>, max_body_size: u64) -> Result<(), GatewayError> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -381,11 +380,11 @@ fn route<'r>(router: &'r Router, head: &RequestHead) -> Result<&'r Arc<Route>, G
 /// and forward ([`prepare_request`]). An HTTP/1.1 request in absolute form
 /// names its target in the URI, which then replaces `Host` (RFC 9112
 /// §3.2.2); an HTTP/2 request's `:authority` must agree with any `Host`.
-fn split(
-    req: Request<Incoming>,
+fn split<B>(
+    req: Request<B>,
     arrival: Arrival<'_>,
     server: &ServerConfig,
-) -> Result<(RequestHead, Incoming), GatewayError> {
+) -> Result<(RequestHead, B), GatewayError> {
     let Arrival {
         peer,
         tls,

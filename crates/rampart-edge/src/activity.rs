@@ -1,0 +1,158 @@
+//! Whether an HTTP/1.1 connection is idle, known from three signals cheap
+//! enough to keep on every request:
+//!
+//! - its response is answered: hyper drops the response body ([`Answer`])
+//!   once its last byte is encoded;
+//! - its request body was read to its end ([`RequestBody`]): until then
+//!   hyper may still be reading it, and a connection taken apart then
+//!   would serve the rest of the body as a request of its own;
+//! - every byte written since was flushed to the socket.
+//!
+//! A request's body that is dropped before its end keeps the connection
+//! from parking until a later request clears both signals: hyper reads or
+//! discards what is left of it on its own.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::Request;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+
+/// What tells an HTTP/1.1 connection is idle (see the module's docs).
+#[derive(Debug, Default)]
+pub(crate) struct Activity {
+    /// Requests started on the connection.
+    pub(crate) started: AtomicU32,
+    /// A request's response is not answered yet.
+    pub(crate) answering: AtomicBool,
+    /// A request's body is not read to its end yet.
+    uploading: AtomicBool,
+    /// Bytes were written since the last completed flush.
+    pub(crate) unflushed: AtomicBool,
+}
+
+impl Activity {
+    pub(crate) fn idle(&self) -> bool {
+        !self.answering.load(Relaxed)
+            && !self.uploading.load(Relaxed)
+            && !self.unflushed.load(Relaxed)
+    }
+
+    /// A request starts: the connection is busy until its response body is
+    /// dropped and its own body was read to its end. Gives the request,
+    /// its body watched, and what its response body holds.
+    pub(crate) fn start(
+        self: &Arc<Self>,
+        request: Request<Incoming>,
+    ) -> (Request<RequestBody>, Answered) {
+        let started = self.started.load(Relaxed).wrapping_add(1);
+        self.started.store(started, Relaxed);
+        self.answering.store(true, Relaxed);
+        let uploading = !request.body().is_end_stream();
+        self.uploading.store(uploading, Relaxed);
+        let watch = uploading.then(|| (Arc::clone(self), started));
+        let request = request.map(|inner| RequestBody { inner, watch });
+        (request, Answered(Some(Arc::clone(self))))
+    }
+}
+
+/// Marks its connection's response answered when dropped: held by a
+/// response body.
+pub(crate) struct Answered(pub(crate) Option<Arc<Activity>>);
+
+impl Drop for Answered {
+    fn drop(&mut self) {
+        if let Some(activity) = &self.0 {
+            activity.answering.store(false, Relaxed);
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that marks its connection's response answered when
+    /// hyper drops it.
+    pub(crate) struct Answer<B> {
+        #[pin]
+        pub(crate) body: B,
+        pub(crate) answered: Answered,
+    }
+}
+
+impl<B: Body> Body for Answer<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A request's body as the edge hands it on: hyper's, and on an HTTP/1.1
+/// connection it tells the connection when it was read to its end, so
+/// that a connection whose last request was an upload can be parked too.
+#[derive(Debug)]
+pub struct RequestBody {
+    inner: Incoming,
+    /// The connection's signals and the request this body belongs to
+    /// (while a body is still to be read).
+    watch: Option<(Arc<Activity>, u32)>,
+}
+
+impl RequestBody {
+    /// A body that tells no connection anything (HTTP/2's streams).
+    pub(crate) fn unwatched(inner: Incoming) -> Self {
+        Self { inner, watch: None }
+    }
+
+    /// The end was read: the connection's request no longer holds it busy,
+    /// unless a later request has started since (hyper went on without
+    /// this body).
+    fn ended(&mut self) {
+        if let Some((activity, request)) = self.watch.take() {
+            if activity.started.load(Relaxed) == request {
+                activity.uploading.store(false, Relaxed);
+            }
+        }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let frame = std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        // A body of a known length is at its end with its last byte, and
+        // may never be polled again.
+        if self.watch.is_some() && (frame.is_none() || self.inner.is_end_stream()) {
+            self.ended();
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
