@@ -10,11 +10,14 @@
 # "idle" once the gateway has parked them all (its rampart_idle_connections
 # gauge, at most 20 s; a build without it at once) and its resident size
 # stopped falling; "closed" once that size stopped falling after the
-# clients closed them. Then 10 s of hits
+# clients closed them. The gateway's idle timeout (header_read_timeout) is
+# raised to 120 s so that no build closes them meanwhile. Then 10 s of hits
 # (wrk, 64 connections, proxy on core 0 and wrk on core 1) give each
-# build's hit rate, so an allocator is picked on both.
+# build's hit rate, so an allocator is picked on both. With UPLOAD=1 each
+# connection's one request is instead a POST with a 16-byte body, passed
+# to the origin (which answers 405): connections idle after an upload.
 #
-# Usage: [BINS="glibc=PATH jemalloc=PATH ..."] bench/idle-connections.sh [CONNS]
+# Usage: [BINS="glibc=PATH jemalloc=PATH ..."] [UPLOAD=1] bench/idle-connections.sh [CONNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNS=${1:-10000}
@@ -22,7 +25,10 @@ source bench/lib.sh
 bench_start bench
 ORIGIN=18191 RAMPART=18192 ADMIN=18193
 cached_1k_setup
-sed -i 's/^\[server\]$/[server]\nmax_connections = 20000/' "$WORK/rampart.toml"
+sed -i 's/^\[server\]$/[server]\nmax_connections = 20000\nheader_read_timeout = "120s"/' "$WORK/rampart.toml"
+if [ "${UPLOAD:-0}" = 1 ]; then
+  printf '\n[[routes]]\nmatch = "POST /*"\nupstream = "origin"\n' >> "$WORK/rampart.toml"
+fi
 ulimit -n 20000
 
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
@@ -45,8 +51,10 @@ settled() {
 # on stdin before closing them all.
 cat > "$WORK/hold.py" <<'PY'
 import socket, sys
-port, n = int(sys.argv[1]), int(sys.argv[2])
+port, n, upload = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
 req = b"GET /1k HTTP/1.1\r\nHost: bench\r\n\r\n"
+if upload:
+    req = b"POST /1k HTTP/1.1\r\nHost: bench\r\nContent-Length: 16\r\n\r\n" + b"u" * 16
 socks = []
 for _ in range(n):
     s = socket.create_connection(("127.0.0.1", port))
@@ -66,7 +74,11 @@ for s in socks:
 print("closed", flush=True)
 PY
 
-echo "# $CONNS idle keep-alive connections, one 1 KiB hit each; RSS in KiB"
+if [ "${UPLOAD:-0}" = 1 ]; then
+  echo "# $CONNS idle keep-alive connections, one upload (POST, 16 bytes, passed to the origin) each; RSS in KiB"
+else
+  echo "# $CONNS idle keep-alive connections, one 1 KiB hit each; RSS in KiB"
+fi
 printf '%-10s %10s %10s %12s %10s %12s %10s %12s %10s\n' build before open per_conn_B idle idle_per_B closed kept_per_B hits_rps
 for pair in ${BINS:-rampart=$BIN}; do
   name=${pair%%=*} bin=${pair#*=}
@@ -74,7 +86,7 @@ for pair in ${BINS:-rampart=$BIN}; do
   PIDS+=("$pid")
   for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$RAMPART/1k" 2>/dev/null && break; sleep 0.1; done
   before=$(rss_kib "$pid")
-  coproc HOLD { taskset -c 1 python3 "$WORK/hold.py" "$RAMPART" "$CONNS"; }
+  coproc HOLD { taskset -c 1 python3 "$WORK/hold.py" "$RAMPART" "$CONNS" "${UPLOAD:-0}"; }
   read -r _ <&"${HOLD[0]}"
   open=$(rss_kib "$pid")
   for _ in $(seq 200); do

@@ -8,9 +8,11 @@
 //!   would serve the rest of the body as a request of its own;
 //! - every byte written since was flushed to the socket.
 //!
-//! A request's body that is dropped before its end keeps the connection
-//! from parking until a later request clears both signals: hyper reads or
-//! discards what is left of it on its own.
+//! A request's body dropped before its end counts as read: hyper, told by
+//! the drop, discards the rest if it has all of it and otherwise stops
+//! reading and closes the connection once the response is sent. Either is
+//! settled in the connection's own task right after the drop, long before
+//! an idle check could find the connection idle twice.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
@@ -119,15 +121,20 @@ impl RequestBody {
         Self { inner, watch: None }
     }
 
-    /// The end was read: the connection's request no longer holds it busy,
-    /// unless a later request has started since (hyper went on without
-    /// this body).
+    /// The end was read, or the body is dropped: the connection's request
+    /// no longer holds it busy, unless a later request has started since.
     fn ended(&mut self) {
         if let Some((activity, request)) = self.watch.take() {
             if activity.started.load(Relaxed) == request {
                 activity.uploading.store(false, Relaxed);
             }
         }
+    }
+}
+
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        self.ended();
     }
 }
 

@@ -46,8 +46,9 @@ async fn listen(header_read_timeout: Duration) -> Listening {
         (None, gauges.clone()),
         |req: Request<RequestBody>, _conn: Conn| async move {
             let body = Bytes::from(format!("path {}", req.uri().path()));
-            // An upload is answered at once and read on meanwhile.
-            if req.method() == http::Method::POST {
+            // An upload is answered at once and read on meanwhile, or, on
+            // /ignored, never read (like an origin refusing it unread).
+            if req.method() == http::Method::POST && !req.uri().path().starts_with("/ignored") {
                 tokio::spawn(http_body_util::BodyExt::collect(req.into_body()));
             }
             Ok::<_, Infallible>(Response::new(Full::new(body)))
@@ -278,4 +279,54 @@ async fn a_connection_whose_last_request_was_an_upload_is_parked() {
     eventually("parked after a chunked upload", || l.gauges.idle.get() == 1).await;
     let after = get(&mut stream, "/after-chunked").await;
     assert!(after.starts_with("HTTP/1.1 200"), "{after}");
+}
+
+/// An upload answered without being read: once hyper has the whole body
+/// (and discards it) the connection is parked and serves its next request.
+#[tokio::test]
+async fn a_connection_whose_upload_was_not_read_is_parked() {
+    let l = listen(Duration::from_secs(30)).await;
+    let mut stream = TcpStream::connect(l.addr).await.unwrap();
+    upload(&mut stream, "Content-Length: 5\r\n", "hello", "/ignored").await;
+    eventually("parked after an unread upload", || l.gauges.idle.get() == 1).await;
+    let after = get(&mut stream, "/after").await;
+    assert!(after.starts_with("HTTP/1.1 200"), "{after}");
+}
+
+/// An upload answered without being read, whose rest comes after a pause:
+/// the rest is never served as a request, parked or not.
+#[tokio::test]
+async fn the_rest_of_an_unread_body_is_never_read_as_a_request() {
+    let l = listen(Duration::from_secs(30)).await;
+    let mut stream = TcpStream::connect(l.addr).await.unwrap();
+    let smuggled = "GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n";
+    let length = format!(
+        "Content-Length: {}\r\n",
+        "first half;".len() + smuggled.len()
+    );
+    upload(&mut stream, &length, "first half;", "/ignored").await;
+    tokio::time::sleep(PARK_AFTER * 2 + Duration::from_millis(500)).await;
+    // The server may have closed the connection: then the write or the
+    // read fails, and nothing was served.
+    let _ = stream.write_all(smuggled.as_bytes()).await;
+    let _ = stream
+        .write_all(b"GET /after HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await;
+    let rest = until_closed_or_quiet(&mut stream).await;
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(!rest.contains("/smuggled"), "{rest}");
+}
+
+/// Reads what comes until the server closes or sends nothing for a second.
+async fn until_closed_or_quiet(stream: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await
+    {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
 }
