@@ -1,5 +1,7 @@
-//! Whether an HTTP/1.1 connection is idle, known from three signals cheap
-//! enough to keep on every request:
+//! Whether a connection is idle.
+//!
+//! An HTTP/1.1 connection ([`Activity`]) is known idle from three signals
+//! cheap enough to keep on every request:
 //!
 //! - its response is answered: hyper drops the response body ([`Answer`])
 //!   once its last byte is encoded;
@@ -13,9 +15,12 @@
 //! reading and closes the connection once the response is sent. Either is
 //! settled in the connection's own task right after the drop, long before
 //! an idle check could find the connection idle twice.
+//!
+//! An HTTP/2 connection ([`Streams`]) is idle while none of its streams is
+//! being answered, since the last one was.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -23,6 +28,7 @@ use bytes::Bytes;
 use http::Request;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use tokio::time::{Duration, Instant};
 
 /// What tells an HTTP/1.1 connection is idle (see the module's docs).
 #[derive(Debug, Default)]
@@ -58,18 +64,63 @@ impl Activity {
         self.uploading.store(uploading, Relaxed);
         let watch = uploading.then(|| (Arc::clone(self), started));
         let request = request.map(|inner| RequestBody { inner, watch });
-        (request, Answered(Some(Arc::clone(self))))
+        (request, Answered::Http1(Arc::clone(self)))
     }
 }
 
-/// Marks its connection's response answered when dropped: held by a
-/// response body.
-pub(crate) struct Answered(pub(crate) Option<Arc<Activity>>);
+/// What tells an HTTP/2 connection is idle: its streams being answered,
+/// and since when none is.
+#[derive(Debug)]
+pub(crate) struct Streams {
+    open: AtomicU32,
+    /// When the last stream was answered, or the connection began:
+    /// milliseconds after `began`.
+    idle_since: AtomicU64,
+    began: Instant,
+}
+
+impl Streams {
+    pub(crate) fn new() -> Self {
+        Self {
+            open: AtomicU32::new(0),
+            idle_since: AtomicU64::new(0),
+            began: Instant::now(),
+        }
+    }
+
+    /// A stream's request starts: the connection is busy until its
+    /// response body is dropped.
+    pub(crate) fn start(self: &Arc<Self>) -> Answered {
+        self.open.fetch_add(1, Relaxed);
+        Answered::Http2(Arc::clone(self))
+    }
+
+    /// Since when no stream is being answered; `None` while one is.
+    pub(crate) fn idle_since(&self) -> Option<Instant> {
+        (self.open.load(Relaxed) == 0)
+            .then(|| self.began + Duration::from_millis(self.idle_since.load(Relaxed)))
+    }
+}
+
+/// Marks its request answered when dropped: held by a response body.
+pub(crate) enum Answered {
+    Http1(Arc<Activity>),
+    Http2(Arc<Streams>),
+}
 
 impl Drop for Answered {
     fn drop(&mut self) {
-        if let Some(activity) = &self.0 {
-            activity.answering.store(false, Relaxed);
+        match self {
+            Answered::Http1(activity) => activity.answering.store(false, Relaxed),
+            Answered::Http2(streams) => {
+                // The last one: idle from now (a stream started meanwhile
+                // keeps it busy whatever this says).
+                if streams.open.fetch_sub(1, Relaxed) == 1 {
+                    let since = streams.began.elapsed().as_millis();
+                    let since = u64::try_from(since).unwrap_or(u64::MAX);
+                    streams.idle_since.store(since, Relaxed);
+                }
+            }
         }
     }
 }

@@ -42,7 +42,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::activity::{Activity, Answer, Answered, RequestBody};
+use crate::activity::{Activity, Answer, RequestBody, Streams};
 
 /// How long an HTTP/1.1 connection is idle before it is parked: it is
 /// checked once per period and parked at the first check that finds it
@@ -215,20 +215,23 @@ pub(crate) async fn serve<S, H, F, B>(
     };
     match first {
         Ok(Ok(true)) => {
+            let streams = Arc::new(Streams::new());
+            let watching = Arc::clone(&streams);
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let done = watching.start();
                 let answer = handler(req.map(RequestBody::unwatched), conn);
                 async move {
                     answer.await.map(|r| {
                         r.map(|body| Answer {
                             body,
-                            answered: Answered(None),
+                            answered: done,
                         })
                     })
                 }
             });
             // Boxed: HTTP/2's state would otherwise size every
             // connection's task.
-            Box::pin(serve_http2(io, protocols, service, shutdown)).await;
+            Box::pin(serve_http2(io, protocols, service, &streams, shutdown)).await;
         }
         Ok(Ok(false)) => {
             let watching = Arc::clone(&activity);
@@ -278,10 +281,15 @@ async fn preface<S: AsyncRead + Unpin>(io: &mut Watched<S>) -> io::Result<bool> 
     Ok(filled == H2_PREFACE.len() && seen == *H2_PREFACE)
 }
 
+/// Serves an HTTP/2 connection until it ends, `shutdown` is done with it,
+/// or it has been idle (no stream being answered) for
+/// `header_read_timeout`: then it is closed with `GOAWAY`, as an idle
+/// HTTP/1.1 connection is closed.
 async fn serve_http2<S, Svc, B>(
     io: Watched<S>,
     protocols: &Protocols,
     service: Svc,
+    streams: &Streams,
     shutdown: &CancellationToken,
 ) where
     S: Readiness,
@@ -293,11 +301,25 @@ async fn serve_http2<S, Svc, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut conn = pin!(protocols.http2.serve_connection(TokioIo::new(io), service));
-    let ended = tokio::select! {
-        ended = conn.as_mut() => ended,
-        _ = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    let timeout = protocols.header_read_timeout;
+    let idle = tokio::time::sleep(timeout);
+    tokio::pin!(idle);
+    let ended = loop {
+        tokio::select! {
+            ended = conn.as_mut() => break ended,
+            _ = shutdown.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                break conn.await;
+            }
+            _ = idle.as_mut() => match streams.idle_since() {
+                Some(since) if since.elapsed() >= timeout => {
+                    tracing::debug!("HTTP/2 connection idle for header_read_timeout: GOAWAY");
+                    conn.as_mut().graceful_shutdown();
+                    break conn.await;
+                }
+                Some(since) => idle.as_mut().reset(since + timeout),
+                None => idle.as_mut().reset(tokio::time::Instant::now() + timeout),
+            },
         }
     };
     if let Err(e) = ended {

@@ -44,8 +44,12 @@ async fn listen(header_read_timeout: Duration) -> Listening {
         limits,
         stops.clone(),
         (None, gauges.clone()),
-        |req: Request<RequestBody>, _conn: Conn| async move {
+        move |req: Request<RequestBody>, _conn: Conn| async move {
             let body = Bytes::from(format!("path {}", req.uri().path()));
+            // Answered only after twice the idle timeout.
+            if req.uri().path() == "/slow" {
+                tokio::time::sleep(header_read_timeout * 2).await;
+            }
             // An upload is answered at once and read on meanwhile, or, on
             // /ignored, never read (like an origin refusing it unread).
             if req.method() == http::Method::POST && !req.uri().path().starts_with("/ignored") {
@@ -329,4 +333,43 @@ async fn until_closed_or_quiet(stream: &mut TcpStream) -> Vec<u8> {
         got.extend_from_slice(&buf[..n]);
     }
     got
+}
+
+/// An idle HTTP/2 connection (no stream open) is closed, with `GOAWAY`,
+/// `header_read_timeout` after its last stream, as an idle HTTP/1.1 one
+/// is: otherwise a client could hold connection slots forever.
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
+    let timeout = Duration::from_secs(2);
+    let l = listen(timeout).await;
+    let stream = TcpStream::connect(l.addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    let mut conn = tokio::spawn(conn);
+    // A stream answered after longer than the idle timeout keeps the
+    // connection open: the next request on it is served.
+    for path in ["/slow", "/h2"] {
+        let request = Request::get(format!("http://t{path}"));
+        let request = request.body(http_body_util::Empty::<Bytes>::new());
+        let response = send.send_request(request.unwrap()).await.unwrap();
+        let body = http_body_util::BodyExt::collect(response.into_body());
+        assert_eq!(body.await.unwrap().to_bytes(), format!("path {path}"));
+    }
+    let answered = Instant::now();
+    let closed = tokio::time::timeout(timeout * 5, &mut conn).await;
+    assert!(
+        closed.is_ok(),
+        "an idle HTTP/2 connection is still open after {:?}",
+        timeout * 5
+    );
+    let idle = answered.elapsed();
+    assert!(
+        idle >= timeout,
+        "closed after {idle:?}, before the idle timeout"
+    );
+    eventually("counted closed", || l.gauges.open.get() == 0).await;
 }
