@@ -16,8 +16,10 @@
 # build's hit rate, so an allocator is picked on both. With UPLOAD=1 each
 # connection's one request is instead a POST with a 16-byte body, passed
 # to the origin (which answers 405): connections idle after an upload.
+# With H2=1 each connection speaks HTTP/2 (h2c with prior knowledge) and
+# its one request is the hit.
 #
-# Usage: [BINS="glibc=PATH jemalloc=PATH ..."] [UPLOAD=1] bench/idle-connections.sh [CONNS]
+# Usage: [BINS="glibc=PATH jemalloc=PATH ..."] [UPLOAD=1 | H2=1] bench/idle-connections.sh [CONNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNS=${1:-10000}
@@ -51,13 +53,44 @@ settled() {
 # on stdin before closing them all.
 cat > "$WORK/hold.py" <<'PY'
 import socket, sys
-port, n, upload = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+port, n, kind = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 req = b"GET /1k HTTP/1.1\r\nHost: bench\r\n\r\n"
-if upload:
+if kind == "upload":
     req = b"POST /1k HTTP/1.1\r\nHost: bench\r\nContent-Length: 16\r\n\r\n" + b"u" * 16
+
+def exactly(s, n):
+    got = b""
+    while len(got) < n:
+        more = s.recv(n - len(got))
+        if not more:
+            raise EOFError("closed")
+        got += more
+    return got
+
+def frame(kind, flags, stream, payload=b""):
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+def h2_get(s):
+    # GET http://bench/1k: :method GET, :scheme http (static table), then
+    # :path and :authority as literals with indexed names (HPACK).
+    block = b"\x82\x86\x04\x03/1k\x01\x05bench"
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0) + frame(1, 5, 1, block))
+    while True:
+        head = exactly(s, 9)
+        length, kind, flags = int.from_bytes(head[:3], "big"), head[3], head[4]
+        exactly(s, length)
+        if kind == 4 and not flags & 1:
+            s.sendall(frame(4, 1, 0))
+        if kind in (0, 1) and flags & 1:
+            return
+
 socks = []
 for _ in range(n):
     s = socket.create_connection(("127.0.0.1", port))
+    if kind == "h2":
+        h2_get(s)
+        socks.append(s)
+        continue
     s.sendall(req)
     got = b""
     while b"\r\n\r\n" not in got:
@@ -74,11 +107,14 @@ for s in socks:
 print("closed", flush=True)
 PY
 
-if [ "${UPLOAD:-0}" = 1 ]; then
-  echo "# $CONNS idle keep-alive connections, one upload (POST, 16 bytes, passed to the origin) each; RSS in KiB"
-else
-  echo "# $CONNS idle keep-alive connections, one 1 KiB hit each; RSS in KiB"
-fi
+KIND=http1
+[ "${UPLOAD:-0}" = 1 ] && KIND=upload
+[ "${H2:-0}" = 1 ] && KIND=h2
+case $KIND in
+  upload) echo "# $CONNS idle keep-alive connections, one upload (POST, 16 bytes, passed to the origin) each; RSS in KiB" ;;
+  h2) echo "# $CONNS idle HTTP/2 (h2c) connections, one 1 KiB hit each; RSS in KiB" ;;
+  *) echo "# $CONNS idle keep-alive connections, one 1 KiB hit each; RSS in KiB" ;;
+esac
 printf '%-10s %10s %10s %12s %10s %12s %10s %12s %10s\n' build before open per_conn_B idle idle_per_B closed kept_per_B hits_rps
 for pair in ${BINS:-rampart=$BIN}; do
   name=${pair%%=*} bin=${pair#*=}
@@ -86,12 +122,12 @@ for pair in ${BINS:-rampart=$BIN}; do
   PIDS+=("$pid")
   for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$RAMPART/1k" 2>/dev/null && break; sleep 0.1; done
   before=$(rss_kib "$pid")
-  coproc HOLD { taskset -c 1 python3 "$WORK/hold.py" "$RAMPART" "$CONNS" "${UPLOAD:-0}"; }
+  coproc HOLD { taskset -c 1 python3 "$WORK/hold.py" "$RAMPART" "$CONNS" "$KIND"; }
   read -r _ <&"${HOLD[0]}"
   open=$(rss_kib "$pid")
   for _ in $(seq 200); do
     parked=$(curl -fsS "http://127.0.0.1:$ADMIN/metrics" | awk '/^rampart_idle_connections\{listener="public"/ {print int($2)}')
-    [ -z "$parked" ] || [ "$parked" -ge "$CONNS" ] && break
+    [ "$KIND" = h2 ] || [ -z "$parked" ] || [ "$parked" -ge "$CONNS" ] && break
     sleep 0.1
   done
   idle=$(settled "$pid")

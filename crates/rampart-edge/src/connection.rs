@@ -13,6 +13,10 @@
 //!   is taken apart and dropped, buffers and all; the socket waits for its
 //!   next bytes alone, and a new hyper connection serves them. nginx does
 //!   the same with a keep-alive connection's buffers.
+//! - **An idle HTTP/2 connection is closed** with `GOAWAY` once no stream
+//!   has been answered for `header_read_timeout`, the time an idle
+//!   HTTP/1.1 connection waits for its next request. hyper's HTTP/2 server
+//!   has no idle timeout of its own, and cannot be taken apart to park.
 //! - **Shutdown**: a busy connection finishes the response it is sending
 //!   and closes (HTTP/2: `GOAWAY`, then its open streams finish); a parked
 //!   one closes at once, an idle one not yet parked at its next idle check
