@@ -218,29 +218,9 @@ async fn a_silent_connection_is_closed() {
 #[tokio::test]
 async fn the_rest_of_a_body_is_never_read_as_a_request() {
     let l = listen(Duration::from_secs(30)).await;
-    let mut stream = TcpStream::connect(l.addr).await.unwrap();
-    let smuggled = "GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n";
-    stream
-        .write_all(
-            format!(
-                "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\nfirst half;",
-                "first half;".len() + smuggled.len()
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !got.ends_with(b"path /upload") {
-        let n = stream.read(&mut buf).await.unwrap();
-        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
-        got.extend_from_slice(&buf[..n]);
-    }
-    // The client pauses longer than two idle checks before the rest.
-    tokio::time::sleep(PARK_AFTER * 2 + Duration::from_millis(500)).await;
+    let mut stream = half_an_upload(&l, "/upload").await;
     assert_eq!(l.gauges.idle.get(), 0, "parked in the middle of a body");
-    stream.write_all(smuggled.as_bytes()).await.unwrap();
+    stream.write_all(SMUGGLED.as_bytes()).await.unwrap();
     let after = get(&mut stream, "/after").await;
     assert!(!after.contains("/smuggled"), "{after}");
 }
@@ -268,20 +248,23 @@ async fn upload(stream: &mut TcpStream, head: &str, body: &str, path: &str) {
 async fn a_connection_whose_last_request_was_an_upload_is_parked() {
     let l = listen(Duration::from_secs(30)).await;
     let mut stream = TcpStream::connect(l.addr).await.unwrap();
-    upload(&mut stream, "Content-Length: 5\r\n", "hello", "/sized").await;
-    eventually("parked after a sized upload", || l.gauges.idle.get() == 1).await;
-    let after = get(&mut stream, "/after-sized").await;
-    assert!(after.starts_with("HTTP/1.1 200"), "{after}");
-    let chunked = "5\r\nhello\r\n0\r\n\r\n";
-    upload(
-        &mut stream,
-        "Transfer-Encoding: chunked\r\n",
-        chunked,
-        "/chunked",
-    )
-    .await;
-    eventually("parked after a chunked upload", || l.gauges.idle.get() == 1).await;
-    let after = get(&mut stream, "/after-chunked").await;
+    let sized = ("Content-Length: 5\r\n", "hello");
+    parked_after_upload(&l, &mut stream, sized, "/sized").await;
+    let chunked = ("Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n0\r\n\r\n");
+    parked_after_upload(&l, &mut stream, chunked, "/chunked").await;
+}
+
+/// Sends an upload (`framing` and its body) for `path` and reads its
+/// response; the connection is then parked and serves its next request.
+async fn parked_after_upload(
+    l: &Listening,
+    stream: &mut TcpStream,
+    (framing, body): (&str, &str),
+    path: &str,
+) {
+    upload(stream, framing, body, path).await;
+    eventually(&format!("parked after {path}"), || l.gauges.idle.get() == 1).await;
+    let after = get(stream, "/after").await;
     assert!(after.starts_with("HTTP/1.1 200"), "{after}");
 }
 
@@ -291,10 +274,8 @@ async fn a_connection_whose_last_request_was_an_upload_is_parked() {
 async fn a_connection_whose_upload_was_not_read_is_parked() {
     let l = listen(Duration::from_secs(30)).await;
     let mut stream = TcpStream::connect(l.addr).await.unwrap();
-    upload(&mut stream, "Content-Length: 5\r\n", "hello", "/ignored").await;
-    eventually("parked after an unread upload", || l.gauges.idle.get() == 1).await;
-    let after = get(&mut stream, "/after").await;
-    assert!(after.starts_with("HTTP/1.1 200"), "{after}");
+    let sized = ("Content-Length: 5\r\n", "hello");
+    parked_after_upload(&l, &mut stream, sized, "/ignored").await;
 }
 
 /// An upload answered without being read, whose rest comes after a pause:
@@ -302,23 +283,32 @@ async fn a_connection_whose_upload_was_not_read_is_parked() {
 #[tokio::test]
 async fn the_rest_of_an_unread_body_is_never_read_as_a_request() {
     let l = listen(Duration::from_secs(30)).await;
-    let mut stream = TcpStream::connect(l.addr).await.unwrap();
-    let smuggled = "GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n";
-    let length = format!(
-        "Content-Length: {}\r\n",
-        "first half;".len() + smuggled.len()
-    );
-    upload(&mut stream, &length, "first half;", "/ignored").await;
-    tokio::time::sleep(PARK_AFTER * 2 + Duration::from_millis(500)).await;
+    let mut stream = half_an_upload(&l, "/ignored").await;
     // The server may have closed the connection: then the write or the
     // read fails, and nothing was served.
-    let _ = stream.write_all(smuggled.as_bytes()).await;
+    let _ = stream.write_all(SMUGGLED.as_bytes()).await;
     let _ = stream
         .write_all(b"GET /after HTTP/1.1\r\nHost: t\r\n\r\n")
         .await;
     let rest = until_closed_or_quiet(&mut stream).await;
     let rest = String::from_utf8_lossy(&rest);
     assert!(!rest.contains("/smuggled"), "{rest}");
+}
+
+/// The rest of [`half_an_upload`]'s body: a request of its own, if it were
+/// read as one.
+const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n";
+
+/// A connection that sent the first half of an upload to `path` and had
+/// its answer, then paused longer than two idle checks; the body's rest
+/// is [`SMUGGLED`].
+async fn half_an_upload(l: &Listening, path: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(l.addr).await.unwrap();
+    let half = "first half;";
+    let length = format!("Content-Length: {}\r\n", half.len() + SMUGGLED.len());
+    upload(&mut stream, &length, half, path).await;
+    tokio::time::sleep(PARK_AFTER * 2 + Duration::from_millis(500)).await;
+    stream
 }
 
 /// Reads what comes until the server closes or sends nothing for a second.

@@ -235,13 +235,7 @@ async fn a_connection_idle_after_an_upload_is_parked() {
         let head = format!("POST /up HTTP/1.1\r\nHost: x\r\n{framing}\r\n\r\n");
         stream.write_all(head.as_bytes()).await.unwrap();
         stream.write_all(body.as_bytes()).await.unwrap();
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !got.ends_with(b"received 5") {
-            let n = stream.read(&mut buf).await.unwrap();
-            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
-            got.extend_from_slice(&buf[..n]);
-        }
+        read_until(&mut stream, b"received 5").await;
         eventually_async(&format!("parked after an upload ({framing})"), || async {
             scraper.metrics(&gw).await.contains(parked)
         })
@@ -251,14 +245,20 @@ async fn a_connection_idle_after_an_upload_is_parked() {
         .write_all(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
+    let got = read_until(&mut stream, b"received 0").await;
+    assert!(got.starts_with(b"HTTP/1.1 200"));
+}
+
+/// Reads from `stream` until what was read ends with `end`.
+async fn read_until(stream: &mut tokio::net::TcpStream, end: &[u8]) -> Vec<u8> {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
-    while !got.ends_with(b"received 0") {
+    while !got.ends_with(end) {
         let n = stream.read(&mut buf).await.unwrap();
         assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
         got.extend_from_slice(&buf[..n]);
     }
-    assert!(got.starts_with(b"HTTP/1.1 200"));
+    got
 }
 
 #[tokio::test]
