@@ -206,6 +206,7 @@ pub(crate) async fn serve<S, H, F, B>(
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let opened = tokio::time::Instant::now();
     let activity = Arc::new(Activity::default());
     let mut io = Watched {
         stream,
@@ -251,7 +252,15 @@ pub(crate) async fn serve<S, H, F, B>(
                     })
                 }
             });
-            serve_http1(io, protocols, service, &activity, (shutdown, waiting)).await;
+            let head_by = opened + protocols.header_read_timeout;
+            serve_http1(
+                io,
+                protocols,
+                service,
+                (&activity, head_by),
+                (shutdown, waiting),
+            )
+            .await;
         }
         Ok(Err(e)) => {
             tracing::debug!(peer = %conn.peer, error = %e, "connection closed before a request")
@@ -331,11 +340,16 @@ async fn serve_http2<S, Svc, B>(
     }
 }
 
+/// Serves an HTTP/1.1 connection, parking it whenever it is idle. Its first
+/// request's head must be whole by `head_by` (header_read_timeout after
+/// the connection opened), and after a park by what was left of the idle
+/// timeout: hyper's own timeout, counted from the head's first byte, would
+/// otherwise give a client that sends that byte late a second one.
 async fn serve_http1<S, Svc, B>(
     mut io: Watched<S>,
     protocols: &Protocols,
     mut service: Svc,
-    activity: &Activity,
+    (activity, mut head_by): (&Activity, tokio::time::Instant),
     (shutdown, waiting): (&CancellationToken, &Gauge),
 ) where
     S: Readiness,
@@ -353,7 +367,7 @@ async fn serve_http1<S, Svc, B>(
                 .serve_connection(TokioIo::new(io), service)
                 .with_upgrades(),
         );
-        if !idle_after(&mut *conn, activity, shutdown).await {
+        if !idle_after(&mut *conn, (activity, head_by), shutdown).await {
             return;
         }
         // The box is freed here, not at the end of the loop's body.
@@ -365,6 +379,10 @@ async fn serve_http1<S, Svc, B>(
         let read = parts.read_buf;
         io = parts.io.into_inner();
         service = parts.service;
+        // What is left of header_read_timeout (the connection has been
+        // idle a period): for the next head, parked or not.
+        head_by =
+            tokio::time::Instant::now() + protocols.header_read_timeout.saturating_sub(PARK_AFTER);
         if !read.is_empty() {
             // Part of a next request was read: serve it at once, and park
             // only after it is answered (a client sending a head a byte at
@@ -376,15 +394,13 @@ async fn serve_http1<S, Svc, B>(
             continue;
         }
         drop(read);
-        // Parked until the client sends more, within what is left of
-        // header_read_timeout (the connection has been idle a period).
-        let wait = protocols.header_read_timeout.saturating_sub(PARK_AFTER);
+        // Parked until the client sends more, by `head_by`.
         crate::memory::released();
         waiting.inc();
         let woken = tokio::select! {
             biased;
             _ = shutdown.cancelled() => false,
-            ready = tokio::time::timeout(wait, io.stream.readable()) => matches!(ready, Ok(Ok(()))),
+            ready = tokio::time::timeout_at(head_by, io.stream.readable()) => matches!(ready, Ok(Ok(()))),
         };
         waiting.dec();
         if !woken {
@@ -394,20 +410,26 @@ async fn serve_http1<S, Svc, B>(
 }
 
 /// Drives a hyper HTTP/1.1 connection until it ends (false) or has been
-/// idle for [`PARK_AFTER`] (true).
+/// idle for [`PARK_AFTER`] (true). A connection whose first request has
+/// not started by `head_by` is ended, at the first check after it.
 ///
 /// What runs on every poll is kept to two loads besides hyper's own work:
 /// the shutdown token's flag and whether the check is due. The check's
 /// timer wakes the connection once a period, which is also when an idle
 /// connection notices a shutdown (a busy one notices it at its next poll).
-async fn idle_after<C>(conn: &mut C, activity: &Activity, shutdown: &CancellationToken) -> bool
+async fn idle_after<C>(
+    conn: &mut C,
+    (activity, head_by): (&Activity, tokio::time::Instant),
+    shutdown: &CancellationToken,
+) -> bool
 where
     C: Future<Output = hyper::Result<()>> + Unpin + Graceful,
 {
     let mut check = pin!(tokio::time::sleep(PARK_AFTER));
     let mut armed = false;
     let mut stopping = false;
-    let mut seen = activity.started.load(Relaxed);
+    let first = activity.started.load(Relaxed);
+    let mut seen = first;
     let mut was_idle = false;
     poll_fn(|cx| loop {
         if let Poll::Ready(ended) = Pin::new(&mut *conn).poll(cx) {
@@ -435,6 +457,10 @@ where
             return Poll::Pending;
         }
         let started = activity.started.load(Relaxed);
+        if started == first && tokio::time::Instant::now() >= head_by {
+            tracing::debug!("no request head within header_read_timeout");
+            return Poll::Ready(false);
+        }
         let idle = activity.idle();
         if idle && was_idle && started == seen {
             return Poll::Ready(true);

@@ -175,6 +175,45 @@ async fn a_head_sent_across_a_park_is_still_cut_off() {
     assert_eq!(l.gauges.idle.get(), 0);
 }
 
+/// A client whose first byte comes late and whose head then trickles in
+/// is cut off about one `header_read_timeout` after it connected (or was
+/// parked), within the one-second idle check: not a second full timeout
+/// counted from that first byte.
+#[tokio::test]
+async fn a_head_begun_late_gets_no_second_timeout() {
+    let timeout = Duration::from_secs(4);
+    let l = listen(timeout).await;
+    for parking in [false, true] {
+        let (stream, from) = if parking {
+            (parked(&l).await, Instant::now())
+        } else {
+            (TcpStream::connect(l.addr).await.unwrap(), Instant::now())
+        };
+        tokio::time::sleep_until((from + Duration::from_millis(2_500)).into()).await;
+        trickle(stream).await;
+        let held = from.elapsed();
+        assert!(
+            held < Duration::from_secs(6),
+            "held {held:?} (parked first: {parking}) with a head never finished"
+        );
+    }
+}
+
+/// Sends a head that never ends, a byte every 200 ms, until the server
+/// closes the connection (or 14 s have passed).
+async fn trickle(mut stream: TcpStream) {
+    let head = format!(
+        "GET /slowloris HTTP/1.1\r\nHost: t\r\nX-Long: {}",
+        "a".repeat(40)
+    );
+    for byte in head.bytes() {
+        if stream.write_all(&[byte]).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A head that arrives in pieces, the last after the connection was
 /// parked, is served whole.
 #[tokio::test]
