@@ -53,6 +53,8 @@ settled() {
 # on stdin before closing them all.
 cat > "$WORK/hold.py" <<'PY'
 import socket, sys
+sys.path.insert(0, "bench")
+from http1 import read_response
 port, n, kind = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 req = b"GET /1k HTTP/1.1\r\nHost: bench\r\n\r\n"
 if kind == "upload":
@@ -92,13 +94,7 @@ for _ in range(n):
         socks.append(s)
         continue
     s.sendall(req)
-    got = b""
-    while b"\r\n\r\n" not in got:
-        got += s.recv(65536)
-    head, body = got.split(b"\r\n\r\n", 1)
-    length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
-    while len(body) < length:
-        body += s.recv(65536)
+    read_response(s)
     socks.append(s)
 print("open", flush=True)
 sys.stdin.readline()

@@ -26,17 +26,13 @@ cached_1k_setup
 # client N GAP: one connection, N hits of /1k, GAP seconds after each.
 cat > "$WORK/client.py" <<'PY'
 import socket, sys, time
+sys.path.insert(0, "bench")
+from http1 import read_response
 port, n, gap = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 s = socket.create_connection(("127.0.0.1", port))
 for _ in range(n):
     s.sendall(b"GET /1k HTTP/1.1\r\nHost: bench\r\n\r\n")
-    got = b""
-    while b"\r\n\r\n" not in got:
-        got += s.recv(65536)
-    head, body = got.split(b"\r\n\r\n", 1)
-    length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
-    while len(body) < length:
-        body += s.recv(65536)
+    read_response(s)
     time.sleep(gap)
 s.close()
 PY
