@@ -74,10 +74,14 @@ async fn get(stream: &mut TcpStream, path: &str) -> String {
 /// Sends the rest of a GET's head, from `rest` on, and reads its whole
 /// response, which names `path`.
 async fn send_rest(stream: &mut TcpStream, rest: &str, path: &str) -> String {
-    stream
-        .write_all(format!("{rest} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    let request = format!("{rest} HTTP/1.1\r\nHost: t\r\n\r\n");
+    response_to(stream, &request, path).await
+}
+
+/// Sends `request` (or what is left of it) and reads the whole response,
+/// which names `path`.
+async fn response_to(stream: &mut TcpStream, request: &str, path: &str) -> String {
+    stream.write_all(request.as_bytes()).await.unwrap();
     let want = format!("path {path}");
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];
@@ -266,18 +270,8 @@ async fn the_rest_of_a_body_is_never_read_as_a_request() {
 
 /// Sends `head` and `body`, and reads the response to a POST for `path`.
 async fn upload(stream: &mut TcpStream, head: &str, body: &str, path: &str) {
-    stream
-        .write_all(format!("POST {path} HTTP/1.1\r\nHost: t\r\n{head}\r\n{body}").as_bytes())
-        .await
-        .unwrap();
-    let want = format!("path {path}");
-    let mut got = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !got.ends_with(want.as_bytes()) {
-        let n = stream.read(&mut buf).await.unwrap();
-        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
-        got.extend_from_slice(&buf[..n]);
-    }
+    let request = format!("POST {path} HTTP/1.1\r\nHost: t\r\n{head}\r\n{body}");
+    response_to(stream, &request, path).await;
 }
 
 /// A connection whose last request carried a body, of a declared length

@@ -13,7 +13,7 @@ use hyper_util::rt::TokioExecutor;
 use rampart_gateway::body::{empty, full, Body};
 use rampart_gateway::SystemClock;
 use rampart_testkit::{
-    config_text, eventually, eventually_async, gateway, respond, Origin, TestClient,
+    config_text, eventually, eventually_async, gateway, read_until, respond, Origin, TestClient,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -235,7 +235,7 @@ async fn a_connection_idle_after_an_upload_is_parked() {
         let head = format!("POST /up HTTP/1.1\r\nHost: x\r\n{framing}\r\n\r\n");
         stream.write_all(head.as_bytes()).await.unwrap();
         stream.write_all(body.as_bytes()).await.unwrap();
-        read_until(&mut stream, b"received 5").await;
+        read_until(&mut stream, |got| got.ends_with(b"received 5")).await;
         eventually_async(&format!("parked after an upload ({framing})"), || async {
             scraper.metrics(&gw).await.contains(parked)
         })
@@ -245,20 +245,8 @@ async fn a_connection_idle_after_an_upload_is_parked() {
         .write_all(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    let got = read_until(&mut stream, b"received 0").await;
+    let got = read_until(&mut stream, |got| got.ends_with(b"received 0")).await;
     assert!(got.starts_with(b"HTTP/1.1 200"));
-}
-
-/// Reads from `stream` until what was read ends with `end`.
-async fn read_until(stream: &mut tokio::net::TcpStream, end: &[u8]) -> Vec<u8> {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !got.ends_with(end) {
-        let n = stream.read(&mut buf).await.unwrap();
-        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
-        got.extend_from_slice(&buf[..n]);
-    }
-    got
 }
 
 #[tokio::test]

@@ -300,7 +300,7 @@ fn bad_or_mismatched_files_are_refused_naming_the_file() {
 /// released, rustls's session kept) and serves its next request.
 #[tokio::test]
 async fn an_idle_tls_connection_is_parked_and_serves_its_next_request() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let Site {
         dir: _dir,
         ca,
@@ -315,13 +315,11 @@ async fn an_idle_tls_connection_is_parked_and_serves_its_next_request() {
     let mut ask = async |path: &str| {
         let head = format!("GET {path} HTTP/1.1\r\nHost: site.test\r\n\r\n");
         stream.write_all(head.as_bytes()).await.unwrap();
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !String::from_utf8_lossy(&got).contains(&format!("{path} proto=https")) {
-            let n = stream.read(&mut buf).await.unwrap();
-            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
-            got.extend_from_slice(&buf[..n]);
-        }
+        let want = format!("{path} proto=https");
+        let got = rampart_testkit::read_until(&mut stream, |got| {
+            String::from_utf8_lossy(got).contains(&want)
+        })
+        .await;
         String::from_utf8_lossy(&got).into_owned()
     };
     assert!(ask("/first").await.starts_with("HTTP/1.1 200"));

@@ -220,6 +220,23 @@ pub async fn raw_request(addr: SocketAddr, request: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Reads from `stream` until what was read satisfies `done`, and returns
+/// it; panics if the server closes first.
+pub async fn read_until<S>(stream: &mut S, done: impl Fn(&[u8]) -> bool) -> Vec<u8>
+where
+    S: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !done(&got) {
+        let n = stream.read(&mut buf).await.expect("read");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
 /// Config text for a gateway on an ephemeral port in front of `origin`, with
 /// `routes` appended (each route should use `upstream = "app"`).
 pub fn config_text(origin: SocketAddr, extra: &str) -> String {
