@@ -10,9 +10,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-/// Clock ticks per second in `/proc` (`USER_HZ`, fixed at 100 by the kernel
-/// ABI on every architecture Rampart builds for).
-const TICKS_PER_SECOND: f64 = 100.0;
+use rampart_core::proc_stat::{self, TICKS_PER_SECOND};
 
 /// What `/proc/self` says of this process.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -30,13 +28,7 @@ struct Sample {
 /// `/proc/self/status` (`VmRSS`, `VmSize`, `Threads`, in kB where sized);
 /// `boot_time` is `btime` from `/proc/stat`.
 fn parse(stat: &str, status: &str, boot_time: Option<u64>) -> Option<Sample> {
-    // The command name may hold spaces and parentheses: fields start after
-    // the last ')'. Field 3 (state) is then index 0; utime is field 14.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
-    let ticks = field(14)? + field(15)?;
-    let start_ticks = field(22)?;
+    let start_ticks = proc_stat::field(stat, 22)?;
     let kb = |key: &str| {
         status
             .lines()
@@ -45,7 +37,7 @@ fn parse(stat: &str, status: &str, boot_time: Option<u64>) -> Option<Sample> {
             .and_then(|v| v.parse::<u64>().ok())
     };
     Some(Sample {
-        cpu_seconds: ticks as f64 / TICKS_PER_SECOND,
+        cpu_seconds: proc_stat::cpu_seconds(stat)?,
         start_time_seconds: boot_time.map(|b| b as f64 + start_ticks as f64 / TICKS_PER_SECOND),
         resident_bytes: kb("VmRSS:")? * 1024,
         virtual_bytes: kb("VmSize:")? * 1024,

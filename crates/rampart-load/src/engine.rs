@@ -616,20 +616,5 @@ async fn monitor(stop: Arc<AtomicBool>) -> Generator {
 
 /// User plus system CPU time of this process, in seconds (Linux; 0 elsewhere).
 fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the command name (which may contain spaces) start after ')'.
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 overall: 11 and 12 after the state.
-    (ticks(11) + ticks(12)) / 100.0
+    rampart_core::proc_stat::process_cpu_seconds().unwrap_or(0.0)
 }

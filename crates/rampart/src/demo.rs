@@ -85,14 +85,11 @@ pub fn run(args: DemoArgs) -> ExitCode {
         Ok(_) => return fail(2, "--duration: at least 1s"),
         Err(e) => return fail(2, format!("--duration: {e}")),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return fail(1, format!("cannot start the runtime: {e}")),
-    };
     if args.origin_only {
+        let runtime = match runtime(ORIGIN) {
+            Ok(rt) => rt,
+            Err(e) => return fail(1, format!("cannot start the runtime: {e}")),
+        };
         let token = std::env::var("RAMPART_ADMIN_TOKEN").ok();
         let sink = match (args.events_to.clone(), token) {
             (None, _) => None,
@@ -109,7 +106,55 @@ pub fn run(args: DemoArgs) -> ExitCode {
         };
         return runtime.block_on(origin_only(app, args.scale, args.listen, sink));
     }
-    runtime.block_on(side_by_side(app, &args, duration))
+    side_by_side(app, &args, duration)
+}
+
+/// Thread names of the three parties of a side-by-side run, each on a
+/// runtime of its own (as the origin, `rampart serve` and `rampart load`
+/// would be processes of their own), so that each one's CPU time can be
+/// read and no party's tasks wait in another's queues.
+const ORIGIN: &str = "demo-origin";
+const GATEWAY: &str = "demo-gateway";
+const GENERATOR: &str = "demo-load";
+
+/// A runtime whose threads are named `name`, one worker per core as `rampart
+/// serve` has. Its blocking threads stay an hour when idle, so that their
+/// CPU time is still there to be read when a run ends.
+fn runtime(name: &str) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(std::thread::available_parallelism().map_or(1, usize::from))
+        .thread_name(name)
+        .thread_keep_alive(Duration::from_secs(3600))
+        .enable_all()
+        .build()
+}
+
+/// CPU seconds used so far by the threads of each party: origin, gateway,
+/// generator.
+fn cpu_now() -> [Option<f64>; 3] {
+    [ORIGIN, GATEWAY, GENERATOR].map(rampart_core::proc_stat::threads_cpu_seconds)
+}
+
+/// CPU microseconds per request of each party between two readings.
+fn cpu_per_request(before: [Option<f64>; 3], after: [Option<f64>; 3], requests: u64) -> Cpu {
+    let per = |i: usize| match (before[i], after[i]) {
+        (Some(b), Some(a)) if requests > 0 => Some((a - b).max(0.0) * 1e6 / requests as f64),
+        _ => None,
+    };
+    Cpu {
+        origin: per(0),
+        gateway: per(1),
+        generator: per(2),
+    }
+}
+
+/// CPU microseconds per request sent, by party (`None` where `/proc` is
+/// missing).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cpu {
+    pub origin: Option<f64>,
+    pub gateway: Option<f64>,
+    pub generator: Option<f64>,
 }
 
 async fn origin_only(
@@ -133,7 +178,14 @@ async fn origin_only(
     ExitCode::SUCCESS
 }
 
-async fn side_by_side(app: AppKind, args: &DemoArgs, duration: Duration) -> ExitCode {
+fn side_by_side(app: AppKind, args: &DemoArgs, duration: Duration) -> ExitCode {
+    let runtimes = (runtime(ORIGIN), runtime(GATEWAY), runtime(GENERATOR));
+    let (origin_rt, gateway_rt, load_rt) = match runtimes {
+        (Ok(o), Ok(g), Ok(l)) => (o, g, l),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            return fail(1, format!("cannot start the runtime: {e}"))
+        }
+    };
     let dir = examples_dir().join(app.name());
     let config_path = dir.join("rampart.toml");
     let scenario = args
@@ -169,14 +221,12 @@ async fn side_by_side(app: AppKind, args: &DemoArgs, duration: Duration) -> Exit
         admin: format!("http://{admin}"),
         token: token.to_string(),
     };
-    let origin = match rampart_demo::start(
+    let origin = match origin_rt.block_on(rampart_demo::start(
         app,
         args.scale,
         "127.0.0.1:0".parse().unwrap_or(listen),
         Some(sink),
-    )
-    .await
-    {
+    )) {
         Ok(o) => o,
         Err(e) => return fail(1, e),
     };
@@ -196,11 +246,11 @@ async fn side_by_side(app: AppKind, args: &DemoArgs, duration: Duration) -> Exit
         Ok(c) => c,
         Err(e) => return fail(2, e),
     };
-    let gateway =
-        match rampart_gateway::start(&config, Arc::new(rampart_gateway::SystemClock)).await {
-            Ok(g) => g,
-            Err(e) => return fail(1, e),
-        };
+    let clock = Arc::new(rampart_gateway::SystemClock);
+    let gateway = match gateway_rt.block_on(rampart_gateway::start(&config, clock)) {
+        Ok(g) => g,
+        Err(e) => return fail(1, e),
+    };
     let mut plan = match rampart_load::load(&scenario_path) {
         Ok(p) => p,
         Err(e) => return fail(2, e),
@@ -212,24 +262,30 @@ async fn side_by_side(app: AppKind, args: &DemoArgs, duration: Duration) -> Exit
         scenario,
         rampart_core::units::format_duration(duration)
     );
-    let before = origin.requests();
-    let direct = match run_plan(&plan, &format!("http://{}", origin.addr)).await {
+    let (before, cpu_before) = (origin.requests(), cpu_now());
+    let direct = match run_plan(&load_rt, &plan, format!("http://{}", origin.addr)) {
         Ok(r) => r,
         Err(e) => return fail(1, e),
+    };
+    let direct_cpu = Cpu {
+        // Not in the path: its health checks are not this run's cost.
+        gateway: None,
+        ..cpu_per_request(cpu_before, cpu_now(), direct.overall.requests)
     };
     let direct_origin = origin.requests() - before;
 
     // Let the origin finish what the first run left it before the second.
     let until = Instant::now() + Duration::from_secs(30);
     while origin.busy() > 0 && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        std::thread::sleep(Duration::from_millis(100));
     }
     eprintln!("3/4 the same through Rampart…");
-    let before = origin.requests();
-    let through = match run_plan(&plan, &format!("http://{}", gateway.addr)).await {
+    let (before, cpu_before) = (origin.requests(), cpu_now());
+    let through = match run_plan(&load_rt, &plan, format!("http://{}", gateway.addr)) {
         Ok(r) => r,
         Err(e) => return fail(1, e),
     };
+    let through_cpu = cpu_per_request(cpu_before, cpu_now(), through.overall.requests);
     let through_origin = origin.requests() - before;
 
     eprintln!("4/4 writing reports to {}", args.out_dir.display());
@@ -238,7 +294,19 @@ async fn side_by_side(app: AppKind, args: &DemoArgs, duration: Duration) -> Exit
     }
     eprint!(
         "{}",
-        table(&scenario, &direct, direct_origin, &through, through_origin)
+        table(
+            &scenario,
+            Side {
+                report: &direct,
+                origin_requests: direct_origin,
+                cpu: direct_cpu,
+            },
+            Side {
+                report: &through,
+                origin_requests: through_origin,
+                cpu: through_cpu,
+            },
+        )
     );
     eprintln!(
         "report: {0}/report.html, both runs on the same charts (JSON: {0}/direct.json, {0}/rampart.json)",
@@ -248,14 +316,26 @@ async fn side_by_side(app: AppKind, args: &DemoArgs, duration: Duration) -> Exit
     ExitCode::SUCCESS
 }
 
-async fn run_plan(plan: &rampart_load::Plan, base_url: &str) -> Result<Report, String> {
+/// Runs `plan` against `base_url` on the generator's runtime: on its
+/// worker threads, so that all of the generator's CPU time is theirs.
+fn run_plan(
+    runtime: &tokio::runtime::Runtime,
+    plan: &rampart_load::Plan,
+    base_url: String,
+) -> Result<Report, String> {
     let opts = RunOptions {
-        base_url: Some(base_url.to_string()),
+        base_url: Some(base_url),
         ..RunOptions::default()
     };
-    rampart_load::run(plan, &opts, |_| {})
-        .await
-        .map_err(|e| e.to_string())
+    let plan = plan.clone();
+    let run = runtime.spawn(async move {
+        rampart_load::run(&plan, &opts, |_| {})
+            .await
+            .map_err(|e| e.to_string())
+    });
+    runtime
+        .block_on(run)
+        .map_err(|e| format!("the load generator stopped: {e}"))?
 }
 
 fn write_reports(
@@ -294,17 +374,20 @@ fn value(v: f64) -> String {
     }
 }
 
+/// One column of the side-by-side table: a run's report, the requests the
+/// origin counted during it and the CPU each party spent per request.
+pub struct Side<'a> {
+    pub report: &'a Report,
+    pub origin_requests: u64,
+    pub cpu: Cpu,
+}
+
 /// The side-by-side table.
-pub fn table(
-    scenario: &str,
-    direct: &Report,
-    d_origin: u64,
-    through: &Report,
-    t_origin: u64,
-) -> String {
+pub fn table(scenario: &str, direct: Side<'_>, through: Side<'_>) -> String {
+    let (d, t) = (direct.report, through.report);
     let mut out = String::new();
     // The first column fits the longest threshold, so the columns line up.
-    let width = direct
+    let width = d
         .thresholds
         .iter()
         .map(|t| t.threshold.chars().count() + 2)
@@ -322,8 +405,8 @@ pub fn table(
     row(
         &mut out,
         "throughput (req/s)",
-        format!("{:.1}", direct.rps(&direct.overall)),
-        format!("{:.1}", through.rps(&through.overall)),
+        format!("{:.1}", d.rps(&d.overall)),
+        format!("{:.1}", t.rps(&t.overall)),
     );
     for (label, f) in [
         (
@@ -337,8 +420,8 @@ pub fn table(
         row(
             &mut out,
             label,
-            format!("{:.1}", f(&direct.overall)),
-            format!("{:.1}", f(&through.overall)),
+            format!("{:.1}", f(&d.overall)),
+            format!("{:.1}", f(&t.overall)),
         );
     }
     let err = |r: &Report| {
@@ -351,8 +434,8 @@ pub fn table(
     row(
         &mut out,
         "errors (%)",
-        format!("{:.2}", err(direct)),
-        format!("{:.2}", err(through)),
+        format!("{:.2}", err(d)),
+        format!("{:.2}", err(t)),
     );
     let hits = |r: &Report| {
         if r.overall.cache_reported == 0 {
@@ -364,21 +447,34 @@ pub fn table(
             )
         }
     };
-    row(&mut out, "cache hit rate (%)", hits(direct), hits(through));
+    row(&mut out, "cache hit rate (%)", hits(d), hits(t));
     row(
         &mut out,
         "requests sent",
-        direct.overall.requests.to_string(),
-        through.overall.requests.to_string(),
+        d.overall.requests.to_string(),
+        t.overall.requests.to_string(),
     );
     row(
         &mut out,
         "origin requests",
-        d_origin.to_string(),
-        t_origin.to_string(),
+        direct.origin_requests.to_string(),
+        through.origin_requests.to_string(),
     );
+    // What each party spent per request sent: the gateway's share is what
+    // Rampart costs this application's machine.
+    let us = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.1}"));
+    for (label, f) in [
+        (
+            "CPU µs/request: origin",
+            (|c: &Cpu| c.origin) as fn(&Cpu) -> Option<f64>,
+        ),
+        ("CPU µs/request: Rampart", |c| c.gateway),
+        ("CPU µs/request: load", |c| c.generator),
+    ] {
+        row(&mut out, label, us(f(&direct.cpu)), us(f(&through.cpu)));
+    }
     out.push_str("guide's targets:\n");
-    for (a, b) in direct.thresholds.iter().zip(&through.thresholds) {
+    for (a, b) in d.thresholds.iter().zip(&t.thresholds) {
         let mark = |ok: bool| if ok { "pass" } else { "FAIL" };
         row(
             &mut out,

@@ -123,6 +123,23 @@ fn demo_runs_the_example_origin_alone_and_through_rampart() {
         origin_requests[1] * 2 < origin_requests[0],
         "through Rampart the origin sees far fewer requests: {origin_requests:?}\n{text}"
     );
+    // What each party spent per request, read from its own threads: the
+    // gateway only where it was in the path.
+    let cpu = |party: &str| -> Vec<String> {
+        let row = format!("CPU µs/request: {party}");
+        text.lines()
+            .find(|l| l.starts_with(&row))
+            .unwrap_or_else(|| panic!("a {row} row\n{text}"))[row.len()..]
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    let spent = |v: &str| v.parse::<f64>().is_ok_and(|us| us > 0.0);
+    let gateway = cpu("Rampart");
+    assert!(gateway[0] == "-" && spent(&gateway[1]), "{text}");
+    for party in ["origin", "load"] {
+        assert!(cpu(party).iter().all(|v| spent(v)), "{party}: {text}");
+    }
     for f in ["direct.json", "rampart.json", "report.html"] {
         assert!(out.join(f).is_file(), "{f} written");
     }

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Where a seed profile's CPU goes, process by process: the origin, the
+# gateway and the load generator each run as a process of their own, and
+# each run reads every process's user and kernel CPU time from /proc before
+# and after the load. Runs alternate between straight at the origin and
+# through Rampart, ROUNDS of each, each on a fresh origin and gateway (the
+# origin's database grows with every write). With PERF=1 the gateway of each
+# run through Rampart is sampled by `perf record` (99 Hz per CPU, no call
+# graphs), and its hottest symbols are listed.
+#
+#   bench/profile-cpu.sh [APP] [SCENARIO] [ROUNDS] [SECONDS]
+#
+# Defaults: education vus-1000 3 30. Per run it prints requests per second,
+# p95 and p99 (from the generator's report) and CPU microseconds per request
+# of each process (user + kernel). Results: bench/runs/DATE-HOST/
+# profile-cpu-APP-SCENARIO.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+
+APP=${1:-education}
+SCENARIO=${2:-vus-1000}
+ROUNDS=${3:-3}
+SECS=${4:-30}
+
+bench_start test
+RUN=bench/runs/$(date +%F)-${RAMPART_BENCH_HOST:-$(hostname -s 2>/dev/null || echo host)}
+mkdir -p "$RUN"
+OUT=$RUN/profile-cpu-$APP-$SCENARIO.txt
+: > "$OUT"
+say() { echo "$*" | tee -a "$OUT"; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_http() { # URL: up to 120 s (data generation at full scale takes a while)
+  for _ in $(seq 1 1200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
+  echo "profile-cpu: $1 never answered" >&2; return 1
+}
+case "$APP" in
+  event-registration) HEALTH=/health ;;
+  membership-cards) HEALTH=/api/v1/health ;;
+  *) HEALTH=/api/health ;;
+esac
+# cpu PID: user and kernel CPU time of the process so far, in clock ticks.
+cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
+
+STACK=()
+stop_stack() {
+  for p in "${STACK[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
+  STACK=()
+}
+
+# run TARGET(origin|rampart) N
+run() {
+  local target=$1 n=$2 origin_port gw_port admin port json origin gw load c0 g0 c1 g1 l1 code=0
+  origin_port=$(free_port); gw_port=$(free_port); admin=$(free_port)
+  RAMPART_ADMIN_TOKEN=bench-token "$BIN" demo --app "$APP" --origin-only --scale 1 \
+    --listen "127.0.0.1:$origin_port" --events-to "http://127.0.0.1:$admin" \
+    2>>"$WORK/logs/origin.log" &
+  origin=$!; STACK=("$origin"); PIDS+=("$origin")
+  wait_http "http://127.0.0.1:$origin_port$HEALTH"
+  ORIGIN_ADDR=127.0.0.1:$origin_port RAMPART_LISTEN=127.0.0.1:$gw_port \
+    RAMPART_ADMIN_LISTEN=127.0.0.1:$admin RAMPART_ADMIN_TOKEN=bench-token \
+    "$BIN" serve --config "examples/$APP/rampart.toml" 2>>"$WORK/logs/gateway.log" &
+  gw=$!; STACK+=("$gw"); PIDS+=("$gw")
+  wait_http "http://127.0.0.1:$admin/healthz"
+  if [ "$target" = origin ]; then port=$origin_port; else port=$gw_port; fi
+  json=$WORK/$target-$n.json
+  c0=$(cpu "$origin"); g0=$(cpu "$gw")
+  if [ "${PERF:-0}" = 1 ] && [ "$target" = rampart ]; then
+    perf record -q -F 99 -p "$gw" -o "$WORK/perf-$n.data" 2>/dev/null &
+    PERF_PID=$!
+  fi
+  "$BIN" load "examples/$APP/scenarios/$SCENARIO.toml" --base-url "http://127.0.0.1:$port" \
+    --duration "${SECS}s" --quiet --out "$json" 2>"$WORK/load.err" &
+  load=$!
+  # The generator's own CPU, read just before it exits: poll while it runs.
+  l1=0
+  while kill -0 "$load" 2>/dev/null; do
+    l1=$(cpu "$load" 2>/dev/null || echo "$l1"); sleep 0.2
+  done
+  wait "$load" || code=$?
+  c1=$(cpu "$origin"); g1=$(cpu "$gw")
+  if [ -n "${PERF_PID:-}" ]; then
+    kill -INT "$PERF_PID"; wait "$PERF_PID" || true; PERF_PID=
+    perf report -q -i "$WORK/perf-$n.data" --sort sym --percent-limit 1.5 2>/dev/null \
+      | sed 's/^/    /' | head -30 >> "$WORK/perf-$n.txt" || true
+  fi
+  stop_stack
+  python3 - "$json" "$target" "$n" "$code" "$TICK" "$((c1 - c0))" "$((g1 - g0))" "$l1" <<'PY' | tee -a "$OUT"
+import json, os, sys
+path, target, n, code, tick, origin, gw, load = sys.argv[1:]
+tick = int(tick)
+if not os.path.exists(path):
+    print("%-8s %2s not run (exit %s)" % (target, n, code)); sys.exit(0)
+r = json.load(open(path))
+o = r["overall"]
+reqs = max(o["requests"], 1)
+us = lambda ticks: 1e6 * int(ticks) / tick / reqs
+print("%-8s %2s %8.0f %8.1f %8.1f %9.1f %9.1f %9.1f %9.1f" % (
+    target, n, o["requests"] / max(r["duration_s"], 1e-9), o["latency"]["p95_ms"], o["latency"]["p99_ms"],
+    us(origin), us(gw) if target == "rampart" else 0.0, us(load), us(int(origin) + (int(gw) if target == "rampart" else 0) + int(load))))
+PY
+  if [ -s "$WORK/perf-$n.txt" ]; then say "  gateway's hottest symbols, run $n:"; tee -a "$OUT" < "$WORK/perf-$n.txt"; fi
+}
+
+say "# bench/profile-cpu.sh $APP $SCENARIO $ROUNDS $SECS — $(date -u +%FT%TZ) on $(hostname), $(nproc) cores, $BIN"
+say "# origin, gateway and generator are processes of their own; CPU is user + kernel per request"
+say "$(printf '%-8s %2s %8s %8s %8s %9s %9s %9s %9s' target n 'req/s' 'p95 ms' 'p99 ms' 'origin µs' 'gw µs' 'load µs' 'all µs')"
+for n in $(seq 1 "$ROUNDS"); do
+  run origin "$n"
+  run rampart "$n"
+done
+echo "results: $OUT"
