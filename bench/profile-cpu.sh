@@ -6,14 +6,15 @@
 # through Rampart, ROUNDS of each, each on a fresh origin and gateway (the
 # origin's database grows with every write). With PERF=1 the gateway of each
 # run through Rampart is sampled by `perf record` (99 Hz per CPU, no call
-# graphs), and its hottest symbols are listed.
+# graphs), and its CPU is listed by object (kernel, binary, libc) and by
+# symbol; those runs go to a file of their own (…-perf.txt).
 #
 #   bench/profile-cpu.sh [APP] [SCENARIO] [ROUNDS] [SECONDS]
 #
 # Defaults: education vus-1000 3 30. Per run it prints requests per second,
 # p95 and p99 (from the generator's report) and CPU microseconds per request
 # of each process (user + kernel). Results: bench/runs/DATE-HOST/
-# profile-cpu-APP-SCENARIO.txt.
+# profile-cpu-APP-SCENARIO.txt (with PERF=1, profile-cpu-APP-SCENARIO-perf.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -26,7 +27,7 @@ SECS=${4:-30}
 bench_start test
 RUN=bench/runs/$(date +%F)-${RAMPART_BENCH_HOST:-$(hostname -s 2>/dev/null || echo host)}
 mkdir -p "$RUN"
-OUT=$RUN/profile-cpu-$APP-$SCENARIO.txt
+OUT=$RUN/profile-cpu-$APP-$SCENARIO${PERF:+-perf}.txt
 : > "$OUT"
 say() { echo "$*" | tee -a "$OUT"; }
 
@@ -83,8 +84,10 @@ run() {
   c1=$(cpu "$origin"); g1=$(cpu "$gw")
   if [ -n "${PERF_PID:-}" ]; then
     kill -INT "$PERF_PID"; wait "$PERF_PID" || true; PERF_PID=
-    perf report -q -i "$WORK/perf-$n.data" --sort sym --percent-limit 1.5 2>/dev/null \
-      | sed 's/^/    /' | head -30 >> "$WORK/perf-$n.txt" || true
+    for sort in dso sym; do
+      perf report -q -i "$WORK/perf-$n.data" --sort "$sort" --percent-limit 0.8 2>/dev/null \
+        | grep -v '^\s*$' | sed 's/^/    /' | head -40 >> "$WORK/perf-$n.txt" || true
+    done
   fi
   stop_stack
   python3 - "$json" "$target" "$n" "$code" "$TICK" "$((c1 - c0))" "$((g1 - g0))" "$l1" <<'PY' | tee -a "$OUT"

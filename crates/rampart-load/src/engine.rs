@@ -28,6 +28,12 @@ pub struct RunOptions {
     pub interrupt: Option<Arc<AtomicBool>>,
     /// How `https://` targets are verified.
     pub tls: TlsOptions,
+    /// Where the generator shares its process with others (`rampart demo`
+    /// runs the origin and the gateway beside it): the name its runtime
+    /// gives its threads, so that its CPU use, and whether it saturated,
+    /// count only those threads. `None`: the whole process is the
+    /// generator.
+    pub threads: Option<&'static str>,
 }
 
 /// Why a run could not start.
@@ -225,7 +231,7 @@ pub async fn run(
     ));
 
     let monitor_stop = Arc::new(AtomicBool::new(false));
-    let monitor = tokio::spawn(monitor(Arc::clone(&monitor_stop)));
+    let monitor = tokio::spawn(monitor(Arc::clone(&monitor_stop), opts.threads));
 
     let https = base.as_deref().is_some_and(|b| b.starts_with("https://"))
         || scenarios
@@ -578,10 +584,10 @@ async fn wait_until(at: Instant) {
 }
 
 /// Watches the generator: how late its own 10 ms timer fires, and its CPU.
-async fn monitor(stop: Arc<AtomicBool>) -> Generator {
+async fn monitor(stop: Arc<AtomicBool>, threads: Option<&'static str>) -> Generator {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
     let started = Instant::now();
-    let cpu_start = cpu_seconds();
+    let cpu_start = cpu_seconds(threads);
     let mut max_lag = Duration::ZERO;
     let mut lagged_ticks = 0u64;
     while !stop.load(Ordering::Relaxed) {
@@ -592,7 +598,7 @@ async fn monitor(stop: Arc<AtomicBool>) -> Generator {
         lagged_ticks += u64::from(lag > Duration::from_millis(20));
     }
     let wall = started.elapsed().as_secs_f64().max(0.001);
-    let mean_cpu = (cpu_seconds() - cpu_start) / wall;
+    let mean_cpu = (cpu_seconds(threads) - cpu_start) / wall;
     let mut warnings = Vec::new();
     let busy = mean_cpu > 0.9 * cores as f64;
     if busy {
@@ -614,7 +620,12 @@ async fn monitor(stop: Arc<AtomicBool>) -> Generator {
     }
 }
 
-/// User plus system CPU time of this process, in seconds (Linux; 0 elsewhere).
-fn cpu_seconds() -> f64 {
-    rampart_core::proc_stat::process_cpu_seconds().unwrap_or(0.0)
+/// User plus system CPU time of the generator, in seconds: the process's,
+/// or only its `threads`' when named (Linux; 0 elsewhere).
+fn cpu_seconds(threads: Option<&str>) -> f64 {
+    match threads {
+        Some(name) => rampart_core::proc_stat::threads_cpu_seconds(name),
+        None => rampart_core::proc_stat::process_cpu_seconds(),
+    }
+    .unwrap_or(0.0)
 }

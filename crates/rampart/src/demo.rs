@@ -325,6 +325,7 @@ fn run_plan(
 ) -> Result<Report, String> {
     let opts = RunOptions {
         base_url: Some(base_url),
+        threads: Some(GENERATOR),
         ..RunOptions::default()
     };
     let plan = plan.clone();

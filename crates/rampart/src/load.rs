@@ -308,6 +308,7 @@ pub fn run(args: LoadArgs) -> ExitCode {
         segment: args.segment,
         interrupt: Some(Arc::clone(&interrupt)),
         tls,
+        threads: None,
     };
     runtime.spawn(stop_on_signal(interrupt));
     let total = plan.duration();

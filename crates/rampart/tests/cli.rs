@@ -140,6 +140,24 @@ fn demo_runs_the_example_origin_alone_and_through_rampart() {
     for party in ["origin", "load"] {
         assert!(cpu(party).iter().all(|v| spent(v)), "{party}: {text}");
     }
+    // The report's word on the generator's CPU (and so on whether it
+    // saturated) is about the generator alone, not the origin and gateway
+    // beside it in the process: it agrees with the table's row.
+    for (i, name) in ["direct", "rampart"].into_iter().enumerate() {
+        let report: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
+        let cores = report["generator"]["mean_cpu_cores"].as_f64().unwrap();
+        let seconds = report["duration_s"].as_f64().unwrap();
+        let requests = report["overall"]["requests"].as_f64().unwrap();
+        let reported = cores * seconds * 1e6 / requests;
+        let row: f64 = cpu("load")[i].parse().unwrap();
+        assert!(
+            reported < 2.0 * row + 20.0,
+            "{name}: the report gives the generator {reported:.1} µs/request, its threads spent {row}\n{text}"
+        );
+    }
     for f in ["direct.json", "rampart.json", "report.html"] {
         assert!(out.join(f).is_file(), "{f} written");
     }
