@@ -21,9 +21,7 @@ DURATION=${4:-30s}
 
 bench_start test
 BINS=${BINS:-now=$BIN}
-RUN=bench/runs/$(date +%F)-${RAMPART_BENCH_HOST:-$(hostname -s 2>/dev/null || echo host)}
-mkdir -p "$RUN"
-OUT=$RUN/demo-rounds-$APP-$SCENARIO.txt
+OUT=$(runs_dir)/demo-rounds-$APP-$SCENARIO.txt
 : > "$OUT"
 echo "# bench/demo-rounds.sh $APP $SCENARIO $ROUNDS $DURATION — $(date -u +%FT%TZ) on $(hostname), $(nproc) cores; $BINS" | tee -a "$OUT"
 

@@ -149,3 +149,27 @@ match = "GET /*"
 upstream = "origin"
 cache = { ttl = "10m" }' > "$WORK/rampart.toml"
 }
+
+# runs_dir: bench/runs/DATE-HOST, where a script's raw output goes (made if
+# missing; RAMPART_BENCH_HOST names the host).
+runs_dir() {
+  local dir
+  dir=bench/runs/$(date +%F)-${RAMPART_BENCH_HOST:-$(hostname -s 2>/dev/null || echo host)}
+  mkdir -p "$dir"
+  echo "$dir"
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# wait_http URL: until it answers, up to 120 s (a seed app's data at full
+# scale takes a while to generate).
+wait_http() {
+  for _ in $(seq 1 1200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
+  echo "$(basename "$0" .sh): $1 never answered" >&2; return 1
+}
+# health_path APP: a seed application's health endpoint.
+health_path() {
+  case "$1" in
+    event-registration) echo /health ;;
+    membership-cards) echo /api/v1/health ;;
+    *) echo /api/health ;;
+  esac
+}

@@ -25,22 +25,11 @@ ROUNDS=${3:-3}
 SECS=${4:-30}
 
 bench_start test
-RUN=bench/runs/$(date +%F)-${RAMPART_BENCH_HOST:-$(hostname -s 2>/dev/null || echo host)}
-mkdir -p "$RUN"
-OUT=$RUN/profile-cpu-$APP-$SCENARIO${PERF:+-perf}.txt
+OUT=$(runs_dir)/profile-cpu-$APP-$SCENARIO${PERF:+-perf}.txt
 : > "$OUT"
 say() { echo "$*" | tee -a "$OUT"; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_http() { # URL: up to 120 s (data generation at full scale takes a while)
-  for _ in $(seq 1 1200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
-  echo "profile-cpu: $1 never answered" >&2; return 1
-}
-case "$APP" in
-  event-registration) HEALTH=/health ;;
-  membership-cards) HEALTH=/api/v1/health ;;
-  *) HEALTH=/api/health ;;
-esac
+HEALTH=$(health_path "$APP")
 # cpu PID: user and kernel CPU time of the process so far, in clock ticks.
 cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)

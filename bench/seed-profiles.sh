@@ -26,24 +26,12 @@ APPS=("${@:-event-registration banking education membership-cards event-manager}
 read -r -a APPS <<<"${APPS[*]}"
 
 bench_start test
-RUN=bench/runs/$(date +%F)-${RAMPART_BENCH_HOST:-$(hostname -s 2>/dev/null || echo host)}
+RUN=$(runs_dir)
 mkdir -p "$RUN/seed-profiles"
 OUT=$RUN/seed-profiles.txt
 : > "$OUT"
 say() { echo "$*" | tee -a "$OUT"; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_http() { # URL: up to 120 s (data generation at full scale takes a while)
-  for _ in $(seq 1 1200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
-  echo "seed-profiles: $1 never answered" >&2; return 1
-}
-health_path() {
-  case "$1" in
-    event-registration) echo /health ;;
-    membership-cards) echo /api/v1/health ;;
-    *) echo /api/health ;;
-  esac
-}
 main_scenario() {
   case "$1" in
     event-registration) echo registration-spike ;;
