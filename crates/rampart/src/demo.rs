@@ -169,13 +169,33 @@ async fn origin_only(
         Err(e) => return fail(1, e),
     };
     eprintln!(
-        "the {} origin serves {} rows on http://{} (Ctrl-C stops it)",
+        "the {} origin serves {} rows on http://{} (Ctrl-C or SIGTERM stops it)",
         app.name(),
         origin.rows,
         origin.addr
     );
-    let _ = tokio::signal::ctrl_c().await;
+    stopped().await;
+    // The generated database goes when the origin and its server task are
+    // dropped: here and with the runtime, once this returns.
+    drop(origin);
     ExitCode::SUCCESS
+}
+
+/// Until Ctrl-C (SIGINT) or, on Unix, SIGTERM: the ways a terminal and a
+/// service manager stop a process.
+async fn stopped() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn side_by_side(app: AppKind, args: &DemoArgs, duration: Duration) -> ExitCode {

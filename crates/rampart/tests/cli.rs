@@ -221,6 +221,49 @@ fn demo_runs_every_seed_application() {
     }
 }
 
+/// `rampart demo --origin-only` is stopped the way services are (SIGTERM,
+/// as systemd and container runtimes send it) as cleanly as by Ctrl-C: it
+/// exits 0 and its generated database leaves nothing in the temp folder.
+#[tokio::test]
+async fn the_example_origin_stops_on_sigterm_and_removes_its_database() {
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args([
+            "demo",
+            "--app",
+            "education",
+            "--origin-only",
+            "--scale",
+            "0.01",
+        ])
+        .args(["--listen", &listen.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the origin");
+    rampart_testkit::eventually_async("the origin listens", || async {
+        tokio::net::TcpStream::connect(listen).await.is_ok()
+    })
+    .await;
+    let database =
+        std::env::temp_dir().join(format!("rampart-demo-education-{}-0.sqlite", child.id()));
+    assert!(database.is_file(), "{} while it serves", database.display());
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(sent, "kill -TERM");
+    let status = child.wait().expect("the origin ends");
+    assert_eq!(status.code(), Some(0), "{status}");
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{}{suffix}", database.display());
+        assert!(!std::path::Path::new(&file).exists(), "{file} left behind");
+    }
+}
+
 /// `kill -HUP` reloads the config file: a good one is applied, a broken one
 /// is logged and refused, and the process serves on either way.
 #[tokio::test]
