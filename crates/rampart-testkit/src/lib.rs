@@ -461,10 +461,16 @@ pub fn run_program(program: &str, args: &[&str]) -> (i32, String) {
 
 /// Sends SIGTERM to a process a test started.
 pub fn terminate(child: &std::process::Child) {
+    signal(child.id(), "TERM");
+}
+
+/// Sends the signal `name` (`TERM`, `INT`, `HUP`, `USR1`…) to the process
+/// `pid` a test started, with `kill`; fails the test if it cannot.
+pub fn signal(pid: u32, name: &str) {
     let ok = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([&format!("-{name}"), &pid.to_string()])
         .status()
         .expect("run kill")
         .success();
-    assert!(ok, "the process {} is gone", child.id());
+    assert!(ok, "kill -{name} {pid}: the process is gone");
 }

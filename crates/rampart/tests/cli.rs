@@ -250,12 +250,7 @@ async fn the_example_origin_stops_on_sigterm_and_removes_its_database() {
     let database =
         std::env::temp_dir().join(format!("rampart-demo-education-{}-0.sqlite", child.id()));
     assert!(database.is_file(), "{} while it serves", database.display());
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("run kill")
-        .success();
-    assert!(sent, "kill -TERM");
+    rampart_testkit::terminate(&child);
     let status = child.wait().expect("the origin ends");
     assert_eq!(status.code(), Some(0), "{status}");
     for suffix in ["", "-wal", "-shm"] {
@@ -305,14 +300,7 @@ async fn sighup_reloads_the_config_and_never_kills_the_process() {
     .await;
     assert_eq!(status(format!("http://{listen}/one")).await, 200);
 
-    let hup = || {
-        let ok = std::process::Command::new("kill")
-            .args(["-HUP", &child.id().to_string()])
-            .status()
-            .expect("run kill")
-            .success();
-        assert!(ok, "kill -HUP");
-    };
+    let hup = || rampart_testkit::signal(child.id(), "HUP");
     std::fs::write(&path, config("/two")).expect("write");
     hup();
     rampart_testkit::eventually_async("the new route serves", || async {
@@ -593,12 +581,7 @@ async fn the_access_log_file_is_reopened_on_sigusr1() {
         }
         rampart_testkit::eventually("two lines in the file", || lines(file).len() == 2).await;
         std::fs::rename(file, moved).expect("rotate");
-        let ok = std::process::Command::new("kill")
-            .args(["-USR1", &pid.to_string()])
-            .status()
-            .expect("run kill")
-            .success();
-        assert!(ok);
+        rampart_testkit::signal(pid, "USR1");
         rampart_testkit::eventually_async("a request lands in a new file", || async {
             client.get(&format!("http://{listen}/three"), &[]).await;
             lines(file).iter().any(|l| l.contains("GET /three"))

@@ -197,12 +197,7 @@ async fn sigint_mid_run_leaves_an_interrupted_report() {
         .spawn()
         .expect("start rampart load");
     rampart_testkit::eventually("the run is under way", || origin.total() >= 10).await;
-    let ok = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("run kill")
-        .success();
-    assert!(ok);
+    rampart_testkit::signal(child.id(), "INT");
     let out = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .unwrap()
