@@ -174,28 +174,11 @@ async fn origin_only(
         origin.rows,
         origin.addr
     );
-    stopped().await;
+    crate::stop::StopSignals::new().next().await;
     // The generated database goes when the origin and its server task are
     // dropped: here and with the runtime, once this returns.
     drop(origin);
     ExitCode::SUCCESS
-}
-
-/// Until Ctrl-C (SIGINT) or, on Unix, SIGTERM: the ways a terminal and a
-/// service manager stop a process.
-async fn stopped() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn side_by_side(app: AppKind, args: &DemoArgs, duration: Duration) -> ExitCode {

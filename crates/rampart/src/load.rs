@@ -513,20 +513,9 @@ const INTERRUPTED: u8 = 130;
 /// in flight finish, so the summary and reports cover what ran; the second
 /// ends the process at once.
 async fn stop_on_signal(interrupt: Arc<AtomicBool>) {
-    #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut signals = crate::stop::StopSignals::new();
     for n in 0.. {
-        #[cfg(unix)]
-        let signalled = match term.as_mut() {
-            Some(term) => tokio::select! {
-                r = tokio::signal::ctrl_c() => r.is_ok(),
-                r = term.recv() => r.is_some(),
-            },
-            None => tokio::signal::ctrl_c().await.is_ok(),
-        };
-        #[cfg(not(unix))]
-        let signalled = tokio::signal::ctrl_c().await.is_ok();
-        if !signalled {
+        if !signals.next().await {
             return;
         }
         if n > 0 {

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod demo;
 mod load;
+mod stop;
 
 /// jemalloc, when built with `--features jemalloc`: faster hits than
 /// glibc's allocator and it gives back the memory of closed connections,
