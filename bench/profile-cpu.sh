@@ -9,6 +9,11 @@
 # graphs), and its CPU is listed by object (kernel, binary, libc) and by
 # symbol; those runs go to a file of their own (…-perf.txt).
 #
+# With GATEWAYS="NAME=BIN NAME=BIN …" each round runs straight at the origin
+# and then through each of those gateway builds in turn (the origin and the
+# generator stay this checkout's), to compare gateway builds on the same
+# profile; results go to …-gateways.txt.
+#
 #   bench/profile-cpu.sh [APP] [SCENARIO] [ROUNDS] [SECONDS]
 #
 # Defaults: education vus-1000 3 30. Per run it prints requests per second,
@@ -25,7 +30,14 @@ ROUNDS=${3:-3}
 SECS=${4:-30}
 
 bench_start test
-OUT=$(runs_dir)/profile-cpu-$APP-$SCENARIO${PERF:+-perf}.txt
+OUT=$(runs_dir)/profile-cpu-$APP-$SCENARIO${GATEWAYS:+-gateways}${PERF:+-perf}.txt
+read -r -a GWS <<<"${GATEWAYS:-rampart=$BIN}"
+# gateway_bin NAME: the binary of the gateway build NAME (this checkout's for origin).
+gateway_bin() {
+  local g
+  for g in "${GWS[@]}"; do [ "${g%%=*}" = "$1" ] && { echo "${g#*=}"; return; }; done
+  echo "$BIN"
+}
 : > "$OUT"
 say() { echo "$*" | tee -a "$OUT"; }
 
@@ -40,7 +52,7 @@ stop_stack() {
   STACK=()
 }
 
-# run TARGET(origin|rampart) N
+# run TARGET(origin or a gateway's NAME) N
 run() {
   local target=$1 n=$2 origin_port gw_port admin port json origin gw load c0 g0 c1 g1 l1 code=0
   origin_port=$(free_port); gw_port=$(free_port); admin=$(free_port)
@@ -51,13 +63,13 @@ run() {
   wait_http "http://127.0.0.1:$origin_port$HEALTH"
   ORIGIN_ADDR=127.0.0.1:$origin_port RAMPART_LISTEN=127.0.0.1:$gw_port \
     RAMPART_ADMIN_LISTEN=127.0.0.1:$admin RAMPART_ADMIN_TOKEN=bench-token \
-    "$BIN" serve --config "examples/$APP/rampart.toml" 2>>"$WORK/logs/gateway.log" &
+    "$(gateway_bin "$target")" serve --config "examples/$APP/rampart.toml" 2>>"$WORK/logs/gateway.log" &
   gw=$!; STACK+=("$gw"); PIDS+=("$gw")
   wait_http "http://127.0.0.1:$admin/healthz"
   if [ "$target" = origin ]; then port=$origin_port; else port=$gw_port; fi
   json=$WORK/$target-$n.json
   c0=$(cpu "$origin"); g0=$(cpu "$gw")
-  if [ "${PERF:-0}" = 1 ] && [ "$target" = rampart ]; then
+  if [ "${PERF:-0}" = 1 ] && [ "$target" != origin ]; then
     perf record -q -F 99 -p "$gw" -o "$WORK/perf-$n.data" 2>/dev/null &
     PERF_PID=$!
   fi
@@ -91,16 +103,17 @@ reqs = max(o["requests"], 1)
 us = lambda ticks: 1e6 * int(ticks) / tick / reqs
 print("%-8s %2s %8.0f %8.1f %8.1f %9.1f %9.1f %9.1f %9.1f" % (
     target, n, o["requests"] / max(r["duration_s"], 1e-9), o["latency"]["p95_ms"], o["latency"]["p99_ms"],
-    us(origin), us(gw) if target == "rampart" else 0.0, us(load), us(int(origin) + (int(gw) if target == "rampart" else 0) + int(load))))
+    us(origin), us(gw) if target != "origin" else 0.0, us(load), us(int(origin) + (int(gw) if target != "origin" else 0) + int(load))))
 PY
   if [ -s "$WORK/perf-$n.txt" ]; then say "  gateway's hottest symbols, run $n:"; tee -a "$OUT" < "$WORK/perf-$n.txt"; fi
 }
 
 say "# bench/profile-cpu.sh $APP $SCENARIO $ROUNDS $SECS — $(date -u +%FT%TZ) on $(hostname), $(nproc) cores, $BIN"
+say "# gateways: ${GWS[*]}"
 say "# origin, gateway and generator are processes of their own; CPU is user + kernel per request"
 say "$(printf '%-8s %2s %8s %8s %8s %9s %9s %9s %9s' target n 'req/s' 'p95 ms' 'p99 ms' 'origin µs' 'gw µs' 'load µs' 'all µs')"
 for n in $(seq 1 "$ROUNDS"); do
   run origin "$n"
-  run rampart "$n"
+  for g in "${GWS[@]}"; do run "${g%%=*}" "$n"; done
 done
 echo "results: $OUT"
