@@ -192,13 +192,15 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 }
 
 /// Serves one connection until it closes or `shutdown` is done with it.
-/// `waiting` counts it while it is parked.
+/// `waiting` counts it while it is parked. Its first request head must be
+/// whole by `head_by`: `header_read_timeout` after the connection was
+/// accepted, so that a TLS handshake counts against it too.
 pub(crate) async fn serve<S, H, F, B>(
     stream: S,
     protocols: &Protocols,
     (handler, conn): (H, Conn),
-    shutdown: &CancellationToken,
-    waiting: &Gauge,
+    (shutdown, waiting): (&CancellationToken, &Gauge),
+    head_by: tokio::time::Instant,
 ) where
     S: Readiness,
     H: Fn(Request<RequestBody>, Conn) -> F + Unpin + Send + Sync + 'static,
@@ -206,7 +208,6 @@ pub(crate) async fn serve<S, H, F, B>(
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let opened = tokio::time::Instant::now();
     let activity = Arc::new(Activity::default());
     let mut io = Watched {
         stream,
@@ -216,7 +217,7 @@ pub(crate) async fn serve<S, H, F, B>(
     let first = tokio::select! {
         biased;
         _ = shutdown.cancelled() => return,
-        first = tokio::time::timeout(protocols.header_read_timeout, preface(&mut io)) => first,
+        first = tokio::time::timeout_at(head_by, preface(&mut io)) => first,
     };
     match first {
         Ok(Ok(true)) => {
@@ -252,7 +253,6 @@ pub(crate) async fn serve<S, H, F, B>(
                     })
                 }
             });
-            let head_by = opened + protocols.header_read_timeout;
             serve_http1(
                 io,
                 protocols,

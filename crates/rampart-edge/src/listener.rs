@@ -144,6 +144,9 @@ pub async fn serve<H, F, B>(
             },
         };
         let _ = stream.set_nodelay(true);
+        // A client's first head, its TLS handshake included, is due this
+        // long after it was accepted.
+        let head_by = tokio::time::Instant::now() + protocols.header_read_timeout();
         let handler = handler.clone();
         let protocols = Arc::clone(&protocols);
         let shutdown = shutdown.clone();
@@ -157,7 +160,8 @@ pub async fn serve<H, F, B>(
             };
             match tls {
                 None => {
-                    connection::serve(stream, &protocols, (handler, conn), &shutdown, &idle).await;
+                    let stops = (&shutdown, &idle);
+                    connection::serve(stream, &protocols, (handler, conn), stops, head_by).await;
                 }
                 Some(settings) => {
                     // Boxed: a TLS connection's state (rustls's) would
@@ -166,17 +170,11 @@ pub async fn serve<H, F, B>(
                         let acceptor = tokio_rustls::TlsAcceptor::from(settings);
                         // The handshake counts against the time to send a head.
                         let handshake = acceptor.accept(stream);
-                        match tokio::time::timeout(protocols.header_read_timeout(), handshake).await
-                        {
+                        match tokio::time::timeout_at(head_by, handshake).await {
                             Ok(Ok(stream)) => {
-                                connection::serve(
-                                    stream,
-                                    &protocols,
-                                    (handler, conn),
-                                    &shutdown,
-                                    &idle,
-                                )
-                                .await;
+                                let stops = (&shutdown, &idle);
+                                let conn = (handler, conn);
+                                connection::serve(stream, &protocols, conn, stops, head_by).await;
                             }
                             Ok(Err(e)) => {
                                 tracing::debug!(%peer, error = %e, "TLS handshake failed");

@@ -332,3 +332,46 @@ async fn an_idle_tls_connection_is_parked_and_serves_its_next_request() {
     let second = ask("/second").await;
     assert!(second.starts_with("HTTP/1.1 200"), "{second}");
 }
+
+/// A TLS client's `header_read_timeout` counts from when it connected, its
+/// handshake included, as a plain client's does: one that handshakes late
+/// and then trickles a head that never ends is cut off about one timeout
+/// after it connected (within the one-second idle check), not one timeout
+/// after its handshake.
+#[tokio::test]
+async fn a_slow_handshake_counts_against_the_time_to_send_a_head() {
+    use std::time::{Duration, Instant};
+    use tokio::io::AsyncWriteExt;
+    let dir = TempDir::new("tls-slow-head");
+    let ca = TestCa::new("Rampart Test CA");
+    let leaf = ca.leaf(&dir.path, "site", &["site.test"], 2099);
+    let origin = origin().await;
+    let server = format!(
+        "header_read_timeout = \"4s\"\n{}",
+        tls_table(&leaf, &[], "")
+    );
+    let gw = start_file(&dir.path, &config(&origin, &server)).await;
+    let connector = tokio_rustls::TlsConnector::from(tls::client(&[ca.der()], &["http/1.1"]));
+    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let connected = Instant::now();
+    // The client waits before its handshake: this is the scenario, a slow
+    // client, not a wait for the server.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let name = rustls_pki_types::ServerName::try_from("site.test").unwrap();
+    let mut stream = connector.connect(name, tcp).await.expect("handshake");
+    let head = format!(
+        "GET /slowloris HTTP/1.1\r\nHost: site.test\r\nX-Long: {}",
+        "a".repeat(40)
+    );
+    for byte in head.bytes() {
+        if stream.write_all(&[byte]).await.is_err() || stream.flush().await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let held = connected.elapsed();
+    assert!(
+        held < Duration::from_secs(6),
+        "a TLS client that handshook 2.5 s after connecting was held {held:?} with a head never finished (timeout 4 s)"
+    );
+}
