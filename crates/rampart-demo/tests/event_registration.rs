@@ -130,18 +130,11 @@ async fn endpoints_serve_generated_data_and_writes_emit_events() {
     assert_eq!(seen[0].2["authorization"], "Bearer t");
 }
 
-fn free_port() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
 /// The example config in front of the example origin: the KPI aggregate is
 /// served from cache until a payment's `PaymentConfirmed` event purges it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_the_example_config_kpis_are_cached_until_a_payment() {
-    let admin = free_port();
+    let admin = rampart_testkit::free_addr();
     let origin = small_origin(admin, "e2e-token").await;
     let text = example_config("event-registration", origin.addr, admin, "e2e-token");
     let config = rampart_config::parse(&text, "rampart.toml").unwrap_or_else(|e| panic!("{e}"));

@@ -3,7 +3,6 @@
 //! to 60 a minute per IP, and cached member data served while the database
 //! is down and the breaker is open.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rampart_demo::AppKind;
@@ -21,13 +20,6 @@ async fn small_origin() -> rampart_demo::Origin {
     .unwrap()
 }
 
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
 /// The example config in front of `origin`, with the member route's TTL
 /// replaced by `ttl`.
 async fn behind_example(origin: &rampart_demo::Origin, ttl: &str) -> rampart_gateway::Running {
@@ -39,7 +31,13 @@ async fn behind_example_on(
     ttl: &str,
     clock: Arc<dyn rampart_gateway::Clock>,
 ) -> rampart_gateway::Running {
-    let text = example_config("membership-cards", origin.addr, free_port(), "test-token").replace(
+    let text = example_config(
+        "membership-cards",
+        origin.addr,
+        rampart_testkit::free_addr(),
+        "test-token",
+    )
+    .replace(
         "cache = { ttl = \"1h\"",
         &format!("cache = {{ ttl = \"{ttl}\""),
     );

@@ -150,9 +150,7 @@ async fn a_new_listen_address_is_bound_before_the_old_one_closes() {
     let origin = origin().await;
     let (gw, dir) = start_from_file(&config_text(origin.addr, &routes("/one"))).await;
     let client = TestClient::new();
-    let free = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port");
+    let free = rampart_testkit::free_addr();
     write(
         &dir.path.join("rampart.toml"),
         &config_text(origin.addr, &routes("/one")).replacen(

@@ -27,12 +27,6 @@ async fn origin() -> Origin {
     .await
 }
 
-fn free() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-}
-
 fn config(origin: &Origin, tls: &str) -> String {
     format!(
         r#"
@@ -237,7 +231,7 @@ async fn the_plain_listener_redirects_to_https_keeping_path_and_query() {
     let ca = TestCa::new("Rampart Test CA");
     let leaf = ca.leaf(&dir.path, "site", &["site.test"], 2099);
     let origin = origin().await;
-    let plain = free();
+    let plain = rampart_testkit::free_addr();
     let more = format!("redirect_from = \"{plain}\"");
     let gw = start_file(&dir.path, &config(&origin, &tls_table(&leaf, &[], &more))).await;
     let got = TestClient::new()

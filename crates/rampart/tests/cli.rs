@@ -226,9 +226,7 @@ fn demo_runs_every_seed_application() {
 /// exits 0 and its generated database leaves nothing in the temp folder.
 #[tokio::test]
 async fn the_example_origin_stops_on_sigterm_and_removes_its_database() {
-    let listen = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port");
+    let listen = free();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args([
             "demo",
@@ -265,11 +263,6 @@ async fn the_example_origin_stops_on_sigterm_and_removes_its_database() {
 async fn sighup_reloads_the_config_and_never_kills_the_process() {
     let origin =
         rampart_testkit::Origin::simple(|_| rampart_testkit::respond(200, &[], "ok")).await;
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-    };
     let (listen, admin) = (free(), free());
     let config = |route: &str| {
         format!(
