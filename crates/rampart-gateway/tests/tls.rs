@@ -91,11 +91,17 @@ struct Site {
 
 impl Site {
     async fn start(name: &str) -> Self {
+        Self::start_with(name, "").await
+    }
+
+    /// With `server` (lines of the `[server]` table) added.
+    async fn start_with(name: &str, server: &str) -> Self {
         let dir = TempDir::new(name);
         let ca = TestCa::new("Rampart Test CA");
         let leaf = ca.leaf(&dir.path, "site", &["site.test"], 2099);
         let origin = origin().await;
-        let gw = start_file(&dir.path, &config(&origin, &tls_table(&leaf, &[], ""))).await;
+        let server = format!("{server}\n{}", tls_table(&leaf, &[], ""));
+        let gw = start_file(&dir.path, &config(&origin, &server)).await;
         Self {
             dir,
             ca,
@@ -336,15 +342,13 @@ async fn an_idle_tls_connection_is_parked_and_serves_its_next_request() {
 async fn a_slow_handshake_counts_against_the_time_to_send_a_head() {
     use std::time::{Duration, Instant};
     use tokio::io::AsyncWriteExt;
-    let dir = TempDir::new("tls-slow-head");
-    let ca = TestCa::new("Rampart Test CA");
-    let leaf = ca.leaf(&dir.path, "site", &["site.test"], 2099);
-    let origin = origin().await;
-    let server = format!(
-        "header_read_timeout = \"4s\"\n{}",
-        tls_table(&leaf, &[], "")
-    );
-    let gw = start_file(&dir.path, &config(&origin, &server)).await;
+    let Site {
+        dir: _dir,
+        ca,
+        leaf: _,
+        origin: _origin,
+        gw,
+    } = Site::start_with("tls-slow-head", "header_read_timeout = \"4s\"").await;
     let connector = tokio_rustls::TlsConnector::from(tls::client(&[ca.der()], &["http/1.1"]));
     let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     let connected = Instant::now();
